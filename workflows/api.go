@@ -1,0 +1,321 @@
+// Package workflows holds Patchway's Temporal workflows: the staged path of
+// a patch rollout (risk, advisory, lab, production-like, geographic waves,
+// report) with its gates, controls and SLA clock.
+//
+// This file is the contract clients build against: the task queue, the
+// workflow id, the input, the names and argument types of the updates and
+// queries, the progress shape, the search attributes the server must know,
+// and the registration of the workflows with a worker.
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/patchway/patchway/rollout"
+)
+
+// TaskQueue is the one task queue Patchway's workers poll: workflows and
+// activities alike.
+const TaskQueue = "patchway"
+
+// WorkflowID is the id of the rollout workflow for a rollout id. It is
+// stable, so submitting the same rollout twice is refused by the server and
+// every CLI command finds the rollout by its id alone.
+func WorkflowID(rolloutID string) string { return "rollout/" + rolloutID }
+
+// Workflow type names as registered with the worker.
+const (
+	RolloutWorkflowName   = "RolloutWorkflow"
+	HostBatchWorkflowName = "HostBatchWorkflow"
+)
+
+// RolloutInput starts a rollout: the filed rollout (FiledBy and FiledAt set
+// by the submitter) and the hosts and sites of its inventory. Hosts name
+// their credential set; nothing here is secret.
+type RolloutInput struct {
+	Rollout rollout.Rollout `json:"rollout"`
+	Hosts   []rollout.Host  `json:"hosts"`
+	Sites   []rollout.Site  `json:"sites,omitempty"`
+
+	// Carry is the workflow's own state when it continues as new; clients
+	// leave it nil.
+	Carry *RolloutCarry `json:"carry,omitempty"`
+}
+
+// Update names: the gates and controls a person uses on a running rollout.
+const (
+	// UpdateApprove approves the gate the rollout waits at (GateRequest).
+	UpdateApprove = "approve"
+	// UpdateReject rejects the gate the rollout waits at (GateRequest); the
+	// rollout then stops and reports.
+	UpdateReject = "reject"
+	// UpdatePause stops starting new hosts (ControlRequest); hosts in flight
+	// finish.
+	UpdatePause = "pause"
+	// UpdateResume lifts a pause or a halted wave (ControlRequest).
+	UpdateResume = "resume"
+	// UpdateAbort stops the rollout (AbortRequest), optionally rolling back
+	// the hosts of the current wave.
+	UpdateAbort = "abort"
+	// UpdateExcept grants a host exception with an expiry (ExceptRequest).
+	UpdateExcept = "except"
+	// UpdateSkipHost takes a failed host out of a halted wave's failure
+	// count (SkipHostRequest), so the wave can resume without it.
+	UpdateSkipHost = "skip_host"
+)
+
+// Query names.
+const (
+	// QueryProgress returns Progress.
+	QueryProgress = "progress"
+	// QueryHost takes a host name and returns HostStatus.
+	QueryHost = "host"
+)
+
+// GateRequest approves or rejects a gate. Gate is the gate's name as shown
+// in Progress.WaitingGate (the stage or wave name); empty means the gate the
+// rollout waits at now.
+type GateRequest struct {
+	Gate   string `json:"gate,omitempty"`
+	User   string `json:"user"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ControlRequest pauses or resumes a rollout.
+type ControlRequest struct {
+	User   string `json:"user"`
+	Reason string `json:"reason"`
+}
+
+// AbortRequest stops a rollout. Rollback uninstalls the patch from the
+// hosts of the current wave that received it.
+type AbortRequest struct {
+	User     string `json:"user"`
+	Reason   string `json:"reason"`
+	Rollback bool   `json:"rollback,omitempty"`
+}
+
+// ExceptRequest grants an exception to one host until Expires: the host is
+// reported excepted, not compliant, and is no longer patched.
+type ExceptRequest struct {
+	Host    string    `json:"host"`
+	User    string    `json:"user"`
+	Reason  string    `json:"reason"`
+	Expires time.Time `json:"expires"`
+}
+
+// SkipHostRequest removes one failed host from a halted wave's failure
+// count, so the wave can go on without it.
+type SkipHostRequest struct {
+	Host   string `json:"host"`
+	User   string `json:"user"`
+	Reason string `json:"reason"`
+}
+
+// Status is where the rollout as a whole stands.
+type Status string
+
+// Rollout statuses.
+const (
+	StatusRunning   Status = "running"
+	StatusWaiting   Status = "waiting_approval"
+	StatusSoaking   Status = "soaking"
+	StatusPaused    Status = "paused"
+	StatusHalted    Status = "halted"
+	StatusWindow    Status = "waiting_window"
+	StatusAborted   Status = "aborted"
+	StatusRejected  Status = "rejected"
+	StatusCompleted Status = "completed"
+)
+
+// StepKind tells pre-production stages from production waves.
+type StepKind string
+
+// Step kinds.
+const (
+	KindStage StepKind = "stage"
+	KindWave  StepKind = "wave"
+)
+
+// StepStatus is where one stage or wave stands.
+type StepStatus string
+
+// Step statuses.
+const (
+	StepPending   StepStatus = "pending"
+	StepRunning   StepStatus = "running"
+	StepSoaking   StepStatus = "soaking"
+	StepWaiting   StepStatus = "waiting_approval"
+	StepHalted    StepStatus = "halted"
+	StepWindow    StepStatus = "waiting_window"
+	StepDone      StepStatus = "done"
+	StepSkipped   StepStatus = "skipped"
+	StepAborted   StepStatus = "aborted"
+	StepRejected  StepStatus = "rejected"
+	StepRetrying  StepStatus = "retrying"
+	StepApproved  StepStatus = "approved"
+	StepNoHosts   StepStatus = "no_hosts"
+	StepRollingBk StepStatus = "rolling_back"
+)
+
+// Progress is the answer to the progress query: what the CLI's status
+// command prints and what SetCurrentDetails summarises.
+type Progress struct {
+	RolloutID string           `json:"rollout_id"`
+	KB        string           `json:"kb"`
+	Severity  rollout.Severity `json:"severity"`
+	Status    Status           `json:"status"`
+	// Stage is the name of the current stage or wave.
+	Stage string `json:"stage,omitempty"`
+	// WaitingGate names the gate waiting for approval, if any.
+	WaitingGate string    `json:"waiting_gate,omitempty"`
+	Deadline    time.Time `json:"deadline,omitzero"`
+	Breached    bool      `json:"breached"`
+	Paused      bool      `json:"paused"`
+	// PolicyRevision is the revision of the policy bundle that made the
+	// risk decision.
+	PolicyRevision string         `json:"policy_revision,omitempty"`
+	HostsDone      int            `json:"hosts_done"`
+	HostsTotal     int            `json:"hosts_total"`
+	Steps          []StepProgress `json:"steps"`
+	// Decisions are the most recent decisions, oldest first (bounded; the
+	// full record is the workflow history).
+	Decisions []Record `json:"decisions"`
+	// Exceptions granted so far.
+	Exceptions []Exception `json:"exceptions,omitempty"`
+}
+
+// StepProgress is one stage or wave.
+type StepProgress struct {
+	Name   string     `json:"name"`
+	Kind   StepKind   `json:"kind"`
+	Status StepStatus `json:"status"`
+	Hosts  int        `json:"hosts"`
+	// Totals counts the step's hosts per state.
+	Totals map[rollout.HostState]int `json:"totals"`
+	// Failures counted against the threshold, and the threshold itself
+	// (hosts); zero threshold for stages, which halt on any failure.
+	Failures  int `json:"failures"`
+	Threshold int `json:"threshold"`
+	// Batches started so far (child workflows).
+	Batches int `json:"batches"`
+}
+
+// Record is one decision taken during the rollout: by a policy or by a
+// person, with why. Every record is also in workflow history.
+type Record struct {
+	At time.Time `json:"at"`
+	// Kind is risk, plan, wave, gate, approve, reject, pause, resume,
+	// abort, except, skip_host, escalation, halt, breach.
+	Kind string `json:"kind"`
+	// Subject is what the decision is about: a gate, a wave, a host.
+	Subject    string              `json:"subject,omitempty"`
+	User       string              `json:"user,omitempty"`
+	Allow      bool                `json:"allow"`
+	Reason     string              `json:"reason,omitempty"`
+	Violations []rollout.Violation `json:"violations,omitempty"`
+	// Revision of the policy bundle, for policy decisions.
+	Revision string `json:"revision,omitempty"`
+}
+
+// Exception is a host exception granted during the rollout.
+type Exception struct {
+	Host      string    `json:"host"`
+	Reason    string    `json:"reason"`
+	GrantedBy string    `json:"granted_by"`
+	Expires   time.Time `json:"expires"`
+}
+
+// HostStatus answers the host query.
+type HostStatus struct {
+	Name    string            `json:"name"`
+	State   rollout.HostState `json:"state"`
+	Reasons []string          `json:"reasons,omitempty"`
+	// Stage is the stage or wave the host belongs to.
+	Stage string `json:"stage"`
+	// Attempts counts patch rounds (unreachable hosts and laptops are
+	// retried until the deadline).
+	Attempts int `json:"attempts"`
+}
+
+// SearchAttribute is a custom search attribute the server must have
+// registered before a rollout starts (upserting an unregistered one fails
+// the workflow task forever).
+type SearchAttribute struct {
+	Name string
+	Type enumspb.IndexedValueType
+}
+
+// Search attribute keys. The set fits the SQLite dev server's limits
+// (10 Keyword, 3 Int, 3 Datetime, 3 Bool, 3 KeywordList).
+var (
+	// AttrRolloutID is on the rollout workflow and its batch children.
+	AttrRolloutID = temporal.NewSearchAttributeKeyKeyword("RolloutId")
+	AttrPatchKB   = temporal.NewSearchAttributeKeyKeyword("PatchKB")
+	AttrSeverity  = temporal.NewSearchAttributeKeyKeyword("Severity")
+	// AttrStage is the current stage or wave (on a batch child: its own).
+	AttrStage       = temporal.NewSearchAttributeKeyKeyword("RolloutStage")
+	AttrSLADeadline = temporal.NewSearchAttributeKeyTime("SLADeadline")
+	AttrSLABreached = temporal.NewSearchAttributeKeyBool("SLABreached")
+	AttrHostsDone   = temporal.NewSearchAttributeKeyInt64("HostsDone")
+	AttrHostsTotal  = temporal.NewSearchAttributeKeyInt64("HostsTotal")
+	// AttrHosts lists the host names of a batch child, so any host is
+	// found in the UI with `PatchwayHosts = 'WS-EMEA-0042'`.
+	AttrHosts = temporal.NewSearchAttributeKeyKeywordList("PatchwayHosts")
+)
+
+// SearchAttributes lists every custom search attribute Patchway upserts,
+// for the dev server (or an operator) to register.
+var SearchAttributes = []SearchAttribute{
+	{Name: AttrRolloutID.GetName(), Type: enumspb.INDEXED_VALUE_TYPE_KEYWORD},
+	{Name: AttrPatchKB.GetName(), Type: enumspb.INDEXED_VALUE_TYPE_KEYWORD},
+	{Name: AttrSeverity.GetName(), Type: enumspb.INDEXED_VALUE_TYPE_KEYWORD},
+	{Name: AttrStage.GetName(), Type: enumspb.INDEXED_VALUE_TYPE_KEYWORD},
+	{Name: AttrSLADeadline.GetName(), Type: enumspb.INDEXED_VALUE_TYPE_DATETIME},
+	{Name: AttrSLABreached.GetName(), Type: enumspb.INDEXED_VALUE_TYPE_BOOL},
+	{Name: AttrHostsDone.GetName(), Type: enumspb.INDEXED_VALUE_TYPE_INT},
+	{Name: AttrHostsTotal.GetName(), Type: enumspb.INDEXED_VALUE_TYPE_INT},
+	{Name: AttrHosts.GetName(), Type: enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST},
+}
+
+// StartOptions are the options a client starts a rollout with: its stable
+// id, the task queue, the search attributes known at submission, and a
+// one-line static summary for the UI.
+func StartOptions(in RolloutInput) client.StartWorkflowOptions {
+	r := in.Rollout
+	return client.StartWorkflowOptions{
+		ID:        WorkflowID(r.ID),
+		TaskQueue: TaskQueue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			AttrRolloutID.ValueSet(r.ID),
+			AttrPatchKB.ValueSet(r.Patch.KB),
+			AttrSeverity.ValueSet(string(r.Patch.Severity)),
+			AttrHostsTotal.ValueSet(int64(len(in.Hosts))),
+			AttrHostsDone.ValueSet(0),
+		),
+		StaticSummary: staticSummary(in),
+	}
+}
+
+func staticSummary(in RolloutInput) string {
+	r := in.Rollout
+	title := r.Patch.Title
+	if title == "" {
+		title = r.Patch.Bulletin
+	}
+	return fmt.Sprintf("%s %s (%s): %d hosts, %d stages, %d waves, filed by %s",
+		r.Patch.KB, title, r.Patch.Severity, len(in.Hosts), len(r.Stages), len(r.Waves), r.FiledBy)
+}
+
+// Register registers Patchway's workflows with a worker (or a replayer).
+func Register(r worker.WorkflowRegistry) {
+	r.RegisterWorkflowWithOptions(RolloutWorkflow, workflow.RegisterOptions{Name: RolloutWorkflowName})
+	r.RegisterWorkflowWithOptions(HostBatchWorkflow, workflow.RegisterOptions{Name: HostBatchWorkflowName})
+}
