@@ -142,3 +142,150 @@ type PatchHostResult struct {
 	InstalledAt time.Time   `json:"installed_at,omitzero"`
 	ExitCode    int64       `json:"exit_code,omitempty"`
 }
+
+// Policy actions a person takes on a running rollout; AuthorizeGate asks
+// the gates policy whether the person may take them.
+const (
+	ActionApprove  = "approve"
+	ActionReject   = "reject"
+	ActionPause    = "pause"
+	ActionResume   = "resume"
+	ActionAbort    = "abort"
+	ActionExcept   = "except"
+	ActionSkipHost = "skip_host"
+)
+
+// EvaluateRiskInput asks the sla and plan policies for the rollout's
+// deadline, required stages and escalation milestones. Now is the
+// workflow's time, passed in (policies never read the clock).
+type EvaluateRiskInput struct {
+	Rollout rollout.Rollout `json:"rollout"`
+	// HostCount is the number of hosts in the rollout's inventory.
+	HostCount int       `json:"host_count"`
+	Now       time.Time `json:"now"`
+}
+
+// Milestone is one point of the SLA clock at which the escalation policy
+// is asked who to tell.
+type Milestone struct {
+	// AtPercent is the share of the SLA elapsed (50, 75, 100); above 100
+	// for steps after the breach.
+	AtPercent float64   `json:"at_percent"`
+	At        time.Time `json:"at"`
+	// Breach is true from the deadline on.
+	Breach bool `json:"breach,omitempty"`
+}
+
+// RiskDecision is the recorded risk evaluation: the SLA deadline, the
+// stages the plan policy requires, and the milestones of the SLA clock in
+// time order. Allow false means the rollout may not proceed as filed.
+type RiskDecision struct {
+	rollout.Decision
+	SLA            time.Duration `json:"sla"`
+	Deadline       time.Time     `json:"deadline"`
+	RequiredStages []string      `json:"required_stages,omitempty"`
+	Milestones     []Milestone   `json:"milestones"`
+	// Reasons explain the deadline (severity, exploit, overrides).
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// AuthorizeGateInput asks the gates policy whether User may take Action
+// on Gate (a stage or wave name) of the rollout. Group is the approval
+// group the rollout names for the gate (empty: the policy's default).
+type AuthorizeGateInput struct {
+	RolloutID string    `json:"rollout_id"`
+	FiledBy   string    `json:"filed_by"`
+	Gate      string    `json:"gate"`
+	Group     string    `json:"group,omitempty"`
+	Action    string    `json:"action"`
+	User      string    `json:"user"`
+	Reason    string    `json:"reason,omitempty"`
+	Severity  string    `json:"severity"`
+	Now       time.Time `json:"now"`
+}
+
+// GateDecision is the gates policy's answer; the violations say why not.
+type GateDecision struct {
+	rollout.Decision
+}
+
+// DecideRebootInput asks the reboot policy which of the Candidates may
+// start now, given the hosts already InFlight (each may reboot): limits on
+// concurrent reboots per site, one domain controller per site, one member
+// per cluster.
+type DecideRebootInput struct {
+	Patch      rollout.Patch  `json:"patch"`
+	Candidates []rollout.Host `json:"candidates"`
+	InFlight   []rollout.Host `json:"in_flight,omitempty"`
+	Now        time.Time      `json:"now"`
+}
+
+// RebootPlan says a host may start, and whether it reboots after install.
+type RebootPlan struct {
+	Host   string `json:"host"`
+	Reboot bool   `json:"reboot"`
+}
+
+// HeldHost is a candidate the reboot policy holds back for now, and why.
+type HeldHost struct {
+	Host       string              `json:"host"`
+	Violations []rollout.Violation `json:"violations,omitempty"`
+}
+
+// RebootDecision admits candidates in order while the limits allow.
+type RebootDecision struct {
+	rollout.Decision
+	Start []RebootPlan `json:"start"`
+	Held  []HeldHost   `json:"held,omitempty"`
+}
+
+// DecideWaveInput asks the wave policy whether a wave may start now and
+// with which limits.
+type DecideWaveInput struct {
+	RolloutID string                 `json:"rollout_id"`
+	Severity  string                 `json:"severity"`
+	Wave      rollout.Wave           `json:"wave"`
+	Sites     []rollout.Site         `json:"sites,omitempty"`
+	Hosts     int                    `json:"hosts"`
+	Deadline  time.Time              `json:"deadline"`
+	Now       time.Time              `json:"now"`
+	Reboot    rollout.RebootBehavior `json:"reboot"`
+}
+
+// WaveDecision says whether the wave may start now (Allow), and if not,
+// when its next window opens; WindowEnd bounds when the last host may
+// start (its install and reboot must fit: HostBudget). MaxFailures is the
+// wave's threshold in hosts.
+type WaveDecision struct {
+	rollout.Decision
+	NextWindow          time.Time     `json:"next_window,omitzero"`
+	WindowEnd           time.Time     `json:"window_end,omitzero"`
+	HostBudget          time.Duration `json:"host_budget"`
+	MaxParallel         int           `json:"max_parallel"`
+	DownloadConcurrency int           `json:"download_concurrency"`
+	MaxFailures         int           `json:"max_failures"`
+}
+
+// DecideEscalationInput asks the escalation policy who hears about the
+// rollout at a milestone of its SLA clock, and which accelerations it
+// allows.
+type DecideEscalationInput struct {
+	Rollout    rollout.Rollout `json:"rollout"`
+	Milestone  Milestone       `json:"milestone"`
+	Deadline   time.Time       `json:"deadline"`
+	Stage      string          `json:"stage,omitempty"`
+	Waiting    string          `json:"waiting,omitempty"`
+	HostsDone  int             `json:"hosts_done"`
+	HostsTotal int             `json:"hosts_total"`
+	Now        time.Time       `json:"now"`
+}
+
+// EscalationDecision names the contacts and channels to notify and the
+// accelerations allowed (for example "skip_soak", "widen_parallel",
+// "quarantine_laptops").
+type EscalationDecision struct {
+	rollout.Decision
+	Contacts      []string `json:"contacts"`
+	Channels      []string `json:"channels"`
+	Accelerations []string `json:"accelerations,omitempty"`
+}
