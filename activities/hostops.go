@@ -1,0 +1,727 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/rollout"
+)
+
+// Error types of host operations beyond the contract's (api.go), with the
+// same stability promise.
+const (
+	// ErrHostConfig: the inventory entry cannot work as written (bad
+	// address, unreadable CA file, unknown credential set, certificate that
+	// does not verify). Non-retryable: a retry would fail the same way.
+	ErrHostConfig = "HostConfigInvalid"
+	// ErrScriptFailed: the script ran but exited non-zero or printed no
+	// result (WMI hiccup, servicing busy). Retryable.
+	ErrScriptFailed = "ScriptFailed"
+	// ErrDownloadFailed: the package could not be fetched from the
+	// distribution point. Retryable.
+	ErrDownloadFailed = "DownloadFailed"
+	// ErrRebootFailed: shutdown.exe refused to schedule the restart.
+	// Retryable (a retry lands on 1190 if one was scheduled after all).
+	ErrRebootFailed = "RebootFailed"
+	// ErrUninstallFailed: wusa /uninstall failed; carries the exit code.
+	// Non-retryable.
+	ErrUninstallFailed = "UninstallFailed"
+)
+
+// HostError is a classified failure of an operation on one host. Activities
+// turn it into a temporal.ApplicationError of type Type at their boundary;
+// it never carries a credential.
+type HostError struct {
+	Type     string
+	Host     string
+	Msg      string
+	ExitCode int64
+	Err      error
+}
+
+func (e *HostError) Error() string {
+	s := fmt.Sprintf("host %s: %s", e.Host, e.Msg)
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap returns the underlying cause.
+func (e *HostError) Unwrap() error { return e.Err }
+
+// Retryable says whether Temporal should retry the operation.
+func (e *HostError) Retryable() bool {
+	switch e.Type {
+	case ErrUnreachable, ErrScriptFailed, ErrDownloadFailed, ErrRebootFailed:
+		return true
+	}
+	return false
+}
+
+func hostErr(typ, host, msg string, err error) error {
+	return &HostError{Type: typ, Host: host, Msg: msg, Err: err}
+}
+
+// HostErrorDetails travel as the details of the ApplicationError.
+type HostErrorDetails struct {
+	Host     string `json:"host"`
+	ExitCode int64  `json:"exit_code,omitempty"`
+	// Reachable is set by HostDidNotReturn: true when the host answered
+	// but its boot time never changed (it did not reboot).
+	Reachable bool      `json:"reachable,omitempty"`
+	BootTime  time.Time `json:"boot_time,omitzero"`
+}
+
+// activityError converts err at an activity's boundary: a HostError
+// becomes an ApplicationError of its type, retryable or not; cancellation
+// passes through.
+func activityError(step string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var he *HostError
+	if errors.As(err, &he) {
+		return temporal.NewApplicationErrorWithOptions(step+": "+he.Error(), he.Type, temporal.ApplicationErrorOptions{
+			NonRetryable: !he.Retryable(),
+			Details:      []any{HostErrorDetails{Host: he.Host, ExitCode: he.ExitCode}},
+		})
+	}
+	var de *didNotReturnError
+	if errors.As(err, &de) {
+		return temporal.NewNonRetryableApplicationError(step+": "+de.Error(), ErrHostDidNotReturn, nil,
+			HostErrorDetails{Host: de.host, Reachable: de.reachable, BootTime: de.bootTime})
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return temporal.NewApplicationError(step+": "+err.Error(), ErrScriptFailed)
+}
+
+// StateForErrorType maps a host operation's error type to the host state
+// a workflow records when it gives up on the host.
+func StateForErrorType(errType string) rollout.HostState {
+	switch errType {
+	case ErrNotApplicable, ErrUnsupportedOS:
+		return rollout.StateNotApplicable
+	case ErrUnreachable, ErrHostDidNotReturn:
+		return rollout.StateUnreachable
+	case "":
+		return rollout.StateUnknown
+	}
+	return rollout.StateFailed
+}
+
+// ComplianceQuery is what the compliance policy judges.
+type ComplianceQuery struct {
+	Host        rollout.Host
+	Patch       rollout.Patch
+	Scan        *hostscript.ScanResult
+	Reachable   bool
+	InstalledAt time.Time
+	Now         time.Time
+}
+
+// ComplianceVerdict is the compliance policy's answer.
+type ComplianceVerdict struct {
+	Decision     rollout.Decision
+	State        rollout.HostState
+	Reasons      []string
+	SupersededBy string
+}
+
+// CompliancePolicy judges a host's evidence; PolicyCompliance adapts the
+// policies engine to it.
+type CompliancePolicy interface {
+	Compliance(ctx context.Context, q ComplianceQuery) (ComplianceVerdict, error)
+}
+
+// HostActivities are the WinRM host operations, registered with the
+// worker by method name (the names in api.go).
+type HostActivities struct {
+	Runner HostRunner
+	Policy CompliancePolicy
+	// PollInitial and PollMax shape WaitForBoot's capped exponential
+	// backoff (jittered); defaults 2s and 30s.
+	PollInitial time.Duration
+	PollMax     time.Duration
+	// PollTimeout bounds each boot poll; default 30s.
+	PollTimeout time.Duration
+	// HeartbeatEvery is the heartbeat period during long scripts; default 10s.
+	HeartbeatEvery time.Duration
+	// DefaultBootTimeout applies when an input carries none; default 30m.
+	DefaultBootTimeout time.Duration
+	// Now reads the clock for policy inputs; nil means time.Now.
+	Now func() time.Time
+}
+
+func (a *HostActivities) now() time.Time {
+	if a.Now != nil {
+		return a.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// ScanHost reads the host's evidence for the target's patch.
+func (a *HostActivities) ScanHost(ctx context.Context, in ScanHostInput) (hostscript.ScanResult, error) {
+	scan, err := a.scan(ctx, in.Target)
+	return scan, activityError("scan", err)
+}
+
+// InstallPatch scans first and installs only when the patch is absent, so
+// a retried or replayed activity never installs twice; it heartbeats while
+// the installer runs.
+func (a *HostActivities) InstallPatch(ctx context.Context, in InstallPatchInput) (InstallPatchResult, error) {
+	scan, err := a.scan(ctx, in.Target)
+	if err != nil {
+		return InstallPatchResult{}, activityError("install: scan first", err)
+	}
+	if patchPresent(scan, in.Target.Patch) {
+		activity.GetLogger(ctx).Info("patch already present, install skipped", "host", in.Target.Host.Name, "kb", in.Target.Patch.KB)
+		return InstallPatchResult{Skipped: true, Scan: scan}, nil
+	}
+	res, err := a.install(ctx, in.Target, func() any { return nil })
+	if err != nil {
+		return InstallPatchResult{Scan: scan}, activityError("install", err)
+	}
+	return InstallPatchResult{Scan: scan, Install: &res}, nil
+}
+
+// RebootHost schedules a restart; the result carries the boot time to wait
+// past.
+func (a *HostActivities) RebootHost(ctx context.Context, in RebootHostInput) (hostscript.RebootResult, error) {
+	res, err := a.reboot(ctx, in.Target, in.DelaySeconds)
+	return res, activityError("reboot", err)
+}
+
+// WaitForBoot polls the host until its boot time differs from
+// PreviousBootTime, with capped, jittered exponential backoff and a
+// heartbeat per poll. After Timeout it fails with the non-retryable
+// HostDidNotReturn, whose details say whether the host answered with an
+// unchanged boot time (it did not reboot) or never answered. A retried
+// attempt resumes the same deadline from its heartbeat details.
+func (a *HostActivities) WaitForBoot(ctx context.Context, in WaitForBootInput) (WaitForBootResult, error) {
+	var st waitState
+	if activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &st)
+	}
+	if st.StartedAt.IsZero() {
+		st.StartedAt = time.Now()
+	}
+	res, err := a.waitForBoot(ctx, in.Target.Host, in.PreviousBootTime, in.Timeout, &st, func() any { return st })
+	return res, activityError("wait for boot", err)
+}
+
+// VerifyPatch scans the host and has the compliance policy judge the
+// evidence.
+func (a *HostActivities) VerifyPatch(ctx context.Context, in VerifyPatchInput) (HostVerdict, error) {
+	scan, err := a.scan(ctx, in.Target)
+	if err != nil {
+		return HostVerdict{}, activityError("verify: scan", err)
+	}
+	v, err := a.judge(ctx, in.Target, &scan, in.InstalledAt)
+	return v, activityError("verify", err)
+}
+
+// UninstallPatch removes the patch (rollback). An absent patch is success
+// (not_installed), so retries are harmless.
+func (a *HostActivities) UninstallPatch(ctx context.Context, in UninstallPatchInput) (hostscript.UninstallResult, error) {
+	t := in.Target
+	var res hostscript.UninstallResult
+	err := a.runScript(ctx, t.Host, hostscript.OpUninstall, hostscript.UninstallParams{RolloutID: t.RolloutID, KB: t.Patch.KB}, &res, func() any { return nil })
+	if err == nil && res.Outcome == hostscript.UninstallFailed {
+		err = &HostError{Type: ErrUninstallFailed, Host: t.Host.Name, ExitCode: res.ExitCode,
+			Msg: fmt.Sprintf("wusa /uninstall of %s exited %d: %s", t.Patch.KB, res.ExitCode, res.Message)}
+	}
+	if err == nil {
+		activity.GetLogger(ctx).Info("uninstall finished", "host", t.Host.Name, "kb", t.Patch.KB, "outcome", res.Outcome)
+	}
+	return res, activityError("uninstall", err)
+}
+
+// patchProgress is PatchHost's heartbeat detail: enough to resume after a
+// worker crash without repeating a completed step.
+type patchProgress struct {
+	Steps            []string  `json:"steps"`
+	InstallStarted   bool      `json:"install_started,omitempty"`
+	InstallStartedAt time.Time `json:"install_started_at,omitzero"`
+	InstallDone      bool      `json:"install_done,omitempty"`
+	InstalledAt      time.Time `json:"installed_at,omitzero"`
+	ExitCode         int64     `json:"exit_code,omitempty"`
+	RebootRequired   bool      `json:"reboot_required,omitempty"`
+	PreviousBootTime time.Time `json:"previous_boot_time,omitzero"`
+	RebootIssued     bool      `json:"reboot_issued,omitempty"`
+	Wait             waitState `json:"wait"`
+	Booted           bool      `json:"booted,omitempty"`
+}
+
+func (p *patchProgress) step(s string) {
+	for _, have := range p.Steps {
+		if have == s {
+			return
+		}
+	}
+	p.Steps = append(p.Steps, s)
+}
+
+// PatchHost runs the whole per-host sequence in one activity: scan,
+// install if the patch is absent, reboot if one is needed and in.Reboot
+// allows it, wait for the boot time to change, verify. Progress is
+// recorded in heartbeat details, and a retried attempt resumes from them
+// (never installing twice: it also scans before installing).
+//
+// Host outcomes are results, not errors: an installer failure gives
+// verdict failed with the exit code, a not-applicable update
+// not_applicable, a host that never came back from its reboot
+// unreachable, one that answered without rebooting is verified as it is
+// (pending_reboot). Errors are left for what the workflow must see:
+// Unreachable before any result (retryable), AuthFailed, TransportRefused,
+// HostConfigInvalid, UnsupportedOS and ChecksumMismatch (non-retryable).
+func (a *HostActivities) PatchHost(ctx context.Context, in PatchHostInput) (PatchHostResult, error) {
+	res, err := a.patchHost(ctx, in)
+	return res, activityError("patch host", err)
+}
+
+func (a *HostActivities) patchHost(ctx context.Context, in PatchHostInput) (PatchHostResult, error) {
+	t := in.Target
+	log := activity.GetLogger(ctx)
+	var p patchProgress
+	if activity.HasHeartbeatDetails(ctx) {
+		if err := activity.GetHeartbeatDetails(ctx, &p); err == nil {
+			log.Info("resuming host sequence", "host", t.Host.Name, "steps", strings.Join(p.Steps, ","))
+		}
+	}
+	progress := func() any { return p }
+	beat := func() { activity.RecordHeartbeat(ctx, p) }
+	result := func(v HostVerdict) PatchHostResult {
+		return PatchHostResult{Verdict: v, Steps: p.Steps, InstalledAt: p.InstalledAt, ExitCode: p.ExitCode}
+	}
+
+	if !p.RebootIssued {
+		scan, err := a.scan(ctx, t)
+		if err != nil {
+			return PatchHostResult{}, err
+		}
+		p.step("scan")
+		beat()
+		if !p.InstallDone {
+			if patchPresent(scan, t.Patch) {
+				// Already patched, or installed by an attempt whose reply
+				// was lost: never install again.
+				p.InstallDone = true
+				if p.InstallStarted {
+					p.InstalledAt = p.InstallStartedAt
+					p.step("install")
+				} else {
+					p.InstalledAt = hotfixInstalledOn(scan, t.Patch)
+				}
+			} else {
+				if _, err := packageFor(t); err != nil {
+					return PatchHostResult{}, err
+				}
+				p.InstallStarted, p.InstallStartedAt = true, time.Now().UTC()
+				beat()
+				ir, err := a.install(ctx, t, progress)
+				var he *HostError
+				if errors.As(err, &he) && (he.Type == ErrInstallFailed || he.Type == ErrNotApplicable) {
+					p.step("install")
+					p.ExitCode = he.ExitCode
+					return result(outcomeVerdict(t, scan, he)), nil
+				}
+				if err != nil {
+					return PatchHostResult{}, err
+				}
+				p.step("install")
+				p.InstallDone, p.ExitCode, p.RebootRequired = true, ir.ExitCode, ir.RebootRequired
+				p.InstalledAt = ir.InstalledAt
+				if p.InstalledAt.IsZero() {
+					p.InstalledAt = p.InstallStartedAt
+				}
+			}
+			beat()
+		}
+		needReboot := p.RebootRequired || scan.Reboot.CBSRebootPending || scan.Reboot.WURebootRequired ||
+			(p.InstallStarted && t.Patch.Reboot == rollout.RebootRequired)
+		if needReboot && in.Reboot {
+			p.PreviousBootTime = scan.LastBootUpTime
+			if _, err := a.reboot(ctx, t, 0); err != nil {
+				return PatchHostResult{}, err
+			}
+			p.step("reboot")
+			p.RebootIssued = true
+			p.Wait = waitState{StartedAt: time.Now()}
+			beat()
+		}
+	}
+
+	if p.RebootIssued && !p.Booted {
+		_, err := a.waitForBoot(ctx, t.Host, p.PreviousBootTime, in.BootTimeout, &p.Wait, progress)
+		p.step("wait_for_boot")
+		var dnr *didNotReturnError
+		switch {
+		case errors.As(err, &dnr) && !dnr.reachable:
+			log.Info("host did not come back from its reboot", "host", t.Host.Name, "polls", p.Wait.Polls)
+			v, jerr := a.judge(ctx, t, nil, p.InstalledAt)
+			return result(v), jerr
+		case errors.As(err, &dnr):
+			// Reachable but never rebooted: verify what is there; the
+			// pending-reboot evidence speaks for itself.
+			log.Info("host answered but did not reboot", "host", t.Host.Name, "boot_time", dnr.bootTime)
+		case err != nil:
+			return PatchHostResult{}, err
+		default:
+			p.Booted = true
+		}
+		beat()
+	}
+
+	scan, err := a.scan(ctx, t)
+	if err != nil {
+		return PatchHostResult{}, err
+	}
+	p.step("verify")
+	v, err := a.judge(ctx, t, &scan, p.InstalledAt)
+	if err != nil {
+		return PatchHostResult{}, err
+	}
+	log.Info("host sequence finished", "host", t.Host.Name, "state", string(v.State), "steps", strings.Join(p.Steps, ","))
+	return result(v), nil
+}
+
+// outcomeVerdict is the verdict for an installer outcome that ends the
+// host's sequence without a compliance judgement.
+func outcomeVerdict(t HostTarget, scan hostscript.ScanResult, he *HostError) HostVerdict {
+	state, code := rollout.StateFailed, "install_failed"
+	if he.Type == ErrNotApplicable {
+		state, code = rollout.StateNotApplicable, "not_applicable"
+	}
+	return HostVerdict{
+		Host:     t.Host.Name,
+		State:    state,
+		Reasons:  []string{he.Msg},
+		Evidence: scan,
+		Decision: rollout.Decision{Allow: false, Violations: []rollout.Violation{{Code: code, Msg: he.Msg}}},
+	}
+}
+
+// scan runs the scan script for the target's patch evidence.
+func (a *HostActivities) scan(ctx context.Context, t HostTarget) (hostscript.ScanResult, error) {
+	params := hostscript.ScanParams{KB: evidenceKB(t.Patch), Files: []hostscript.FileCheck{}}
+	for _, f := range t.Patch.Evidence.Files {
+		params.Files = append(params.Files, hostscript.FileCheck{Path: f.Path})
+	}
+	var res hostscript.ScanResult
+	err := a.runScript(ctx, t.Host, hostscript.OpScan, params, &res, func() any { return nil })
+	return res, err
+}
+
+// install fetches and installs the package for the host's OS and maps the
+// outcome to a result or a classified error.
+func (a *HostActivities) install(ctx context.Context, t HostTarget, progress func() any) (hostscript.InstallResult, error) {
+	pkg, err := packageFor(t)
+	if err != nil {
+		return hostscript.InstallResult{}, err
+	}
+	source, err := packageSource(t, pkg)
+	if err != nil {
+		return hostscript.InstallResult{}, err
+	}
+	params := hostscript.InstallParams{RolloutID: t.RolloutID, KB: t.Patch.KB, Source: source, SHA256: pkg.SHA256, Type: pkg.Type}
+	var res hostscript.InstallResult
+	if err := a.runScript(ctx, t.Host, hostscript.OpInstall, params, &res, progress); err != nil {
+		return res, err
+	}
+	activity.GetLogger(ctx).Info("install finished", "host", t.Host.Name, "kb", t.Patch.KB, "outcome", res.Outcome, "exit_code", res.ExitCode)
+	name := t.Host.Name
+	switch res.Outcome {
+	case hostscript.InstallOK, hostscript.InstallOKRebootRequired, hostscript.InstallAlreadyInstalled:
+		return res, nil
+	case hostscript.InstallNotApplicable:
+		return res, &HostError{Type: ErrNotApplicable, Host: name, ExitCode: res.ExitCode,
+			Msg: fmt.Sprintf("%s does not apply to this host (exit code 0x%08X)", t.Patch.KB, uint32(res.ExitCode))}
+	case hostscript.InstallChecksumMismatch:
+		return res, &HostError{Type: ErrChecksumMismatch, Host: name, Msg: fmt.Sprintf("package %s: %s", source, res.Message)}
+	case hostscript.InstallDownloadFailed:
+		return res, &HostError{Type: ErrDownloadFailed, Host: name, Msg: fmt.Sprintf("package %s: %s", source, res.Message)}
+	default:
+		return res, &HostError{Type: ErrInstallFailed, Host: name, ExitCode: res.ExitCode,
+			Msg: fmt.Sprintf("installing %s exited %d (0x%08X) %s", t.Patch.KB, res.ExitCode, uint32(res.ExitCode), res.Message)}
+	}
+}
+
+// reboot schedules a restart and classifies shutdown.exe's answer; 1190
+// and 1115 mean a restart is coming anyway.
+func (a *HostActivities) reboot(ctx context.Context, t HostTarget, delay int) (hostscript.RebootResult, error) {
+	var res hostscript.RebootResult
+	if err := a.runScript(ctx, t.Host, hostscript.OpReboot, hostscript.RebootParams{RolloutID: t.RolloutID, DelaySeconds: delay}, &res, func() any { return nil }); err != nil {
+		return res, err
+	}
+	activity.GetLogger(ctx).Info("reboot requested", "host", t.Host.Name, "outcome", res.Outcome, "previous_boot_time", res.PreviousBootTime)
+	switch res.Outcome {
+	case hostscript.RebootScheduled, hostscript.RebootAlreadyScheduled, hostscript.RebootInProgress:
+		return res, nil
+	}
+	return res, &HostError{Type: ErrRebootFailed, Host: t.Host.Name, ExitCode: res.ExitCode,
+		Msg: fmt.Sprintf("shutdown /r exited %d: %s", res.ExitCode, res.Message)}
+}
+
+// waitState is WaitForBoot's heartbeat detail.
+type waitState struct {
+	StartedAt time.Time `json:"started_at,omitzero"`
+	Polls     int       `json:"polls"`
+	// Reachable: the last poll got an answer (with an unchanged boot time).
+	Reachable bool      `json:"reachable"`
+	BootTime  time.Time `json:"boot_time,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// didNotReturnError is a wait that timed out.
+type didNotReturnError struct {
+	host      string
+	reachable bool
+	bootTime  time.Time
+	polls     int
+	waited    time.Duration
+	lastErr   string
+}
+
+func (e *didNotReturnError) Error() string {
+	if e.reachable {
+		return fmt.Sprintf("host %s answered %d polls over %s but its boot time stayed %s: it did not reboot",
+			e.host, e.polls, e.waited.Round(time.Millisecond), e.bootTime.Format(time.RFC3339))
+	}
+	return fmt.Sprintf("host %s did not answer within %s of its reboot (%d polls; last error: %s)",
+		e.host, e.waited.Round(time.Millisecond), e.polls, e.lastErr)
+}
+
+// bootTolerance absorbs LastBootUpTime's sub-second jitter between queries;
+// a real reboot moves it by far more.
+const bootTolerance = time.Second
+
+func (a *HostActivities) waitForBoot(ctx context.Context, host rollout.Host, previous time.Time, timeout time.Duration, st *waitState, progress func() any) (WaitForBootResult, error) {
+	if timeout <= 0 {
+		timeout = orDefault(a.DefaultBootTimeout, 30*time.Minute)
+	}
+	deadline := st.StartedAt.Add(timeout)
+	initial := orDefault(a.PollInitial, 2*time.Second)
+	maxDelay := orDefault(a.PollMax, 30*time.Second)
+	pollTimeout := orDefault(a.PollTimeout, 30*time.Second)
+	t := HostTarget{Host: host}
+	// Bounded: every iteration sleeps at least initial/2 and the loop ends
+	// at the deadline.
+	for attempt := 0; ; attempt++ {
+		pctx, cancel := context.WithDeadline(ctx, minTime(time.Now().Add(pollTimeout), deadline.Add(time.Second)))
+		scan, err := a.scan(pctx, t)
+		cancel()
+		st.Polls++
+		if ctx.Err() != nil {
+			return WaitForBootResult{}, ctx.Err()
+		}
+		if err == nil {
+			st.Reachable, st.BootTime, st.LastError = true, scan.LastBootUpTime, ""
+			if d := scan.LastBootUpTime.Sub(previous); d > bootTolerance || d < -bootTolerance {
+				activity.RecordHeartbeat(ctx, progress())
+				return WaitForBootResult{BootTime: scan.LastBootUpTime, Polls: st.Polls}, nil
+			}
+		} else {
+			var he *HostError
+			if errors.As(err, &he) && !he.Retryable() {
+				return WaitForBootResult{}, err
+			}
+			st.Reachable, st.LastError = false, err.Error()
+		}
+		activity.RecordHeartbeat(ctx, progress())
+		now := time.Now()
+		if !now.Before(deadline) {
+			return WaitForBootResult{}, &didNotReturnError{host: host.Name, reachable: st.Reachable, bootTime: st.BootTime,
+				polls: st.Polls, waited: now.Sub(st.StartedAt), lastErr: st.LastError}
+		}
+		delay := min(initial<<min(attempt, 16), maxDelay)
+		delay = delay/2 + rand.N(delay/2+1) // jitter in [delay/2, delay]
+		if rest := deadline.Sub(now); delay > rest {
+			delay = rest
+		}
+		timer := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return WaitForBootResult{}, ctx.Err()
+		case <-timer.C:
+		}
+	}
+}
+
+// judge has the compliance policy judge the evidence (nil scan: the host
+// did not answer).
+func (a *HostActivities) judge(ctx context.Context, t HostTarget, scan *hostscript.ScanResult, installedAt time.Time) (HostVerdict, error) {
+	if a.Policy == nil {
+		return HostVerdict{}, errors.New("no compliance policy configured")
+	}
+	v, err := a.Policy.Compliance(ctx, ComplianceQuery{
+		Host: t.Host, Patch: t.Patch, Scan: scan, Reachable: scan != nil, InstalledAt: installedAt, Now: a.now(),
+	})
+	if err != nil {
+		return HostVerdict{}, fmt.Errorf("compliance policy for host %s: %w", t.Host.Name, err)
+	}
+	hv := HostVerdict{Host: t.Host.Name, State: v.State, Reasons: v.Reasons, Decision: v.Decision}
+	if scan != nil {
+		hv.Evidence = *scan
+	}
+	return hv, nil
+}
+
+// runScript renders op with params, runs it, heartbeats every
+// HeartbeatEvery while it runs, and decodes the one JSON object it prints
+// into out.
+func (a *HostActivities) runScript(ctx context.Context, host rollout.Host, op hostscript.Op, params, out any, progress func() any) error {
+	if a.Runner == nil {
+		return hostErr(ErrHostConfig, host.Name, "no host runner configured", nil)
+	}
+	script, err := hostscript.Script(op, params)
+	if err != nil {
+		return hostErr(ErrHostConfig, host.Name, "render "+string(op)+" script", err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	// The heartbeat goroutine reads progress; it is gone before the caller
+	// mutates progress again.
+	defer func() { close(done); wg.Wait() }()
+	if activity.IsActivity(ctx) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(orDefault(a.HeartbeatEvery, 10*time.Second))
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					activity.RecordHeartbeat(ctx, progress())
+				}
+			}
+		}()
+	}
+	res, err := a.Runner.Run(ctx, host, script)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return &HostError{Type: ErrScriptFailed, Host: host.Name, ExitCode: int64(res.ExitCode),
+			Msg: fmt.Sprintf("%s script exited %d: %s", op, res.ExitCode, truncateText(strings.TrimSpace(res.Stderr), 300))}
+	}
+	if err := decodeOne(res.Stdout, out); err != nil {
+		return hostErr(ErrScriptFailed, host.Name, fmt.Sprintf("%s script output", op), err)
+	}
+	return nil
+}
+
+// decodeOne decodes exactly one JSON object from a script's stdout.
+func decodeOne(stdout string, out any) error {
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("want one JSON object: %w", err)
+	}
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); err == nil {
+		return errors.New("more than one JSON value printed")
+	}
+	return nil
+}
+
+// evidenceKB is the hotfix id the scan looks for.
+func evidenceKB(p rollout.Patch) string {
+	if p.Evidence.Hotfix != "" {
+		return p.Evidence.Hotfix
+	}
+	return p.KB
+}
+
+// patchPresent says whether the scan shows the patch installed or pending
+// its reboot: Get-HotFix lists it, or a servicing package for it is
+// Installed or InstallPending. A present patch is never installed again.
+func patchPresent(scan hostscript.ScanResult, p rollout.Patch) bool {
+	for _, kb := range []string{evidenceKB(p), p.KB} {
+		if kb == "" {
+			continue
+		}
+		for _, h := range scan.Hotfixes {
+			if strings.EqualFold(h.ID, kb) {
+				return true
+			}
+		}
+		for _, pk := range scan.Packages {
+			if strings.Contains(strings.ToUpper(pk.Name), strings.ToUpper(kb)) &&
+				(strings.EqualFold(pk.State, "Installed") || strings.EqualFold(pk.State, "InstallPending")) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hotfixInstalledOn(scan hostscript.ScanResult, p rollout.Patch) time.Time {
+	for _, h := range scan.Hotfixes {
+		if strings.EqualFold(h.ID, evidenceKB(p)) || strings.EqualFold(h.ID, p.KB) {
+			return h.InstalledOn
+		}
+	}
+	return time.Time{}
+}
+
+// packageFor picks the patch's package for the host's OS (Package.OS may
+// be a glob); none means UnsupportedOS.
+func packageFor(t HostTarget) (rollout.Package, error) {
+	for _, pkg := range t.Patch.Packages {
+		if strings.EqualFold(pkg.OS, t.Host.OS) {
+			return pkg, nil
+		}
+		if ok, _ := path.Match(strings.ToLower(pkg.OS), strings.ToLower(t.Host.OS)); ok {
+			return pkg, nil
+		}
+	}
+	var oses []string
+	for _, pkg := range t.Patch.Packages {
+		oses = append(oses, pkg.OS)
+	}
+	return rollout.Package{}, &HostError{Type: ErrUnsupportedOS, Host: t.Host.Name,
+		Msg: fmt.Sprintf("%s has no package for OS %q (packages for: %s)", t.Patch.KB, t.Host.OS, strings.Join(oses, ", "))}
+}
+
+// packageSource joins a relative package source with the site's
+// distribution point; UNC paths, drive paths and URLs are used as they are.
+func packageSource(t HostTarget, pkg rollout.Package) (string, error) {
+	src := pkg.Source
+	if strings.HasPrefix(src, `\\`) || strings.Contains(src, "://") || (len(src) > 2 && src[1] == ':') {
+		return src, nil
+	}
+	dp := t.DistributionPoint
+	if dp == "" {
+		return "", &HostError{Type: ErrHostConfig, Host: t.Host.Name,
+			Msg: fmt.Sprintf("package source %q is relative and site %q has no distribution point", src, t.Host.Site)}
+	}
+	if strings.Contains(dp, "://") {
+		return strings.TrimRight(dp, "/") + "/" + strings.TrimLeft(strings.ReplaceAll(src, `\`, "/"), "/"), nil
+	}
+	return strings.TrimRight(dp, `\/`) + `\` + strings.TrimLeft(strings.ReplaceAll(src, "/", `\`), `\`), nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,565 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/Azure/go-ntlmssp"
+	"github.com/masterzen/winrm"
+	"github.com/masterzen/winrm/soap"
+
+	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/rollout"
+)
+
+// RunResult is what a host script produced.
+type RunResult struct {
+	Stdout   string
+	Stderr   string
+	ExitCode int
+}
+
+// HostRunner runs one rendered Patchway script on a host. WinRMRunner is
+// the implementation; the interface lets activities be driven by anything
+// that speaks for a host. Errors are *HostError values classified for
+// Temporal (see ClassifyHostError).
+type HostRunner interface {
+	Run(ctx context.Context, host rollout.Host, script string) (RunResult, error)
+}
+
+// TransportRequest says which weaker-than-default transport a host's
+// inventory entry asks for. The default (HTTPS, verified certificate) needs
+// no permission.
+type TransportRequest struct {
+	// HTTP is plain HTTP (port 5985): Basic credentials travel base64 in
+	// clear and SOAP bodies are readable on the wire.
+	HTTP bool `json:"http"`
+	// Insecure is HTTPS without certificate verification.
+	Insecure bool `json:"insecure"`
+	// NTLMOverHTTP is NTLM on plain HTTP: masterzen/winrm's message
+	// encryption (NewEncryption("ntlm")) silently falls back to clear text,
+	// so Patchway never uses it and the bodies travel unencrypted.
+	NTLMOverHTTP bool `json:"ntlm_over_http"`
+}
+
+func (t TransportRequest) weak() bool { return t.HTTP || t.Insecure || t.NTLMOverHTTP }
+
+func (t TransportRequest) String() string {
+	var parts []string
+	if t.HTTP {
+		parts = append(parts, "plain HTTP")
+	}
+	if t.Insecure {
+		parts = append(parts, "HTTPS without certificate verification")
+	}
+	if t.NTLMOverHTTP {
+		parts = append(parts, "NTLM over plain HTTP")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// TransportPolicy decides whether a host may be reached over a weaker
+// transport than verified HTTPS; the policies package answers it from the
+// host's tier. A nil TransportPolicy allows only the default.
+type TransportPolicy interface {
+	AllowTransport(ctx context.Context, host rollout.Host, req TransportRequest) (rollout.Decision, error)
+}
+
+// TransportPolicyFunc adapts a function to TransportPolicy.
+type TransportPolicyFunc func(ctx context.Context, host rollout.Host, req TransportRequest) (rollout.Decision, error)
+
+// AllowTransport calls f.
+func (f TransportPolicyFunc) AllowTransport(ctx context.Context, host rollout.Host, req TransportRequest) (rollout.Decision, error) {
+	return f(ctx, host, req)
+}
+
+// Defaults of WinRMRunner.
+const (
+	DefaultOperationTimeout = 20 * time.Second
+	DefaultDialTimeout      = 10 * time.Second
+	DefaultRunTimeout       = 30 * time.Minute
+	defaultHTTPSPort        = 5986
+	defaultHTTPPort         = 5985
+	// cleanupTimeout bounds the Signal and Delete requests sent after a
+	// run ends or is cancelled, so remote shells do not pile up.
+	cleanupTimeout = 5 * time.Second
+)
+
+// WinRMRunner runs Patchway scripts over WinRM with masterzen/winrm:
+// HTTPS on 5986 with certificate verification by default (the host's
+// tls.ca_file or the system pool, tls.server_name), plain HTTP or
+// unverified HTTPS only when the inventory asks for it and the
+// TransportPolicy allows it; Basic or NTLM authentication (NTLM never
+// downgrades to Basic). The script travels on stdin behind
+// hostscript.CommandLine, so its size is not bounded by cmd.exe's command
+// line. Each Run uses its own client, parameters and HTTP transport: never
+// winrm.DefaultParameters, which is a shared pointer.
+type WinRMRunner struct {
+	Credentials CredentialResolver
+	Transport   TransportPolicy
+	// OperationTimeout is the WS-Management OperationTimeout of each
+	// Receive (how long the host holds a poll open); default 20s.
+	OperationTimeout time.Duration
+	// DialTimeout bounds each TCP connect; default 10s.
+	DialTimeout time.Duration
+	// RunTimeout bounds a Run whose context carries no deadline; default 30m.
+	RunTimeout time.Duration
+}
+
+// Run runs script on host and returns its output and exit code. The error
+// is a *HostError whenever the script did not run to completion.
+func (r *WinRMRunner) Run(ctx context.Context, host rollout.Host, script string) (RunResult, error) {
+	ep, err := r.endpoint(ctx, host)
+	if err != nil {
+		return RunResult{}, err
+	}
+	if r.Credentials == nil {
+		return RunResult{}, hostErr(ErrHostConfig, host.Name, "no credential resolver configured", nil)
+	}
+	cred, err := r.Credentials.Resolve(ctx, host.Credential)
+	if err != nil {
+		return RunResult{}, hostErr(ErrHostConfig, host.Name, "resolve credential set", err)
+	}
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if _, ok := runCtx.Deadline(); !ok {
+		var stop context.CancelFunc
+		runCtx, stop = context.WithTimeout(runCtx, orDefault(r.RunTimeout, DefaultRunTimeout))
+		defer stop()
+	}
+
+	opTimeout := orDefault(r.OperationTimeout, DefaultOperationTimeout)
+	tr := &runTransport{
+		ctx:       runCtx,
+		cancel:    cancel,
+		cred:      cred,
+		ntlm:      ep.ntlm,
+		tlsConfig: ep.tlsConfig,
+		dialer:    &net.Dialer{Timeout: orDefault(r.DialTimeout, DefaultDialTimeout), KeepAlive: 30 * time.Second},
+		// The host answers a Receive within OperationTimeout; allow for
+		// the round trip on top.
+		requestTimeout: opTimeout + 15*time.Second,
+		endpointURL:    ep.url(),
+	}
+	defer tr.closeIdle()
+
+	params := winrm.NewParameters(isoDuration(opTimeout), "en-US", 153600)
+	params.TransportDecorator = func() winrm.Transporter { return tr }
+	endpoint := winrm.NewEndpoint(ep.host, ep.port, ep.https, false, nil, nil, nil, tr.requestTimeout)
+	client, err := winrm.NewClientWithParameters(endpoint, cred.Username, cred.Password, params)
+	if err != nil {
+		return RunResult{}, hostErr(ErrHostConfig, host.Name, "create WinRM client", err)
+	}
+
+	var stdout, stderr bytes.Buffer
+	exit, runErr := client.RunWithContextWithInput(runCtx, hostscript.CommandLine(), &stdout, &stderr, strings.NewReader(script))
+	res := RunResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: exit}
+	// A cancelled run can come back with exit code 0 and only ctx.Err():
+	// check every failure source before trusting the exit code.
+	if err := tr.failure(); err != nil {
+		return res, classifyTransportError(host, err)
+	}
+	if ctx.Err() != nil {
+		return res, hostErr(ErrUnreachable, host.Name, "run cancelled", ctx.Err())
+	}
+	if runCtx.Err() != nil {
+		return res, hostErr(ErrUnreachable, host.Name, "run timed out", context.Cause(runCtx))
+	}
+	if runErr != nil {
+		return res, classifyTransportError(host, runErr)
+	}
+	return res, nil
+}
+
+// endpointConfig is a host's resolved connection settings.
+type endpointConfig struct {
+	host      string
+	port      int
+	https     bool
+	ntlm      bool
+	tlsConfig *tls.Config
+}
+
+func (ep endpointConfig) url() string {
+	scheme := "http"
+	if ep.https {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s://%s/wsman", scheme, net.JoinHostPort(strings.Trim(ep.host, "[]"), strconv.Itoa(ep.port)))
+}
+
+// endpoint resolves and polices a host's transport settings.
+func (r *WinRMRunner) endpoint(ctx context.Context, host rollout.Host) (endpointConfig, error) {
+	var ep endpointConfig
+	switch t := strings.ToLower(host.TLS.Transport); t {
+	case "", "https":
+		ep.https = true
+	case "http":
+	default:
+		return ep, hostErr(ErrHostConfig, host.Name, fmt.Sprintf("tls.transport %q: want https or http", host.TLS.Transport), nil)
+	}
+	switch a := strings.ToLower(host.TLS.Auth); a {
+	case "", "basic":
+	case "ntlm":
+		ep.ntlm = true
+	default:
+		return ep, hostErr(ErrHostConfig, host.Name, fmt.Sprintf("tls.auth %q: want basic or ntlm", host.TLS.Auth), nil)
+	}
+	h, p, err := splitAddress(host.Address, ep.https)
+	if err != nil {
+		return ep, hostErr(ErrHostConfig, host.Name, "address", err)
+	}
+	ep.host, ep.port = h, p
+
+	req := TransportRequest{HTTP: !ep.https, Insecure: ep.https && host.TLS.Insecure, NTLMOverHTTP: ep.ntlm && !ep.https}
+	if req.weak() {
+		if err := r.checkTransport(ctx, host, req); err != nil {
+			return ep, err
+		}
+	}
+	if ep.https {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host.TLS.ServerName}
+		if req.Insecure {
+			cfg.InsecureSkipVerify = true //nolint:gosec // allowed by the transport policy for this host's tier
+		} else if host.TLS.CAFile != "" {
+			pem, err := os.ReadFile(host.TLS.CAFile)
+			if err != nil {
+				return ep, hostErr(ErrHostConfig, host.Name, "read tls.ca_file", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return ep, hostErr(ErrHostConfig, host.Name, fmt.Sprintf("tls.ca_file %s holds no PEM certificate", host.TLS.CAFile), nil)
+			}
+			cfg.RootCAs = pool
+		}
+		ep.tlsConfig = cfg
+	}
+	return ep, nil
+}
+
+func (r *WinRMRunner) checkTransport(ctx context.Context, host rollout.Host, req TransportRequest) error {
+	if r.Transport == nil {
+		return hostErr(ErrTransportRefused, host.Name,
+			fmt.Sprintf("inventory asks for %s but no transport policy is configured: only HTTPS with certificate verification is allowed", req), nil)
+	}
+	d, err := r.Transport.AllowTransport(ctx, host, req)
+	if err != nil {
+		// Fail closed: an unevaluable policy allows nothing weaker.
+		return hostErr(ErrTransportRefused, host.Name, fmt.Sprintf("transport policy for %s could not be evaluated", req), err)
+	}
+	if d.Allow {
+		return nil
+	}
+	var rules []string
+	for _, v := range d.Violations {
+		rules = append(rules, fmt.Sprintf("%s: %s", v.Code, v.Msg))
+	}
+	if d.Error != "" {
+		rules = append(rules, "policy error: "+d.Error)
+	}
+	if len(rules) == 0 {
+		rules = append(rules, "denied without a reason")
+	}
+	return hostErr(ErrTransportRefused, host.Name,
+		fmt.Sprintf("%s refused for tier %q by policy %s (%s)", req, host.Tier, d.Revision, strings.Join(rules, "; ")), nil)
+}
+
+func splitAddress(addr string, https bool) (string, int, error) {
+	if addr == "" {
+		return "", 0, errors.New("empty address")
+	}
+	port := defaultHTTPSPort
+	if !https {
+		port = defaultHTTPPort
+	}
+	h, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		// No port: the whole address is the host (brackets allowed for IPv6).
+		h = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
+		if strings.ContainsAny(h, "/ ") {
+			return "", 0, fmt.Errorf("%q is not host or host:port", addr)
+		}
+		return h, port, nil
+	}
+	p, err := strconv.Atoi(ps)
+	if err != nil || p < 1 || p > 65535 {
+		return "", 0, fmt.Errorf("%q: bad port %q", addr, ps)
+	}
+	if strings.Contains(h, ":") {
+		// IPv6 literal: masterzen builds the URL as host:port.
+		h = "[" + h + "]"
+	}
+	return h, p, nil
+}
+
+// runTransport is the winrm.Transporter of one Run. It exists because the
+// library's own transports ignore the context for everything but the
+// Receive loop, build TLS settings we cannot fully control, retry
+// OperationTimeout faults in a tight loop, and let NTLM fall back to Basic.
+// It sends every request under the run's context, paces OperationTimeout
+// retries, sends cleanup requests (Signal, Delete) under a short detached
+// context so remote shells are closed even after cancellation, and records
+// the first authentication or stdin failure.
+type runTransport struct {
+	ctx            context.Context
+	cancel         context.CancelCauseFunc
+	cred           Credential
+	ntlm           bool
+	tlsConfig      *tls.Config
+	dialer         *net.Dialer
+	requestTimeout time.Duration
+	endpointURL    string
+
+	once   sync.Once
+	client *http.Client
+	base   *http.Transport
+
+	mu        sync.Mutex
+	fail      error
+	idleSpins int
+}
+
+// Transport implements winrm.Transporter; settings come from the runner,
+// not from the endpoint.
+func (t *runTransport) Transport(*winrm.Endpoint) error {
+	t.once.Do(func() {
+		t.base = &http.Transport{
+			DialContext:           t.dialer.DialContext,
+			TLSClientConfig:       t.tlsConfig,
+			TLSHandshakeTimeout:   t.dialer.Timeout,
+			ResponseHeaderTimeout: t.requestTimeout,
+			MaxIdleConnsPerHost:   2,
+			IdleConnTimeout:       30 * time.Second,
+		}
+		var rt http.RoundTripper = t.base
+		if t.ntlm {
+			rt = ntlmssp.Negotiator{RoundTripper: noBasicRoundTripper{rt}}
+		}
+		t.client = &http.Client{Transport: rt, Timeout: t.requestTimeout}
+	})
+	return nil
+}
+
+func (t *runTransport) closeIdle() {
+	if t.base != nil {
+		t.base.CloseIdleConnections()
+	}
+}
+
+func (t *runTransport) setFailure(err error) {
+	t.mu.Lock()
+	if t.fail == nil {
+		t.fail = err
+	}
+	t.mu.Unlock()
+	t.cancel(err)
+}
+
+func (t *runTransport) failure() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.fail
+}
+
+// Post implements winrm.Transporter.
+func (t *runTransport) Post(_ *winrm.Client, request *soap.SoapMessage) (string, error) {
+	body := request.String()
+	cleanup := strings.Contains(body, "/windows/shell/Signal") || strings.Contains(body, "/transfer/Delete")
+	send := strings.Contains(body, "/windows/shell/Send")
+	receive := strings.Contains(body, "/windows/shell/Receive")
+
+	ctx := t.ctx
+	if cleanup {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(t.ctx), cleanupTimeout)
+		defer cancel()
+	} else if t.ctx.Err() != nil {
+		// Not a url.Error and no "OperationTimeout"/"EOF" text: the
+		// library's Receive loop stops on it instead of spinning.
+		return "", fmt.Errorf("winrm request abandoned: %v", context.Cause(t.ctx))
+	}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url(), strings.NewReader(body))
+	if err != nil {
+		return "", fmt.Errorf("build WinRM request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/soap+xml;charset=UTF-8")
+	req.SetBasicAuth(t.cred.Username, t.cred.Password)
+	resp, err := t.client.Do(req)
+	if err != nil {
+		if t.ctx.Err() != nil && !cleanup {
+			return "", fmt.Errorf("winrm request abandoned: %v", context.Cause(t.ctx))
+		}
+		if send {
+			// The library drops stdin errors; without the script the
+			// remote process would wait for input until the deadline.
+			t.setFailure(fmt.Errorf("send script on stdin: %w", err))
+		}
+		return "", fmt.Errorf("winrm request: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return "", fmt.Errorf("read WinRM response: %w", err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		err := &authError{status: resp.StatusCode}
+		t.setFailure(err)
+		return "", err
+	case resp.StatusCode == http.StatusOK:
+		if receive {
+			t.resetSpins()
+		}
+		return string(raw), nil
+	}
+	text := string(raw)
+	if receive && isOperationTimeout(text) {
+		// The library retries OperationTimeout at once; a host that
+		// answers it immediately would make that a busy loop.
+		t.pace()
+		return "", fmt.Errorf("http error %d: OperationTimeout", resp.StatusCode)
+	}
+	if send {
+		t.setFailure(fmt.Errorf("send script on stdin: HTTP %d: %s", resp.StatusCode, faultText(text)))
+	}
+	return "", fmt.Errorf("WinRM HTTP %d: %s", resp.StatusCode, faultText(text))
+}
+
+// url is the endpoint's URL: the winrm.Client builds the same one but
+// keeps it private.
+func (t *runTransport) url() string { return t.endpointURL }
+
+func (t *runTransport) resetSpins() {
+	t.mu.Lock()
+	t.idleSpins = 0
+	t.mu.Unlock()
+}
+
+// pace sleeps 100ms, 200ms, ... up to 2s between consecutive
+// OperationTimeout faults, returning early when the run ends.
+func (t *runTransport) pace() {
+	t.mu.Lock()
+	n := t.idleSpins
+	t.idleSpins++
+	t.mu.Unlock()
+	d := min(100*time.Millisecond<<min(n, 5), 2*time.Second)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-t.ctx.Done():
+	}
+}
+
+func isOperationTimeout(body string) bool {
+	return strings.Contains(body, "2150858793") || strings.Contains(body, "OperationTimeout")
+}
+
+// faultText extracts a short, printable reason from a SOAP fault body.
+func faultText(body string) string {
+	for _, tag := range []string{"<f:Message>", "<s:Text", "<env:Text", "<soap:Text"} {
+		if i := strings.Index(body, tag); i >= 0 {
+			rest := body[i+len(tag):]
+			if j := strings.IndexByte(rest, '>'); j >= 0 && tag[len(tag)-1] != '>' {
+				rest = rest[j+1:]
+			}
+			if k := strings.IndexByte(rest, '<'); k >= 0 {
+				rest = rest[:k]
+			}
+			return truncateText(strings.TrimSpace(rest), 200)
+		}
+	}
+	return truncateText(strings.TrimSpace(body), 200)
+}
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// noBasicRoundTripper refuses a request that carries Basic credentials: the
+// NTLM negotiator only sends them when the host did not offer NTLM or
+// Negotiate, and a host configured for NTLM must not receive the password.
+type noBasicRoundTripper struct{ next http.RoundTripper }
+
+func (n noBasicRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasPrefix(req.Header.Get("Authorization"), "Basic ") {
+		return nil, &authError{downgrade: true}
+	}
+	return n.next.RoundTrip(req)
+}
+
+// authError is a rejected authentication. It never carries the credential.
+type authError struct {
+	status    int
+	downgrade bool
+}
+
+func (e *authError) Error() string {
+	if e.downgrade {
+		return "host did not offer NTLM or Negotiate; refusing to send Basic credentials to a host configured for NTLM"
+	}
+	return fmt.Sprintf("host rejected the credentials (HTTP %d)", e.status)
+}
+
+// classifyTransportError maps a run failure to a HostError class.
+func classifyTransportError(host rollout.Host, err error) error {
+	var he *HostError
+	if errors.As(err, &he) {
+		return err
+	}
+	var ae *authError
+	if errors.As(err, &ae) {
+		return hostErr(ErrAuthFailed, host.Name, fmt.Sprintf("credential set %q", host.Credential), ae)
+	}
+	var (
+		unknownCA *x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verify    *tls.CertificateVerificationError
+	)
+	if errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &verify) {
+		return hostErr(ErrHostConfig, host.Name, "certificate of the WinRM listener did not verify (set tls.ca_file or tls.server_name)", err)
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return hostErr(ErrUnreachable, host.Name, "connection refused", err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return hostErr(ErrUnreachable, host.Name, "timed out", err)
+	}
+	return hostErr(ErrUnreachable, host.Name, "WinRM request failed", err)
+}
+
+// isoDuration formats d as an xs:duration (PT20S) for OperationTimeout.
+func isoDuration(d time.Duration) string {
+	s := int64(d / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return fmt.Sprintf("PT%dS", s)
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
