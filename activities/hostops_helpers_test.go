@@ -1,0 +1,125 @@
+package activities
+
+import (
+	"errors"
+	"testing"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/rollout"
+)
+
+func TestPatchPresent(t *testing.T) {
+	patch := rollout.Patch{KB: "KB958644", Evidence: rollout.Evidence{Hotfix: "KB958644"}}
+	tests := []struct {
+		name string
+		scan hostscript.ScanResult
+		want bool
+	}{
+		{"hotfix listed", hostscript.ScanResult{Hotfixes: []hostscript.Hotfix{{ID: "kb958644"}}}, true},
+		{"package installed", hostscript.ScanResult{Packages: []hostscript.Package{{Name: "Package_for_KB958644~31bf3856ad364e35~amd64~~6.1.1.0", State: "Installed"}}}, true},
+		{"package pending its reboot", hostscript.ScanResult{Packages: []hostscript.Package{{Name: "Package_for_KB958644~x", State: "InstallPending"}}}, true},
+		{"package only staged is absent", hostscript.ScanResult{Packages: []hostscript.Package{{Name: "Package_for_KB958644~x", State: "Staged"}}}, false},
+		{"other hotfixes only", hostscript.ScanResult{Hotfixes: []hostscript.Hotfix{{ID: "KB123"}}}, false},
+	}
+	for _, tt := range tests {
+		if got := patchPresent(tt.scan, patch); got != tt.want {
+			t.Errorf("%s: patchPresent = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestPackageSelectionAndSource(t *testing.T) {
+	patch := rollout.Patch{KB: "KB1", Packages: []rollout.Package{
+		{OS: "windows-server-2008-r2", Source: `patches\kb1-2008r2.msu`, Type: "msu"},
+		{OS: "windows-10-*", Source: "https://cdn.example/kb1-w10.msu", Type: "msu"},
+	}}
+	tests := []struct {
+		name, os, dp, want, wantType string
+	}{
+		{"relative source joins a share", "windows-server-2008-r2", `\\dp01\wsus\`, `\\dp01\wsus\patches\kb1-2008r2.msu`, ""},
+		{"relative source joins a URL", "windows-server-2008-r2", "https://dp01.example/wsus/", "https://dp01.example/wsus/patches/kb1-2008r2.msu", ""},
+		{"absolute URL kept; OS glob matches", "windows-10-22h2", `\\dp01\wsus`, "https://cdn.example/kb1-w10.msu", ""},
+		{"no package for the OS", "windows-xp", `\\dp01`, "", ErrUnsupportedOS},
+		{"relative source without a distribution point", "windows-server-2008-r2", "", "", ErrHostConfig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := HostTarget{Host: rollout.Host{Name: "h", OS: tt.os, Site: "paris"}, Patch: patch, DistributionPoint: tt.dp}
+			pkg, err := packageFor(target)
+			var src string
+			if err == nil {
+				src, err = packageSource(target, pkg)
+			}
+			if tt.wantType != "" {
+				if hostErrorType(err) != tt.wantType {
+					t.Fatalf("err = %v, want type %s", err, tt.wantType)
+				}
+				return
+			}
+			if err != nil || src != tt.want {
+				t.Errorf("source = %q, %v; want %q", src, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestActivityErrorClassification(t *testing.T) {
+	tests := []struct {
+		err          error
+		wantType     string
+		nonRetryable bool
+	}{
+		{&HostError{Type: ErrAuthFailed, Host: "h"}, ErrAuthFailed, true},
+		{&HostError{Type: ErrNotApplicable, Host: "h"}, ErrNotApplicable, true},
+		{&HostError{Type: ErrChecksumMismatch, Host: "h"}, ErrChecksumMismatch, true},
+		{&HostError{Type: ErrUnsupportedOS, Host: "h"}, ErrUnsupportedOS, true},
+		{&HostError{Type: ErrInstallFailed, Host: "h", ExitCode: 1603}, ErrInstallFailed, true},
+		{&HostError{Type: ErrTransportRefused, Host: "h"}, ErrTransportRefused, true},
+		{&HostError{Type: ErrHostConfig, Host: "h"}, ErrHostConfig, true},
+		{&HostError{Type: ErrUnreachable, Host: "h"}, ErrUnreachable, false},
+		{&HostError{Type: ErrScriptFailed, Host: "h"}, ErrScriptFailed, false},
+		{&didNotReturnError{host: "h"}, ErrHostDidNotReturn, true},
+	}
+	for _, tt := range tests {
+		err := activityError("step", tt.err)
+		var ae *temporal.ApplicationError
+		if !errors.As(err, &ae) {
+			t.Fatalf("%v: not an ApplicationError", tt.err)
+		}
+		if ae.Type() != tt.wantType || ae.NonRetryable() != tt.nonRetryable {
+			t.Errorf("%v: type %s non-retryable %v; want %s %v", tt.err, ae.Type(), ae.NonRetryable(), tt.wantType, tt.nonRetryable)
+		}
+	}
+	var ae *temporal.ApplicationError
+	errors.As(activityError("install", &HostError{Type: ErrInstallFailed, Host: "h", ExitCode: 1603}), &ae)
+	var d HostErrorDetails
+	if err := ae.Details(&d); err != nil || d.ExitCode != 1603 || d.Host != "h" {
+		t.Errorf("InstallFailed details = %+v, %v; want exit code 1603 for host h", d, err)
+	}
+}
+
+func TestStateForErrorType(t *testing.T) {
+	for typ, want := range map[string]rollout.HostState{
+		ErrNotApplicable: rollout.StateNotApplicable, ErrUnsupportedOS: rollout.StateNotApplicable,
+		ErrUnreachable: rollout.StateUnreachable, ErrHostDidNotReturn: rollout.StateUnreachable,
+		ErrInstallFailed: rollout.StateFailed, ErrAuthFailed: rollout.StateFailed, "": rollout.StateUnknown,
+	} {
+		if got := StateForErrorType(typ); got != want {
+			t.Errorf("StateForErrorType(%q) = %s, want %s", typ, got, want)
+		}
+	}
+}
+
+func TestDecodeOneWantsExactlyOneObject(t *testing.T) {
+	var v map[string]any
+	if err := decodeOne(`{"a":1}`+"\r\n", &v); err != nil {
+		t.Errorf("one object: %v", err)
+	}
+	for _, bad := range []string{"", "WARNING: x", `{"a":1}{"b":2}`, `{"a":`} {
+		if err := decodeOne(bad, &v); err == nil {
+			t.Errorf("decodeOne(%q) accepted", bad)
+		}
+	}
+}
