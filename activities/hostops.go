@@ -162,6 +162,9 @@ type HostActivities struct {
 	HeartbeatEvery time.Duration
 	// DefaultBootTimeout applies when an input carries none; default 30m.
 	DefaultBootTimeout time.Duration
+	// RebootDelay is PatchHost's shutdown /t delay, so the reboot script
+	// returns its result before WinRM goes down; default 5s, negative for 0.
+	RebootDelay time.Duration
 	// Now reads the clock for policy inputs; nil means time.Now.
 	Now func() time.Time
 }
@@ -351,11 +354,21 @@ func (a *HostActivities) patchHost(ctx context.Context, in PatchHostInput) (Patc
 			}
 			beat()
 		}
-		needReboot := p.RebootRequired || scan.Reboot.CBSRebootPending || scan.Reboot.WURebootRequired ||
-			(p.InstallStarted && t.Patch.Reboot == rollout.RebootRequired)
+		if !p.PreviousBootTime.IsZero() && bootChanged(p.PreviousBootTime, scan.LastBootUpTime) {
+			// An earlier attempt asked for the reboot and lost the reply;
+			// the host has rebooted since.
+			p.step("reboot")
+			p.step("wait_for_boot")
+			p.RebootIssued, p.Booted = true, true
+		}
+		needReboot := !p.Booted && (p.RebootRequired || scan.Reboot.CBSRebootPending || scan.Reboot.WURebootRequired ||
+			(p.InstallStarted && t.Patch.Reboot == rollout.RebootRequired))
 		if needReboot && in.Reboot {
+			// Record the boot time to wait past before asking, so a lost
+			// reply still lets the next attempt recognise the reboot.
 			p.PreviousBootTime = scan.LastBootUpTime
-			if _, err := a.reboot(ctx, t, 0); err != nil {
+			beat()
+			if _, err := a.reboot(ctx, t, a.rebootDelaySeconds()); err != nil {
 				return PatchHostResult{}, err
 			}
 			p.step("reboot")
@@ -397,6 +410,22 @@ func (a *HostActivities) patchHost(ctx context.Context, in PatchHostInput) (Patc
 	}
 	log.Info("host sequence finished", "host", t.Host.Name, "state", string(v.State), "steps", strings.Join(p.Steps, ","))
 	return result(v), nil
+}
+
+func (a *HostActivities) rebootDelaySeconds() int {
+	switch {
+	case a.RebootDelay < 0:
+		return 0
+	case a.RebootDelay == 0:
+		return 5
+	}
+	return int((a.RebootDelay + time.Second - 1) / time.Second)
+}
+
+// bootChanged says whether two LastBootUpTime readings are different boots.
+func bootChanged(previous, now time.Time) bool {
+	d := now.Sub(previous)
+	return d > bootTolerance || d < -bootTolerance
 }
 
 // outcomeVerdict is the verdict for an installer outcome that ends the
@@ -530,7 +559,7 @@ func (a *HostActivities) waitForBoot(ctx context.Context, host rollout.Host, pre
 		}
 		if err == nil {
 			st.Reachable, st.BootTime, st.LastError = true, scan.LastBootUpTime, ""
-			if d := scan.LastBootUpTime.Sub(previous); d > bootTolerance || d < -bootTolerance {
+			if bootChanged(previous, scan.LastBootUpTime) {
 				activity.RecordHeartbeat(ctx, progress())
 				return WaitForBootResult{BootTime: scan.LastBootUpTime, Polls: st.Polls}, nil
 			}
