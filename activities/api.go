@@ -217,7 +217,9 @@ type DecideRebootInput struct {
 	Patch      rollout.Patch  `json:"patch"`
 	Candidates []rollout.Host `json:"candidates"`
 	InFlight   []rollout.Host `json:"in_flight,omitempty"`
-	Now        time.Time      `json:"now"`
+	// Slots bounds how many candidates may be admitted (free parallelism).
+	Slots int       `json:"slots"`
+	Now   time.Time `json:"now"`
 }
 
 // RebootPlan says a host may start, and whether it reboots after install.

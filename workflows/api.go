@@ -44,9 +44,34 @@ type RolloutInput struct {
 	Hosts   []rollout.Host  `json:"hosts"`
 	Sites   []rollout.Site  `json:"sites,omitempty"`
 
+	// Tuning overrides the scale knobs; zero fields take the defaults.
+	Tuning Tuning `json:"tuning,omitzero"`
+
 	// Carry is the workflow's own state when it continues as new; clients
 	// leave it nil.
 	Carry *RolloutCarry `json:"carry,omitempty"`
+}
+
+// Tuning holds the scale knobs of a rollout. Zero fields take defaults
+// sized for the costs measured in DESIGN.md §3.
+type Tuning struct {
+	// BatchSize is the number of hosts per batch child workflow (100).
+	BatchSize int `json:"batch_size,omitempty"`
+	// MaxPendingBatches bounds the sliding window of running batch
+	// children per stage or wave (4).
+	MaxPendingBatches int `json:"max_pending_batches,omitempty"`
+	// MaxBatchesPerRun makes the rollout continue as new after this many
+	// batches even if the server has not suggested it (300), so its
+	// history stays well under 10,240 events.
+	MaxBatchesPerRun int `json:"max_batches_per_run,omitempty"`
+	// MaxHostsPerRun does the same for a batch child (500 hosts).
+	MaxHostsPerRun int `json:"max_hosts_per_run,omitempty"`
+	// RetryInterval is the pause between rounds that retry unreachable
+	// hosts and laptops until the deadline (4h).
+	RetryInterval time.Duration `json:"retry_interval,omitempty"`
+	// BootTimeout bounds the wait for a host to come back from its reboot
+	// (30m).
+	BootTimeout time.Duration `json:"boot_timeout,omitempty"`
 }
 
 // Update names: the gates and controls a person uses on a running rollout.
@@ -142,6 +167,9 @@ type StepKind string
 const (
 	KindStage StepKind = "stage"
 	KindWave  StepKind = "wave"
+	// KindRetry is the rounds that retry unreachable hosts until the
+	// deadline, after the last wave.
+	KindRetry StepKind = "retry"
 )
 
 // StepStatus is where one stage or wave stands.

@@ -2,29 +2,464 @@ package workflows
 
 import (
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/rollout"
 )
 
-// RolloutCarry is the rollout workflow's state carried across
-// continue-as-new. Clients never set it.
-type RolloutCarry struct{}
-
-// RolloutWorkflow walks a rollout along the staged path and returns the
-// compliance report.
+// RolloutWorkflow walks one patch rollout along the staged path of the
+// written patch policy, and returns the compliance report:
+//
+//  1. the security team's risk evaluation sets the deadline and the SLA
+//     clock starts;
+//  2. the internal advisory goes to every IT manager;
+//  3. the test lab, then 4. the production-like platform: patch, soak,
+//     wait at the gate for a person the gates policy allows;
+//  5. the geographic waves in `after` order, within their windows and
+//     limits, halting for a person when failures cross the threshold;
+//     unreachable hosts and laptops are retried until the deadline;
+//  6. the compliance report.
+//
+// People steer it with updates (approve, reject, pause, resume, abort,
+// except, skip_host) and read it with the progress and host queries. It
+// continues as new when its history grows, carrying its state.
 func RolloutWorkflow(ctx workflow.Context, in RolloutInput) (activities.Report, error) {
-	return activities.Report{}, errors.New("rollout workflow: being written")
+	r := newRun(in)
+	if err := r.registerHandlers(ctx); err != nil {
+		return activities.Report{}, err
+	}
+
+	// 1. Risk evaluation: deadline, required stages and escalation ladder,
+	// recorded with the policy revision. The SLA clock starts now and runs
+	// beside everything that follows, gates and halts included.
+	if err := r.evaluateRisk(ctx); err != nil {
+		return activities.Report{}, err
+	}
+	workflow.Go(ctx, r.slaClock)
+
+	// 2. The internal advisory to all IT managers.
+	r.sendAdvisory(ctx, advisoryInitial)
+
+	// 3. The test lab, 4. the production-like platform. The advisory is
+	// updated with what the lab found.
+	for _, stage := range r.pending(KindStage) {
+		if err := r.runStage(ctx, stage); err != nil {
+			return r.stop(ctx, err)
+		}
+		r.sendAdvisory(ctx, advisoryAfterLab)
+	}
+
+	// 5. The geographic waves, in `after` order.
+	for _, wave := range r.pending(KindWave) {
+		if err := r.runWave(ctx, wave); err != nil {
+			return r.stop(ctx, err)
+		}
+	}
+	// Laptops and unreachable hosts come back later: retry them until the
+	// deadline.
+	if err := r.retryUntilDeadline(ctx); err != nil {
+		return r.stop(ctx, err)
+	}
+
+	// 6. The compliance report is the workflow's result.
+	return r.finish(ctx)
 }
 
-// HostBatchInput is a batch of hosts a child workflow patches.
-type HostBatchInput struct{}
+// Reasons the main path stops early.
+var (
+	errContinueAsNew = errors.New("continue as new")
+	errAborted       = errors.New("rollout aborted")
+	errRejected      = errors.New("gate rejected")
+)
 
-// HostBatchResult is what a batch child reports back.
-type HostBatchResult struct{}
+// runStage patches a pre-production stage, soaks it, and waits at its
+// gate.
+func (r *run) runStage(ctx workflow.Context, s *stepState) error {
+	r.enter(ctx, s)
+	if err := r.patchHosts(ctx, s); err != nil {
+		return err
+	}
+	if err := r.soak(ctx, s); err != nil {
+		return err
+	}
+	if err := r.waitAtGate(ctx, s); err != nil {
+		return err
+	}
+	r.leave(ctx, s)
+	return nil
+}
 
-// HostBatchWorkflow patches one batch of hosts.
-func HostBatchWorkflow(ctx workflow.Context, in HostBatchInput) (HostBatchResult, error) {
-	return HostBatchResult{}, errors.New("host batch workflow: being written")
+// runWave waits at the wave's gate if it has an approval group, then
+// patches its hosts within the wave policy's windows and limits.
+func (r *run) runWave(ctx workflow.Context, s *stepState) error {
+	r.enter(ctx, s)
+	if s.Group != "" {
+		if err := r.waitAtGate(ctx, s); err != nil {
+			return err
+		}
+		s.Status = StepRunning
+	}
+	if err := r.patchHosts(ctx, s); err != nil {
+		return err
+	}
+	r.leave(ctx, s)
+	return nil
+}
+
+// evaluateRisk asks the sla and plan policies for the deadline, the
+// required stages and the SLA milestones, records the decision and lays
+// out the steps. A carried run has done it already.
+func (r *run) evaluateRisk(ctx workflow.Context) error {
+	if r.st.Risk != nil {
+		return nil
+	}
+	ro := r.in.Rollout
+	var risk activities.RiskDecision
+	in := activities.EvaluateRiskInput{Rollout: ro, HostCount: len(r.in.Hosts), Now: workflow.Now(ctx)}
+	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), activities.EvaluateRiskName, in).Get(ctx, &risk); err != nil {
+		return fmt.Errorf("evaluate risk of rollout %s: %w", ro.ID, err)
+	}
+	r.st.Risk = &risk
+	r.record(Record{
+		At: workflow.Now(ctx), Kind: "risk", Subject: ro.Patch.KB, Allow: risk.Allow,
+		Reason:     fmt.Sprintf("deadline %s (%s): %s", risk.Deadline.UTC().Format(time.RFC3339), risk.SLA, strings.Join(risk.Reasons, "; ")),
+		Violations: risk.Violations, Revision: risk.Revision,
+	})
+	if !risk.Allow {
+		return temporal.NewNonRetryableApplicationError(refusal("rollout", ro.ID, risk.Decision), ErrRefused, nil, risk.Violations)
+	}
+	steps, unplanned, err := planSteps(ro, r.in.Hosts)
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan rollout %s: %v", ro.ID, err), "InvalidRollout", err)
+	}
+	r.st.Steps = steps
+	for t, s := range steps {
+		for _, i := range s.Members {
+			r.st.Hosts[i].Step = t
+		}
+	}
+	if unplanned > 0 {
+		r.record(Record{At: workflow.Now(ctx), Kind: "plan", Subject: ro.ID, Allow: true,
+			Reason: fmt.Sprintf("%d inventory hosts match no stage or wave; they stay pending", unplanned)})
+	}
+	r.upsert(ctx, AttrSLADeadline.ValueSet(risk.Deadline), AttrSLABreached.ValueSet(false),
+		AttrHostsTotal.ValueSet(int64(r.hostsTotal())))
+	r.refresh(ctx)
+	return nil
+}
+
+// pending returns the steps of a kind not yet done, in path order.
+func (r *run) pending(kind StepKind) []*stepState {
+	var out []*stepState
+	for _, s := range r.st.Steps {
+		if s.Kind == kind && !s.Done {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r *run) enter(ctx workflow.Context, s *stepState) {
+	r.st.Current = slices.Index(r.st.Steps, s)
+	if s.Status == StepPending {
+		s.Status = StepRunning
+	}
+	r.refresh(ctx)
+}
+
+func (r *run) leave(ctx workflow.Context, s *stepState) {
+	s.Done = true
+	s.Status = StepDone
+	r.refresh(ctx)
+}
+
+// patchHosts runs the step's queue through batch children until every
+// host has had its turn, halting for a person when failures cross the
+// threshold and, for waves, waiting for the maintenance window.
+func (r *run) patchHosts(ctx workflow.Context, s *stepState) error {
+	for len(s.Queue) > 0 || s.overThreshold() {
+		if err := r.check(ctx); err != nil {
+			return err
+		}
+		if s.overThreshold() {
+			if err := r.halt(ctx, s); err != nil {
+				return err
+			}
+			continue
+		}
+		if r.st.Paused {
+			if err := r.awaitUnpaused(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		plan, err := r.planBatches(ctx, s)
+		if err != nil {
+			return err
+		}
+		s.Status = StepRunning
+		r.refresh(ctx)
+		if err := r.runBatches(ctx, s, plan); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// soak waits out the stage's soak time, cut short only when the
+// escalation policy allows skipping soaks.
+func (r *run) soak(ctx workflow.Context, s *stepState) error {
+	if s.SoakUntil.IsZero() {
+		s.SoakUntil = workflow.Now(ctx).Add(r.in.Rollout.Stages[s.Index].Soak)
+	}
+	if wait := s.SoakUntil.Sub(workflow.Now(ctx)); wait > 0 {
+		s.Status = StepSoaking
+		r.refresh(ctx)
+		if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+			Timeout: wait, TimerOptions: workflow.TimerOptions{Summary: "soak " + s.Name},
+		}, func() bool {
+			return r.st.Abort != nil || r.accelerated("skip_soak") || r.shouldContinueAsNew(ctx)
+		}); err != nil {
+			return fmt.Errorf("soak %s: %w", s.Name, err)
+		}
+	}
+	return r.check(ctx)
+}
+
+// waitAtGate notifies the approvers and waits until the gate is approved
+// or rejected through the approve and reject updates.
+func (r *run) waitAtGate(ctx workflow.Context, s *stepState) error {
+	if s.Approved {
+		return nil
+	}
+	if s.Status != StepWaiting {
+		s.Status = StepWaiting
+		r.record(Record{At: workflow.Now(ctx), Kind: "gate", Subject: s.Name, Allow: false,
+			Reason: "waiting for approval by " + orDefault(s.Group, "the gates policy's approvers")})
+		r.notify(ctx, activities.EventGateWaiting, fmt.Sprintf("Gate %s waits for approval", s.Name),
+			fmt.Sprintf("%s of %s is done; approval group: %s.", s.Name, r.in.Rollout.Patch.KB, orDefault(s.Group, "default")),
+			nil, nil, activities.Field{Name: "gate", Value: s.Name})
+	}
+	r.refresh(ctx)
+	if err := workflow.Await(ctx, func() bool {
+		return s.Approved || s.Rejected || r.st.Abort != nil || r.shouldContinueAsNew(ctx)
+	}); err != nil {
+		return fmt.Errorf("wait at gate %s: %w", s.Name, err)
+	}
+	switch {
+	case s.Rejected:
+		s.Status = StepRejected
+		r.st.Rejected = true
+		return errRejected
+	case s.Approved:
+		s.Status = StepApproved
+		return nil
+	}
+	return r.check(ctx)
+}
+
+// halt stops a step whose failures crossed its threshold, tells the
+// people who can decide, and waits for one of them: resume, skip_host,
+// except or abort.
+func (r *run) halt(ctx workflow.Context, s *stepState) error {
+	if !s.Halted {
+		s.Halted = true
+		s.HaltCount++
+		reason := fmt.Sprintf("%d failed hosts exceed the threshold of %d", s.Failures-s.Forgiven, s.Threshold)
+		r.record(Record{At: workflow.Now(ctx), Kind: "halt", Subject: s.Name, Reason: reason})
+		r.notify(ctx, activities.EventWaveHalted, fmt.Sprintf("%s halted: %s", s.Name, reason),
+			"The rollout waits for a person: resume, skip a host, or abort (with rollback).", nil, nil,
+			activities.Field{Name: "step", Value: s.Name},
+			activities.Field{Name: "failures", Value: fmt.Sprint(s.Failures - s.Forgiven)},
+			activities.Field{Name: "threshold", Value: fmt.Sprint(s.Threshold)})
+	}
+	s.Status = StepHalted
+	r.refresh(ctx)
+	if err := workflow.Await(ctx, func() bool {
+		return !s.Halted || r.st.Abort != nil || r.shouldContinueAsNew(ctx)
+	}); err != nil {
+		return fmt.Errorf("halted %s: %w", s.Name, err)
+	}
+	if !s.Halted {
+		s.Status = StepRunning
+	}
+	return r.check(ctx)
+}
+
+func (r *run) awaitUnpaused(ctx workflow.Context) error {
+	r.refresh(ctx)
+	if err := workflow.Await(ctx, func() bool {
+		return !r.st.Paused || r.st.Abort != nil || r.shouldContinueAsNew(ctx)
+	}); err != nil {
+		return fmt.Errorf("paused: %w", err)
+	}
+	return r.check(ctx)
+}
+
+// check turns an abort or a continue-as-new suggestion into the error that
+// stops the main path.
+func (r *run) check(ctx workflow.Context) error {
+	switch {
+	case r.st.Abort != nil:
+		return errAborted
+	case r.shouldContinueAsNew(ctx):
+		return errContinueAsNew
+	}
+	return nil
+}
+
+// shouldContinueAsNew is true when the server suggests it or this run
+// started as many batches as Tuning allows.
+func (r *run) shouldContinueAsNew(ctx workflow.Context) bool {
+	return workflow.GetInfo(ctx).GetContinueAsNewSuggested() || r.batchesThisRun >= r.tune.MaxBatchesPerRun
+}
+
+// overThreshold: stages halt on any failure, waves past their threshold.
+func (s *stepState) overThreshold() bool {
+	return s.Kind != KindRetry && s.Failures-s.Forgiven > s.Threshold
+}
+
+// retryUntilDeadline retries unreachable hosts (laptops, hosts that did
+// not come back) and hosts the reboot policy held, in rounds a durable
+// timer apart, until none is left or the next round would pass the
+// deadline.
+func (r *run) retryUntilDeadline(ctx workflow.Context) error {
+	s := r.retryStep()
+	r.enter(ctx, s)
+	for round := 0; round < 10000; round++ {
+		due := r.stragglers()
+		deadline := r.st.Risk.Deadline
+		if len(due) == 0 || !workflow.Now(ctx).Add(r.tune.RetryInterval).Before(deadline) {
+			r.leave(ctx, s)
+			return nil
+		}
+		s.Status = StepRetrying
+		s.Members = due
+		r.refresh(ctx)
+		if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+			Timeout: r.tune.RetryInterval, TimerOptions: workflow.TimerOptions{Summary: fmt.Sprintf("retry %d unreachable hosts", len(due))},
+		}, func() bool { return r.st.Abort != nil || r.shouldContinueAsNew(ctx) }); err != nil {
+			return fmt.Errorf("wait to retry: %w", err)
+		}
+		if err := r.check(ctx); err != nil {
+			return err
+		}
+		s.Queue = r.stragglers()
+		s.Status = StepRunning
+		if err := r.patchHosts(ctx, s); err != nil {
+			return err
+		}
+	}
+	return errors.New("retry rounds exceeded their bound")
+}
+
+func (r *run) retryStep() *stepState {
+	if n := len(r.st.Steps); n > 0 && r.st.Steps[n-1].Kind == KindRetry {
+		return r.st.Steps[n-1]
+	}
+	s := &stepState{Name: "retry", Kind: KindRetry, Status: StepPending}
+	r.st.Steps = append(r.st.Steps, s)
+	return s
+}
+
+// stragglers are planned hosts still to patch after their turn:
+// unreachable, or pending because a policy held them.
+func (r *run) stragglers() []int {
+	var out []int
+	for i, h := range r.st.Hosts {
+		if h.Step >= 0 && (h.State == rollout.StateUnreachable || (h.State == rollout.StatePending && h.Attempts > 0)) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// stop ends the main path early: continue as new, or report after an
+// abort (rolling back the current wave if asked) or a rejected gate.
+func (r *run) stop(ctx workflow.Context, err error) (activities.Report, error) {
+	switch {
+	case errors.Is(err, errContinueAsNew):
+		return activities.Report{}, r.continueAsNew(ctx)
+	case errors.Is(err, errAborted):
+		if s := r.current(); s != nil {
+			s.Status = StepAborted
+			if r.st.Abort.Rollback {
+				if err := r.rollback(ctx, s); err != nil {
+					return activities.Report{}, err
+				}
+			}
+		}
+		return r.finish(ctx)
+	case errors.Is(err, errRejected):
+		return r.finish(ctx)
+	}
+	return activities.Report{}, err
+}
+
+// continueAsNew carries the state into a fresh run once every update
+// handler has finished (updates are never lost; this workflow takes no
+// signals).
+func (r *run) continueAsNew(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && !r.slaBusy }); err != nil {
+		return fmt.Errorf("drain handlers before continue-as-new: %w", err)
+	}
+	next := r.in
+	next.Carry = r.st
+	return workflow.NewContinueAsNewError(ctx, RolloutWorkflowName, next)
+}
+
+// finish builds the compliance report, announces completion and returns
+// the report as the workflow's result.
+func (r *run) finish(ctx workflow.Context) (activities.Report, error) {
+	in := activities.ReportInput{Rollout: r.in.Rollout, Hosts: r.in.Hosts, GeneratedAt: workflow.Now(ctx)}
+	for i, h := range r.in.Hosts {
+		rec := r.st.Hosts[i]
+		in.Verdicts = append(in.Verdicts, activities.HostVerdict{Host: h.Name, State: rec.State, Reasons: rec.Reasons})
+	}
+	for _, e := range r.st.Excepted {
+		in.Exceptions = append(in.Exceptions, activities.HostException{Host: e.Host, Reason: e.Reason, GrantedBy: e.GrantedBy, Expires: e.Expires})
+	}
+	var report activities.Report
+	if err := workflow.ExecuteActivity(withReportOptions(ctx), activities.BuildReportName, in).Get(ctx, &report); err != nil {
+		return report, fmt.Errorf("build compliance report: %w", err)
+	}
+	r.st.Completed = true
+	status := r.status()
+	r.record(Record{At: workflow.Now(ctx), Kind: "complete", Subject: r.in.Rollout.ID, Allow: true,
+		Reason: fmt.Sprintf("%s: %.1f%% compliant", status, report.CompliancePercent)})
+	r.notify(ctx, activities.EventRolloutCompleted,
+		fmt.Sprintf("%s %s: %.1f%% of hosts compliant", r.in.Rollout.Patch.KB, status, report.CompliancePercent),
+		r.completionText(report), nil, nil,
+		activities.Field{Name: "status", Value: string(status)},
+		activities.Field{Name: "compliance_percent", Value: fmt.Sprintf("%.1f", report.CompliancePercent)})
+	r.refresh(ctx)
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return report, fmt.Errorf("drain handlers: %w", err)
+	}
+	return report, nil
+}
+
+func (r *run) completionText(rep activities.Report) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Rollout %s (%s) ended %s.\n", r.in.Rollout.ID, r.in.Rollout.Patch.KB, r.status())
+	for _, st := range rollout.HostStates {
+		if n := rep.Totals[st]; n > 0 {
+			fmt.Fprintf(&b, "- %s: %d\n", st, n)
+		}
+	}
+	return b.String()
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -1,0 +1,335 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/rollout"
+)
+
+// Batch operations.
+const (
+	OpPatch     = "patch"
+	OpUninstall = "uninstall"
+)
+
+// HostBatchInput is one batch of hosts a child workflow works through: one
+// activity per host (PatchHost or UninstallPatch), at most Parallel at a
+// time and SiteParallel per site, asking the reboot policy before each
+// host starts. DESIGN.md §3: a child per batch, not per host.
+type HostBatchInput struct {
+	RolloutID string        `json:"rollout_id"`
+	Step      string        `json:"step"`
+	Batch     int           `json:"batch"`
+	Op        string        `json:"op"`
+	Patch     rollout.Patch `json:"patch"`
+	Hosts     []BatchHost   `json:"hosts"`
+	Parallel  int           `json:"parallel"`
+	SiteLimit int           `json:"site_limit"`
+	// MaxFailures stops starting hosts once this many failed in the
+	// batch; negative means no limit.
+	MaxFailures int `json:"max_failures"`
+	// StartBy: no host starts after it (its maintenance window closes);
+	// zero means no window.
+	StartBy        time.Time     `json:"start_by,omitzero"`
+	BootTimeout    time.Duration `json:"boot_timeout"`
+	MaxHostsPerRun int           `json:"max_hosts_per_run"`
+	// Done carries the outcomes of earlier runs across continue-as-new.
+	Done []HostOutcome `json:"done,omitempty"`
+}
+
+// BatchHost is one host of a batch, with its index in the rollout.
+type BatchHost struct {
+	Index             int          `json:"index"`
+	Host              rollout.Host `json:"host"`
+	DistributionPoint string       `json:"distribution_point,omitempty"`
+}
+
+// HostOutcome is what happened to one host of a batch. Started false
+// means the batch did not start it (window closing, failure budget spent,
+// held by the reboot policy); its Reasons say why.
+type HostOutcome struct {
+	Index       int               `json:"index"`
+	Host        string            `json:"host"`
+	Started     bool              `json:"started"`
+	State       rollout.HostState `json:"state"`
+	Reasons     []string          `json:"reasons,omitempty"`
+	InstalledAt time.Time         `json:"installed_at,omitzero"`
+	// Held: the reboot policy refused to start the host while nothing else
+	// ran; the rollout retries it later.
+	Held bool `json:"held,omitempty"`
+}
+
+// HostBatchResult lists every host of the batch with its outcome.
+type HostBatchResult struct {
+	Outcomes []HostOutcome `json:"outcomes"`
+}
+
+// HostBatchWorkflow works one batch of hosts through PatchHost (or
+// UninstallPatch for a rollback). It continues as new past
+// MaxHostsPerRun hosts or when the server suggests it, after its running
+// activities finish.
+func HostBatchWorkflow(ctx workflow.Context, in HostBatchInput) (HostBatchResult, error) {
+	b := newBatch(in)
+	for {
+		if err := b.startWhatMayStart(ctx); err != nil {
+			return HostBatchResult{}, err
+		}
+		if b.inFlight == 0 {
+			break
+		}
+		b.sel.Select(ctx)
+	}
+	if len(b.queue) > 0 && b.mustContinueAsNew(ctx) {
+		next := in
+		next.Hosts = b.queue
+		next.Done = b.done
+		return HostBatchResult{}, workflow.NewContinueAsNewError(ctx, HostBatchWorkflowName, next)
+	}
+	for _, h := range b.queue {
+		b.done = append(b.done, HostOutcome{Index: h.Index, Host: h.Host.Name, State: rollout.StatePending,
+			Reasons: b.held[h.Host.Name], Held: b.policyHeld[h.Host.Name]})
+	}
+	return HostBatchResult{Outcomes: b.done}, nil
+}
+
+// batch is the running state of one HostBatchWorkflow run.
+type batch struct {
+	in       HostBatchInput
+	queue    []BatchHost
+	done     []HostOutcome
+	sel      workflow.Selector
+	inFlight int
+	running  map[string]BatchHost
+	perSite  map[string]int
+	failures int
+	started  int
+	// held says why the hosts left in the queue did not start;
+	// policyHeld marks those the reboot policy held.
+	held       map[string][]string
+	policyHeld map[string]bool
+}
+
+func newBatch(in HostBatchInput) *batch {
+	b := &batch{
+		in: in, queue: slices.Clone(in.Hosts), done: slices.Clone(in.Done),
+		running: map[string]BatchHost{}, perSite: map[string]int{}, held: map[string][]string{},
+		policyHeld: map[string]bool{},
+	}
+	for _, o := range in.Done {
+		if isFailure(o.State) {
+			b.failures++
+		}
+	}
+	if b.in.Parallel <= 0 {
+		b.in.Parallel = 1
+	}
+	if b.in.MaxHostsPerRun <= 0 {
+		b.in.MaxHostsPerRun = 500
+	}
+	return b
+}
+
+// mustContinueAsNew: this run started as many hosts as it may, or the
+// server suggests a new run.
+func (b *batch) mustContinueAsNew(ctx workflow.Context) bool {
+	return b.started >= b.in.MaxHostsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+}
+
+// startWhatMayStart starts hosts while there are free slots and the
+// batch may go on: the failure budget is not spent, the window is open,
+// the reboot policy admits them.
+func (b *batch) startWhatMayStart(ctx workflow.Context) error {
+	if b.sel == nil {
+		b.sel = workflow.NewSelector(ctx)
+	}
+	slots := b.in.Parallel - b.inFlight
+	if slots <= 0 || len(b.queue) == 0 {
+		return nil
+	}
+	if stop := b.stopReason(ctx); stop != "" {
+		for _, h := range b.queue {
+			b.held[h.Host.Name] = []string{stop}
+			delete(b.policyHeld, h.Host.Name)
+		}
+		return nil
+	}
+	candidates := b.candidates(slots)
+	if len(candidates) == 0 {
+		return nil
+	}
+	plans := make([]activities.RebootPlan, 0, len(candidates))
+	if b.in.Op == OpUninstall {
+		for _, h := range candidates[:min(slots, len(candidates))] {
+			plans = append(plans, activities.RebootPlan{Host: h.Host.Name})
+		}
+	} else {
+		dec, err := b.decideReboot(ctx, candidates, slots)
+		if err != nil {
+			return err
+		}
+		plans = dec.Start
+		for _, h := range dec.Held {
+			var reasons []string
+			for _, v := range h.Violations {
+				reasons = append(reasons, fmt.Sprintf("held by reboot policy: %s (%s)", v.Msg, v.Code))
+			}
+			b.held[h.Host] = reasons
+			b.policyHeld[h.Host] = true
+		}
+	}
+	for _, p := range plans[:min(slots, len(plans))] {
+		i := slices.IndexFunc(b.queue, func(h BatchHost) bool { return h.Host.Name == p.Host })
+		if i < 0 {
+			continue
+		}
+		h := b.queue[i]
+		b.queue = slices.Delete(b.queue, i, i+1)
+		b.start(ctx, h, p.Reboot)
+	}
+	return nil
+}
+
+func (b *batch) stopReason(ctx workflow.Context) string {
+	switch {
+	case b.in.MaxFailures >= 0 && b.failures > b.in.MaxFailures:
+		return "not started: the failure threshold was reached"
+	case !b.in.StartBy.IsZero() && !workflow.Now(ctx).Before(b.in.StartBy):
+		return "not started: install and reboot no longer fit in the maintenance window"
+	case b.mustContinueAsNew(ctx):
+		return "continuing as new"
+	}
+	return ""
+}
+
+// candidates are queued hosts whose site has download capacity left, in
+// queue order; a few more than the free slots, so the reboot policy can
+// admit hosts behind held ones.
+func (b *batch) candidates(slots int) []BatchHost {
+	perSite := copyCounts(b.perSite)
+	var out []BatchHost
+	for _, h := range b.queue {
+		if len(out) >= 4*slots+8 {
+			break
+		}
+		if b.in.SiteLimit > 0 && perSite[h.Host.Site] >= b.in.SiteLimit {
+			continue
+		}
+		perSite[h.Host.Site]++
+		out = append(out, h)
+	}
+	return out
+}
+
+func copyCounts(m map[string]int) map[string]int {
+	out := make(map[string]int, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// decideReboot asks the reboot policy which candidates may start now,
+// given the hosts in flight. A policy that fails to evaluate holds every
+// candidate (fail closed); the hosts are reported not started.
+func (b *batch) decideReboot(ctx workflow.Context, candidates []BatchHost, slots int) (activities.RebootDecision, error) {
+	in := activities.DecideRebootInput{Patch: b.in.Patch, Slots: slots, Now: workflow.Now(ctx)}
+	for _, h := range candidates {
+		in.Candidates = append(in.Candidates, h.Host)
+	}
+	for _, name := range sortedKeys(b.running) {
+		in.InFlight = append(in.InFlight, b.running[name].Host)
+	}
+	var dec activities.RebootDecision
+	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), activities.DecideRebootName, in).Get(ctx, &dec); err != nil {
+		held := make([]activities.HeldHost, 0, len(candidates))
+		for _, h := range candidates {
+			held = append(held, activities.HeldHost{Host: h.Host.Name, Violations: []rollout.Violation{{Code: "policy_error", Msg: err.Error()}}})
+		}
+		return activities.RebootDecision{Held: held}, nil
+	}
+	return dec, nil
+}
+
+// start runs one host's activity and arranges for its outcome.
+func (b *batch) start(ctx workflow.Context, h BatchHost, reboot bool) {
+	b.inFlight++
+	b.started++
+	b.running[h.Host.Name] = h
+	b.perSite[h.Host.Site]++
+	target := activities.HostTarget{RolloutID: b.in.RolloutID, Host: h.Host, DistributionPoint: h.DistributionPoint, Patch: b.in.Patch}
+	var f workflow.Future
+	if b.in.Op == OpUninstall {
+		f = workflow.ExecuteActivity(withHostOptions(ctx, "uninstall "+h.Host.Name, b.in.BootTimeout),
+			activities.UninstallPatchName, activities.UninstallPatchInput{Target: target})
+	} else {
+		f = workflow.ExecuteActivity(withHostOptions(ctx, "patch "+h.Host.Name, b.in.BootTimeout),
+			activities.PatchHostName, activities.PatchHostInput{Target: target, Reboot: reboot, BootTimeout: b.in.BootTimeout})
+	}
+	b.sel.AddFuture(f, func(f workflow.Future) {
+		o := b.outcome(f, h)
+		if isFailure(o.State) {
+			b.failures++
+		}
+		b.done = append(b.done, o)
+		b.inFlight--
+		b.perSite[h.Host.Site]--
+		delete(b.running, h.Host.Name)
+	})
+}
+
+// outcome turns an activity's result or error into the host's state.
+func (b *batch) outcome(f workflow.Future, h BatchHost) HostOutcome {
+	o := HostOutcome{Index: h.Index, Host: h.Host.Name, Started: true}
+	if b.in.Op == OpUninstall {
+		var res hostscript.UninstallResult
+		if err := f.Get(nil, &res); err != nil {
+			o.State, o.Reasons = stateForError(err), []string{"rollback: " + err.Error()}
+			return o
+		}
+		o.State = rollout.StateRolledBack
+		o.Reasons = []string{"rolled back: " + res.Outcome}
+		return o
+	}
+	var res activities.PatchHostResult
+	if err := f.Get(nil, &res); err != nil {
+		o.State, o.Reasons = stateForError(err), []string{err.Error()}
+		return o
+	}
+	o.State, o.Reasons, o.InstalledAt = res.Verdict.State, res.Verdict.Reasons, res.InstalledAt
+	if o.State == "" {
+		o.State = rollout.StateUnknown
+	}
+	return o
+}
+
+// stateForError maps a host activity's final error to a host state:
+// unreachable hosts are retried later, not-applicable ones are settled,
+// everything else failed.
+func stateForError(err error) rollout.HostState {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return activities.StateForErrorType(app.Type())
+	}
+	var timeout *temporal.TimeoutError
+	if errors.As(err, &timeout) {
+		return rollout.StateUnreachable
+	}
+	return rollout.StateFailed
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,303 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/rollout"
+)
+
+// stageParallel bounds hosts in flight in a stage (lab, production-like)
+// and in retry rounds; waves take theirs from the wave policy.
+const stageParallel = 10
+
+// batchPlan is how a step's hosts fan out: the operation, the sliding
+// window of batch children, the hosts in flight per child and per site.
+type batchPlan struct {
+	op        string
+	window    int
+	parallel  int
+	siteLimit int
+	// startBy: no batch or host starts after it (zero: no window).
+	startBy time.Time
+}
+
+// planBatches decides how the step's next hosts run; for a wave it first
+// waits for the wave policy to let it start (window, limits).
+func (r *run) planBatches(ctx workflow.Context, s *stepState) (batchPlan, error) {
+	maxParallel, siteLimit := stageParallel, 0
+	var startBy time.Time
+	if s.Kind == KindWave {
+		dec, err := r.waitForWindow(ctx, s)
+		if err != nil {
+			return batchPlan{}, err
+		}
+		maxParallel, siteLimit = dec.MaxParallel, dec.DownloadConcurrency
+		if !dec.WindowEnd.IsZero() {
+			startBy = dec.WindowEnd.Add(-dec.HostBudget)
+		}
+	}
+	return newBatchPlan(OpPatch, maxParallel, siteLimit, r.tune.MaxPendingBatches, startBy), nil
+}
+
+// newBatchPlan spreads a step's parallelism over the children in flight
+// so that the step as a whole stays within maxParallel hosts and (when
+// the hosts of a site share batches, as planSteps arranges) within the
+// per-site download limit.
+func newBatchPlan(op string, maxParallel, siteLimit, maxWindow int, startBy time.Time) batchPlan {
+	maxParallel = max(1, maxParallel)
+	window := min(maxParallel, max(1, maxWindow))
+	p := batchPlan{op: op, window: window, parallel: max(1, maxParallel/window), startBy: startBy}
+	if siteLimit > 0 {
+		p.siteLimit = max(1, siteLimit/window)
+	}
+	return p
+}
+
+// waitForWindow asks the wave policy whether the wave may start now. If
+// not, it waits for the next window with a durable timer; if the policy
+// refuses outright, the wave halts for a person (resume overrides).
+func (r *run) waitForWindow(ctx workflow.Context, s *stepState) (activities.WaveDecision, error) {
+	for attempt := 0; attempt < 1000; attempt++ {
+		dec := r.decideWave(ctx, s)
+		now := workflow.Now(ctx)
+		var until time.Time
+		switch {
+		case dec.Allow && (dec.WindowEnd.IsZero() || now.Add(dec.HostBudget).Before(dec.WindowEnd)):
+			return dec, nil
+		case dec.Allow:
+			until = dec.WindowEnd // the window closes before a host could finish
+		case !dec.NextWindow.IsZero():
+			until = dec.NextWindow
+		default:
+			if err := r.haltRefused(ctx, s, dec); err != nil {
+				return dec, err
+			}
+			dec.Allow, dec.WindowEnd = true, time.Time{}
+			return dec, nil
+		}
+		s.Status = StepWindow
+		r.refresh(ctx)
+		if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+			Timeout: max(until.Sub(now), time.Second), TimerOptions: workflow.TimerOptions{Summary: "window of " + s.Name},
+		}, func() bool { return r.st.Abort != nil || r.shouldContinueAsNew(ctx) }); err != nil {
+			return dec, fmt.Errorf("wait for the window of %s: %w", s.Name, err)
+		}
+		if err := r.check(ctx); err != nil {
+			return dec, err
+		}
+	}
+	return activities.WaveDecision{}, fmt.Errorf("wave %s: no window found after 1000 decisions", s.Name)
+}
+
+// decideWave runs the wave policy and records its decision. A policy
+// that fails to evaluate refuses (fail closed).
+func (r *run) decideWave(ctx workflow.Context, s *stepState) activities.WaveDecision {
+	w := r.in.Rollout.Waves[s.Index]
+	in := activities.DecideWaveInput{
+		RolloutID: r.in.Rollout.ID, Severity: string(r.in.Rollout.Patch.Severity), Wave: w, Sites: r.in.Sites,
+		Hosts: len(s.Members), Deadline: r.st.Risk.Deadline, Now: workflow.Now(ctx), Reboot: r.in.Rollout.Patch.Reboot,
+	}
+	var dec activities.WaveDecision
+	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), activities.DecideWaveName, in).Get(ctx, &dec); err != nil {
+		dec = activities.WaveDecision{Decision: rollout.Decision{Error: err.Error()}}
+	}
+	if dec.MaxParallel <= 0 {
+		dec.MaxParallel = max(1, w.MaxParallel)
+	}
+	s.Limits = &dec
+	s.Threshold = dec.MaxFailures
+	reason := fmt.Sprintf("max parallel %d, download concurrency %d, failure threshold %d", dec.MaxParallel, dec.DownloadConcurrency, dec.MaxFailures)
+	switch {
+	case !dec.Allow && !dec.NextWindow.IsZero():
+		reason = "outside its window; next window " + dec.NextWindow.UTC().Format(time.RFC3339)
+	case !dec.WindowEnd.IsZero():
+		reason += ", window ends " + dec.WindowEnd.UTC().Format(time.RFC3339)
+	}
+	r.record(Record{At: workflow.Now(ctx), Kind: "wave", Subject: s.Name, Allow: dec.Allow, Reason: reason,
+		Violations: dec.Violations, Revision: dec.Revision})
+	return dec
+}
+
+// haltRefused halts a wave the wave policy refused outright until a
+// person resumes (overriding) or aborts.
+func (r *run) haltRefused(ctx workflow.Context, s *stepState, dec activities.WaveDecision) error {
+	if !s.Halted {
+		s.Halted = true
+		s.HaltCount++
+		reason := refusal("start", s.Name, dec.Decision)
+		r.notify(ctx, activities.EventWaveHalted, fmt.Sprintf("%s halted by the wave policy", s.Name), reason, nil, nil,
+			activities.Field{Name: "step", Value: s.Name})
+	}
+	s.Status = StepHalted
+	r.refresh(ctx)
+	if err := workflow.Await(ctx, func() bool { return !s.Halted || r.st.Abort != nil || r.shouldContinueAsNew(ctx) }); err != nil {
+		return fmt.Errorf("halted %s: %w", s.Name, err)
+	}
+	return r.check(ctx)
+}
+
+// runBatches starts batch children for the step's queue in a sliding
+// window and merges their outcomes, until the queue is empty or the step
+// must stop starting (pause, abort, threshold, window, continue-as-new);
+// children in flight always finish first.
+func (r *run) runBatches(ctx workflow.Context, s *stepState, plan batchPlan) error {
+	sel := workflow.NewSelector(ctx)
+	pending := 0
+	for {
+		for pending < plan.window && len(s.Queue) > 0 && r.mayStartBatch(ctx, s, plan) {
+			if r.startBatch(ctx, sel, s, plan) {
+				pending++
+			}
+		}
+		if pending == 0 {
+			return nil
+		}
+		sel.Select(ctx)
+		pending--
+		r.refresh(ctx)
+	}
+}
+
+func (r *run) mayStartBatch(ctx workflow.Context, s *stepState, plan batchPlan) bool {
+	if plan.op == OpUninstall {
+		return true
+	}
+	return !r.st.Paused && r.st.Abort == nil && !s.overThreshold() && !r.shouldContinueAsNew(ctx) &&
+		(plan.startBy.IsZero() || workflow.Now(ctx).Before(plan.startBy))
+}
+
+// startBatch takes the next batch off the queue and starts its child. It
+// returns false when every host of the batch was settled meanwhile (an
+// exception, for example).
+func (r *run) startBatch(ctx workflow.Context, sel workflow.Selector, s *stepState, plan batchPlan) bool {
+	n := min(r.tune.BatchSize, len(s.Queue))
+	take := slices.Clone(s.Queue[:n])
+	s.Queue = slices.Clone(s.Queue[n:])
+	in := HostBatchInput{
+		RolloutID: r.in.Rollout.ID, Step: s.Name, Batch: s.Batches, Op: plan.op, Patch: r.in.Rollout.Patch,
+		Parallel: plan.parallel, SiteLimit: plan.siteLimit, MaxFailures: -1, StartBy: plan.startBy,
+		BootTimeout: r.tune.BootTimeout, MaxHostsPerRun: r.tune.MaxHostsPerRun,
+	}
+	if plan.op == OpPatch && s.Kind != KindRetry {
+		in.MaxFailures = max(0, s.Threshold-(s.Failures-s.Forgiven))
+	}
+	var names []string
+	for _, i := range take {
+		if plan.op == OpPatch && isSettled(r.st.Hosts[i].State) {
+			continue
+		}
+		h := r.in.Hosts[i]
+		in.Hosts = append(in.Hosts, BatchHost{Index: i, Host: h, DistributionPoint: r.sites[h.Site].DistributionPoint})
+		names = append(names, h.Name)
+		if plan.op == OpPatch {
+			r.setHost(i, rollout.StateInProgress, nil)
+		}
+	}
+	if len(in.Hosts) == 0 {
+		return false
+	}
+	s.Batches++
+	r.batchesThisRun++
+	id := fmt.Sprintf("%s/%s/%d", WorkflowID(r.in.Rollout.ID), strings.ReplaceAll(s.Name, " ", "-"), in.Batch)
+	if plan.op == OpUninstall {
+		id += "-rollback"
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:    id,
+		StaticSummary: fmt.Sprintf("%s %s %s batch %d: %d hosts from %s", r.in.Rollout.Patch.KB, plan.op, s.Name, in.Batch, len(names), names[0]),
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			AttrRolloutID.ValueSet(r.in.Rollout.ID),
+			AttrPatchKB.ValueSet(r.in.Rollout.Patch.KB),
+			AttrStage.ValueSet(s.Name),
+			AttrHosts.ValueSet(names),
+		),
+	})
+	sel.AddFuture(workflow.ExecuteChildWorkflow(cctx, HostBatchWorkflowName, in), func(f workflow.Future) {
+		var res HostBatchResult
+		if err := f.Get(ctx, &res); err != nil {
+			res = failedBatch(in, err)
+		}
+		r.merge(s, plan.op, res)
+	})
+	return true
+}
+
+// failedBatch gives every host of a batch whose child failed the failed
+// state, so the failure counts and a person decides.
+func failedBatch(in HostBatchInput, err error) HostBatchResult {
+	var res HostBatchResult
+	for _, h := range in.Hosts {
+		res.Outcomes = append(res.Outcomes, HostOutcome{Index: h.Index, Host: h.Host.Name, Started: true,
+			State: rollout.StateFailed, Reasons: []string{fmt.Sprintf("batch %s/%d failed: %v", in.Step, in.Batch, err)}})
+	}
+	return res
+}
+
+// merge records a batch's outcomes. Hosts the batch did not start go back
+// to the front of the queue, except those the reboot policy held, which
+// wait for the retry rounds; exceptions granted meanwhile stand.
+func (r *run) merge(s *stepState, op string, res HostBatchResult) {
+	var requeue []int
+	for _, o := range res.Outcomes {
+		if o.Index < 0 || o.Index >= len(r.st.Hosts) || r.excepted(o.Index) {
+			continue
+		}
+		h := &r.st.Hosts[o.Index]
+		switch {
+		case !o.Started && o.Held:
+			h.Attempts++
+			r.setHost(o.Index, rollout.StatePending, o.Reasons)
+		case !o.Started:
+			r.setHost(o.Index, rollout.StatePending, o.Reasons)
+			requeue = append(requeue, o.Index)
+		default:
+			h.Attempts++
+			if op == OpPatch && !slices.Contains(s.Started, o.Index) {
+				s.Started = append(s.Started, o.Index)
+			}
+			r.setHost(o.Index, o.State, o.Reasons)
+		}
+	}
+	if op == OpPatch {
+		s.Queue = append(requeue, s.Queue...)
+	}
+}
+
+// rollback uninstalls the patch from the hosts of the step that received
+// it (abort with rollback), in batch children like the install.
+func (r *run) rollback(ctx workflow.Context, s *stepState) error {
+	var hosts []int
+	for _, i := range s.Started {
+		switch r.st.Hosts[i].State {
+		case rollout.StateNotApplicable, rollout.StateExcepted, rollout.StateRolledBack, rollout.StatePending:
+			continue
+		}
+		hosts = append(hosts, i)
+	}
+	r.record(Record{At: workflow.Now(ctx), Kind: "rollback", Subject: s.Name, User: r.st.Abort.User, Allow: true,
+		Reason: fmt.Sprintf("uninstall from %d hosts: %s", len(hosts), r.st.Abort.Reason)})
+	if len(hosts) == 0 {
+		return nil
+	}
+	s.Status = StepRollingBk
+	r.refresh(ctx)
+	rb := &stepState{Name: s.Name, Kind: s.Kind, Queue: hosts, Batches: s.Batches}
+	parallel := stageParallel
+	if s.Limits != nil {
+		parallel = s.Limits.MaxParallel
+	}
+	if err := r.runBatches(ctx, rb, newBatchPlan(OpUninstall, parallel, 0, r.tune.MaxPendingBatches, time.Time{})); err != nil {
+		return fmt.Errorf("roll back %s: %w", s.Name, err)
+	}
+	s.Batches = rb.Batches
+	s.Status = StepAborted
+	r.refresh(ctx)
+	return nil
+}

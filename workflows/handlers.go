@@ -1,0 +1,309 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/rollout"
+)
+
+// ErrRefused is the application error type of an update the gates policy
+// refused; its message is the policy's reason and its details the
+// violations.
+const ErrRefused = "Refused"
+
+// registerHandlers installs the queries and the updates (gates and
+// controls). Validators only check arguments and state: they cannot run
+// activities. Each handler asks the gates policy, records the decision
+// with who and why, and only then changes the rollout.
+func (r *run) registerHandlers(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return r.progress(), nil }); err != nil {
+		return fmt.Errorf("register %s query: %w", QueryProgress, err)
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryHost, r.hostStatus); err != nil {
+		return fmt.Errorf("register %s query: %w", QueryHost, err)
+	}
+	updates := []struct {
+		name, description  string
+		handler, validator any
+	}{
+		{UpdateApprove, "approve the gate the rollout waits at", r.approve, r.validateApprove},
+		{UpdateReject, "reject the gate the rollout waits at, with a reason", r.reject, r.validateReject},
+		{UpdatePause, "stop starting new hosts", r.pause, r.validatePause},
+		{UpdateResume, "lift a pause or a halted wave", r.resume, r.validateResume},
+		{UpdateAbort, "stop the rollout, optionally rolling back the current wave", r.abort, r.validateAbort},
+		{UpdateExcept, "grant a host exception with an expiry", r.except, r.validateExcept},
+		{UpdateSkipHost, "take a failed host out of a halted wave", r.skipHost, r.validateSkipHost},
+	}
+	for _, u := range updates {
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, workflow.UpdateHandlerOptions{
+			Validator: u.validator, Description: u.description,
+		}); err != nil {
+			return fmt.Errorf("register %s update: %w", u.name, err)
+		}
+	}
+	return nil
+}
+
+func (r *run) validateApprove(_ workflow.Context, req GateRequest) error {
+	return r.validateGate(req)
+}
+
+func (r *run) validateReject(_ workflow.Context, req GateRequest) error {
+	if strings.TrimSpace(req.Reason) == "" {
+		return errors.New("a rejection needs a reason")
+	}
+	return r.validateGate(req)
+}
+
+func (r *run) validateGate(req GateRequest) error {
+	if strings.TrimSpace(req.User) == "" {
+		return errors.New("user is required")
+	}
+	s := r.current()
+	if s == nil || s.Status != StepWaiting {
+		return fmt.Errorf("rollout %s is not waiting at a gate (status %s)", r.in.Rollout.ID, r.status())
+	}
+	if req.Gate != "" && req.Gate != s.Name {
+		return fmt.Errorf("rollout %s waits at gate %q, not %q", r.in.Rollout.ID, s.Name, req.Gate)
+	}
+	return nil
+}
+
+func (r *run) approve(ctx workflow.Context, req GateRequest) (Record, error) {
+	return r.decideGate(ctx, activities.ActionApprove, req)
+}
+
+func (r *run) reject(ctx workflow.Context, req GateRequest) (Record, error) {
+	return r.decideGate(ctx, activities.ActionReject, req)
+}
+
+// decideGate asks the gates policy and, if it allows, approves or rejects
+// the gate the rollout waits at.
+func (r *run) decideGate(ctx workflow.Context, action string, req GateRequest) (Record, error) {
+	s := r.current()
+	rec, err := r.authorize(ctx, action, s.Name, s.Group, req.User, req.Reason)
+	if err != nil {
+		return rec, err
+	}
+	if s != r.current() || s.Status != StepWaiting {
+		return rec, temporal.NewApplicationError(fmt.Sprintf("gate %s was decided meanwhile", s.Name), ErrRefused)
+	}
+	if action == activities.ActionApprove {
+		s.Approved = true
+	} else {
+		s.Rejected = true
+	}
+	r.notify(ctx, activities.EventGateDecided, fmt.Sprintf("Gate %s %sd by %s", s.Name, action, req.User), req.Reason, nil, nil,
+		activities.Field{Name: "gate", Value: s.Name}, activities.Field{Name: "decision", Value: action}, activities.Field{Name: "user", Value: req.User})
+	return rec, nil
+}
+
+func (r *run) validatePause(_ workflow.Context, req ControlRequest) error {
+	if err := r.validateControl(req.User, req.Reason); err != nil {
+		return err
+	}
+	if r.st.Paused {
+		return errors.New("rollout is already paused")
+	}
+	return nil
+}
+
+func (r *run) pause(ctx workflow.Context, req ControlRequest) (Record, error) {
+	rec, err := r.authorize(ctx, activities.ActionPause, r.subject(), "", req.User, req.Reason)
+	if err == nil {
+		r.st.Paused = true
+		r.refresh(ctx)
+	}
+	return rec, err
+}
+
+func (r *run) validateResume(_ workflow.Context, req ControlRequest) error {
+	if err := r.validateControl(req.User, req.Reason); err != nil {
+		return err
+	}
+	if s := r.current(); !r.st.Paused && (s == nil || !s.Halted) {
+		return errors.New("rollout is neither paused nor halted")
+	}
+	return nil
+}
+
+// resume lifts a pause, or acknowledges a halted wave's failures so far
+// (they no longer count against its threshold) and lets it go on.
+func (r *run) resume(ctx workflow.Context, req ControlRequest) (Record, error) {
+	rec, err := r.authorize(ctx, activities.ActionResume, r.subject(), "", req.User, req.Reason)
+	if err != nil {
+		return rec, err
+	}
+	if r.st.Paused {
+		r.st.Paused = false
+	} else if s := r.current(); s != nil && s.Halted {
+		s.Forgiven = s.Failures
+		s.Halted = false
+	}
+	r.refresh(ctx)
+	return rec, nil
+}
+
+func (r *run) validateAbort(_ workflow.Context, req AbortRequest) error {
+	if err := r.validateControl(req.User, req.Reason); err != nil {
+		return err
+	}
+	if r.st.Abort != nil {
+		return fmt.Errorf("rollout was already aborted by %s", r.st.Abort.User)
+	}
+	return nil
+}
+
+func (r *run) abort(ctx workflow.Context, req AbortRequest) (Record, error) {
+	reason := req.Reason
+	if req.Rollback {
+		reason += " (with rollback)"
+	}
+	rec, err := r.authorize(ctx, activities.ActionAbort, r.subject(), "", req.User, reason)
+	if err == nil && r.st.Abort == nil {
+		r.st.Abort = &req
+	}
+	return rec, err
+}
+
+func (r *run) validateExcept(ctx workflow.Context, req ExceptRequest) error {
+	if err := r.validateControl(req.User, req.Reason); err != nil {
+		return err
+	}
+	if _, ok := r.byName[req.Host]; !ok {
+		return fmt.Errorf("host %q is not in rollout %s", req.Host, r.in.Rollout.ID)
+	}
+	if !req.Expires.After(workflow.Now(ctx)) {
+		return fmt.Errorf("exception expiry %s is not in the future", req.Expires.UTC().Format("2006-01-02T15:04Z"))
+	}
+	return nil
+}
+
+// except grants an exception: the host is no longer patched and is
+// reported excepted (never compliant) until the expiry.
+func (r *run) except(ctx workflow.Context, req ExceptRequest) (Record, error) {
+	rec, err := r.authorize(ctx, activities.ActionExcept, req.Host, "", req.User, req.Reason)
+	if err != nil {
+		return rec, err
+	}
+	i := r.byName[req.Host]
+	r.setHost(i, rollout.StateExcepted, []string{fmt.Sprintf("exception by %s until %s: %s", req.User, req.Expires.UTC().Format("2006-01-02T15:04Z"), req.Reason)})
+	r.st.Excepted = append(r.st.Excepted, Exception{Host: req.Host, Reason: req.Reason, GrantedBy: req.User, Expires: req.Expires})
+	r.releaseHalt()
+	r.refresh(ctx)
+	return rec, nil
+}
+
+func (r *run) validateSkipHost(_ workflow.Context, req SkipHostRequest) error {
+	if err := r.validateControl(req.User, req.Reason); err != nil {
+		return err
+	}
+	i, ok := r.byName[req.Host]
+	if !ok {
+		return fmt.Errorf("host %q is not in rollout %s", req.Host, r.in.Rollout.ID)
+	}
+	s := r.current()
+	if s == nil || !s.Halted {
+		return errors.New("skip_host applies to a halted wave; none is halted")
+	}
+	if r.stepOf(i) != s {
+		return fmt.Errorf("host %s is not in halted %s", req.Host, s.Name)
+	}
+	if !isFailure(r.st.Hosts[i].State) || slices.Contains(s.Skipped, i) {
+		return fmt.Errorf("host %s is %s, not a counted failure", req.Host, r.st.Hosts[i].State)
+	}
+	return nil
+}
+
+// skipHost takes a failed host out of the halted wave's failure count; if
+// the wave is then within its threshold it goes on.
+func (r *run) skipHost(ctx workflow.Context, req SkipHostRequest) (Record, error) {
+	rec, err := r.authorize(ctx, activities.ActionSkipHost, req.Host, "", req.User, req.Reason)
+	if err != nil {
+		return rec, err
+	}
+	i := r.byName[req.Host]
+	if s := r.stepOf(i); s != nil && !slices.Contains(s.Skipped, i) {
+		s.Skipped = append(s.Skipped, i)
+		if isFailure(r.st.Hosts[i].State) {
+			s.Failures--
+		}
+	}
+	r.releaseHalt()
+	r.refresh(ctx)
+	return rec, nil
+}
+
+// releaseHalt lifts a halt whose wave is back within its threshold.
+func (r *run) releaseHalt() {
+	if s := r.current(); s != nil && s.Halted && !s.overThreshold() {
+		s.Halted = false
+	}
+}
+
+func (r *run) validateControl(user, reason string) error {
+	if strings.TrimSpace(user) == "" {
+		return errors.New("user is required")
+	}
+	if strings.TrimSpace(reason) == "" {
+		return errors.New("a reason is required")
+	}
+	if r.st.Completed {
+		return fmt.Errorf("rollout %s has completed", r.in.Rollout.ID)
+	}
+	return nil
+}
+
+// subject names what a control applies to: the current step, or the
+// rollout before the first one.
+func (r *run) subject() string {
+	if s := r.current(); s != nil {
+		return s.Name
+	}
+	return r.in.Rollout.ID
+}
+
+// authorize asks the gates policy (a local activity) whether user may take
+// action, records the decision, and returns a Refused application error
+// carrying the policy's reason when it does not allow. A policy that fails
+// to evaluate refuses (fail closed).
+func (r *run) authorize(ctx workflow.Context, action, subject, group, user, reason string) (Record, error) {
+	in := activities.AuthorizeGateInput{
+		RolloutID: r.in.Rollout.ID, FiledBy: r.in.Rollout.FiledBy, Gate: subject, Group: group,
+		Action: action, User: user, Reason: reason, Severity: string(r.in.Rollout.Patch.Severity), Now: workflow.Now(ctx),
+	}
+	var dec activities.GateDecision
+	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), activities.AuthorizeGateName, in).Get(ctx, &dec); err != nil {
+		dec.Allow, dec.Error = false, err.Error()
+	}
+	rec := r.record(Record{
+		At: workflow.Now(ctx), Kind: action, Subject: subject, User: user, Allow: dec.Allow,
+		Reason: reason, Violations: dec.Violations, Revision: dec.Revision,
+	})
+	if !dec.Allow {
+		return rec, temporal.NewNonRetryableApplicationError(refusal(action, subject, dec.Decision), ErrRefused, nil, dec.Violations)
+	}
+	return rec, nil
+}
+
+// refusal is the sentence a refused person reads: the policy's reasons.
+func refusal(action, subject string, d rollout.Decision) string {
+	var msgs []string
+	for _, v := range d.Violations {
+		msgs = append(msgs, fmt.Sprintf("%s (%s)", v.Msg, v.Code))
+	}
+	if d.Error != "" {
+		msgs = append(msgs, "policy evaluation failed: "+d.Error)
+	}
+	if len(msgs) == 0 {
+		msgs = append(msgs, "the gates policy did not allow it")
+	}
+	return fmt.Sprintf("%s %s refused: %s", action, subject, strings.Join(msgs, "; "))
+}

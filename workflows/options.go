@@ -1,0 +1,70 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/patchway/patchway/activities"
+)
+
+// withPolicyOptions runs policy decisions as local activities: in-process,
+// fast, and recorded in history as markers with their result.
+func withPolicyOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
+	})
+}
+
+// withHostOptions bounds one host's whole sequence: install plus reboot
+// plus the wait for boot. PatchHost heartbeats its progress and resumes
+// from it on retry; an unreachable host is retried a few times here, then
+// left to the rollout's retry rounds.
+func withHostOptions(ctx workflow.Context, summary string, bootTimeout time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		Summary:             summary,
+		StartToCloseTimeout: bootTimeout + time.Hour,
+		HeartbeatTimeout:    5 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    30 * time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    5 * time.Minute,
+			MaximumAttempts:    3,
+			NonRetryableErrorTypes: []string{
+				activities.ErrAuthFailed, activities.ErrNotApplicable, activities.ErrChecksumMismatch,
+				activities.ErrUnsupportedOS, activities.ErrInstallFailed, activities.ErrHostDidNotReturn,
+				activities.ErrTransportRefused,
+			},
+		},
+	})
+}
+
+// withNotifyOptions delivers notifications with a few retries; the event's
+// idempotency key makes them safe.
+func withNotifyOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		Summary:             summary,
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumAttempts: 5},
+	})
+}
+
+func withReportOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		Summary:             "build the compliance report",
+		StartToCloseTimeout: 5 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumAttempts: 5},
+	})
+}
+
+// upsert sets search attributes. An unregistered attribute would fail the
+// workflow task forever (DESIGN.md §7), so every key used here is listed
+// in SearchAttributes for the server to register; an error is logged,
+// never fatal to the rollout.
+func (r *run) upsert(ctx workflow.Context, updates ...temporal.SearchAttributeUpdate) {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+	}
+}

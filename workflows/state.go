@@ -1,0 +1,329 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/rollout"
+)
+
+// maxRecords bounds the decisions kept in state (and in the progress
+// query); every decision is in history regardless.
+const maxRecords = 50
+
+// RolloutCarry is the rollout workflow's state, carried across
+// continue-as-new. Clients never set it.
+type RolloutCarry struct {
+	Risk      *activities.RiskDecision `json:"risk,omitempty"`
+	Steps     []*stepState             `json:"steps"`
+	Current   int                      `json:"current"`
+	Hosts     []hostRecord             `json:"hosts"`
+	Records   []Record                 `json:"records,omitempty"`
+	Excepted  []Exception              `json:"excepted,omitempty"`
+	Paused    bool                     `json:"paused,omitempty"`
+	Abort     *AbortRequest            `json:"abort,omitempty"`
+	Rejected  bool                     `json:"rejected,omitempty"`
+	Breached  bool                     `json:"breached,omitempty"`
+	Fired     int                      `json:"fired"`
+	Accel     []string                 `json:"accel,omitempty"`
+	Sent      map[string]int           `json:"sent,omitempty"`
+	Advisory  int                      `json:"advisory"`
+	Completed bool                     `json:"completed,omitempty"`
+	// Runs counts continue-as-new generations, for batch ids.
+	Runs int `json:"runs"`
+}
+
+// stepState is one stage, wave or retry round of the staged path.
+type stepState struct {
+	Name  string   `json:"name"`
+	Kind  StepKind `json:"kind"`
+	Group string   `json:"group,omitempty"`
+	// Index into Rollout.Stages or Rollout.Waves.
+	Index  int        `json:"index"`
+	Status StepStatus `json:"status"`
+	// Members are the host indexes the step owns; Queue those not yet run.
+	Members []int `json:"members"`
+	Queue   []int `json:"queue"`
+	// Started lists hosts handed to a batch (the rollback set).
+	Started  []int `json:"started,omitempty"`
+	Skipped  []int `json:"skipped,omitempty"`
+	Batches  int   `json:"batches"`
+	Failures int   `json:"failures"`
+	// Forgiven failures were acknowledged by a resume after a halt.
+	Forgiven  int       `json:"forgiven"`
+	Threshold int       `json:"threshold"`
+	Halted    bool      `json:"halted,omitempty"`
+	HaltCount int       `json:"halt_count,omitempty"`
+	SoakUntil time.Time `json:"soak_until,omitzero"`
+	Approved  bool      `json:"approved,omitempty"`
+	Rejected  bool      `json:"rejected,omitempty"`
+	Done      bool      `json:"done,omitempty"`
+	// Wave limits from the wave policy.
+	Limits *activities.WaveDecision `json:"limits,omitempty"`
+}
+
+// hostRecord is what the rollout knows about one host.
+type hostRecord struct {
+	State    rollout.HostState `json:"s"`
+	Reasons  []string          `json:"r,omitempty"`
+	Step     int               `json:"t"`
+	Attempts int               `json:"a,omitempty"`
+}
+
+// run is one execution of the rollout workflow: the input, the state, and
+// lookups rebuilt from them.
+type run struct {
+	in     RolloutInput
+	st     *RolloutCarry
+	byName map[string]int
+	sites  map[string]rollout.Site
+	tune   Tuning
+	// batchesThisRun counts children started by this run (continue-as-new).
+	batchesThisRun int
+	// slaBusy is true while the SLA clock is between a timer and its
+	// notification; continue-as-new waits for it.
+	slaBusy bool
+}
+
+func newRun(in RolloutInput) *run {
+	r := &run{in: in, byName: make(map[string]int, len(in.Hosts)), sites: map[string]rollout.Site{}, tune: withDefaults(in.Tuning)}
+	for i, h := range in.Hosts {
+		r.byName[h.Name] = i
+	}
+	for _, s := range in.Sites {
+		r.sites[s.Name] = s
+	}
+	if in.Carry != nil {
+		r.st = in.Carry
+		r.st.Runs++
+	} else {
+		r.st = &RolloutCarry{Hosts: make([]hostRecord, len(in.Hosts)), Sent: map[string]int{}}
+		for i := range r.st.Hosts {
+			r.st.Hosts[i] = hostRecord{State: rollout.StatePending, Step: -1}
+		}
+	}
+	if r.st.Sent == nil {
+		r.st.Sent = map[string]int{}
+	}
+	return r
+}
+
+func withDefaults(t Tuning) Tuning {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&t.BatchSize, 100)
+	def(&t.MaxPendingBatches, 4)
+	def(&t.MaxBatchesPerRun, 300)
+	def(&t.MaxHostsPerRun, 500)
+	if t.RetryInterval <= 0 {
+		t.RetryInterval = 4 * time.Hour
+	}
+	if t.BootTimeout <= 0 {
+		t.BootTimeout = 30 * time.Minute
+	}
+	return t
+}
+
+// record keeps a decision in state (and so in the progress query); the
+// activity or update that produced it is already in history.
+func (r *run) record(rec Record) Record {
+	r.st.Records = append(r.st.Records, rec)
+	if n := len(r.st.Records); n > maxRecords {
+		r.st.Records = slices.Clone(r.st.Records[n-maxRecords:])
+	}
+	return rec
+}
+
+// current returns the step the rollout is at, or nil before the first.
+func (r *run) current() *stepState {
+	if r.st.Current < 0 || r.st.Current >= len(r.st.Steps) {
+		return nil
+	}
+	return r.st.Steps[r.st.Current]
+}
+
+// setHost changes a host's state and keeps its step's failure count.
+func (r *run) setHost(i int, state rollout.HostState, reasons []string) {
+	h := &r.st.Hosts[i]
+	step := r.stepOf(i)
+	if step != nil && isFailure(h.State) && !slices.Contains(step.Skipped, i) {
+		step.Failures--
+	}
+	h.State, h.Reasons = state, reasons
+	if step != nil && isFailure(state) && !slices.Contains(step.Skipped, i) {
+		step.Failures++
+	}
+}
+
+func (r *run) stepOf(host int) *stepState {
+	t := r.st.Hosts[host].Step
+	if t < 0 || t >= len(r.st.Steps) {
+		return nil
+	}
+	return r.st.Steps[t]
+}
+
+// isFailure says which states count against a wave's failure threshold.
+// Unreachable hosts do not: laptops come back and are retried.
+func isFailure(s rollout.HostState) bool {
+	return s == rollout.StateFailed || s == rollout.StateNotEffective || s == rollout.StateUnknown
+}
+
+// isSettled says a host needs no more work from this rollout.
+func isSettled(s rollout.HostState) bool {
+	switch s {
+	case rollout.StateCompliant, rollout.StateNotApplicable, rollout.StateExcepted, rollout.StateRolledBack:
+		return true
+	}
+	return false
+}
+
+func (r *run) excepted(i int) bool { return r.st.Hosts[i].State == rollout.StateExcepted }
+
+func (r *run) hostsDone() int {
+	n := 0
+	for _, h := range r.st.Hosts {
+		if h.Step >= 0 && h.State != rollout.StatePending && h.State != rollout.StateInProgress {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *run) hostsTotal() int {
+	n := 0
+	for _, h := range r.st.Hosts {
+		if h.Step >= 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// status derives the rollout's status from its state.
+func (r *run) status() Status {
+	switch {
+	case r.st.Completed && r.st.Abort != nil:
+		return StatusAborted
+	case r.st.Completed && r.st.Rejected:
+		return StatusRejected
+	case r.st.Completed:
+		return StatusCompleted
+	case r.st.Abort != nil:
+		return StatusAborted
+	case r.st.Paused:
+		return StatusPaused
+	}
+	if s := r.current(); s != nil {
+		switch s.Status {
+		case StepWaiting:
+			return StatusWaiting
+		case StepHalted:
+			return StatusHalted
+		case StepSoaking:
+			return StatusSoaking
+		case StepWindow:
+			return StatusWindow
+		}
+	}
+	return StatusRunning
+}
+
+// progress is the answer to the progress query.
+func (r *run) progress() Progress {
+	p := Progress{
+		RolloutID:  r.in.Rollout.ID,
+		KB:         r.in.Rollout.Patch.KB,
+		Severity:   r.in.Rollout.Patch.Severity,
+		Status:     r.status(),
+		Breached:   r.st.Breached,
+		Paused:     r.st.Paused,
+		HostsDone:  r.hostsDone(),
+		HostsTotal: r.hostsTotal(),
+		Decisions:  slices.Clone(r.st.Records),
+		Exceptions: slices.Clone(r.st.Excepted),
+	}
+	if r.st.Risk != nil {
+		p.Deadline = r.st.Risk.Deadline
+		p.PolicyRevision = r.st.Risk.Revision
+	}
+	if s := r.current(); s != nil {
+		p.Stage = s.Name
+		if s.Status == StepWaiting {
+			p.WaitingGate = s.Name
+		}
+	}
+	totals := make([]map[rollout.HostState]int, len(r.st.Steps))
+	for i := range totals {
+		totals[i] = map[rollout.HostState]int{}
+	}
+	for _, h := range r.st.Hosts {
+		if h.Step >= 0 && h.Step < len(totals) {
+			totals[h.Step][h.State]++
+		}
+	}
+	for i, s := range r.st.Steps {
+		p.Steps = append(p.Steps, StepProgress{
+			Name: s.Name, Kind: s.Kind, Status: s.Status, Hosts: len(s.Members),
+			Totals: totals[i], Failures: s.Failures - s.Forgiven, Threshold: s.Threshold, Batches: s.Batches,
+		})
+	}
+	return p
+}
+
+// hostStatus answers the host query.
+func (r *run) hostStatus(name string) (HostStatus, error) {
+	i, ok := r.byName[name]
+	if !ok {
+		return HostStatus{}, fmt.Errorf("host %q is not in rollout %s", name, r.in.Rollout.ID)
+	}
+	h := r.st.Hosts[i]
+	hs := HostStatus{Name: name, State: h.State, Reasons: h.Reasons, Attempts: h.Attempts}
+	if s := r.stepOf(i); s != nil {
+		hs.Stage = s.Name
+	}
+	return hs, nil
+}
+
+// currentDetails is the short markdown progress table the Web UI shows.
+func (r *run) currentDetails() string {
+	p := r.progress()
+	var b strings.Builder
+	fmt.Fprintf(&b, "**%s** %s: %s", p.KB, p.Severity, p.Status)
+	if p.WaitingGate != "" {
+		fmt.Fprintf(&b, " at gate **%s**", p.WaitingGate)
+	}
+	if !p.Deadline.IsZero() {
+		fmt.Fprintf(&b, ", deadline %s", p.Deadline.UTC().Format(time.RFC3339))
+	}
+	if p.Breached {
+		b.WriteString(" (**SLA breached**)")
+	}
+	fmt.Fprintf(&b, "\n\n%d/%d hosts done\n\n| step | status | hosts | compliant | failed | unreachable |\n|---|---|---|---|---|---|\n", p.HostsDone, p.HostsTotal)
+	for _, s := range p.Steps {
+		failed := s.Totals[rollout.StateFailed] + s.Totals[rollout.StateNotEffective] + s.Totals[rollout.StateUnknown]
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d |\n", s.Name, s.Status, s.Hosts,
+			s.Totals[rollout.StateCompliant], failed, s.Totals[rollout.StateUnreachable])
+	}
+	return b.String()
+}
+
+// refresh publishes progress: current details and the search attributes
+// that move (stage, hosts done).
+func (r *run) refresh(ctx workflow.Context) {
+	workflow.SetCurrentDetails(ctx, r.currentDetails())
+	updates := []temporal.SearchAttributeUpdate{AttrHostsDone.ValueSet(int64(r.hostsDone()))}
+	if s := r.current(); s != nil {
+		updates = append(updates, AttrStage.ValueSet(s.Name))
+	}
+	r.upsert(ctx, updates...)
+}
