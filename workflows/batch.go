@@ -274,7 +274,7 @@ func (b *batch) start(ctx workflow.Context, h BatchHost, reboot bool) {
 			activities.PatchHostName, activities.PatchHostInput{Target: target, Reboot: reboot, BootTimeout: b.in.BootTimeout})
 	}
 	b.sel.AddFuture(f, func(f workflow.Future) {
-		o := b.outcome(f, h)
+		o := b.outcome(ctx, f, h)
 		if isFailure(o.State) {
 			b.failures++
 		}
@@ -286,11 +286,11 @@ func (b *batch) start(ctx workflow.Context, h BatchHost, reboot bool) {
 }
 
 // outcome turns an activity's result or error into the host's state.
-func (b *batch) outcome(f workflow.Future, h BatchHost) HostOutcome {
+func (b *batch) outcome(ctx workflow.Context, f workflow.Future, h BatchHost) HostOutcome {
 	o := HostOutcome{Index: h.Index, Host: h.Host.Name, Started: true}
 	if b.in.Op == OpUninstall {
 		var res hostscript.UninstallResult
-		if err := f.Get(nil, &res); err != nil {
+		if err := f.Get(ctx, &res); err != nil {
 			o.State, o.Reasons = stateForError(err), []string{"rollback: " + err.Error()}
 			return o
 		}
@@ -299,7 +299,7 @@ func (b *batch) outcome(f workflow.Future, h BatchHost) HostOutcome {
 		return o
 	}
 	var res activities.PatchHostResult
-	if err := f.Get(nil, &res); err != nil {
+	if err := f.Get(ctx, &res); err != nil {
 		o.State, o.Reasons = stateForError(err), []string{err.Error()}
 		return o
 	}
