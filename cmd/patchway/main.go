@@ -36,6 +36,14 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newValidateCmd(g),
 		newPlanCmd(g),
+		newStatusCmd(g),
+		newApproveCmd(g),
+		newRejectCmd(g),
+		newPauseCmd(g),
+		newResumeCmd(g),
+		newAbortCmd(g),
+		newExceptCmd(g),
+		newSkipHostCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/patchway/patchway/rollout"
+	"github.com/patchway/patchway/workflows"
+)
+
+// queryTimeout bounds one progress or host query.
+const queryTimeout = 30 * time.Second
+
+func newStatusCmd(_ *globalFlags) *cobra.Command {
+	var (
+		conn     clientFlags
+		watch    bool
+		asJSON   bool
+		host     string
+		interval time.Duration
+		maxWatch time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "status ROLLOUT",
+		Short: "Show a rollout's progress per stage and wave, or one host's state",
+		Long: "Show a rollout's progress: its status, SLA deadline, the gate it waits at, and a progress bar\n" +
+			"per stage and wave with the hosts per state. --watch redraws it in place until the rollout ends\n" +
+			"(plain lines, one block per change, when stdout is not a terminal). --host shows one host.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			c, err := conn.dial(ctx, cliLogger())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			out := cmd.OutOrStdout()
+			if host != "" {
+				return printHost(ctx, c, out, args[0], host, asJSON)
+			}
+			if !watch {
+				p, err := queryProgress(ctx, c, args[0])
+				if err != nil {
+					return err
+				}
+				return printProgress(out, p, asJSON)
+			}
+			if maxWatch > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, maxWatch)
+				defer cancel()
+			}
+			return watchProgress(ctx, c, out, args[0], interval, asJSON, isTerminal(out))
+		},
+	}
+	conn.register(cmd.Flags())
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "keep showing progress until the rollout ends (Ctrl-C stops watching, not the rollout)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the progress query's JSON (one object per line with --watch)")
+	cmd.Flags().StringVar(&host, "host", "", "show one host: its state, reasons, stage and attempts")
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "how often --watch asks for progress")
+	cmd.Flags().DurationVar(&maxWatch, "max-watch", 0, "stop --watch after this long (0: until the rollout ends)")
+	return cmd
+}
+
+func queryProgress(ctx context.Context, c client.Client, rolloutID string) (workflows.Progress, error) {
+	var p workflows.Progress
+	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	v, err := c.QueryWorkflow(qctx, workflows.WorkflowID(rolloutID), "", workflows.QueryProgress)
+	if err != nil {
+		return p, fmt.Errorf("query progress of rollout %s: %w", rolloutID, err)
+	}
+	if err := v.Get(&p); err != nil {
+		return p, fmt.Errorf("decode progress of rollout %s: %w", rolloutID, err)
+	}
+	return p, nil
+}
+
+func printHost(ctx context.Context, c client.Client, out io.Writer, rolloutID, host string, asJSON bool) error {
+	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	v, err := c.QueryWorkflow(qctx, workflows.WorkflowID(rolloutID), "", workflows.QueryHost, host)
+	if err != nil {
+		return fmt.Errorf("query host %s in rollout %s: %w", host, rolloutID, err)
+	}
+	var h workflows.HostStatus
+	if err := v.Get(&h); err != nil {
+		return fmt.Errorf("decode host %s: %w", host, err)
+	}
+	if asJSON {
+		return writeJSON(out, h)
+	}
+	fmt.Fprintf(out, "%s  %s  (%s, %d attempt(s))\n", h.Name, h.State, h.Stage, h.Attempts)
+	for _, r := range h.Reasons {
+		fmt.Fprintf(out, "  - %s\n", r)
+	}
+	return nil
+}
+
+func printProgress(out io.Writer, p workflows.Progress, asJSON bool) error {
+	if asJSON {
+		return writeJSON(out, p)
+	}
+	_, err := io.WriteString(out, renderProgress(p, time.Now()))
+	return err
+}
+
+func writeJSON(out io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode JSON: %w", err)
+	}
+	_, err = fmt.Fprintf(out, "%s\n", b)
+	return err
+}
+
+// watchProgress polls the progress query until the rollout ends or ctx is
+// done. On a terminal it redraws in place; otherwise it prints a block
+// only when the progress changed, so a log stays readable.
+func watchProgress(ctx context.Context, c client.Client, out io.Writer, rolloutID string, interval time.Duration, asJSON, tty bool) error {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	var last []byte
+	drawnLines := 0
+	for {
+		p, err := queryProgress(ctx, c, rolloutID)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		var buf bytes.Buffer
+		if asJSON {
+			if err := writeJSON(&buf, p); err != nil {
+				return err
+			}
+		} else {
+			buf.WriteString(renderProgress(p, time.Now()))
+		}
+		// The timestamp-free JSON tells a real change from a redraw.
+		key, _ := json.Marshal(p)
+		if !bytes.Equal(key, last) || (tty && !asJSON) {
+			if tty && !asJSON && drawnLines > 0 {
+				// Move up over the previous drawing and clear to the end.
+				fmt.Fprintf(out, "\x1b[%dA\x1b[J", drawnLines)
+			}
+			if _, err := out.Write(buf.Bytes()); err != nil {
+				return fmt.Errorf("write progress: %w", err)
+			}
+			drawnLines = bytes.Count(buf.Bytes(), []byte("\n"))
+			if !tty && !asJSON {
+				fmt.Fprintln(out)
+			}
+			last = key
+		}
+		if ended(p.Status) {
+			return nil
+		}
+		if closed, err := workflowClosed(ctx, c, rolloutID); err == nil && closed {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
+}
+
+func ended(s workflows.Status) bool {
+	switch s {
+	case workflows.StatusCompleted, workflows.StatusAborted, workflows.StatusRejected:
+		return true
+	}
+	return false
+}
+
+func workflowClosed(ctx context.Context, c client.Client, rolloutID string) (bool, error) {
+	desc, err := c.DescribeWorkflowExecution(ctx, workflows.WorkflowID(rolloutID), "")
+	if err != nil {
+		return false, err
+	}
+	st := desc.GetWorkflowExecutionInfo().GetStatus()
+	return st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && st != enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW, nil
+}
+
+// isTerminal tells whether w is a character device (a terminal), where
+// redrawing in place makes sense.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// barWidth is the width of a progress bar in characters.
+const barWidth = 30
+
+// renderProgress draws a rollout's progress as text: a header, one bar per
+// stage and wave, and the latest decisions.
+func renderProgress(p workflows.Progress, now time.Time) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Rollout %s  %s (%s)  %s", p.RolloutID, p.KB, p.Severity, strings.ToUpper(string(p.Status)))
+	if p.Paused && p.Status != workflows.StatusPaused {
+		b.WriteString(" (paused)")
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "  hosts %d/%d done", p.HostsDone, p.HostsTotal)
+	if !p.Deadline.IsZero() {
+		fmt.Fprintf(&b, "   SLA deadline %s", p.Deadline.UTC().Format("2006-01-02 15:04Z"))
+		if p.Breached {
+			b.WriteString("  BREACHED")
+		} else if left := p.Deadline.Sub(now); left > 0 {
+			fmt.Fprintf(&b, " (in %s)", roundDuration(left))
+		}
+	}
+	b.WriteString("\n")
+	if p.WaitingGate != "" {
+		fmt.Fprintf(&b, "  waiting for approval at %q: patchway approve %s %s --as <approver>\n", p.WaitingGate, p.RolloutID, p.WaitingGate)
+	}
+	nameWidth := 4
+	for _, s := range p.Steps {
+		nameWidth = max(nameWidth, len(s.Name))
+	}
+	for _, s := range p.Steps {
+		fmt.Fprintf(&b, "  %-*s %s %3d/%-3d %-16s %s\n", nameWidth, s.Name, bar(s), finished(s), s.Hosts, s.Status, stateCounts(s))
+	}
+	const shown = 5
+	if n := len(p.Decisions); n > 0 {
+		b.WriteString("  recent decisions:\n")
+		for _, r := range p.Decisions[max(0, n-shown):] {
+			verdict := "allow"
+			if !r.Allow {
+				verdict = "deny"
+			}
+			line := fmt.Sprintf("    %s %-10s %-5s %s", r.At.UTC().Format("15:04:05"), r.Kind, verdict, r.Subject)
+			if r.User != "" {
+				line += " by " + r.User
+			}
+			if r.Reason != "" {
+				line += ": " + r.Reason
+			}
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
+}
+
+// finished counts a step's hosts that are past pending and in progress.
+func finished(s workflows.StepProgress) int {
+	n := 0
+	for st, c := range s.Totals {
+		if st != rollout.StatePending && st != rollout.StateInProgress {
+			n += c
+		}
+	}
+	return n
+}
+
+// good tells the states that need no more work from anyone.
+func good(st rollout.HostState) bool {
+	switch st {
+	case rollout.StateCompliant, rollout.StateNotApplicable, rollout.StateExcepted:
+		return true
+	}
+	return false
+}
+
+// bar draws [===xx....]: '=' hosts done well, 'x' hosts finished in
+// another state (failed, unreachable, not effective...), '>' in progress.
+func bar(s workflows.StepProgress) string {
+	if s.Hosts == 0 {
+		return "[" + strings.Repeat(" ", barWidth) + "]"
+	}
+	var okN, badN, runN int
+	for st, c := range s.Totals {
+		switch {
+		case good(st):
+			okN += c
+		case st == rollout.StateInProgress:
+			runN += c
+		case st != rollout.StatePending:
+			badN += c
+		}
+	}
+	cells := func(n int) int { return n * barWidth / s.Hosts }
+	ok, bad, run := cells(okN), cells(badN), cells(runN)
+	rest := max(0, barWidth-ok-bad-run)
+	return "[" + strings.Repeat("=", ok) + strings.Repeat("x", bad) + strings.Repeat(">", run) + strings.Repeat(".", rest) + "]"
+}
+
+// stateCounts lists a step's non-zero host states, most frequent first.
+func stateCounts(s workflows.StepProgress) string {
+	type kv struct {
+		state rollout.HostState
+		n     int
+	}
+	var list []kv
+	for st, n := range s.Totals {
+		if n > 0 {
+			list = append(list, kv{st, n})
+		}
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].n != list[j].n {
+			return list[i].n > list[j].n
+		}
+		return list[i].state < list[j].state
+	})
+	parts := make([]string, 0, len(list))
+	for _, e := range list {
+		parts = append(parts, fmt.Sprintf("%s %d", e.state, e.n))
+	}
+	out := strings.Join(parts, ", ")
+	if s.Threshold > 0 || s.Failures > 0 {
+		out += fmt.Sprintf("  (failures %d/%d)", s.Failures, s.Threshold)
+	}
+	return out
+}
+
+func roundDuration(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+	case d >= time.Hour:
+		return d.Round(time.Minute).String()
+	default:
+		return d.Round(time.Second).String()
+	}
+}
