@@ -57,6 +57,7 @@ func planSteps(ro rollout.Rollout, hosts []rollout.Host) ([]*stepState, int, err
 				cmp.Compare(ha.Cluster, hb.Cluster), cmp.Compare(ha.Name, hb.Name))
 		})
 		s.Queue = slices.Clone(s.Members)
+		s.Totals = map[rollout.HostState]int{rollout.StatePending: len(s.Members)}
 		if s.Kind == KindStage {
 			s.Threshold = 0
 		}

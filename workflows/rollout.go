@@ -370,11 +370,14 @@ func (r *run) retryStep() *stepState {
 }
 
 // stragglers are planned hosts still to patch after their turn:
-// unreachable, or pending because a policy held them.
+// unreachable, waiting for the reboot that makes the patch take effect, or
+// pending because a policy held them.
 func (r *run) stragglers() []int {
 	var out []int
 	for i, h := range r.st.Hosts {
-		if h.Step >= 0 && (h.State == rollout.StateUnreachable || (h.State == rollout.StatePending && h.Attempts > 0)) {
+		due := h.State == rollout.StateUnreachable || h.State == rollout.StatePendingReboot ||
+			(h.State == rollout.StatePending && h.Attempts > 0)
+		if h.Step >= 0 && due {
 			out = append(out, i)
 		}
 	}

@@ -56,14 +56,16 @@ type stepState struct {
 	Batches  int   `json:"batches"`
 	Failures int   `json:"failures"`
 	// Forgiven failures were acknowledged by a resume after a halt.
-	Forgiven  int       `json:"forgiven"`
-	Threshold int       `json:"threshold"`
-	Halted    bool      `json:"halted,omitempty"`
-	HaltCount int       `json:"halt_count,omitempty"`
-	SoakUntil time.Time `json:"soak_until,omitzero"`
-	Approved  bool      `json:"approved,omitempty"`
-	Rejected  bool      `json:"rejected,omitempty"`
-	Done      bool      `json:"done,omitempty"`
+	Forgiven  int `json:"forgiven"`
+	Threshold int `json:"threshold"`
+	// Totals counts the step's hosts per state, kept by setHost.
+	Totals    map[rollout.HostState]int `json:"totals,omitempty"`
+	Halted    bool                      `json:"halted,omitempty"`
+	HaltCount int                       `json:"halt_count,omitempty"`
+	SoakUntil time.Time                 `json:"soak_until,omitzero"`
+	Approved  bool                      `json:"approved,omitempty"`
+	Rejected  bool                      `json:"rejected,omitempty"`
+	Done      bool                      `json:"done,omitempty"`
 	// Wave limits from the wave policy.
 	Limits *activities.WaveDecision `json:"limits,omitempty"`
 }
@@ -151,17 +153,26 @@ func (r *run) current() *stepState {
 	return r.st.Steps[r.st.Current]
 }
 
-// setHost changes a host's state and keeps its step's failure count.
+// setHost changes a host's state and keeps its step's totals and failure
+// count.
 func (r *run) setHost(i int, state rollout.HostState, reasons []string) {
 	h := &r.st.Hosts[i]
 	step := r.stepOf(i)
-	if step != nil && isFailure(h.State) && !slices.Contains(step.Skipped, i) {
-		step.Failures--
+	if step != nil {
+		if step.Totals == nil {
+			step.Totals = map[rollout.HostState]int{}
+		}
+		step.Totals[h.State]--
+		step.Totals[state]++
+		skipped := slices.Contains(step.Skipped, i)
+		if isFailure(h.State) && !skipped {
+			step.Failures--
+		}
+		if isFailure(state) && !skipped {
+			step.Failures++
+		}
 	}
 	h.State, h.Reasons = state, reasons
-	if step != nil && isFailure(state) && !slices.Contains(step.Skipped, i) {
-		step.Failures++
-	}
 }
 
 func (r *run) stepOf(host int) *stepState {
@@ -189,11 +200,13 @@ func isSettled(s rollout.HostState) bool {
 
 func (r *run) excepted(i int) bool { return r.st.Hosts[i].State == rollout.StateExcepted }
 
+// hostsDone counts planned hosts that had their turn (whatever the
+// outcome); hostsTotal counts planned hosts.
 func (r *run) hostsDone() int {
 	n := 0
-	for _, h := range r.st.Hosts {
-		if h.Step >= 0 && h.State != rollout.StatePending && h.State != rollout.StateInProgress {
-			n++
+	for _, s := range r.st.Steps {
+		if s.Kind != KindRetry {
+			n += len(s.Members) - s.Totals[rollout.StatePending] - s.Totals[rollout.StateInProgress]
 		}
 	}
 	return n
@@ -201,9 +214,9 @@ func (r *run) hostsDone() int {
 
 func (r *run) hostsTotal() int {
 	n := 0
-	for _, h := range r.st.Hosts {
-		if h.Step >= 0 {
-			n++
+	for _, s := range r.st.Steps {
+		if s.Kind != KindRetry {
+			n += len(s.Members)
 		}
 	}
 	return n
@@ -262,19 +275,19 @@ func (r *run) progress() Progress {
 			p.WaitingGate = s.Name
 		}
 	}
-	totals := make([]map[rollout.HostState]int, len(r.st.Steps))
-	for i := range totals {
-		totals[i] = map[rollout.HostState]int{}
-	}
-	for _, h := range r.st.Hosts {
-		if h.Step >= 0 && h.Step < len(totals) {
-			totals[h.Step][h.State]++
+	for _, s := range r.st.Steps {
+		totals := map[rollout.HostState]int{}
+		for k, v := range s.Totals {
+			if v != 0 {
+				totals[k] = v
+			}
 		}
-	}
-	for i, s := range r.st.Steps {
+		if s.Kind == KindRetry {
+			totals = map[rollout.HostState]int{rollout.StatePending: len(s.Members)}
+		}
 		p.Steps = append(p.Steps, StepProgress{
 			Name: s.Name, Kind: s.Kind, Status: s.Status, Hosts: len(s.Members),
-			Totals: totals[i], Failures: s.Failures - s.Forgiven, Threshold: s.Threshold, Batches: s.Batches,
+			Totals: totals, Failures: s.Failures - s.Forgiven, Threshold: s.Threshold, Batches: s.Batches,
 		})
 	}
 	return p
