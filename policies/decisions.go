@@ -1,0 +1,322 @@
+package policies
+
+import (
+	"context"
+	"time"
+
+	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/rollout"
+)
+
+// Exception is a granted exception for a host: it keeps the host excepted
+// (not compliant, not failing) until Expires.
+type Exception struct {
+	Reason    string    `json:"reason"`
+	GrantedBy string    `json:"granted_by,omitempty"`
+	Expires   time.Time `json:"expires"`
+}
+
+// ComplianceInput is the evidence the compliance policy judges one host on.
+type ComplianceInput struct {
+	Host  rollout.Host  `json:"host"`
+	Patch rollout.Patch `json:"patch"`
+	// Scan is the host's scan; nil means no evidence was gathered.
+	Scan      *hostscript.ScanResult `json:"scan"`
+	Reachable bool                   `json:"reachable"`
+	// InstalledAt is when this rollout installed the patch (zero if it
+	// did not): the host must have booted after it.
+	InstalledAt time.Time  `json:"installed_at,omitzero"`
+	Exception   *Exception `json:"exception,omitempty"`
+	Now         time.Time  `json:"now"`
+}
+
+// ComplianceDecision is the host's state (DESIGN.md §4) with the reasons
+// that led to it. Allow is true exactly when State is compliant.
+type ComplianceDecision struct {
+	rollout.Decision
+	State   rollout.HostState `json:"state"`
+	Reasons []string          `json:"reasons"`
+	// SupersededBy names the later update whose files satisfy this patch.
+	SupersededBy string `json:"superseded_by,omitempty"`
+}
+
+// Compliance judges one host's evidence. On an evaluation error the host is
+// unknown (never compliant), the error is recorded and returned.
+func (e *Engine) Compliance(ctx context.Context, in ComplianceInput) (ComplianceDecision, error) {
+	var d ComplianceDecision
+	err := e.evalInto(ctx, DecisionCompliance, in, in.Now, &d)
+	if err != nil {
+		d = ComplianceDecision{State: rollout.StateUnknown, Reasons: []string{"policy evaluation failed"}}
+	}
+	d.Decision = e.finish(d.Decision, err)
+	return d, err
+}
+
+// RebootInput asks whether Host may reboot now.
+type RebootInput struct {
+	Host  rollout.Host  `json:"host"`
+	Patch rollout.Patch `json:"patch"`
+	// RebootPending is true when the installer (3010, 1641) or the scan
+	// says a reboot is needed, whatever the patch's declared behaviour.
+	RebootPending bool `json:"reboot_pending"`
+	// Window is the wave's maintenance window; nil means any time.
+	Window *rollout.Window `json:"window,omitempty"`
+	// TimeZone is the host's site zone, used when Window has none.
+	TimeZone string    `json:"time_zone,omitempty"`
+	Deadline time.Time `json:"deadline,omitzero"`
+	// InFlight are the hosts rebooting or about to reboot right now.
+	InFlight []rollout.Host `json:"in_flight,omitempty"`
+	// CheckedIn is true when a laptop has just checked in (is online).
+	CheckedIn bool `json:"checked_in,omitempty"`
+	// Accelerations granted by the escalation policy (reboot_outside_window).
+	Accelerations []string  `json:"accelerations,omitempty"`
+	Now           time.Time `json:"now"`
+}
+
+// RebootDecision says whether the host may reboot now (Allow). Required
+// says a reboot is needed before the host can count compliant.
+type RebootDecision struct {
+	rollout.Decision
+	Required      bool     `json:"required"`
+	OutsideWindow bool     `json:"outside_window,omitempty"`
+	Reasons       []string `json:"reasons,omitempty"`
+}
+
+// Reboot decides whether a host may reboot now. On an evaluation error
+// the reboot is refused.
+func (e *Engine) Reboot(ctx context.Context, in RebootInput) (RebootDecision, error) {
+	var d RebootDecision
+	err := e.evalInto(ctx, DecisionReboot, in, in.Now, &d)
+	if err != nil {
+		d = RebootDecision{Required: true}
+	}
+	d.Decision = e.finish(d.Decision, err)
+	return d, err
+}
+
+// SLAInput asks for the rollout's deadline. A rollout not yet filed
+// (FiledAt zero) counts from Now.
+type SLAInput struct {
+	Rollout rollout.Rollout `json:"rollout"`
+	Now     time.Time       `json:"now"`
+}
+
+// Milestone is a point of the SLA clock at which escalation is asked.
+type Milestone struct {
+	// AtPercent is the share of the SLA elapsed; above 100 after breach.
+	AtPercent float64   `json:"at_percent"`
+	At        time.Time `json:"at"`
+	Breach    bool      `json:"breach,omitempty"`
+}
+
+// SLADecision is the deadline of a rollout and its clock.
+type SLADecision struct {
+	rollout.Decision
+	Severity rollout.Severity `json:"severity"`
+	// SLA is the time allowed from Start to Deadline, after risk factors.
+	SLA      time.Duration `json:"sla"`
+	Start    time.Time     `json:"start"`
+	Deadline time.Time     `json:"deadline"`
+	// Milestones at 50, 75 and 100 % of the SLA, then the rollout's
+	// after-breach escalation steps, in time order.
+	Milestones []Milestone `json:"milestones"`
+	// StepMax is the maximum duration of each step of the staged path.
+	StepMax map[string]time.Duration `json:"step_max"`
+	Reasons []string                 `json:"reasons"`
+}
+
+// SLA computes a rollout's deadline, milestones and step limits. On an
+// evaluation error Allow is false and the error is returned.
+func (e *Engine) SLA(ctx context.Context, in SLAInput) (SLADecision, error) {
+	var d SLADecision
+	err := e.evalInto(ctx, DecisionSLA, in, in.Now, &d)
+	if err != nil {
+		d = SLADecision{Severity: in.Rollout.Patch.Severity}
+	}
+	d.Decision = e.finish(d.Decision, err)
+	return d, err
+}
+
+// PlanInput asks whether a rollout's staged path is acceptable.
+type PlanInput struct {
+	Rollout rollout.Rollout `json:"rollout"`
+	Now     time.Time       `json:"now"`
+}
+
+// PlanDecision lists the stages the severity requires and the soak the
+// plan spends, against the SLA.
+type PlanDecision struct {
+	rollout.Decision
+	RequiredStages []string      `json:"required_stages"`
+	SkippedStages  []string      `json:"skipped_stages,omitempty"`
+	TotalSoak      time.Duration `json:"total_soak"`
+	SLA            time.Duration `json:"sla"`
+	Deadline       time.Time     `json:"deadline"`
+	Reasons        []string      `json:"reasons,omitempty"`
+}
+
+// Plan checks a rollout's stages against policy. On an evaluation error
+// the plan is refused.
+func (e *Engine) Plan(ctx context.Context, in PlanInput) (PlanDecision, error) {
+	var d PlanDecision
+	err := e.evalInto(ctx, DecisionPlan, in, in.Now, &d)
+	if err != nil {
+		d = PlanDecision{}
+	}
+	d.Decision = e.finish(d.Decision, err)
+	return d, err
+}
+
+// GateInput asks whether User may take Action (approve, reject) on Gate of
+// a rollout. Group is the approval group the rollout names for the gate;
+// empty means the policy's default. Override asks for an emergency
+// override of the gate's group.
+type GateInput struct {
+	RolloutID string    `json:"rollout_id"`
+	FiledBy   string    `json:"filed_by"`
+	Gate      string    `json:"gate"`
+	Group     string    `json:"group,omitempty"`
+	Action    string    `json:"action"`
+	User      string    `json:"user"`
+	Reason    string    `json:"reason,omitempty"`
+	Severity  string    `json:"severity,omitempty"`
+	Override  bool      `json:"override,omitempty"`
+	Now       time.Time `json:"now"`
+}
+
+// GateDecision says whether the user may act on the gate, and as which
+// group.
+type GateDecision struct {
+	rollout.Decision
+	Group    string `json:"group"`
+	Override bool   `json:"override,omitempty"`
+}
+
+// Gate authorises a gate action. On an evaluation error it is refused.
+func (e *Engine) Gate(ctx context.Context, in GateInput) (GateDecision, error) {
+	var d GateDecision
+	err := e.evalInto(ctx, DecisionGates, in, in.Now, &d)
+	if err != nil {
+		d = GateDecision{}
+	}
+	d.Decision = e.finish(d.Decision, err)
+	return d, err
+}
+
+// WaveInput asks whether a wave may dispatch hosts now and whether it must
+// halt.
+type WaveInput struct {
+	Wave rollout.Wave `json:"wave"`
+	// TimeZone is the wave's zone when its window names none.
+	TimeZone string `json:"time_zone,omitempty"`
+	// Done lists the waves already finished.
+	Done []string `json:"done,omitempty"`
+	// Hosts is the number of hosts in the wave.
+	Hosts int `json:"hosts"`
+	// States counts the wave's hosts by state so far.
+	States   map[rollout.HostState]int `json:"states,omitempty"`
+	Deadline time.Time                 `json:"deadline,omitzero"`
+	Now      time.Time                 `json:"now"`
+}
+
+// WaveDecision: Allow means the wave may dispatch hosts now; Halt means it
+// must stop for good (failures over its threshold).
+type WaveDecision struct {
+	rollout.Decision
+	Halt        bool `json:"halt"`
+	Failures    int  `json:"failures"`
+	MaxFailures int  `json:"max_failures"`
+	WindowOpen  bool `json:"window_open"`
+	// NextWindow is when the window next opens (if closed now).
+	NextWindow time.Time `json:"next_window,omitzero"`
+	// WindowEnd is when the current window closes (if open now).
+	WindowEnd           time.Time `json:"window_end,omitzero"`
+	MaxParallel         int       `json:"max_parallel"`
+	DownloadConcurrency int       `json:"download_concurrency"`
+}
+
+// Wave decides whether a wave may start or continue, and whether it must
+// halt. On an evaluation error it may not start, and halts.
+func (e *Engine) Wave(ctx context.Context, in WaveInput) (WaveDecision, error) {
+	var d WaveDecision
+	err := e.evalInto(ctx, DecisionWaves, in, in.Now, &d)
+	if err != nil {
+		d = WaveDecision{Halt: true}
+	}
+	d.Decision = e.finish(d.Decision, err)
+	return d, err
+}
+
+// EscalationInput asks who hears about the rollout at a milestone of its
+// SLA clock.
+type EscalationInput struct {
+	Rollout    rollout.Rollout `json:"rollout"`
+	Milestone  Milestone       `json:"milestone"`
+	Deadline   time.Time       `json:"deadline,omitzero"`
+	Stage      string          `json:"stage,omitempty"`
+	HostsDone  int             `json:"hosts_done"`
+	HostsTotal int             `json:"hosts_total"`
+	Now        time.Time       `json:"now"`
+}
+
+// EscalationDecision names who is notified on which channels and the
+// accelerations allowed (skip_soak, raise_parallelism,
+// reboot_outside_window).
+type EscalationDecision struct {
+	rollout.Decision
+	Contacts      []string `json:"contacts"`
+	Channels      []string `json:"channels"`
+	Accelerations []string `json:"accelerations,omitempty"`
+	Reasons       []string `json:"reasons,omitempty"`
+}
+
+// Escalation decides the notification and accelerations at a milestone.
+// On an evaluation error nothing is accelerated.
+func (e *Engine) Escalation(ctx context.Context, in EscalationInput) (EscalationDecision, error) {
+	var d EscalationDecision
+	err := e.evalInto(ctx, DecisionEscalation, in, in.Now, &d)
+	if err != nil {
+		d = EscalationDecision{}
+	}
+	d.Decision = e.finish(d.Decision, err)
+	return d, err
+}
+
+// TransportInput asks whether a host may be reached the way its inventory
+// entry says (http, insecure TLS, NTLM over http).
+type TransportInput struct {
+	Host rollout.Host `json:"host"`
+	Now  time.Time    `json:"now"`
+}
+
+// TransportDecision says whether the host's transport is allowed, and the
+// transport it resolves to.
+type TransportDecision struct {
+	rollout.Decision
+	Transport string `json:"transport"`
+	Insecure  bool   `json:"insecure"`
+	Auth      string `json:"auth"`
+}
+
+// Transport decides whether a host's WinRM transport is allowed for its
+// tier. On an evaluation error it is refused.
+func (e *Engine) Transport(ctx context.Context, in TransportInput) (TransportDecision, error) {
+	var d TransportDecision
+	err := e.evalInto(ctx, DecisionTransport, in, in.Now, &d)
+	if err != nil {
+		d = TransportDecision{}
+	}
+	d.Decision = e.finish(d.Decision, err)
+	return d, err
+}
+
+// finish stamps the revision on a decision and fails it closed on err.
+func (e *Engine) finish(d rollout.Decision, err error) rollout.Decision {
+	d.Revision = e.revision
+	if err != nil {
+		d.Allow = false
+		d.Error = err.Error()
+		d.Violations = append(d.Violations, rollout.Violation{Code: "policy_error", Msg: "the policy could not be evaluated: " + err.Error()})
+	}
+	return d
+}

@@ -1,0 +1,110 @@
+# METADATA
+# title: Plan
+# description: |
+#   Which stages a severity requires (lab and production-like for every
+#   severity unless an emergency break-glass is approved by the named
+#   group), soak minimums, per-step maximums, and soak times that must fit
+#   the SLA.
+package patchway.plan
+
+import data.patchway.lib
+import data.patchway.sla
+
+severity := input.rollout.patch.severity
+
+required_stages := data.plan.required_stages[severity] if {
+	data.plan.required_stages[severity]
+} else := {s | some stages in data.plan.required_stages; some s in stages}
+
+stages := lib.list(input.rollout, "stages")
+
+aliases(req) := object.get(data.plan.stage_aliases, req, [req])
+
+# stage_for maps a required stage to the rollout's stage that fulfils it.
+stage_for[req] := s if {
+	some req in required_stages
+	some s in stages
+	lower(s.name) in aliases(req)
+}
+
+emergency := object.get(input.rollout, "emergency", null)
+
+emergency_group := data.plan.emergency_group
+
+emergency_approved if {
+	approver := emergency.approved_by
+	approver in data.groups[emergency_group]
+	approver != object.get(input.rollout, "filed_by", "")
+}
+
+skip_requested := {s | some s in lib.list(emergency, "skip_stages")}
+
+skipped contains req if {
+	some req in required_stages
+	not stage_for[req]
+	req in skip_requested
+	emergency_approved
+}
+
+violations contains {"code": "missing_stage", "msg": msg} if {
+	some req in required_stages
+	not stage_for[req]
+	not skipped[req]
+	msg := sprintf("a %s patch requires the %s stage (names: %v); only an emergency approved by %s may skip it", [severity, req, aliases(req), emergency_group])
+}
+
+violations contains {"code": "emergency_not_approved", "msg": msg} if {
+	is_object(emergency)
+	not emergency_approved
+	msg := sprintf("emergency break-glass %q needs approval by a member of %s other than the filer (approved_by: %q)", [object.get(emergency, "reason", ""), emergency_group, object.get(emergency, "approved_by", "")])
+}
+
+min_soak(req) := round(data.plan.min_soak_hours[severity][req] * lib.hour_ns) if {
+	data.plan.min_soak_hours[severity][req]
+} else := 0
+
+soak(s) := object.get(s, "soak", 0)
+
+violations contains {"code": "soak_too_short", "msg": msg} if {
+	some req, s in stage_for
+	soak(s) < min_soak(req)
+	msg := sprintf("stage %s soaks %s; a %s patch needs at least %s", [s.name, lib.duration(soak(s)), severity, lib.duration(min_soak(req))])
+}
+
+violations contains {"code": "step_exceeds_max", "msg": msg} if {
+	some req, s in stage_for
+	limit := sla.step_max[req]
+	soak(s) > limit
+	msg := sprintf("stage %s soaks %s, over the %s maximum of %s for a %s patch", [s.name, lib.duration(soak(s)), req, lib.duration(limit), severity])
+}
+
+total_soak := sum([soak(s) | some s in stages])
+
+# Time left for the soaks: from now (or the SLA start, if later) to the
+# deadline.
+available := sla.deadline - max([sla.now, sla.start])
+
+violations contains {"code": "soak_exceeds_sla", "msg": msg} if {
+	total_soak > available
+	terms := [sprintf("%s %s", [s.name, lib.duration(soak(s))]) | some s in stages]
+	msg := sprintf("stage soaks %s = %s exceed the %s left before the %s deadline %s (SLA %s); shorten the soaks or file an emergency", [concat(" + ", terms), lib.duration(total_soak), lib.duration(available), severity, time.format(sla.deadline), lib.duration(sla.sla_ns)])
+}
+
+reasons contains sprintf("%s stage skipped by emergency break-glass approved by %s (%s)", [req, emergency.approved_by, emergency_group]) if {
+	some req in skipped
+}
+
+reasons contains sprintf("stage soaks total %s of the %s left before the deadline", [lib.duration(total_soak), lib.duration(available)]) if {
+	total_soak <= available
+}
+
+decision := {
+	"allow": count(violations) == 0,
+	"violations": [v | some v in violations],
+	"required_stages": [r | some r in required_stages],
+	"skipped_stages": sort(skipped),
+	"total_soak": total_soak,
+	"sla": sla.sla_ns,
+	"deadline": time.format(sla.deadline),
+	"reasons": sort(reasons),
+}
