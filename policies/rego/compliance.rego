@@ -132,14 +132,16 @@ unknown_reasons contains "the patch declares no file evidence; a hotfix or regis
 	count(expected_files) == 0
 }
 
-unknown_reasons contains sprintf("%s: %s", [fs.file.path, text]) if {
+unknown_reasons contains sprintf("%s: %s", [fs.file.path, unknown_text(fs)]) if {
 	some fs in file_states
-	text := {
-		"no_evidence": "not reported by the scan",
-		"no_version": "no file version reported",
-		"bad_version": sprintf("version %q is not numeric dotted", [scan_files[lower(fs.file.path)].version]),
-	}[fs.state]
+	fs.state in {"no_evidence", "no_version", "bad_version"}
 }
+
+unknown_text(fs) := "not reported by the scan" if {
+	fs.state == "no_evidence"
+} else := "no file version reported" if {
+	fs.state == "no_version"
+} else := sprintf("version %q is not numeric dotted", [scan_files[lower(fs.file.path)].version])
 
 unknown_reasons contains sprintf("no boot time reported; cannot prove a boot after the install at %s", [time.format(installed_at)]) if {
 	installed_at
@@ -208,7 +210,9 @@ main_reason := sprintf("excepted until %s: %s", [input.exception.expires, object
 	state == "not_effective"
 } else := sprintf("%s not installed: %s", [kb, concat("; ", file_problems)])
 
-boot_clause := sprintf(", booted at %s after the install", [time.format(boot)]) if installed_at else := ""
+boot_clause := sprintf(", booted at %s after the install", [time.format(boot)]) if installed_at
+
+else := ""
 
 notes contains "PendingFileRenameOperations is set but ignored: every other signal is clean and the host booted after the install (a known false positive from other software)" if {
 	state == "compliant"

@@ -56,7 +56,9 @@ acceleration_table := data.escalation.accelerations[severity] if {
 # The accelerations of the highest threshold the milestone has reached.
 reached := [to_number(k) | some k, _ in acceleration_table; to_number(k) <= milestone.at_percent]
 
-accelerations := acceleration_table[format_int(max(reached), 10)] if count(reached) > 0 else := []
+accelerations := acceleration_table[format_int(max(reached), 10)] if count(reached) > 0
+
+else := []
 
 declared_channels := {c.name | some c in lib.list(input.rollout, "channels")}
 
@@ -68,7 +70,9 @@ violations contains {"code": "unknown_channel", "msg": sprintf("escalation chann
 
 reasons contains sprintf("%v%% of the SLA elapsed%s: %d of %d hosts done", [milestone.at_percent, breach_text, object.get(input, "hosts_done", 0), object.get(input, "hosts_total", 0)])
 
-breach_text := " (deadline breached)" if milestone.breach == true else := ""
+breach_text := " (deadline breached)" if milestone.breach == true
+
+else := ""
 
 reasons contains sprintf("no escalation step matches the %v%% milestone", [milestone.at_percent]) if count(steps) == 0
 

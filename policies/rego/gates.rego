@@ -47,4 +47,6 @@ decision := {
 	"override": override,
 }
 
-group_used := data.gates.emergency_group if override else := group
+group_used := data.gates.emergency_group if override
+
+else := group

@@ -18,9 +18,10 @@ ts(s) := time.parse_rfc3339_ns(s)
 # list returns obj[key] as an array; [] when absent or null.
 list(obj, key) := [v | some v in object.get(obj, key, [])]
 
-# duration renders nanoseconds as the shortest exact unit: 7d, 36h, 90m.
+# duration renders nanoseconds in the largest exact unit, days only from
+# two days on: 7d, 24h, 36h, 90m.
 duration(ns) := sprintf("%dd", [round(ns / day_ns)]) if {
-	ns != 0
+	ns > day_ns
 	round(ns) % day_ns == 0
 } else := sprintf("%dh", [round(ns / hour_ns)]) if {
 	ns != 0
@@ -32,7 +33,9 @@ valid_version(v) if regex.match(`^[0-9]+(\.[0-9]+)*$`, v)
 
 version_parts(v) := [to_number(p) | some p in split(v, ".")]
 
-version_part(parts, i) := parts[i] if i < count(parts) else := 0
+version_part(parts, i) := parts[i] if i < count(parts)
+
+else := 0
 
 # version_compare compares dotted versions numerically part by part,
 # missing parts counting as 0: -1, 0 or 1. Windows file versions have four

@@ -44,7 +44,9 @@ outside_window_allowed if "reboot_outside_window" in lib.list(input, "accelerati
 # Hosts already rebooting, other than this one.
 others := [h | some h in lib.list(input, "in_flight"); h.name != host.name]
 
-site_limit := data.reboot.site_limits[host.site] if data.reboot.site_limits[host.site] else := data.reboot.max_concurrent_per_site
+site_limit := data.reboot.site_limits[host.site] if data.reboot.site_limits[host.site]
+
+else := data.reboot.max_concurrent_per_site
 
 site_in_flight := count([h | some h in others; h.site == host.site])
 
@@ -55,7 +57,7 @@ violations contains {"code": "reboot_not_required", "msg": sprintf("%s declares 
 violations contains {"code": "laptop_not_checked_in", "msg": sprintf("%s is a %s: it reboots at its next check-in, and has not checked in", [host.name, host.role])} if {
 	required
 	checkin_host
-	input.checked_in != true
+	object.get(input, "checked_in", false) != true
 }
 
 violations contains {"code": "outside_window", "msg": msg} if {

@@ -15,7 +15,9 @@ severity := input.rollout.patch.severity
 known_severity if data.sla.hours[severity]
 
 # An unknown severity gets the strictest SLA (and a violation).
-base_hours := data.sla.hours[severity] if known_severity else := min([h | some h in data.sla.hours])
+base_hours := data.sla.hours[severity] if known_severity
+
+else := min([h | some h in data.sla.hours])
 
 published := lib.ts(input.rollout.patch.published)
 
@@ -48,10 +50,14 @@ exposure := object.get(input.rollout.risk, "exposure", "")
 raw_exposure_factor := object.get(data.sla.exposure_factor, exposure, 1)
 
 # Exposure may loosen a deadline, except for the severities in never_loosen.
-exposure_factor := min([raw_exposure_factor, 1]) if severity in data.sla.never_loosen else := raw_exposure_factor
+exposure_factor := min([raw_exposure_factor, 1]) if severity in data.sla.never_loosen
+
+else := raw_exposure_factor
 
 # Any tightening risk wins over exposure: the smallest tightening applies.
-factor := min([f | some f in tighten_factors]) if count(tighten_factors) > 0 else := exposure_factor
+factor := min([f | some f in tighten_factors]) if count(tighten_factors) > 0
+
+else := exposure_factor
 
 sla_ns := round((base_hours * lib.hour_ns) * factor)
 
@@ -59,7 +65,7 @@ deadline := start + sla_ns
 
 milestone(p, breach) := {
 	"at_percent": p,
-	"at": time.format(round(start + (sla_ns * p) / 100)),
+	"at": time.format(round(start + ((sla_ns * p) / 100))),
 	"breach": breach,
 }
 
@@ -68,12 +74,14 @@ milestone(p, breach) := {
 after_breach_percents contains p if {
 	some step in lib.list(input.rollout, "escalation")
 	object.get(step, "after_breach", 0) > 0
-	p := 100 + (step.after_breach * 100) / sla_ns
+	p := 100 + ((step.after_breach * 100) / sla_ns)
 }
 
 milestones := [milestone(p, p >= 100) | some p in sort({p | some p in data.sla.milestones} | after_breach_percents)]
 
-step_hours := data.sla.step_max_hours[severity] if data.sla.step_max_hours[severity] else := data.sla.step_max_hours["default"]
+step_hours := data.sla.step_max_hours[severity] if data.sla.step_max_hours[severity]
+
+else := data.sla.step_max_hours["default"]
 
 step_max := {step: round(h * lib.hour_ns) | some step, h in step_hours}
 

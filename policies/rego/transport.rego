@@ -23,7 +23,9 @@ auth := lower(a) if {
 
 insecure := object.get(tls, "insecure", false) == true
 
-rules := data.transport.tiers[host.tier] if data.transport.tiers[host.tier] else := data.transport.tiers.production
+rules := data.transport.tiers[host.tier] if data.transport.tiers[host.tier]
+
+else := data.transport.tiers.production
 
 violations contains {"code": "unknown_transport", "msg": sprintf("%s names transport %q; use https or http", [host.name, transport])} if {
 	not transport in {"http", "https"}

@@ -56,7 +56,9 @@ violations contains {"code": "failures_over_threshold", "msg": msg} if {
 	msg := sprintf("wave %s has %d failures (%v count as failures), over its limit of %d: halt", [wave.name, failures, data.waves.failure_states, max_failures])
 }
 
-positive_or(x, d) := x if x > 0 else := d
+positive_or(x, d) := x if x > 0
+
+else := d
 
 window_times["next_window"] := time.format(lib.next_window_open(wave.window, tz, now)) if {
 	has_window
@@ -68,13 +70,16 @@ window_times["window_end"] := time.format(lib.window_close(wave.window, tz, now)
 	window_open
 }
 
-decision := object.union({
-	"allow": count(violations) == 0,
-	"violations": [v | some v in violations],
-	"halt": halt,
-	"failures": failures,
-	"max_failures": max_failures,
-	"window_open": window_open,
-	"max_parallel": positive_or(object.get(wave, "max_parallel", 0), data.waves.default_max_parallel),
-	"download_concurrency": positive_or(object.get(wave, "download_concurrency", 0), data.waves.default_download_concurrency),
-}, window_times)
+decision := object.union(
+	{
+		"allow": count(violations) == 0,
+		"violations": [v | some v in violations],
+		"halt": halt,
+		"failures": failures,
+		"max_failures": max_failures,
+		"window_open": window_open,
+		"max_parallel": positive_or(object.get(wave, "max_parallel", 0), data.waves.default_max_parallel),
+		"download_concurrency": positive_or(object.get(wave, "download_concurrency", 0), data.waves.default_download_concurrency),
+	},
+	window_times,
+)

@@ -1,0 +1,212 @@
+package patchway.compliance_test
+
+import data.patchway.compliance
+
+netapi := `C:\Windows\system32\netapi32.dll`
+
+base := {
+	"host": {"name": "dc1", "os": "windows-server-2003"},
+	"patch": {
+		"kb": "KB958644",
+		"packages": [{"os": "windows-server-2003", "source": "x.exe"}],
+		"evidence": {"hotfix": "KB958644", "files": [{"path": netapi, "min_version": "5.2.3790.4392"}]},
+	},
+	"scan": {
+		"hotfixes": [{"id": "KB958644"}],
+		"packages": [],
+		"files": [{"path": "c:\\windows\\system32\\NETAPI32.dll", "exists": true, "version": "5.2.3790.4392"}],
+		"reboot": {"cbs_reboot_pending": false, "wu_reboot_required": false, "pending_file_rename": false},
+		"last_boot_up_time": "2008-10-23T11:00:00Z",
+	},
+	"reachable": true,
+	"installed_at": "2008-10-23T10:00:00Z",
+	"now": "2008-10-23T12:00:00Z",
+}
+
+decide(patch) := d if {
+	d := compliance.decision with input as object.union(base, patch)
+}
+
+with_files(files) := {"scan": {"files": files}}
+
+file(version) := [{"path": netapi, "exists": true, "version": version}]
+
+test_all_evidence_clean_is_compliant if {
+	d := decide({})
+	d.allow
+	d.state == "compliant"
+	d.violations == []
+	contains(d.reasons[0], "KB958644 present, no reboot pending, booted at 2008-10-23T11:00:00Z after the install")
+}
+
+test_newer_file_version_is_compliant if {
+	decide(with_files(file("5.2.3790.10000"))).state == "compliant"
+}
+
+test_registry_key_without_new_file_is_not_effective if {
+	d := decide(with_files(file("5.2.3790.3229")))
+	not d.allow
+	d.state == "not_effective"
+	d.violations[0].code == "not_effective"
+	contains(d.reasons[0], `netapi32.dll is 5.2.3790.3229, below 5.2.3790.4392`)
+}
+
+test_missing_file_with_hotfix_is_not_effective if {
+	d := decide(with_files([{"path": netapi, "exists": false}]))
+	d.state == "not_effective"
+	contains(d.reasons[0], "is missing")
+}
+
+test_installed_without_hotfix_nor_file_is_not_effective if {
+	d := decide({"scan": {"hotfixes": [], "files": file("5.2.3790.3229")}})
+	d.state == "not_effective"
+	contains(d.reasons[0], "installed at 2008-10-23T10:00:00Z but neither KB958644 nor the new files are present")
+}
+
+test_not_installed_is_pending if {
+	d := decide(object.union(
+		{"scan": {"hotfixes": [], "files": file("5.2.3790.3229")}},
+		{"installed_at": null},
+	))
+	d.state == "pending"
+	contains(d.reasons[0], "KB958644 not installed")
+}
+
+test_checksum_mismatch_at_expected_version_is_not_effective if {
+	d := decide({
+		"patch": {"evidence": {"files": [{"path": netapi, "min_version": "5.2.3790.4392", "sha256": "AA"}]}},
+		"scan": {"files": [{"path": netapi, "exists": true, "version": "5.2.3790.4392", "sha256": "bb"}]},
+	})
+	d.state == "not_effective"
+	contains(d.reasons[0], "SHA-256 bb, expected AA")
+}
+
+test_checksum_match_is_compliant if {
+	d := decide({
+		"patch": {"evidence": {"files": [{"path": netapi, "min_version": "5.2.3790.4392", "sha256": "AA"}]}},
+		"scan": {"files": [{"path": netapi, "exists": true, "version": "5.2.3790.4392", "sha256": "aa"}]},
+	})
+	d.state == "compliant"
+}
+
+test_cbs_reboot_pending_is_pending_reboot if {
+	d := decide({"scan": {"reboot": {"cbs_reboot_pending": true}}})
+	d.state == "pending_reboot"
+	contains(d.reasons[0], "CBS RebootPending")
+}
+
+test_wu_reboot_required_is_pending_reboot if {
+	decide({"scan": {"reboot": {"wu_reboot_required": true}}}).state == "pending_reboot"
+}
+
+test_install_pending_package_is_pending_reboot if {
+	d := decide({"scan": {"hotfixes": [], "packages": [{"name": "Package_for_KB958644~31bf", "state": "InstallPending"}], "files": file("5.2.3790.3229")}})
+	d.state == "pending_reboot"
+	contains(d.reasons[0], "package state InstallPending")
+}
+
+test_installed_package_counts_as_installed if {
+	decide({"scan": {"hotfixes": [], "packages": [{"name": "Package_for_KB958644~31bf", "state": "Installed"}]}}).state == "compliant"
+}
+
+test_boot_before_install_is_pending_reboot if {
+	d := decide({"scan": {"last_boot_up_time": "2006-01-01T00:00:00Z"}})
+	d.state == "pending_reboot"
+	contains(d.reasons[0], "last boot 2006-01-01T00:00:00Z is before the install at 2008-10-23T10:00:00Z")
+}
+
+test_pending_file_rename_alone_is_reported_and_ignored if {
+	d := decide({"scan": {"reboot": {"pending_file_rename": true}}})
+	d.state == "compliant"
+	d.reasons[1] == "PendingFileRenameOperations is set but ignored: every other signal is clean and the host booted after the install (a known false positive from other software)"
+}
+
+test_pending_file_rename_with_other_flag_is_noted if {
+	d := decide({"scan": {"reboot": {"pending_file_rename": true, "cbs_reboot_pending": true}}})
+	d.state == "pending_reboot"
+	d.reasons[1] == "PendingFileRenameOperations is also set"
+}
+
+test_superseded_update_is_compliant_and_named if {
+	d := compliance.decision with input as object.union(base, {"scan": {"hotfixes": [{"id": "KB4012598"}], "files": file("5.2.3790.6000")}})
+		with data.supersedence as {"KB958644": ["KB4012598", "KB9999999"]}
+	d.state == "compliant"
+	d.superseded_by == "KB4012598"
+	contains(d.reasons[0], "superseded by KB4012598")
+}
+
+test_files_ok_without_hotfix_or_known_superseder_is_unknown if {
+	d := decide({"scan": {"hotfixes": [{"id": "KB1"}], "files": file("5.2.3790.6000")}})
+	d.state == "unknown"
+	contains(d.reasons[0], "declare it in data.supersedence")
+}
+
+test_missing_scan_is_unknown_never_compliant if {
+	d := decide({"scan": null})
+	d.state == "unknown"
+	not d.allow
+	d.reasons[0] == "no scan evidence: the host's state is unknown"
+}
+
+test_file_not_reported_by_scan_is_unknown if {
+	d := decide(with_files([]))
+	d.state == "unknown"
+	contains(d.reasons[0], "not reported by the scan")
+}
+
+test_file_without_version_is_unknown if {
+	decide(with_files([{"path": netapi, "exists": true}])).state == "unknown"
+}
+
+test_non_numeric_version_is_unknown if {
+	d := decide(with_files(file("5.2.beta")))
+	d.state == "unknown"
+	contains(d.reasons[0], "is not numeric dotted")
+}
+
+test_no_file_evidence_declared_is_unknown if {
+	d := compliance.decision with input as json.patch(base, [{"op": "replace", "path": "/patch/evidence/files", "value": []}])
+	d.state == "unknown"
+	contains(d.reasons[0], "a hotfix or registry key alone never proves compliance")
+}
+
+test_no_boot_time_after_install_is_unknown if {
+	d := decide({"scan": {"last_boot_up_time": "0001-01-01T00:00:00Z"}})
+	d.state == "unknown"
+	contains(d.reasons[0], "no boot time reported")
+}
+
+test_unreachable_host if {
+	d := decide({"reachable": false})
+	d.state == "unreachable"
+	d.violations[0].code == "unreachable"
+}
+
+test_no_package_for_the_os_is_not_applicable if {
+	d := decide({"host": {"os": "windows-7"}})
+	d.state == "not_applicable"
+	d.reasons[0] == `no package of KB958644 for OS "windows-7"`
+}
+
+test_unexpired_exception_is_excepted if {
+	d := decide({"exception": {"reason": "vendor certification", "expires": "2008-11-01T00:00:00Z"}, "reachable": false})
+	d.state == "excepted"
+	not d.allow
+	d.reasons[0] == "excepted until 2008-11-01T00:00:00Z: vendor certification"
+}
+
+test_expired_exception_is_judged_on_evidence if {
+	d := decide({"exception": {"reason": "old", "expires": "2008-10-01T00:00:00Z"}})
+	d.state == "compliant"
+	d.reasons[1] == "exception expired at 2008-10-01T00:00:00Z; judged on evidence"
+}
+
+test_host_patched_before_this_rollout_needs_no_boot_comparison if {
+	d := decide({"installed_at": null, "scan": {"last_boot_up_time": "2001-01-01T00:00:00Z"}})
+	d.state == "compliant"
+	not contains(d.reasons[0], "booted at")
+}
+
+test_hotfix_id_defaults_to_the_kb if {
+	decide({"patch": {"evidence": {"hotfix": ""}}}).state == "compliant"
+}

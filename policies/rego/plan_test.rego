@@ -1,0 +1,99 @@
+package patchway.plan_test
+
+import data.patchway.lib
+import data.patchway.plan
+
+now := "2008-10-23T10:00:00Z"
+
+h := lib.hour_ns
+
+rollout(severity, stages) := {
+	"id": "r1",
+	"filed_by": "bob",
+	"filed_at": "2008-10-23T10:00:00Z",
+	"patch": {"kb": "KB958644", "severity": severity, "published": "2008-10-23T08:00:00Z"},
+	"risk": {},
+	"stages": stages,
+}
+
+lab(soak) := {"name": "lab", "hosts": "tier:lab", "soak": soak}
+
+prodlike(soak) := {"name": "production-like", "hosts": "tier:prodlike", "soak": soak}
+
+decide(r) := d if {
+	d := plan.decision with input as {"rollout": r, "now": now}
+}
+
+codes(d) := {v.code | some v in d.violations}
+
+test_lab_and_prodlike_with_enough_soak_is_allowed if {
+	d := decide(rollout("critical", [lab(2 * h), prodlike(4 * h)]))
+	d.allow
+	d.required_stages == ["lab", "prodlike"]
+	d.total_soak == 6 * h
+	d.reasons == ["stage soaks total 6h of the 24h left before the deadline"]
+}
+
+test_every_severity_requires_lab_and_prodlike if {
+	every severity in ["critical", "important", "moderate", "low"] {
+		d := decide(rollout(severity, [lab(200 * h)]))
+		codes(d).missing_stage
+		some v in d.violations
+		contains(v.msg, "requires the prodlike stage")
+	}
+}
+
+test_soak_below_minimum_is_refused if {
+	d := decide(rollout("important", [lab(2 * h), prodlike(48 * h)]))
+	codes(d) == {"soak_too_short"}
+	d.violations[0].msg == "stage lab soaks 2h; a important patch needs at least 24h"
+}
+
+test_soaks_that_cannot_fit_the_sla_are_refused_with_the_arithmetic if {
+	d := decide(rollout("critical", [lab(10 * h), prodlike(12 * h), {"name": "pilot", "soak": 6 * h}]))
+	codes(d) == {"soak_exceeds_sla"}
+	d.violations[0].msg == "stage soaks lab 10h + production-like 12h + pilot 6h = 28h exceed the 24h left before the critical deadline 2008-10-24T10:00:00Z (SLA 24h); shorten the soaks or file an emergency"
+}
+
+test_time_already_spent_counts_against_the_soaks if {
+	d := plan.decision with input as {"rollout": rollout("critical", [lab(4 * h), prodlike(8 * h)]), "now": "2008-10-24T00:00:00Z"}
+	codes(d) == {"soak_exceeds_sla"}
+	contains(d.violations[0].msg, "= 12h exceed the 10h left")
+}
+
+test_step_maximum_is_enforced if {
+	d := decide(rollout("critical", [lab(13 * h), prodlike(2 * h)]))
+	codes(d) == {"step_exceeds_max"}
+	d.violations[0].msg == "stage lab soaks 13h, over the lab maximum of 12h for a critical patch"
+}
+
+test_emergency_approved_by_the_named_group_skips_stages if {
+	r := object.union(rollout("critical", [prodlike(2 * h)]), {"emergency": {"reason": "worm", "approved_by": "dave", "skip_stages": ["lab"]}})
+	d := decide(r)
+	d.allow
+	d.skipped_stages == ["lab"]
+	d.reasons[0] == "lab stage skipped by emergency break-glass approved by dave (security-leads)"
+}
+
+test_emergency_not_approved_by_the_group_is_refused if {
+	r := object.union(rollout("critical", [prodlike(2 * h)]), {"emergency": {"reason": "worm", "approved_by": "erin", "skip_stages": ["lab"]}})
+	d := decide(r)
+	codes(d) == {"missing_stage", "emergency_not_approved"}
+}
+
+test_emergency_approved_by_the_filer_is_refused if {
+	r := object.union(rollout("critical", [prodlike(2 * h)]), {"filed_by": "dave", "emergency": {"reason": "worm", "approved_by": "dave", "skip_stages": ["lab"]}})
+	codes(decide(r)) == {"missing_stage", "emergency_not_approved"}
+}
+
+test_unknown_severity_requires_every_stage if {
+	d := decide(rollout("urgent", []))
+	codes(d) == {"missing_stage"}
+	count(d.violations) == 2
+}
+
+test_stage_without_a_minimum_in_data_needs_no_soak if {
+	d := plan.decision with input as {"rollout": rollout("critical", [lab(0), prodlike(0)]), "now": now}
+		with data.plan.min_soak_hours as {}
+	d.allow
+}

@@ -1,0 +1,78 @@
+package patchway.waves_test
+
+import data.patchway.waves
+
+base := {
+	"wave": {"name": "emea", "hosts": "region:emea", "after": ["pilot"], "max_parallel": 0, "max_failures": {"count": 2}},
+	"done": ["pilot"],
+	"hosts": 100,
+	"now": "2026-11-23T10:00:00Z",
+}
+
+decide(over) := d if {
+	d := waves.decision with input as object.union(base, over)
+}
+
+codes(d) := {v.code | some v in d.violations}
+
+test_wave_after_done_without_window_may_start if {
+	d := decide({})
+	d.allow
+	not d.halt
+	d.window_open
+	d.max_parallel == 25
+	d.download_concurrency == 10
+	not d.next_window
+}
+
+test_wave_waits_for_its_after_waves if {
+	d := decide({"done": []})
+	codes(d) == {"waiting_for_waves"}
+	d.violations[0].msg == "wave emea starts after pilot"
+}
+
+test_closed_window_refuses_with_the_next_opening if {
+	d := decide({"wave": {"window": {"days": [1], "start": 1320, "end": 360}}})
+	codes(d) == {"window_closed"}
+	d.next_window == "2026-11-23T22:00:00Z"
+}
+
+test_open_window_reports_its_end if {
+	d := decide({"wave": {"window": {"days": [1], "start": 540, "end": 1020, "time_zone": "UTC"}}})
+	d.allow
+	d.window_end == "2026-11-23T17:00:00Z"
+}
+
+test_failures_over_the_count_halt if {
+	d := decide({"states": {"failed": 1, "not_effective": 1, "unreachable": 1, "compliant": 50}})
+	d.halt
+	d.failures == 3
+	codes(d) == {"failures_over_threshold"}
+}
+
+test_failures_at_the_count_do_not_halt if {
+	d := decide({"states": {"failed": 1, "unreachable": 1, "pending_reboot": 9}})
+	not d.halt
+	d.allow
+}
+
+test_percentage_threshold if {
+	d := waves.decision with input as json.patch(base, [
+		{"op": "replace", "path": "/wave/max_failures", "value": {"percent": 5}},
+		{"op": "add", "path": "/states", "value": {"not_effective": 6}},
+	])
+	d.max_failures == 5
+	d.halt
+}
+
+test_no_threshold_tolerates_no_failure if {
+	d := waves.decision with input as json.patch(base, [{"op": "remove", "path": "/wave/max_failures"}, {"op": "add", "path": "/states", "value": {"failed": 1}}])
+	d.max_failures == 0
+	d.halt
+}
+
+test_wave_limits_override_defaults if {
+	d := decide({"wave": {"max_parallel": 7, "download_concurrency": 3}})
+	d.max_parallel == 7
+	d.download_concurrency == 3
+}
