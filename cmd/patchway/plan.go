@@ -1,0 +1,139 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchway/patchway/rollout"
+)
+
+func newPlanCmd(_ *globalFlags) *cobra.Command {
+	var (
+		asJSON    bool
+		inventory string
+	)
+	cmd := &cobra.Command{
+		Use:   "plan FILE",
+		Short: "Show the stages and waves a rollout will run, in order, with their hosts and windows",
+		Long: "Show what a rollout will do on its inventory: the stages, then the waves in execution order,\n" +
+			"each with its host count per region, site and role, and the maintenance window in each\n" +
+			"site's local time. Problems are listed as validate lists them; the plan is printed only\n" +
+			"when there are no errors.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, diags := rollout.LoadSource(args[0], rollout.LoadOptions{InventoryPath: inventory})
+			files := map[string][]byte{}
+			if src != nil {
+				files = src.Files
+			}
+			if len(diags) > 0 {
+				if err := writeDiagnostics(cmd.ErrOrStderr(), files, diags); err != nil {
+					return err
+				}
+			}
+			if diags.HasErrors() {
+				return exitError{code: 1}
+			}
+			plan, err := rollout.BuildPlan(src.Rollout, src.Inventory)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(plan); err != nil {
+					return fmt.Errorf("write plan: %w", err)
+				}
+				return nil
+			}
+			return writePlan(cmd.OutOrStdout(), plan)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	cmd.Flags().StringVar(&inventory, "inventory", "", "plan on this inventory instead of the one the rollout names")
+	return cmd
+}
+
+// writePlan renders a plan for a person.
+func writePlan(w io.Writer, p *rollout.Plan) error {
+	out := &printTo{w: w}
+	title := p.KB
+	if p.Bulletin != "" {
+		title += " " + p.Bulletin
+	}
+	if p.Title != "" {
+		title += ": " + p.Title
+	}
+	out.f("Rollout %s  %s\n", p.Rollout, title)
+	out.f("Severity %s, published %s. %d of %d inventory hosts in %d steps.\n",
+		p.Severity, p.Published.UTC().Format(time.RFC3339), p.Hosts, p.InventoryHosts, len(p.Steps))
+	if p.Deadline != nil {
+		out.f("Deadline %s.\n", p.Deadline.UTC().Format(time.RFC3339))
+	}
+	for _, m := range p.Milestones {
+		label := fmt.Sprintf("%g%% of the SLA", m.AtPercent)
+		if m.Breach {
+			label = "breach"
+		}
+		out.f("  %-18s %s\n", label, m.At.UTC().Format(time.RFC3339))
+	}
+	for _, s := range p.Steps {
+		out.f("\n%d. %s %s: %d hosts  [%s]\n", s.Order, s.Kind, s.Name, s.Count, s.Selector)
+		var facts []string
+		if len(s.After) > 0 {
+			facts = append(facts, "after "+strings.Join(s.After, ", "))
+		}
+		if s.Soak != "" {
+			facts = append(facts, "soak "+s.Soak)
+		}
+		if s.Kind == rollout.StepWave {
+			facts = append(facts, fmt.Sprintf("max parallel %d", s.MaxParallel), "max failures "+s.MaxFailures)
+			if s.DownloadConcurrency > 0 {
+				facts = append(facts, fmt.Sprintf("%d downloads per site", s.DownloadConcurrency))
+			}
+		}
+		if s.ApprovalGroup != "" {
+			facts = append(facts, "approved by "+s.ApprovalGroup)
+		}
+		if len(facts) > 0 {
+			out.f("   %s\n", strings.Join(facts, "; "))
+		}
+		out.f("   regions  %s\n", countList(s.ByRegion))
+		out.f("   sites    %s\n", countList(s.BySite))
+		out.f("   roles    %s\n", countList(s.ByRole))
+		if s.Kind == rollout.StepWave && len(s.Windows) == 0 {
+			out.f("   window   any time\n")
+		}
+		for i, win := range s.Windows {
+			label := "windows "
+			if i > 0 {
+				label = "        "
+			}
+			zone := win.TimeZone
+			if zone == "" {
+				zone = "time zone unknown"
+			}
+			out.f("   %s %-14s %-27s %s (%s)\n", label, win.Site, strings.Join(win.Days, ",")+" "+win.Hours, zone, plural(win.Hosts, "host"))
+		}
+	}
+	if len(p.Unplanned) > 0 {
+		out.f("\nIn no step (%d): %s\n", len(p.Unplanned), strings.Join(p.Unplanned, ", "))
+	}
+	return out.err
+}
+
+func countList(m map[string]int) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	parts := make([]string, 0, len(m))
+	for _, k := range sortedCounts(m) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/spf13/cobra"
+
+	"github.com/patchway/patchway/rollout"
+)
+
+// File kinds validate recognises by their top-level blocks.
+const (
+	kindRollout   = "rollout"
+	kindInventory = "inventory"
+	kindUnknown   = ""
+)
+
+func newValidateCmd(_ *globalFlags) *cobra.Command {
+	var (
+		asJSON    bool
+		inventory string
+	)
+	cmd := &cobra.Command{
+		Use:   "validate FILE...",
+		Short: "Check rollout and inventory files and list every problem with its position",
+		Long: "Check rollout files (with the inventory each names) and inventory files (.hcl or .csv),\n" +
+			"and list every problem found, each with file:line:col, the source line and a caret.\n" +
+			"The kind of each file is told by its top-level blocks (rollout, or site/host).\n" +
+			"Exits 0 when there are no errors (warnings allowed), 1 otherwise.",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res := validateFiles(args, inventory)
+			if asJSON {
+				if err := writeDiagnosticsJSON(cmd.OutOrStdout(), res.json); err != nil {
+					return err
+				}
+			} else {
+				if err := writeDiagnostics(cmd.ErrOrStderr(), res.files, res.diags); err != nil {
+					return err
+				}
+				for _, line := range res.summaries {
+					fmt.Fprintln(cmd.OutOrStdout(), line)
+				}
+			}
+			if res.diags.HasErrors() {
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the diagnostics as a JSON array of {file,line,column,severity,summary,detail}")
+	cmd.Flags().StringVar(&inventory, "inventory", "", "check rollouts against this inventory instead of the one each names")
+	return cmd
+}
+
+// validation is the outcome of validating a list of files.
+type validation struct {
+	diags     hcl.Diagnostics
+	json      []diagnosticJSON
+	files     map[string][]byte
+	summaries []string
+}
+
+// validateFiles checks each file and gathers the diagnostics, dropping
+// repeats (an inventory validated on its own and through a rollout).
+func validateFiles(paths []string, inventory string) validation {
+	v := validation{files: map[string][]byte{}}
+	seen := map[string]bool{}
+	for _, path := range paths {
+		diags, summary := validateFile(path, inventory, v.files)
+		var kept hcl.Diagnostics
+		for _, d := range diags {
+			key := d.Summary + "\x00" + d.Detail
+			if d.Subject != nil {
+				key += fmt.Sprintf("\x00%s:%d:%d", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
+			} else {
+				key += "\x00" + path
+			}
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			kept = append(kept, d)
+		}
+		v.diags = append(v.diags, kept...)
+		v.json = append(v.json, diagnosticsJSON(kept, path)...)
+		errs, warns := diagnosticCounts(diags)
+		v.summaries = append(v.summaries, fmt.Sprintf("%s: %s%s", path, summary, countsSuffix(errs, warns)))
+	}
+	return v
+}
+
+func countsSuffix(errs, warns int) string {
+	var parts []string
+	if errs > 0 {
+		parts = append(parts, plural(errs, "error"))
+	}
+	if warns > 0 {
+		parts = append(parts, plural(warns, "warning"))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// validateFile checks one file and returns its diagnostics and a one-line
+// summary; it records the files it read in files.
+func validateFile(path, inventory string, files map[string][]byte) (hcl.Diagnostics, string) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read file", Detail: fmt.Sprintf("Reading %s: %v.", path, err)}}, "unreadable"
+	}
+	files[path] = src
+	kind, diags := fileKind(path, src)
+	if diags.HasErrors() {
+		return diags, "does not parse"
+	}
+	switch kind {
+	case kindRollout:
+		s, diags := rollout.LoadSource(path, rollout.LoadOptions{InventoryPath: inventory})
+		if s == nil {
+			return diags, "invalid rollout"
+		}
+		for name, data := range s.Files {
+			files[name] = data
+		}
+		if diags.HasErrors() {
+			return diags, "invalid rollout " + s.Rollout.ID
+		}
+		hosts := 0
+		if s.Inventory != nil {
+			hosts = len(s.Inventory.Hosts)
+		}
+		return diags, fmt.Sprintf("rollout %s is valid: %s, %s over %s of %s",
+			s.Rollout.ID, plural(len(s.Rollout.Stages), "stage"), plural(len(s.Rollout.Waves), "wave"), plural(hosts, "host"), s.InventoryFile)
+	case kindInventory:
+		inv, diags := rollout.LoadInventory(path)
+		if diags.HasErrors() || inv == nil {
+			return diags, "invalid inventory"
+		}
+		return diags, fmt.Sprintf("inventory is valid: %s at %s", plural(len(inv.Hosts), "host"), plural(len(inv.Sites), "site"))
+	}
+	rng := hcl.Range{Filename: path, Start: hcl.InitialPos, End: hcl.InitialPos}
+	return hcl.Diagnostics{{
+		Severity: hcl.DiagWarning,
+		Summary:  "Not a rollout or an inventory",
+		Detail:   "The file has no rollout, site or host block at its top level, so validate skipped it (fleet scenarios are checked by patchway fleet).",
+		Subject:  &rng,
+	}}, "skipped"
+}
+
+// fileKind tells a rollout from an inventory by the file's top-level
+// blocks; a .csv file is always an inventory.
+func fileKind(path string, src []byte) (string, hcl.Diagnostics) {
+	if strings.EqualFold(filepath.Ext(path), ".csv") {
+		return kindInventory, nil
+	}
+	f, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+	if diags.HasErrors() {
+		return kindUnknown, diags
+	}
+	body, ok := f.Body.(*hclsyntax.Body)
+	if !ok {
+		return kindUnknown, nil
+	}
+	for _, b := range body.Blocks {
+		if b.Type == "rollout" {
+			return kindRollout, nil
+		}
+	}
+	for _, b := range body.Blocks {
+		if b.Type == "host" || b.Type == "site" {
+			return kindInventory, nil
+		}
+	}
+	return kindUnknown, nil
+}
+
+// printTo is fmt.Fprintf for renderers that write many lines: it keeps the
+// first write error and ignores later writes.
+type printTo struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printTo) f(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
+	}
+}
