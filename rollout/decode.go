@@ -454,4 +454,3 @@ func sortDiagnostics(diags hcl.Diagnostics) {
 		}
 	})
 }
-

@@ -97,7 +97,7 @@ type (
 	selTerm struct{ key, pattern string }
 )
 
-func (selAll) match(Host) bool    { return true }
+func (selAll) match(Host) bool     { return true }
 func (n selNot) match(h Host) bool { return !n.inner.match(h) }
 func (n selAnd) match(h Host) bool { return n.left.match(h) && n.right.match(h) }
 func (n selOr) match(h Host) bool  { return n.left.match(h) || n.right.match(h) }
