@@ -36,6 +36,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newValidateCmd(g),
 		newPlanCmd(g),
+		newSubmitCmd(g),
 		newStatusCmd(g),
 		newApproveCmd(g),
 		newRejectCmd(g),
