@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -123,28 +124,10 @@ func StateForErrorType(errType string) rollout.HostState {
 	return rollout.StateFailed
 }
 
-// ComplianceQuery is what the compliance policy judges.
-type ComplianceQuery struct {
-	Host        rollout.Host
-	Patch       rollout.Patch
-	Scan        *hostscript.ScanResult
-	Reachable   bool
-	InstalledAt time.Time
-	Now         time.Time
-}
-
-// ComplianceVerdict is the compliance policy's answer.
-type ComplianceVerdict struct {
-	Decision     rollout.Decision
-	State        rollout.HostState
-	Reasons      []string
-	SupersededBy string
-}
-
-// CompliancePolicy judges a host's evidence; PolicyCompliance adapts the
-// policies engine to it.
+// CompliancePolicy judges a host's evidence; *policies.Engine is the
+// implementation (a one-method interface keeps activities testable).
 type CompliancePolicy interface {
-	Compliance(ctx context.Context, q ComplianceQuery) (ComplianceVerdict, error)
+	Compliance(ctx context.Context, in policies.ComplianceInput) (policies.ComplianceDecision, error)
 }
 
 // HostActivities are the WinRM host operations, registered with the
@@ -597,7 +580,7 @@ func (a *HostActivities) judge(ctx context.Context, t HostTarget, scan *hostscri
 	if a.Policy == nil {
 		return HostVerdict{}, errors.New("no compliance policy configured")
 	}
-	v, err := a.Policy.Compliance(ctx, ComplianceQuery{
+	v, err := a.Policy.Compliance(ctx, policies.ComplianceInput{
 		Host: t.Host, Patch: t.Patch, Scan: scan, Reachable: scan != nil, InstalledAt: installedAt, Now: a.now(),
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/masterzen/winrm/soap"
 
 	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -72,18 +73,10 @@ func (t TransportRequest) String() string {
 }
 
 // TransportPolicy decides whether a host may be reached over a weaker
-// transport than verified HTTPS; the policies package answers it from the
-// host's tier. A nil TransportPolicy allows only the default.
+// transport than verified HTTPS, from the host's tier; *policies.Engine is
+// the implementation. A nil TransportPolicy allows only the default.
 type TransportPolicy interface {
-	AllowTransport(ctx context.Context, host rollout.Host, req TransportRequest) (rollout.Decision, error)
-}
-
-// TransportPolicyFunc adapts a function to TransportPolicy.
-type TransportPolicyFunc func(ctx context.Context, host rollout.Host, req TransportRequest) (rollout.Decision, error)
-
-// AllowTransport calls f.
-func (f TransportPolicyFunc) AllowTransport(ctx context.Context, host rollout.Host, req TransportRequest) (rollout.Decision, error) {
-	return f(ctx, host, req)
+	Transport(ctx context.Context, in policies.TransportInput) (policies.TransportDecision, error)
 }
 
 // Defaults of WinRMRunner.
@@ -256,7 +249,8 @@ func (r *WinRMRunner) checkTransport(ctx context.Context, host rollout.Host, req
 		return hostErr(ErrTransportRefused, host.Name,
 			fmt.Sprintf("inventory asks for %s but no transport policy is configured: only HTTPS with certificate verification is allowed", req), nil)
 	}
-	d, err := r.Transport.AllowTransport(ctx, host, req)
+	td, err := r.Transport.Transport(ctx, policies.TransportInput{Host: host, Now: time.Now().UTC()})
+	d := td.Decision
 	if err != nil {
 		// Fail closed: an unevaluable policy allows nothing weaker.
 		return hostErr(ErrTransportRefused, host.Name, fmt.Sprintf("transport policy for %s could not be evaluated", req), err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -37,12 +38,16 @@ func hostErrorType(err error) string {
 	return ""
 }
 
-func allowAll(ctx context.Context, h rollout.Host, r TransportRequest) (rollout.Decision, error) {
-	return rollout.Decision{Allow: true, Revision: "test"}, nil
+// transportFunc adapts a function to TransportPolicy for rule-shape tests;
+// the real policy is exercised in the fleet tests.
+type transportFunc func(ctx context.Context, in policies.TransportInput) (policies.TransportDecision, error)
+
+func (f transportFunc) Transport(ctx context.Context, in policies.TransportInput) (policies.TransportDecision, error) {
+	return f(ctx, in)
 }
 
-func denyHTTP(ctx context.Context, h rollout.Host, r TransportRequest) (rollout.Decision, error) {
-	return rollout.Decision{Allow: false, Revision: "rev1", Violations: []rollout.Violation{{Code: "http_forbidden_for_tier", Msg: "production hosts need HTTPS"}}}, nil
+func decision(allow bool, v ...rollout.Violation) (policies.TransportDecision, error) {
+	return policies.TransportDecision{Decision: rollout.Decision{Allow: allow, Revision: "rev1", Violations: v}}, nil
 }
 
 func TestRunnerTransportRules(t *testing.T) {
@@ -57,14 +62,18 @@ func TestRunnerTransportRules(t *testing.T) {
 	}{
 		{"plain HTTP without a policy is refused", rollout.HostTLS{Transport: "http"}, nil, ErrTransportRefused, "only HTTPS with certificate verification"},
 		{"insecure HTTPS without a policy is refused", rollout.HostTLS{Insecure: true}, nil, ErrTransportRefused, "without certificate verification"},
-		{"plain HTTP denied by policy names the rule", rollout.HostTLS{Transport: "http"}, TransportPolicyFunc(denyHTTP), ErrTransportRefused, "http_forbidden_for_tier"},
-		{"NTLM over HTTP is a request of its own", rollout.HostTLS{Transport: "http", Auth: "ntlm"}, TransportPolicyFunc(func(ctx context.Context, h rollout.Host, r TransportRequest) (rollout.Decision, error) {
-			return rollout.Decision{Allow: !r.NTLMOverHTTP}, nil
+		{"plain HTTP denied by policy names the rule", rollout.HostTLS{Transport: "http"}, transportFunc(func(context.Context, policies.TransportInput) (policies.TransportDecision, error) {
+			return decision(false, rollout.Violation{Code: "http_not_allowed", Msg: "production hosts need HTTPS"})
+		}), ErrTransportRefused, "http_not_allowed"},
+		{"NTLM over HTTP is named in the refusal", rollout.HostTLS{Transport: "http", Auth: "ntlm"}, transportFunc(func(context.Context, policies.TransportInput) (policies.TransportDecision, error) {
+			return decision(false, rollout.Violation{Code: "ntlm_over_http_not_allowed", Msg: "no"})
 		}), ErrTransportRefused, "NTLM over plain HTTP"},
-		{"policy error fails closed", rollout.HostTLS{Transport: "http"}, TransportPolicyFunc(func(context.Context, rollout.Host, TransportRequest) (rollout.Decision, error) {
-			return rollout.Decision{}, errors.New("boom")
+		{"policy error fails closed", rollout.HostTLS{Transport: "http"}, transportFunc(func(context.Context, policies.TransportInput) (policies.TransportDecision, error) {
+			return policies.TransportDecision{}, errors.New("boom")
 		}), ErrTransportRefused, "could not be evaluated"},
-		{"allowed plain HTTP connects and finds nobody", rollout.HostTLS{Transport: "http"}, TransportPolicyFunc(allowAll), ErrUnreachable, "connection refused"},
+		{"allowed plain HTTP connects and finds nobody", rollout.HostTLS{Transport: "http"}, transportFunc(func(context.Context, policies.TransportInput) (policies.TransportDecision, error) {
+			return decision(true)
+		}), ErrUnreachable, "connection refused"},
 		{"default HTTPS needs no policy", rollout.HostTLS{}, nil, ErrUnreachable, "connection refused"},
 		{"unknown transport", rollout.HostTLS{Transport: "ftp"}, nil, ErrHostConfig, "want https or http"},
 		{"unknown auth", rollout.HostTLS{Auth: "kerberos"}, nil, ErrHostConfig, "want basic or ntlm"},
@@ -170,5 +179,34 @@ func TestSplitAddressDefaultsPorts(t *testing.T) {
 	}
 	if _, _, err := splitAddress("host:99999", true); err == nil {
 		t.Error("port 99999 accepted")
+	}
+}
+
+func TestRunnerAppliesTheTransportPolicyPerTier(t *testing.T) {
+	engine, err := policies.Load(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &WinRMRunner{Credentials: StaticCredentials{"fleet": {Username: "u", Password: "p"}}, Transport: engine, DialTimeout: time.Second}
+	closed := closedAddr(t)
+	tests := []struct {
+		name     string
+		tier     rollout.Tier
+		tls      rollout.HostTLS
+		wantType string
+		wantMsg  string
+	}{
+		{"production over plain HTTP is refused", rollout.TierProduction, rollout.HostTLS{Transport: "http"}, ErrTransportRefused, "http_not_allowed"},
+		{"production without verification is refused", rollout.TierProduction, rollout.HostTLS{Insecure: true}, ErrTransportRefused, "insecure_not_allowed"},
+		{"lab over plain HTTP may connect", rollout.TierLab, rollout.HostTLS{Transport: "http"}, ErrUnreachable, "connection refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host := rollout.Host{Name: "h-" + string(tt.tier), Address: closed, Tier: tt.tier, Credential: "fleet", TLS: tt.tls}
+			_, err := r.Run(context.Background(), host, "# patchway-op: scan/1\n")
+			if got := hostErrorType(err); got != tt.wantType || !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Fatalf("err = %v (type %q), want type %s containing %q", err, got, tt.wantType, tt.wantMsg)
+			}
+		})
 	}
 }
