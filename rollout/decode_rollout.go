@@ -37,7 +37,7 @@ var (
 	}
 	packageSpec  = bodySpec{what: "package block", attrs: []string{"source", "sha256", "type"}}
 	evidenceSpec = bodySpec{what: "evidence block", attrs: []string{"hotfix"}, blocks: map[string]int{"file": 0}}
-	fileSpec     = bodySpec{what: "file block", attrs: []string{"path", "min_version", "sha256"}}
+	fileSpec     = bodySpec{what: "file block", attrs: []string{"path", "min_version", "sha256", "os"}}
 	riskSpec     = bodySpec{what: "risk block", attrs: []string{"exploit_public", "worm_in_the_wild", "exposure", "workaround", "scanners", "side_effects"}}
 	stageSpec    = bodySpec{what: "stage block", attrs: []string{"hosts", "soak", "approval_group"}}
 	waveSpec     = bodySpec{
@@ -300,6 +300,7 @@ func (d *decoder) patch(b *hclsyntax.Block) Patch {
 	if len(p.Packages) == 0 {
 		d.errorf(blockHeader(b), "No package", `A patch needs at least one package "<os>" { source, sha256, type } block: there is nothing to install.`)
 	}
+	d.checkEvidenceOS(p, b, evidence, osSeen)
 	if len(p.Evidence.Files) == 0 {
 		switch p.Reboot {
 		case RebootRequired:
@@ -319,6 +320,40 @@ func (d *decoder) patch(b *hclsyntax.Block) Patch {
 		}
 	}
 	return p
+}
+
+// checkEvidenceOS checks file evidence limited to an OS: the OS must have a
+// package, and when the patch needs a reboot every package's OS must have
+// file evidence of its own or for every OS.
+func (d *decoder) checkEvidenceOS(p Patch, patch, evidence *hclsyntax.Block, packages map[string]*hclsyntax.Block) {
+	if evidence == nil {
+		return
+	}
+	var files []*hclsyntax.Block
+	for _, fb := range evidence.Body.Blocks {
+		if fb.Type == "file" {
+			files = append(files, fb)
+		}
+	}
+	for i, f := range p.Evidence.Files {
+		if f.OS != "" && packages[f.OS] == nil && i < len(files) {
+			rng := blockHeader(files[i])
+			if a, ok := files[i].Body.Attributes["os"]; ok {
+				rng = a.Expr.Range()
+			}
+			d.errorf(rng, "Evidence for an OS without a package",
+				"This file evidence applies to %q, but the patch has no package for that OS.%s", f.OS, didYouMean(f.OS, keys(packages)))
+		}
+	}
+	if p.Reboot != RebootRequired || len(p.Evidence.Files) == 0 {
+		return
+	}
+	for _, pkg := range p.Packages {
+		if len(p.EvidenceFor(pkg.OS).Files) == 0 {
+			d.errorf(blockHeader(packages[pkg.OS]), "Reboot required but no file evidence",
+				"The patch needs a reboot, but no file evidence applies to %q: add a file { os = %q, path = \"...\", min_version = \"...\" } to the evidence block, or one without os for every OS.", pkg.OS, pkg.OS)
+		}
+	}
 }
 
 func severityNames() []string {
@@ -388,6 +423,7 @@ func (d *decoder) evidence(b *hclsyntax.Block) Evidence {
 			}
 			f.SHA256 = strings.ToLower(sum)
 		}
+		f.OS, _ = d.str(fa, "os")
 		e.Files = append(e.Files, f)
 	}
 	return e

@@ -187,11 +187,14 @@ func (d *decoder) checkInventory(sites []siteSource, hosts []hostSource, require
 	addrs := map[string]hostSource{}
 	for _, hs := range hosts {
 		h := hs.host
-		if first, dup := names[h.Name]; dup {
+		// A duplicate is still checked field by field (its name may be the
+		// typo), but only the first host of a name joins the inventory.
+		first, dupName := names[h.Name]
+		if dupName {
 			d.errorf(hs.header, "Duplicate host name", "A host named %q is already declared at %s; host names identify hosts in approvals, exceptions and reports.", h.Name, lineOf(first.header))
-			continue
+		} else {
+			names[h.Name] = hs
 		}
-		names[h.Name] = hs
 		for _, f := range []string{"address", "os", "site", "tier", "role", "credential"} {
 			if _, ok := hs.fields[f]; !ok || fieldValue(h, f) == "" {
 				if ok {
@@ -204,9 +207,9 @@ func (d *decoder) checkInventory(sites []siteSource, hosts []hostSource, require
 		if h.Address != "" {
 			if err := checkAddress(h.Address); err != nil {
 				d.errorf(hs.at("address"), "Invalid address", "%s. Write the WinRM listener as host:port, like \"dc01.corp.example:5986\".", capitalize(err.Error()))
-			} else if first, dup := addrs[strings.ToLower(h.Address)]; dup {
+			} else if other, dup := addrs[strings.ToLower(h.Address)]; dup {
 				d.errorf(hs.at("address"), "Duplicate host address",
-					"Host %q has the address %s, already used by host %q at %s: two inventory entries for one machine would patch and count it twice.", h.Name, h.Address, first.host.Name, lineOf(first.header))
+					"Host %q has the address %s, already used by host %q at %s: two inventory entries for one machine would patch and count it twice.", h.Name, h.Address, other.host.Name, lineOf(other.header))
 			} else {
 				addrs[strings.ToLower(h.Address)] = hs
 			}
@@ -242,6 +245,9 @@ func (d *decoder) checkInventory(sites []siteSource, hosts []hostSource, require
 		}
 		if h.Region == "" && h.Site != "" && !requireSites {
 			d.errorf(hs.at("site"), "Missing region", "Host %q has no region and nothing to take it from; fill the region column.", h.Name)
+		}
+		if dupName {
+			continue
 		}
 		key := blockKey("", "host", h.Name)
 		d.ranges.Set(key, hs.header)
@@ -386,13 +392,9 @@ func DecodeInventoryCSVRanges(filename string, src []byte) (*Inventory, *Ranges,
 			d.csvError(lines, err, "Reading a row")
 			break
 		}
-		line, _ := r.FieldPos(0)
-		rowEnd := 0
-		for i := range rec {
-			_, c := r.FieldPos(i)
-			rowEnd = c + len(rec[i])
-		}
-		hs := hostSource{header: lines.rng(line, 1, max(rowEnd-1, 1)), fields: map[string]hcl.Range{}}
+		// A row as a whole is pointed at by its name field.
+		nameLine, nameCol := r.FieldPos(min(col["name"]-1, len(rec)-1))
+		hs := hostSource{header: lines.rng(nameLine, nameCol, len(rec[min(col["name"]-1, len(rec)-1)])), fields: map[string]hcl.Range{}}
 		get := func(name string) string {
 			i := col[name] - 1
 			if i < 0 || i >= len(rec) {

@@ -184,21 +184,22 @@ func CheckRollout(r *Rollout, inv *Inventory, ranges *Ranges) hcl.Diagnostics {
 				fmt.Sprintf("Wave %q selects %d host(s) that wave %q already selects: %s. A host belongs to one wave, or its failure limit and window would be counted twice; narrow one of the selectors (for example with \"and not ...\").", w.Name, len(names), r.Waves[other].Name, listSome(names, 5)))
 		}
 	}
-	// Lab and prodlike hosts outside the stages are a normal choice;
-	// production hosts outside every wave are worth a warning.
+	have := map[string]bool{}
+	for _, p := range r.Patch.Packages {
+		have[p.OS] = true
+	}
+	// Lab and prodlike hosts outside the stages are a normal choice, and so
+	// are hosts whose OS the patch does not cover; production hosts that
+	// need the patch and are in no wave are worth a warning.
 	var prodMissed []string
 	for i, h := range inv.Hosts {
-		if !inStep[i] && h.Tier == TierProduction {
+		if !inStep[i] && h.Tier == TierProduction && have[h.OS] {
 			prodMissed = append(prodMissed, h.Name)
 		}
 	}
 	if len(prodMissed) > 0 {
 		add(hcl.DiagWarning, "rollout", "Production hosts in no wave",
-			fmt.Sprintf("%d production host(s) of the inventory are in no stage or wave and will not be patched: %s.", len(prodMissed), listSome(prodMissed, 8)))
-	}
-	have := map[string]bool{}
-	for _, p := range r.Patch.Packages {
-		have[p.OS] = true
+			fmt.Sprintf("%d production host(s) run an OS the patch has a package for, yet are in no stage or wave and will not be patched: %s.", len(prodMissed), listSome(prodMissed, 8)))
 	}
 	for _, os := range slices.Sorted(maps.Keys(osUsed)) {
 		if n := osUsed[os]; !have[os] && len(r.Patch.Packages) > 0 {

@@ -259,7 +259,9 @@ func siteWindows(w Window, bySite map[string]int, sites map[string]Site, ref tim
 			if site.TimeZone == "" || siteErr != nil {
 				sw.TimeZone = w.TimeZone
 			}
-			for _, d := range w.Days {
+			days := slices.Clone(w.Days)
+			slices.SortFunc(days, mondayFirst)
+			for _, d := range days {
 				sw.Days = append(sw.Days, DayAbbrev(d))
 			}
 			sw.Hours = formatHours(w.Start, w.End)
@@ -286,7 +288,7 @@ func siteWindows(w Window, bySite map[string]int, sites map[string]Site, ref tim
 				days = append(days, open.Weekday())
 			}
 		}
-		slices.Sort(days)
+		slices.SortFunc(days, mondayFirst)
 		for _, d := range days {
 			sw.Days = append(sw.Days, DayAbbrev(d))
 		}
@@ -294,6 +296,9 @@ func siteWindows(w Window, bySite map[string]int, sites map[string]Site, ref tim
 	}
 	return out
 }
+
+// mondayFirst orders weekdays as a work week reads: Monday to Sunday.
+func mondayFirst(a, b time.Weekday) int { return int((a+6)%7) - int((b+6)%7) }
 
 func formatHours(start, end int) string {
 	return fmt.Sprintf("%02d:%02d-%02d:%02d", start/60, start%60, end/60, end%60)

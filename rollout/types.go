@@ -140,6 +140,24 @@ type FileEvidence struct {
 	MinVersion string `json:"min_version"`
 	// SHA256 optionally pins the exact file.
 	SHA256 string `json:"sha256,omitempty"`
+	// OS limits this evidence to hosts of one OS (a package's OS), since
+	// each OS ships its own file version; empty means every host. Use
+	// Patch.EvidenceFor to get the evidence that applies to a host.
+	OS string `json:"os,omitempty"`
+}
+
+// EvidenceFor returns the evidence that applies to a host running os: the
+// hotfix, and the files for that OS or for every OS. Scans and compliance
+// checks use it so that an XP host is not held to the Server 2003 version
+// of the same file.
+func (p Patch) EvidenceFor(os string) Evidence {
+	e := Evidence{Hotfix: p.Evidence.Hotfix}
+	for _, f := range p.Evidence.Files {
+		if f.OS == "" || f.OS == os {
+			e.Files = append(e.Files, f)
+		}
+	}
+	return e
 }
 
 // Risk holds the facts the security team weighed when it filed.

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"sort"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -69,18 +72,60 @@ func writeDiagnostics(w io.Writer, files map[string][]byte, diags hcl.Diagnostic
 			color = true
 		}
 	}
-	dw := hcl.NewDiagnosticTextWriter(w, hclFiles, diagWidth, color)
 	for _, d := range diags {
+		var buf bytes.Buffer
 		if d.Subject != nil {
-			if _, err := fmt.Fprintf(w, "%s:%d:%d: ", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column); err != nil {
-				return fmt.Errorf("write diagnostics: %w", err)
-			}
+			fmt.Fprintf(&buf, "%s:%d:%d: ", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
 		}
-		if err := dw.WriteDiagnostic(d); err != nil {
+		if err := hcl.NewDiagnosticTextWriter(&buf, hclFiles, diagWidth, color).WriteDiagnostic(d); err != nil {
+			return fmt.Errorf("write diagnostics: %w", err)
+		}
+		text := buf.String()
+		if !color && d.Subject != nil {
+			// Without colour HCL's writer cannot underline the subject:
+			// put a caret line under it instead.
+			text = addCaret(text, *d.Subject, files[d.Subject.Filename])
+		}
+		if _, err := io.WriteString(w, text); err != nil {
 			return fmt.Errorf("write diagnostics: %w", err)
 		}
 	}
 	return nil
+}
+
+// addCaret inserts, under the source line HCL's writer printed for the
+// subject's first line, a line of carets under the subject.
+func addCaret(text string, subject hcl.Range, src []byte) string {
+	if src == nil || subject.Start.Byte > len(src) {
+		return text
+	}
+	lineStart := bytes.LastIndexByte(src[:subject.Start.Byte], '\n') + 1
+	lineEnd := len(src)
+	if i := bytes.IndexByte(src[subject.Start.Byte:], '\n'); i >= 0 {
+		lineEnd = subject.Start.Byte + i
+	}
+	end := min(max(subject.End.Byte, subject.Start.Byte+1), lineEnd)
+	var caret strings.Builder
+	caret.WriteString("      ") // HCL's "%4d: " line-number gutter
+	for _, r := range string(src[lineStart:subject.Start.Byte]) {
+		if r == '\t' {
+			caret.WriteByte('\t')
+		} else {
+			caret.WriteByte(' ')
+		}
+	}
+	caret.WriteString(strings.Repeat("^", max(utf8.RuneCount(src[subject.Start.Byte:max(end, subject.Start.Byte)]), 1)))
+	marker := fmt.Sprintf("%4d: ", subject.Start.Line)
+	at := strings.Index(text, "\n"+marker)
+	if at < 0 {
+		return text
+	}
+	eol := strings.IndexByte(text[at+1:], '\n')
+	if eol < 0 {
+		return text
+	}
+	insert := at + 1 + eol + 1
+	return text[:insert] + strings.TrimRight(caret.String(), " ") + "\n" + text[insert:]
 }
 
 // diagnosticCounts counts errors and warnings.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -118,11 +119,16 @@ func writePlan(w io.Writer, p *rollout.Plan) error {
 			if zone == "" {
 				zone = "time zone unknown"
 			}
-			out.f("   %s %-14s %-27s %s (%s)\n", label, win.Site, strings.Join(win.Days, ",")+" "+win.Hours, zone, plural(win.Hosts, "host"))
+			out.f("   %s %-14s %-27s %s (%s)\n", label, win.Site, formatDays(win.Days)+" "+win.Hours, zone, plural(win.Hosts, "host"))
 		}
 	}
 	if len(p.Unplanned) > 0 {
-		out.f("\nIn no step (%d): %s\n", len(p.Unplanned), strings.Join(p.Unplanned, ", "))
+		shown := p.Unplanned[:min(len(p.Unplanned), 12)]
+		more := ""
+		if n := len(p.Unplanned) - len(shown); n > 0 {
+			more = fmt.Sprintf(" and %d more (see --json)", n)
+		}
+		out.f("\nIn no step: %s: %s%s\n", plural(len(p.Unplanned), "host"), strings.Join(shown, ", "), more)
 	}
 	return out.err
 }
@@ -136,4 +142,30 @@ func countList(m map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// weekOrder is the week as formatDays reads it.
+var weekOrder = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+
+// formatDays shortens a Monday-first list of days: every day is "daily",
+// and a run of three or more days is a range ("mon-fri").
+func formatDays(days []string) string {
+	if len(days) == len(weekOrder) {
+		return "daily"
+	}
+	var parts []string
+	for i := 0; i < len(days); {
+		j := i
+		for j+1 < len(days) && slices.Index(weekOrder, days[j+1]) == slices.Index(weekOrder, days[j])+1 {
+			j++
+		}
+		switch {
+		case j-i >= 2:
+			parts = append(parts, days[i]+"-"+days[j])
+		default:
+			parts = append(parts, days[i:j+1]...)
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ",")
 }
