@@ -109,7 +109,7 @@ func Load(ctx context.Context, dir string) (*Engine, error) {
 	e := &Engine{
 		revision: revisionOf(files),
 		compiler: compiler,
-		store:    inmem.NewFromObjectWithOpts(data, inmem.OptRoundTripOnWrite(false)),
+		store:    inmem.NewFromObjectWithOpts(data, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true)),
 		queries:  make(map[string]rego.PreparedEvalQuery, len(Decisions)),
 	}
 	for _, f := range files {
@@ -121,6 +121,7 @@ func Load(ctx context.Context, dir string) (*Engine, error) {
 			rego.Compiler(compiler),
 			rego.Store(e.store),
 			rego.Capabilities(Capabilities()),
+			versionCompareFunc(),
 		).PrepareForEval(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("prepare decision %s: %w", name, err)
@@ -155,7 +156,11 @@ func (e *Engine) Eval(ctx context.Context, decision string, input any) (json.Raw
 	if err := json.Unmarshal(raw, &probe); err != nil || probe.Now.IsZero() {
 		return nil, fmt.Errorf("evaluate %s: input needs \"now\" as an RFC 3339 time (policies never read the clock)", decision)
 	}
-	v, err := e.evalRaw(ctx, decision, raw, probe.Now)
+	value, err := ast.ValueFromReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: parse input: %w", decision, err)
+	}
+	v, err := e.evalValue(ctx, decision, value, probe.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -166,17 +171,13 @@ func (e *Engine) Eval(ctx context.Context, decision string, input any) (json.Raw
 	return out, nil
 }
 
-// evalRaw runs the prepared query of decision on a JSON input.
-func (e *Engine) evalRaw(ctx context.Context, decision string, input []byte, now time.Time) (any, error) {
+// evalValue runs the prepared query of decision on an input value.
+func (e *Engine) evalValue(ctx context.Context, decision string, input ast.Value, now time.Time) (any, error) {
 	pq, ok := e.queries[decision]
 	if !ok {
 		return nil, fmt.Errorf("evaluate %s: unknown decision (known: %s)", decision, strings.Join(Decisions, ", "))
 	}
-	value, err := ast.ValueFromReader(bytes.NewReader(input))
-	if err != nil {
-		return nil, fmt.Errorf("evaluate %s: parse input: %w", decision, err)
-	}
-	rs, err := pq.Eval(ctx, rego.EvalParsedInput(value), rego.EvalTime(now))
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalTime(now))
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", decision, err)
 	}
@@ -188,11 +189,11 @@ func (e *Engine) evalRaw(ctx context.Context, decision string, input []byte, now
 
 // evalInto evaluates decision on input and decodes the result into out.
 func (e *Engine) evalInto(ctx context.Context, decision string, input any, now time.Time, out any) error {
-	raw, err := json.Marshal(input)
+	value, err := toValue(input)
 	if err != nil {
 		return fmt.Errorf("encode %s input: %w", decision, err)
 	}
-	v, err := e.evalRaw(ctx, decision, raw, now)
+	v, err := e.evalValue(ctx, decision, value, now)
 	if err != nil {
 		return err
 	}
@@ -208,7 +209,7 @@ func (e *Engine) evalInto(ctx context.Context, decision string, input any, now t
 
 // Capabilities are the builtins policies may use: this OPA version's,
 // without any non-deterministic builtin (clock, network, randomness, UUIDs,
-// runtime). The same set compiles production bundles and runs Rego tests,
+// runtime), plus patchway.version_compare. The same set compiles production bundles and runs Rego tests,
 // so a test cannot pass on a builtin production refuses.
 func Capabilities() *ast.Capabilities {
 	caps := ast.CapabilitiesForThisVersion()
@@ -224,7 +225,7 @@ func Capabilities() *ast.Capabilities {
 		}
 		kept = append(kept, b)
 	}
-	caps.Builtins = kept
+	caps.Builtins = append(kept, versionCompareDecl)
 	caps.AllowNet = []string{}
 	return caps
 }

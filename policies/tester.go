@@ -98,6 +98,7 @@ func RunTests(ctx context.Context, dir string) (TestReport, error) {
 			SetCompiler(compiler).
 			SetStore(store).
 			SetDefaultRegoVersion(ast.RegoV1).
+			AddCustomBuiltins([]*tester.Builtin{{Decl: versionCompareDecl, Func: versionCompareFunc()}}).
 			CapturePrintOutput(true).
 			SetCoverageQueryTracer(cov).
 			SetTimeout(10 * time.Second).

@@ -45,28 +45,37 @@ scan_files := {lower(f.path): f | some f in lib.list(scan, "files")}
 
 expected_files := lib.list(patch.evidence, "files")
 
-# file_state judges one expected file against the scan.
-file_state(f) := "no_evidence" if {
-	not scan_files[lower(f.path)]
-} else := "missing" if {
-	scan_files[lower(f.path)].exists == false
-} else := "no_version" if {
-	object.get(scan_files[lower(f.path)], "version", "") == ""
-} else := "bad_version" if {
-	not lib.valid_version(scan_files[lower(f.path)].version)
-} else := "below" if {
-	lib.version_compare(scan_files[lower(f.path)].version, f.min_version) < 0
-} else := "checksum_mismatch" if {
-	lib.version_compare(scan_files[lower(f.path)].version, f.min_version) == 0
-	object.get(f, "sha256", "") != ""
-	lower(f.sha256) != lower(object.get(scan_files[lower(f.path)], "sha256", ""))
-} else := "ok"
+# file_checks judges each expected file against the scan, once.
+file_checks := [{"file": f, "scanned": scanned, "state": file_state(f, scanned)} |
+	some f in expected_files
+	scanned := object.get(scan_files, lower(f.path), null)
+]
 
-file_states := [{"file": f, "state": file_state(f)} | some f in expected_files]
+# file_state: the common case (file present with a comparable version) is
+# decided first; the else branches name what is missing.
+file_state(f, scanned) := version_state(f, scanned, lib.version_compare(scanned.version, f.min_version)) if {
+	scanned.exists == true
+} else := "no_evidence" if {
+	scanned == null
+} else := "missing" if {
+	scanned.exists == false
+} else := "no_version" if {
+	object.get(scanned, "version", "") == ""
+} else := "bad_version"
+
+version_state(f, scanned, c) := "ok" if {
+	c > 0
+} else := "below" if {
+	c < 0
+} else := "ok" if {
+	object.get(f, "sha256", "") == ""
+} else := "ok" if {
+	lower(f.sha256) == lower(object.get(scanned, "sha256", ""))
+} else := "checksum_mismatch"
 
 files_ok if {
 	count(expected_files) > 0
-	every fs in file_states {
+	every fs in file_checks {
 		fs.state == "ok"
 	}
 }
@@ -133,7 +142,7 @@ unknown_reasons contains "the patch declares no file evidence; a hotfix or regis
 }
 
 unknown_reasons contains sprintf("%s: %s", [fs.file.path, unknown_text(fs)]) if {
-	some fs in file_states
+	some fs in file_checks
 	fs.state in {"no_evidence", "no_version", "bad_version"}
 }
 
@@ -141,74 +150,58 @@ unknown_text(fs) := "not reported by the scan" if {
 	fs.state == "no_evidence"
 } else := "no file version reported" if {
 	fs.state == "no_version"
-} else := sprintf("version %q is not numeric dotted", [scan_files[lower(fs.file.path)].version])
+} else := sprintf("version %q is not numeric dotted", [fs.scanned.version])
 
 unknown_reasons contains sprintf("no boot time reported; cannot prove a boot after the install at %s", [time.format(installed_at)]) if {
 	installed_at
 	not boot
 }
 
-state := "excepted" if {
+# verdict is the host's state with the reason that decided it, checked in
+# order of precedence.
+verdict := {"state": "excepted", "reason": sprintf("excepted until %s: %s", [input.exception.expires, object.get(input.exception, "reason", "")])} if {
 	exception_active
-} else := "not_applicable" if {
+} else := {"state": "not_applicable", "reason": sprintf("no package of %s for OS %q", [kb, input.host.os])} if {
 	not_applicable
-} else := "unreachable" if {
+} else := {"state": "unreachable", "reason": "host unreachable: no evidence gathered"} if {
 	not input.reachable
-} else := "unknown" if {
+} else := {"state": "unknown", "reason": "no scan evidence: the host's state is unknown"} if {
 	not scan_present
-} else := "unknown" if {
+} else := {"state": "unknown", "reason": concat("; ", sort(unknown_reasons))} if {
 	count(unknown_reasons) > 0
-} else := "pending_reboot" if {
+} else := {"state": "pending_reboot", "reason": sprintf("%s installed but a reboot is pending: %s", [kb, concat(", ", sort(reboot_flags))])} if {
 	touched
 	count(reboot_flags) > 0
-} else := "compliant" if {
+} else := {"state": "compliant", "reason": sprintf("%d file(s) at or above expected versions, %s present, no reboot pending%s", [count(expected_files), hotfix_id, boot_clause])} if {
 	files_ok
 	installed
-} else := "compliant" if {
+} else := {
+	"state": "compliant",
+	"reason": sprintf("superseded by %s: files at or above expected versions because %s, a later update that supersedes %s, is installed", [superseded_by, superseded_by, kb]),
+	"superseded_by": superseded_by,
+} if {
 	files_ok
 	superseded_by
-} else := "unknown" if {
+} else := {"state": "unknown", "reason": sprintf("files at or above expected versions but neither %s nor a known superseding update is installed (declare it in data.supersedence)", [kb])} if {
 	files_ok
-} else := "not_effective" if {
+} else := {"state": "not_effective", "reason": sprintf("%s is present but the fix is not in effect: %s", [hotfix_id, concat("; ", file_problems)])} if {
+	installed
+} else := {"state": "not_effective", "reason": sprintf("installed at %s but neither %s nor the new files are present: %s", [input.installed_at, hotfix_id, concat("; ", file_problems)])} if {
 	touched
-} else := "pending"
+} else := {"state": "pending", "reason": sprintf("%s not installed: %s", [kb, concat("; ", file_problems)])}
 
-file_problems := [sprintf("%s is %s", [fs.file.path, file_problem(fs)]) | some fs in file_states; fs.state != "ok"]
+state := verdict.state
+
+file_problems := [sprintf("%s is %s", [fs.file.path, file_problem(fs)]) | some fs in file_checks; fs.state != "ok"]
 
 file_problem(fs) := "missing" if {
 	fs.state == "missing"
 } else := sprintf("%s with SHA-256 %s, expected %s", [
-	scan_files[lower(fs.file.path)].version,
-	object.get(scan_files[lower(fs.file.path)], "sha256", "unknown"), fs.file.sha256,
+	fs.scanned.version,
+	object.get(fs.scanned, "sha256", "unknown"), fs.file.sha256,
 ]) if {
 	fs.state == "checksum_mismatch"
-} else := sprintf("%s, below %s", [scan_files[lower(fs.file.path)].version, fs.file.min_version])
-
-main_reason := sprintf("excepted until %s: %s", [input.exception.expires, object.get(input.exception, "reason", "")]) if {
-	state == "excepted"
-} else := sprintf("no package of %s for OS %q", [kb, input.host.os]) if {
-	state == "not_applicable"
-} else := "host unreachable: no evidence gathered" if {
-	state == "unreachable"
-} else := "no scan evidence: the host's state is unknown" if {
-	not scan_present
-} else := concat("; ", sort(unknown_reasons)) if {
-	count(unknown_reasons) > 0
-} else := sprintf("%s installed but a reboot is pending: %s", [kb, concat(", ", sort(reboot_flags))]) if {
-	state == "pending_reboot"
-} else := sprintf("%d file(s) at or above expected versions, %s present, no reboot pending%s", [count(expected_files), hotfix_id, boot_clause]) if {
-	state == "compliant"
-	installed
-} else := sprintf("superseded by %s: files at or above expected versions because %s, a later update that supersedes %s, is installed", [superseded_by, superseded_by, kb]) if {
-	state == "compliant"
-} else := sprintf("files at or above expected versions but neither %s nor a known superseding update is installed (declare it in data.supersedence)", [kb]) if {
-	state == "unknown"
-} else := sprintf("%s is present but the fix is not in effect: %s", [hotfix_id, concat("; ", file_problems)]) if {
-	state == "not_effective"
-	installed
-} else := sprintf("installed at %s but neither %s nor the new files are present: %s", [input.installed_at, hotfix_id, concat("; ", file_problems)]) if {
-	state == "not_effective"
-} else := sprintf("%s not installed: %s", [kb, concat("; ", file_problems)])
+} else := sprintf("%s, below %s", [fs.scanned.version, fs.file.min_version])
 
 boot_clause := sprintf(", booted at %s after the install", [time.format(boot)]) if installed_at
 
@@ -226,15 +219,10 @@ notes contains "PendingFileRenameOperations is also set" if {
 
 notes contains sprintf("exception expired at %s; judged on evidence", [input.exception.expires]) if exception_expired
 
-superseded_text := superseded_by if {
-	state == "compliant"
-	not installed
-} else := ""
-
 decision := {
 	"allow": state == "compliant",
-	"violations": [{"code": state, "msg": main_reason} | state != "compliant"],
+	"violations": [{"code": state, "msg": verdict.reason} | state != "compliant"],
 	"state": state,
-	"reasons": array.concat([main_reason], sort(notes)),
-	"superseded_by": superseded_text,
+	"reasons": array.concat([verdict.reason], sort(notes)),
+	"superseded_by": object.get(verdict, "superseded_by", ""),
 }

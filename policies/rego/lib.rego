@@ -16,7 +16,10 @@ day_ns := 86400000000000
 ts(s) := time.parse_rfc3339_ns(s)
 
 # list returns obj[key] as an array; [] when absent or null.
-list(obj, key) := [v | some v in object.get(obj, key, [])]
+list(obj, key) := x if {
+	x := obj[key]
+	is_array(x)
+} else := []
 
 # duration renders nanoseconds in the largest exact unit, days only from
 # two days on: 7d, 24h, 36h, 90m.
@@ -28,39 +31,12 @@ duration(ns) := sprintf("%dd", [round(ns / day_ns)]) if {
 	round(ns) % hour_ns == 0
 } else := sprintf("%dm", [round(ns / minute_ns)])
 
-# valid_version holds for dotted numeric versions (1 to 4 parts or more).
-valid_version(v) if regex.match(`^[0-9]+(\.[0-9]+)*$`, v)
-
-version_parts(v) := [to_number(p) | some p in split(v, ".")]
-
-version_part(parts, i) := parts[i] if i < count(parts)
-
-else := 0
-
 # version_compare compares dotted versions numerically part by part,
-# missing parts counting as 0: -1, 0 or 1. Windows file versions have four
-# parts (6.1.7601.24000), which semver cannot express.
-version_compare(a, b) := c if {
-	valid_version(a)
-	valid_version(b)
-	pa := version_parts(a)
-	pb := version_parts(b)
-	n := max([count(pa), count(pb)])
-	diffs := [i | some i in numbers.range(0, n - 1); version_part(pa, i) != version_part(pb, i)]
-	c := version_sign(pa, pb, diffs)
-}
-
-version_sign(_, _, diffs) := 0 if count(diffs) == 0
-
-version_sign(pa, pb, diffs) := 1 if {
-	count(diffs) > 0
-	version_part(pa, diffs[0]) > version_part(pb, diffs[0])
-}
-
-version_sign(pa, pb, diffs) := -1 if {
-	count(diffs) > 0
-	version_part(pa, diffs[0]) < version_part(pb, diffs[0])
-}
+# missing parts counting as 0: -1, 0 or 1; undefined when either is not a
+# dotted numeric version. Windows file versions have four parts
+# (6.1.7601.24000), which semver cannot express. The comparison is the
+# builtin patchway.version_compare (Go, registered by the engine).
+version_compare(a, b) := patchway.version_compare(a, b)
 
 weekdays := {"Sunday": 0, "Monday": 1, "Tuesday": 2, "Wednesday": 3, "Thursday": 4, "Friday": 5, "Saturday": 6}
 
@@ -73,37 +49,39 @@ zone(w, fallback) := w.time_zone if {
 
 local_minute(ns, tz) := (c[0] * 60) + c[1] if c := time.clock([ns, tz])
 
-local_day(ns, tz) := weekdays[time.weekday([ns, tz])]
-
-day_allowed(w, day) if count(list(w, "days")) == 0
+day_allowed(w, _) if count(list(w, "days")) == 0
 
 day_allowed(w, day) if day in list(w, "days")
 
 # window_open holds when ns falls inside window w (minutes after local
 # midnight; end before start wraps past midnight; start == end is all day).
 window_open(w, tz, ns) if {
+	clock := time.clock([ns, tz])
+	open_at(w, weekdays[time.weekday([ns, tz])], (clock[0] * 60) + clock[1])
+}
+
+open_at(w, day, m) if {
 	w.start < w.end
-	day_allowed(w, local_day(ns, tz))
-	m := local_minute(ns, tz)
+	day_allowed(w, day)
 	m >= w.start
 	m < w.end
 }
 
-window_open(w, tz, ns) if {
+open_at(w, day, _) if {
 	w.start == w.end
-	day_allowed(w, local_day(ns, tz))
+	day_allowed(w, day)
 }
 
-window_open(w, tz, ns) if {
+open_at(w, day, m) if {
 	w.start > w.end
-	day_allowed(w, local_day(ns, tz))
-	local_minute(ns, tz) >= w.start
+	day_allowed(w, day)
+	m >= w.start
 }
 
-window_open(w, tz, ns) if {
+open_at(w, day, m) if {
 	w.start > w.end
-	day_allowed(w, local_day(ns - day_ns, tz))
-	local_minute(ns, tz) < w.end
+	day_allowed(w, (day + 6) % 7)
+	m < w.end
 }
 
 # next_window_open is the next opening of w after ns (within 8 days).

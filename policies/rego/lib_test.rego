@@ -15,7 +15,9 @@ test_version_compare_missing_parts_are_zero if {
 
 test_version_compare_undefined_for_non_numeric if {
 	not lib.version_compare("6.1.beta", "6.1")
-	not lib.valid_version("")
+	not lib.version_compare("", "6.1")
+	not lib.version_compare("6..1", "6.1")
+	not lib.version_compare("-6.1", "6.1")
 }
 
 test_duration_text_uses_the_largest_exact_unit if {
