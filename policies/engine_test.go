@@ -174,10 +174,13 @@ func TestEvaluationErrorsFailClosed(t *testing.T) {
 		t.Errorf("violations %+v lack policy_error", c.Violations)
 	}
 	checks := map[string]func() (rollout.Decision, error){
-		"reboot": func() (rollout.Decision, error) { d, err := e.Reboot(ctx, RebootInput{Now: t0}); return d.Decision, err },
-		"sla":    func() (rollout.Decision, error) { d, err := e.SLA(ctx, SLAInput{Now: t0}); return d.Decision, err },
-		"plan":   func() (rollout.Decision, error) { d, err := e.Plan(ctx, PlanInput{Now: t0}); return d.Decision, err },
-		"gate":   func() (rollout.Decision, error) { d, err := e.Gate(ctx, GateInput{Now: t0}); return d.Decision, err },
+		"reboot": func() (rollout.Decision, error) {
+			d, err := e.Reboot(ctx, RebootInput{Now: t0})
+			return d.Decision, err
+		},
+		"sla":  func() (rollout.Decision, error) { d, err := e.SLA(ctx, SLAInput{Now: t0}); return d.Decision, err },
+		"plan": func() (rollout.Decision, error) { d, err := e.Plan(ctx, PlanInput{Now: t0}); return d.Decision, err },
+		"gate": func() (rollout.Decision, error) { d, err := e.Gate(ctx, GateInput{Now: t0}); return d.Decision, err },
 		"wave": func() (rollout.Decision, error) {
 			d, err := e.Wave(ctx, WaveInput{Now: t0})
 			if !d.Halt {

@@ -101,7 +101,7 @@ func RunTests(ctx context.Context, dir string) (TestReport, error) {
 			AddCustomBuiltins([]*tester.Builtin{{Decl: versionCompareDecl, Func: versionCompareFunc()}}).
 			CapturePrintOutput(true).
 			SetCoverageQueryTracer(cov).
-			SetTimeout(10 * time.Second).
+			SetTimeout(10*time.Second).
 			SetModules(modules).
 			RunTests(ctx, txn)
 		if err != nil {
