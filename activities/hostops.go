@@ -271,9 +271,10 @@ func (p *patchProgress) step(s string) {
 // verdict failed with the exit code, a not-applicable update
 // not_applicable, a host that never came back from its reboot
 // unreachable, one that answered without rebooting is verified as it is
-// (pending_reboot). Errors are left for what the workflow must see:
+// (pending_reboot), a host without a package for its OS is judged by the
+// policy (not_applicable). Errors are left for what the workflow must see:
 // Unreachable before any result (retryable), AuthFailed, TransportRefused,
-// HostConfigInvalid, UnsupportedOS and ChecksumMismatch (non-retryable).
+// HostConfigInvalid and ChecksumMismatch (non-retryable).
 func (a *HostActivities) PatchHost(ctx context.Context, in PatchHostInput) (PatchHostResult, error) {
 	res, err := a.patchHost(ctx, in)
 	return res, activityError("patch host", err)
@@ -314,7 +315,10 @@ func (a *HostActivities) patchHost(ctx context.Context, in PatchHostInput) (Patc
 				}
 			} else {
 				if _, err := packageFor(t); err != nil {
-					return PatchHostResult{}, err
+					// No package for this OS: the compliance policy calls
+					// the host not_applicable, with its reason.
+					v, jerr := a.judge(ctx, t, &scan, time.Time{})
+					return result(v), jerr
 				}
 				p.InstallStarted, p.InstallStartedAt = true, time.Now().UTC()
 				beat()
