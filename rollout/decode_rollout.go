@@ -216,6 +216,14 @@ func keys(m map[string]*hclsyntax.Block) []string {
 	return out
 }
 
+// onlySuggest is didYouMean for messages that already list the values.
+func onlySuggest(name string, candidates []string) string {
+	if s := suggest(name, candidates); s != "" {
+		return fmt.Sprintf(" Did you mean %q?", s)
+	}
+	return ""
+}
+
 func didYouMean(name string, candidates []string) string {
 	if s := suggest(name, candidates); s != "" {
 		return fmt.Sprintf(" Did you mean %q?", s)
@@ -251,7 +259,7 @@ func (d *decoder) patch(b *hclsyntax.Block) Patch {
 		p.Severity = Severity(s)
 		if !slices.Contains(Severities, p.Severity) {
 			d.errorf(attrs["severity"].Expr.Range(), "Unknown severity",
-				"%q is not a severity. Use one of critical, important, moderate, low (Microsoft's ratings; they set the default SLA).%s", s, didYouMean(s, severityNames()))
+				"%q is not a severity. Use one of critical, important, moderate, low (Microsoft's ratings; they set the default SLA).%s", s, onlySuggest(s, severityNames()))
 		}
 	}
 	if s, ok := d.str(attrs, "published"); ok && attrs["published"] != nil {
@@ -266,7 +274,7 @@ func (d *decoder) patch(b *hclsyntax.Block) Patch {
 		p.Reboot = RebootBehavior(s)
 		if !slices.Contains(rebootValues, s) {
 			d.errorf(attrs["reboot"].Expr.Range(), "Unknown reboot behaviour",
-				"%q is not a reboot behaviour. Use required, may or never, as the bulletin states it.%s", s, didYouMean(s, rebootValues))
+				"%q is not a reboot behaviour. Use required, may or never, as the bulletin states it.%s", s, onlySuggest(s, rebootValues))
 		}
 	}
 	p.Supersedes = d.strList(attrs, "supersedes")
@@ -439,7 +447,7 @@ func (d *decoder) risk(b *hclsyntax.Block) Risk {
 	if s, ok := d.str(attrs, "exposure"); ok && attrs["exposure"] != nil {
 		r.Exposure = s
 		if !slices.Contains(exposureValues, s) {
-			d.errorf(attrs["exposure"].Expr.Range(), "Unknown exposure", "%q is not an exposure. Use internet, internal or isolated.%s", s, didYouMean(s, exposureValues))
+			d.errorf(attrs["exposure"].Expr.Range(), "Unknown exposure", "%q is not an exposure. Use internet, internal or isolated.%s", s, onlySuggest(s, exposureValues))
 		}
 	}
 	r.Workaround, _ = d.str(attrs, "workaround")
@@ -760,7 +768,7 @@ func (d *decoder) channel(b *hclsyntax.Block) Channel {
 	if t, ok := d.str(attrs, "type"); ok && attrs["type"] != nil {
 		c.Type = t
 		if !slices.Contains(channelTypes, t) {
-			d.errorf(attrs["type"].Expr.Range(), "Unknown channel type", "%q is not a channel type. Use webhook, slack or email; the worker resolves its address and keys by the channel's name.%s", t, didYouMean(t, channelTypes))
+			d.errorf(attrs["type"].Expr.Range(), "Unknown channel type", "%q is not a channel type. Use webhook, slack or email; the worker resolves its address and keys by the channel's name.%s", t, onlySuggest(t, channelTypes))
 		}
 	}
 	return c

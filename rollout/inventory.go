@@ -215,7 +215,7 @@ func (d *decoder) checkInventory(sites []siteSource, hosts []hostSource, require
 			}
 		}
 		if h.Tier != "" && !slices.Contains(tierValues, string(h.Tier)) {
-			d.errorf(hs.at("tier"), "Unknown tier", "%q is not a tier. Use lab, prodlike or production: the staged path reaches them in that order.%s", h.Tier, didYouMean(string(h.Tier), tierValues))
+			d.errorf(hs.at("tier"), "Unknown tier", "%q is not a tier. Use lab, prodlike or production: the staged path reaches them in that order.%s", h.Tier, onlySuggest(string(h.Tier), tierValues))
 		}
 		if t := h.TLS.Transport; t != "" && !slices.Contains(transportValues, t) {
 			d.errorf(hs.at("tls.transport"), "Unknown transport", "%q is not a WinRM transport. Use https (the default) or http.", t)
