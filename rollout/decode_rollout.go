@@ -532,9 +532,17 @@ func selectorDiagnostic(expr hclsyntax.Expression, s string, err error) *hcl.Dia
 	return &hcl.Diagnostic{
 		Severity: hcl.DiagError,
 		Summary:  "Invalid selector",
-		Detail:   capitalize(err.Error()) + ". " + selectorHelp,
+		Detail:   strings.TrimSuffix(capitalize(err.Error()), ".") + sentenceEnd(err.Error()) + " " + selectorHelp,
 		Subject:  &rng,
 	}
+}
+
+// sentenceEnd is the full stop a message needs, unless it ends a question.
+func sentenceEnd(msg string) string {
+	if strings.HasSuffix(msg, "?") {
+		return ""
+	}
+	return "."
 }
 
 // selectorHelp is the one-line reminder of the selector syntax.

@@ -301,7 +301,7 @@ func (p *selParser) unary() (selNode, error) {
 	case !slices.Contains(SelectorKeys, key):
 		msg := fmt.Sprintf("unknown key %q; keys are %s", key, strings.Join(SelectorKeys, ", "))
 		if s := suggest(key, SelectorKeys); s != "" {
-			msg = fmt.Sprintf("unknown key %q (did you mean %q?); keys are %s", key, s, strings.Join(SelectorKeys, ", "))
+			msg = fmt.Sprintf("unknown key %q: did you mean %q?", key, s)
 		}
 		return nil, &SelectorError{Offset: t.offset, Length: len(key), Msg: msg}
 	case value == "":
