@@ -43,7 +43,12 @@ scan_present if is_object(scan)
 
 scan_files := {lower(f.path): f | some f in lib.list(scan, "files")}
 
-expected_files := lib.list(patch.evidence, "files")
+# The files that prove the fix on this host: those for its OS or for every
+# OS (each OS ships its own file version).
+expected_files := [f |
+	some f in lib.list(patch.evidence, "files")
+	object.get(f, "os", "") in {"", input.host.os}
+]
 
 # file_checks judges each expected file against the scan, once.
 file_checks := [{"file": f, "scanned": scanned, "state": file_state(f, scanned)} |

@@ -210,3 +210,14 @@ test_host_patched_before_this_rollout_needs_no_boot_comparison if {
 test_hotfix_id_defaults_to_the_kb if {
 	decide({"patch": {"evidence": {"hotfix": ""}}}).state == "compliant"
 }
+
+test_only_the_evidence_for_the_hosts_os_applies if {
+	files := [
+		{"os": "windows-xp", "path": netapi, "min_version": "5.1.2600.3462"},
+		{"os": "windows-server-2003", "path": netapi, "min_version": "5.2.3790.4392"},
+	]
+	decide({"patch": {"evidence": {"files": files}}}).state == "compliant"
+	d := decide({"patch": {"evidence": {"files": files}}, "scan": {"files": file("5.1.2600.3462")}})
+	d.state == "not_effective"
+	contains(d.reasons[0], "5.1.2600.3462, below 5.2.3790.4392")
+}
