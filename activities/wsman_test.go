@@ -24,6 +24,15 @@ import (
 // OperationTimeout at once).
 type wsmanHost struct {
 	answer func(command, stdin string) (stdout string, exit int)
+	// down, when it returns true, drops every request's connection (a
+	// host rebooting or gone).
+	down func() bool
+	// loseReply, when it returns true for a finished command's stdin,
+	// drops the connection instead of delivering the result: the command
+	// ran but its reply was lost.
+	loseReply func(stdin string) bool
+	// password, when set, is the only Basic password accepted (401 else).
+	password string
 
 	mu       sync.Mutex
 	actions  map[string]int
@@ -61,6 +70,15 @@ func (h *wsmanHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	action := m[1]
+	if _, pw, _ := r.BasicAuth(); h.password != "" && pw != h.password {
+		w.Header().Set("WWW-Authenticate", `Basic realm="WSMAN"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if h.down != nil && h.down() {
+		dropConnection(w)
+		return
+	}
 	h.mu.Lock()
 	if h.actions == nil {
 		h.actions = map[string]int{}
@@ -71,6 +89,10 @@ func (h *wsmanHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	shell := "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/"
 	switch action {
 	case "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create":
+		h.mu.Lock()
+		h.stdin.Reset()
+		h.stdinEnd, h.command = false, ""
+		h.mu.Unlock()
 		fmt.Fprintf(w, envelope, "http://schemas.xmlsoap.org/ws/2004/09/transfer/CreateResponse",
 			`<x:ResourceCreated><a:ReferenceParameters><w:SelectorSet><w:Selector Name="ShellId">SHELL-1</w:Selector></w:SelectorSet></a:ReferenceParameters></x:ResourceCreated>`)
 	case shell + "Command":
@@ -101,6 +123,10 @@ func (h *wsmanHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out, exit := h.answer(cmd, in)
+		if h.loseReply != nil && h.loseReply(in) {
+			dropConnection(w)
+			return
+		}
 		fmt.Fprintf(w, envelope, shell+"ReceiveResponse", fmt.Sprintf(
 			`<rsp:ReceiveResponse><rsp:Stream Name="stdout" CommandId="CMD-1">%s</rsp:Stream><rsp:CommandState CommandId="CMD-1" State="http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done"><rsp:ExitCode>%d</rsp:ExitCode></rsp:CommandState></rsp:ReceiveResponse>`,
 			base64.StdEncoding.EncodeToString([]byte(out)), exit))
@@ -175,4 +201,15 @@ func TestRunnerCancelledRunIsAnErrorAndClosesTheShell(t *testing.T) {
 	if n := h.count("Receive"); n > 10 {
 		t.Errorf("%d Receive requests in 300ms: OperationTimeout retries are not paced", n)
 	}
+}
+
+// dropConnection closes the client's connection without an answer.
+func dropConnection(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
 }
