@@ -142,7 +142,7 @@ func (e *Engine) Files() []string { return slices.Clone(e.files) }
 func decisionQuery(name string) string { return "data.patchway." + name + "." + requiredRule }
 
 // Eval evaluates one decision by name on an arbitrary input and returns the
-// decision object as JSON. The input's "now" (RFC 3339) is the evaluation
+// decision object as JSON, with the bundle's revision. The input's "now" (RFC 3339) is the evaluation
 // time; without it evaluation is refused, because policies never read the
 // clock.
 func (e *Engine) Eval(ctx context.Context, decision string, input any) (json.RawMessage, error) {
@@ -163,6 +163,9 @@ func (e *Engine) Eval(ctx context.Context, decision string, input any) (json.Raw
 	v, err := e.evalValue(ctx, decision, value, probe.Now)
 	if err != nil {
 		return nil, err
+	}
+	if obj, ok := v.(map[string]any); ok {
+		obj["revision"] = e.revision
 	}
 	out, err := json.Marshal(v)
 	if err != nil {

@@ -78,9 +78,9 @@ func RunTests(ctx context.Context, dir string) (TestReport, error) {
 		if !strings.HasSuffix(f.name, ".rego") {
 			continue
 		}
-		formatted, err := format.SourceWithOpts(f.origin, f.content, format.Opts{RegoVersion: ast.RegoV1})
+		formatted, err := Format(f.origin, f.content)
 		if err != nil {
-			return TestReport{}, fmt.Errorf("format %s: %w", f.origin, err)
+			return TestReport{}, err
 		}
 		if string(formatted) != string(f.content) {
 			report.Unformatted = append(report.Unformatted, f.origin)
@@ -171,4 +171,13 @@ func RunTests(ctx context.Context, dir string) (TestReport, error) {
 		report.Coverage = 100 * float64(covered) / float64(total)
 	}
 	return report, nil
+}
+
+// Format returns src formatted as `opa fmt` would (Rego v1).
+func Format(name string, src []byte) ([]byte, error) {
+	out, err := format.SourceWithOpts(name, src, format.Opts{RegoVersion: ast.RegoV1})
+	if err != nil {
+		return nil, fmt.Errorf("format %s: %w", name, err)
+	}
+	return out, nil
 }

@@ -45,6 +45,7 @@ func newRootCmd() *cobra.Command {
 		newAbortCmd(g),
 		newExceptCmd(g),
 		newSkipHostCmd(g),
+		newPolicyCmd(g),
 	)
 	return root
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/patchway/patchway/rollout"
 )
 
-func newPlanCmd(_ *globalFlags) *cobra.Command {
+func newPlanCmd(g *globalFlags) *cobra.Command {
 	var (
 		asJSON    bool
 		inventory string
@@ -44,6 +44,11 @@ func newPlanCmd(_ *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The SLA policy sets the deadline; an unfiled rollout counts from now.
+			verdict, err := fillDeadlines(cmd.Context(), g, src.Rollout, plan, time.Now().UTC())
+			if err != nil {
+				return fmt.Errorf("evaluate policies: %w", err)
+			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -52,7 +57,11 @@ func newPlanCmd(_ *globalFlags) *cobra.Command {
 				}
 				return nil
 			}
-			return writePlan(cmd.OutOrStdout(), plan)
+			if err := writePlan(cmd.OutOrStdout(), plan); err != nil {
+				return err
+			}
+			writePolicyVerdict(cmd.OutOrStdout(), verdict)
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
