@@ -38,6 +38,9 @@ const (
 	// ErrUninstallFailed: wusa /uninstall failed; carries the exit code.
 	// Non-retryable.
 	ErrUninstallFailed = "UninstallFailed"
+	// ErrPolicyFailed: the compliance policy could not be evaluated.
+	// Retryable (the decision fails closed meanwhile).
+	ErrPolicyFailed = "PolicyEvaluationFailed"
 )
 
 // HostError is a classified failure of an operation on one host. Activities
@@ -104,8 +107,12 @@ func activityError(step string, err error) error {
 		return temporal.NewNonRetryableApplicationError(step+": "+de.Error(), ErrHostDidNotReturn, nil,
 			HostErrorDetails{Host: de.host, Reachable: de.reachable, BootTime: de.bootTime})
 	}
-	if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	var pe *policyError
+	if errors.As(err, &pe) {
+		return temporal.NewApplicationError(step+": "+err.Error(), ErrPolicyFailed)
 	}
 	return temporal.NewApplicationError(step+": "+err.Error(), ErrScriptFailed)
 }
@@ -568,12 +575,27 @@ func (a *HostActivities) waitForBoot(ctx context.Context, host rollout.Host, pre
 		if rest := deadline.Sub(now); delay > rest {
 			delay = rest
 		}
-		timer := time.NewTimer(delay)
+		if err := a.sleepWithHeartbeat(ctx, delay, progress); err != nil {
+			return WaitForBootResult{}, err
+		}
+	}
+}
+
+// sleepWithHeartbeat waits d, heartbeating every HeartbeatEvery so a long
+// backoff never outlives the activity's heartbeat timeout.
+func (a *HostActivities) sleepWithHeartbeat(ctx context.Context, d time.Duration, progress func() any) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	tick := time.NewTicker(orDefault(a.HeartbeatEvery, 10*time.Second))
+	defer tick.Stop()
+	for {
 		select {
 		case <-ctx.Done():
-			timer.Stop()
-			return WaitForBootResult{}, ctx.Err()
+			return ctx.Err()
 		case <-timer.C:
+			return nil
+		case <-tick.C:
+			activity.RecordHeartbeat(ctx, progress())
 		}
 	}
 }
@@ -588,7 +610,7 @@ func (a *HostActivities) judge(ctx context.Context, t HostTarget, scan *hostscri
 		Host: t.Host, Patch: t.Patch, Scan: scan, Reachable: scan != nil, InstalledAt: installedAt, Now: a.now(),
 	})
 	if err != nil {
-		return HostVerdict{}, fmt.Errorf("compliance policy for host %s: %w", t.Host.Name, err)
+		return HostVerdict{}, &policyError{fmt.Errorf("compliance policy for host %s: %w", t.Host.Name, err)}
 	}
 	hv := HostVerdict{Host: t.Host.Name, State: v.State, Reasons: v.Reasons, Decision: v.Decision}
 	if scan != nil {
@@ -596,6 +618,12 @@ func (a *HostActivities) judge(ctx context.Context, t HostTarget, scan *hostscri
 	}
 	return hv, nil
 }
+
+// policyError marks a failed compliance evaluation.
+type policyError struct{ err error }
+
+func (e *policyError) Error() string { return e.err.Error() }
+func (e *policyError) Unwrap() error { return e.err }
 
 // runScript renders op with params, runs it, heartbeats every
 // HeartbeatEvery while it runs, and decodes the one JSON object it prints
