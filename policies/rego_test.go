@@ -2,6 +2,8 @@ package policies
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -33,5 +35,53 @@ func TestRegoPolicies(t *testing.T) {
 	}
 	for _, f := range report.Unformatted {
 		t.Errorf("%s is not opa fmt clean", f)
+	}
+}
+
+func TestRunTestsWithUserDir(t *testing.T) {
+	ctx := context.Background()
+	userTest := "package patchway.site_test\n\nimport data.patchway.sla\n\ntest_critical_hours if {\n\td := sla.decision with input as {\"rollout\": {\"patch\": {\"severity\": \"critical\", \"published\": \"2008-10-23T17:00:00Z\"}}, \"now\": \"2008-10-23T18:00:00Z\"}\n\td.deadline == %q\n}\n"
+	tests := []struct {
+		name       string
+		files      map[string]string
+		wantFailed int
+		wantErr    string
+	}{
+		{
+			name:  "user data and user tests pass while default tests keep the default data",
+			files: map[string]string{"overrides.json": `{"sla": {"hours": {"critical": 12}}}`, "site_test.rego": fmt.Sprintf(userTest, "2008-10-24T06:00:00Z")},
+		},
+		{
+			name:       "a failing user test is reported",
+			files:      map[string]string{"site_test.rego": fmt.Sprintf(userTest, "2008-10-24T06:00:00Z")},
+			wantFailed: 1,
+		},
+		{
+			name:    "a bundle missing a decision is refused with file:line",
+			files:   map[string]string{"waves.rego": "package patchway.waves\n\nhalt := false\n"},
+			wantErr: "waves.rego:1",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			report, err := RunTests(ctx, writeDir(t, tt.files))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if report.Failed() != tt.wantFailed {
+				for _, r := range report.Results {
+					if !r.Pass {
+						t.Logf("failed: %s %s", r.Name, r.Error)
+					}
+				}
+				t.Errorf("failed = %d, want %d", report.Failed(), tt.wantFailed)
+			}
+		})
 	}
 }

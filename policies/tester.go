@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -59,10 +60,13 @@ func (r TestReport) Failed() int {
 	return n
 }
 
-// RunTests runs every Rego test of the bundle (the embedded defaults with
+// RunTests runs the Rego tests of the bundle (the embedded defaults with
 // dir's files replacing or extending them, as Load assembles them) through
 // OPA's tester, compiled with the production capabilities, and measures the
-// line coverage of the production files. A bundle that does not compile is
+// line coverage of the production files. The embedded X_test.rego runs with
+// the embedded data while X.rego is the default (it pins the default
+// behaviour; replace it with your own X_test.rego to change that); the
+// user's tests run with the bundle's data. A bundle that does not compile is
 // an error with file:line.
 func RunTests(ctx context.Context, dir string) (TestReport, error) {
 	files, err := assemble(dir, true)
@@ -71,6 +75,20 @@ func RunTests(ctx context.Context, dir string) (TestReport, error) {
 	}
 	modules, data, err := parseBundle(files)
 	if err != nil {
+		return TestReport{}, err
+	}
+	// Refuse what Load would refuse, with the same file:line messages.
+	production := map[string]*ast.Module{}
+	for name, m := range modules {
+		if !strings.HasSuffix(name, "_test.rego") {
+			production[name] = m
+		}
+	}
+	prodCompiler, err := compile(production)
+	if err != nil {
+		return TestReport{}, err
+	}
+	if err := checkRequiredRules(prodCompiler, files); err != nil {
 		return TestReport{}, err
 	}
 	var report TestReport
@@ -86,34 +104,53 @@ func RunTests(ctx context.Context, dir string) (TestReport, error) {
 			report.Unformatted = append(report.Unformatted, f.origin)
 		}
 	}
-	store := inmem.NewFromObjectWithOpts(data, inmem.OptRoundTripOnWrite(false))
-	compiler := ast.NewCompiler().
-		WithCapabilities(Capabilities()).
-		WithDefaultRegoVersion(ast.RegoV1).
-		WithEnablePrintStatements(true)
+	// Default tests check the default logic with the default data; they
+	// run only while their policy file is the default one. The user's tests
+	// run with the bundle's data, so they see the user's numbers.
+	defaultFiles, err := assemble("", false)
+	if err != nil {
+		return TestReport{}, err
+	}
+	_, defaultData, err := parseBundle(defaultFiles)
+	if err != nil {
+		return TestReport{}, err
+	}
+	replaced := map[string]bool{}
+	for _, f := range files {
+		if f.user {
+			replaced[f.name] = true
+		}
+	}
+	defaultTests, userTests := maps.Clone(production), maps.Clone(production)
+	nDefault, nUser := 0, 0
+	for _, f := range files {
+		if !strings.HasSuffix(f.name, "_test.rego") {
+			continue
+		}
+		switch {
+		case f.user:
+			userTests[f.origin] = modules[f.origin]
+			nUser++
+		case !replaced[strings.TrimSuffix(f.name, "_test.rego")+".rego"]:
+			defaultTests[f.origin] = modules[f.origin]
+			nDefault++
+		}
+	}
 	cov := cover.New()
 	var results []*tester.Result
-	err = storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
-		ch, err := tester.NewRunner().
-			SetCompiler(compiler).
-			SetStore(store).
-			SetDefaultRegoVersion(ast.RegoV1).
-			AddCustomBuiltins([]*tester.Builtin{{Decl: versionCompareDecl, Func: versionCompareFunc()}}).
-			CapturePrintOutput(true).
-			SetCoverageQueryTracer(cov).
-			SetTimeout(10*time.Second).
-			SetModules(modules).
-			RunTests(ctx, txn)
+	for _, pass := range []struct {
+		modules map[string]*ast.Module
+		data    map[string]any
+		n       int
+	}{{defaultTests, defaultData, nDefault}, {userTests, data, nUser}} {
+		if pass.n == 0 {
+			continue
+		}
+		rs, err := runTesterPass(ctx, pass.modules, pass.data, cov)
 		if err != nil {
-			return err
+			return TestReport{}, fmt.Errorf("run policy tests: %w", err)
 		}
-		for r := range ch {
-			results = append(results, r)
-		}
-		return nil
-	})
-	if err != nil {
-		return TestReport{}, fmt.Errorf("run policy tests: %w", err)
+		results = append(results, rs...)
 	}
 	for _, r := range results {
 		tr := TestResult{
@@ -138,12 +175,6 @@ func RunTests(ctx context.Context, dir string) (TestReport, error) {
 	slices.SortFunc(report.Results, func(a, b TestResult) int {
 		return strings.Compare(fmt.Sprintf("%s:%06d", a.File, a.Line), fmt.Sprintf("%s:%06d", b.File, b.Line))
 	})
-	production := map[string]*ast.Module{}
-	for name, m := range modules {
-		if !strings.HasSuffix(name, "_test.rego") {
-			production[name] = m
-		}
-	}
 	cr := cov.Report(production)
 	covered, total := 0, 0
 	for name := range production {
@@ -180,4 +211,35 @@ func Format(name string, src []byte) ([]byte, error) {
 		return nil, fmt.Errorf("format %s: %w", name, err)
 	}
 	return out, nil
+}
+
+// runTesterPass runs the tests among modules with data, compiled with the
+// production capabilities, recording coverage into cov.
+func runTesterPass(ctx context.Context, modules map[string]*ast.Module, data map[string]any, cov *cover.Cover) ([]*tester.Result, error) {
+	store := inmem.NewFromObjectWithOpts(data, inmem.OptRoundTripOnWrite(true))
+	compiler := ast.NewCompiler().
+		WithCapabilities(Capabilities()).
+		WithDefaultRegoVersion(ast.RegoV1).
+		WithEnablePrintStatements(true)
+	var results []*tester.Result
+	err := storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
+		ch, err := tester.NewRunner().
+			SetCompiler(compiler).
+			SetStore(store).
+			SetDefaultRegoVersion(ast.RegoV1).
+			AddCustomBuiltins([]*tester.Builtin{{Decl: versionCompareDecl, Func: versionCompareFunc()}}).
+			CapturePrintOutput(true).
+			SetCoverageQueryTracer(cov).
+			SetTimeout(10*time.Second).
+			SetModules(modules).
+			RunTests(ctx, txn)
+		if err != nil {
+			return err
+		}
+		for r := range ch {
+			results = append(results, r)
+		}
+		return nil
+	})
+	return results, err
 }

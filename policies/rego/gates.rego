@@ -12,16 +12,22 @@ group := input.group if {
 
 override := object.get(input, "override", false) == true
 
+user := object.get(input, "user", "")
+
+action := object.get(input, "action", "")
+
+gate := object.get(input, "gate", "")
+
 member(user, g) if user in data.groups[g]
 
 violations contains {"code": "unknown_action", "msg": msg} if {
-	not input.action in data.gates.actions
-	msg := sprintf("%q is not a gate action (actions: %v)", [input.action, data.gates.actions])
+	not action in data.gates.actions
+	msg := sprintf("%q is not a gate action (actions: %v)", [action, data.gates.actions])
 }
 
 violations contains {"code": "four_eyes", "msg": msg} if {
-	input.user == input.filed_by
-	msg := sprintf("%s filed rollout %s and may not %s its gates (four-eyes)", [input.user, input.rollout_id, input.action])
+	user == object.get(input, "filed_by", "")
+	msg := sprintf("%s filed rollout %s and may not %s its gates (four-eyes)", [user, object.get(input, "rollout_id", ""), action])
 }
 
 violations contains {"code": "unknown_group", "msg": sprintf("approval group %q is not defined in data.groups", [group])} if {
@@ -30,14 +36,14 @@ violations contains {"code": "unknown_group", "msg": sprintf("approval group %q 
 
 violations contains {"code": "not_in_group", "msg": msg} if {
 	not override
-	not member(input.user, group)
-	msg := sprintf("%s is not a member of %s, the approval group of gate %s", [input.user, group, input.gate])
+	not member(user, group)
+	msg := sprintf("%s is not a member of %s, the approval group of gate %s", [user, group, gate])
 }
 
 violations contains {"code": "override_not_allowed", "msg": msg} if {
 	override
-	not member(input.user, data.gates.emergency_group)
-	msg := sprintf("%s may not override gate %s: emergency overrides are reserved to %s", [input.user, input.gate, data.gates.emergency_group])
+	not member(user, data.gates.emergency_group)
+	msg := sprintf("%s may not override gate %s: emergency overrides are reserved to %s", [user, gate, data.gates.emergency_group])
 }
 
 decision := {

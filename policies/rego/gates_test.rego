@@ -58,3 +58,9 @@ test_emergency_override_by_others_is_refused if {
 test_override_does_not_lift_four_eyes if {
 	codes(decide({"user": "alice", "override": true})) == {"four_eyes"}
 }
+
+test_empty_user_is_refused_even_without_filer if {
+	d := gates.decision with input as {"gate": "lab", "action": "approve", "now": "2026-11-23T10:00:00Z"}
+	not d.allow
+	{v.code | some v in d.violations} == {"four_eyes", "not_in_group"}
+}

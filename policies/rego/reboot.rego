@@ -12,15 +12,23 @@ import data.patchway.lib
 
 now := time.parse_rfc3339_ns(input.now)
 
-host := input.host
+host := object.get(input, "host", {})
+
+patch := object.get(input, "patch", {})
+
+name := object.get(host, "name", "")
+
+role := object.get(host, "role", "")
+
+site := object.get(host, "site", "")
 
 default required := false
 
-required if input.patch.reboot == "required"
+required if patch.reboot == "required"
 
 required if input.reboot_pending == true
 
-checkin_host if host.role in data.reboot.checkin_roles
+checkin_host if role in data.reboot.checkin_roles
 
 has_window if is_object(input.window)
 
@@ -42,19 +50,19 @@ outside_window_allowed if {
 outside_window_allowed if "reboot_outside_window" in lib.list(input, "accelerations")
 
 # Hosts already rebooting, other than this one.
-others := [h | some h in lib.list(input, "in_flight"); h.name != host.name]
+others := [h | some h in lib.list(input, "in_flight"); h.name != name]
 
-site_limit := data.reboot.site_limits[host.site] if data.reboot.site_limits[host.site]
+site_limit := data.reboot.site_limits[site] if data.reboot.site_limits[site]
 
 else := data.reboot.max_concurrent_per_site
 
-site_in_flight := count([h | some h in others; h.site == host.site])
+site_in_flight := count([h | some h in others; h.site == site])
 
-violations contains {"code": "reboot_not_required", "msg": sprintf("%s declares reboot %q and no reboot is pending on %s", [input.patch.kb, input.patch.reboot, host.name])} if {
+violations contains {"code": "reboot_not_required", "msg": sprintf("%s declares reboot %q and no reboot is pending on %s", [object.get(patch, "kb", ""), object.get(patch, "reboot", ""), name])} if {
 	not required
 }
 
-violations contains {"code": "laptop_not_checked_in", "msg": sprintf("%s is a %s: it reboots at its next check-in, and has not checked in", [host.name, host.role])} if {
+violations contains {"code": "laptop_not_checked_in", "msg": sprintf("%s is a %s: it reboots at its next check-in, and has not checked in", [name, role])} if {
 	required
 	checkin_host
 	object.get(input, "checked_in", false) != true
@@ -65,22 +73,22 @@ violations contains {"code": "outside_window", "msg": msg} if {
 	not checkin_host
 	not in_window
 	not outside_window_allowed
-	msg := sprintf("%s is outside its maintenance window (next opens %s) and the SLA breach is not within %vh", [host.name, time.format(lib.next_window_open(input.window, tz, now)), data.reboot.breach_near_hours])
+	msg := sprintf("%s is outside its maintenance window (next opens %s) and the SLA breach is not within %vh", [name, time.format(lib.next_window_open(input.window, tz, now)), data.reboot.breach_near_hours])
 }
 
 violations contains {"code": "site_reboot_limit", "msg": msg} if {
 	required
 	site_in_flight >= site_limit
-	msg := sprintf("%d hosts of site %s are already rebooting; the limit is %d", [site_in_flight, host.site, site_limit])
+	msg := sprintf("%d hosts of site %s are already rebooting; the limit is %d", [site_in_flight, site, site_limit])
 }
 
 violations contains {"code": "one_per_site", "msg": msg} if {
 	required
-	host.role in data.reboot.one_per_site_roles
+	role in data.reboot.one_per_site_roles
 	some h in others
-	h.site == host.site
-	h.role == host.role
-	msg := sprintf("%s %s of site %s is already rebooting; only one %s per site at a time", [host.role, h.name, host.site, host.role])
+	h.site == site
+	h.role == role
+	msg := sprintf("%s %s of site %s is already rebooting; only one %s per site at a time", [role, h.name, site, role])
 }
 
 violations contains {"code": "cluster_member_rebooting", "msg": msg} if {
@@ -110,7 +118,7 @@ reasons contains "reboot outside the window granted by escalation (reboot_outsid
 	"reboot_outside_window" in lib.list(input, "accelerations")
 }
 
-reasons contains sprintf("%s reboots now, at its check-in", [host.name]) if {
+reasons contains sprintf("%s reboots now, at its check-in", [name]) if {
 	required
 	checkin_host
 	input.checked_in == true

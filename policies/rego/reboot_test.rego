@@ -115,3 +115,9 @@ test_laptop_reboots_at_check_in_not_in_window if {
 	back.allow
 	back.reasons == ["lt1 reboots now, at its check-in"]
 }
+
+test_missing_patch_and_host_facts_never_allow_a_reboot if {
+	d := reboot.decision with input as {"now": now}
+	not d.allow
+	codes(d) == {"reboot_not_required"}
+}

@@ -45,7 +45,7 @@ tighten_factors[reason] := f if {
 	f := data.sla.tighten[reason]
 }
 
-exposure := object.get(input.rollout.risk, "exposure", "")
+exposure := object.get(object.get(input.rollout, "risk", {}), "exposure", "")
 
 raw_exposure_factor := object.get(data.sla.exposure_factor, exposure, 1)
 

@@ -115,3 +115,9 @@ test_sla_table_comes_from_data if {
 		with data.sla.hours.critical as 8
 	d.sla == 8 * lib.hour_ns
 }
+
+test_a_rollout_without_risk_facts_gets_the_base_sla if {
+	d := decide({"patch": {"severity": "critical", "published": "2008-10-23T08:00:00Z"}})
+	d.sla == 24 * lib.hour_ns
+	d.start == now
+}

@@ -9,6 +9,10 @@ package patchway.transport
 
 host := input.host
 
+name := object.get(host, "name", "")
+
+tier := object.get(host, "tier", "")
+
 tls := object.get(host, "tls", {})
 
 transport := lower(t) if {
@@ -23,35 +27,35 @@ auth := lower(a) if {
 
 insecure := object.get(tls, "insecure", false) == true
 
-rules := data.transport.tiers[host.tier] if data.transport.tiers[host.tier]
+rules := data.transport.tiers[tier] if data.transport.tiers[tier]
 
 else := data.transport.tiers.production
 
-violations contains {"code": "unknown_transport", "msg": sprintf("%s names transport %q; use https or http", [host.name, transport])} if {
+violations contains {"code": "unknown_transport", "msg": sprintf("%s names transport %q; use https or http", [name, transport])} if {
 	not transport in {"http", "https"}
 }
 
-violations contains {"code": "unknown_auth", "msg": sprintf("%s names auth %q; use basic or ntlm", [host.name, auth])} if {
+violations contains {"code": "unknown_auth", "msg": sprintf("%s names auth %q; use basic or ntlm", [name, auth])} if {
 	not auth in {"basic", "ntlm"}
 }
 
 violations contains {"code": "http_not_allowed", "msg": msg} if {
 	transport == "http"
 	rules.http != true
-	msg := sprintf("%s is a %s host: plain http is not allowed; use https with certificate verification", [host.name, host.tier])
+	msg := sprintf("%s is a %s host: plain http is not allowed; use https with certificate verification", [name, tier])
 }
 
 violations contains {"code": "insecure_not_allowed", "msg": msg} if {
 	insecure
 	rules.insecure != true
-	msg := sprintf("%s is a %s host: TLS verification may not be skipped; give it a ca_file instead", [host.name, host.tier])
+	msg := sprintf("%s is a %s host: TLS verification may not be skipped; give it a ca_file instead", [name, tier])
 }
 
 violations contains {"code": "ntlm_over_http_not_allowed", "msg": msg} if {
 	transport == "http"
 	auth == "ntlm"
 	rules.ntlm_over_http != true
-	msg := sprintf("%s is a %s host: NTLM over http is not allowed (message encryption is not verified)", [host.name, host.tier])
+	msg := sprintf("%s is a %s host: NTLM over http is not allowed (message encryption is not verified)", [name, tier])
 }
 
 decision := {

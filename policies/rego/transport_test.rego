@@ -44,3 +44,8 @@ test_unknown_tier_gets_production_rules if {
 test_unknown_transport_and_auth_are_refused if {
 	codes(decide(host("lab", {"transport": "ftp", "auth": "kerberos"}))) == {"unknown_transport", "unknown_auth"}
 }
+
+test_nameless_http_host_is_still_refused if {
+	d := transport.decision with input as {"host": {"tls": {"transport": "http"}}, "now": "2026-11-23T10:00:00Z"}
+	codes(d) == {"http_not_allowed"}
+}

@@ -12,6 +12,8 @@ now := time.parse_rfc3339_ns(input.now)
 
 wave := input.wave
 
+wave_name := object.get(wave, "name", "")
+
 done := {d | some d in lib.list(input, "done")}
 
 waiting := [a | some a in lib.list(wave, "after"); not a in done]
@@ -42,18 +44,18 @@ default halt := false
 
 halt if failures > max_failures
 
-violations contains {"code": "waiting_for_waves", "msg": sprintf("wave %s starts after %s", [wave.name, concat(", ", waiting)])} if {
+violations contains {"code": "waiting_for_waves", "msg": sprintf("wave %s starts after %s", [wave_name, concat(", ", waiting)])} if {
 	count(waiting) > 0
 }
 
 violations contains {"code": "window_closed", "msg": msg} if {
 	not window_open
-	msg := sprintf("wave %s's window is closed; it next opens %s", [wave.name, time.format(lib.next_window_open(wave.window, tz, now))])
+	msg := sprintf("wave %s's window is closed; it next opens %s", [wave_name, time.format(lib.next_window_open(wave.window, tz, now))])
 }
 
 violations contains {"code": "failures_over_threshold", "msg": msg} if {
 	halt
-	msg := sprintf("wave %s has %d failures (%v count as failures), over its limit of %d: halt", [wave.name, failures, data.waves.failure_states, max_failures])
+	msg := sprintf("wave %s has %d failures (%v count as failures), over its limit of %d: halt", [wave_name, failures, data.waves.failure_states, max_failures])
 }
 
 positive_or(x, d) := x if x > 0

@@ -76,3 +76,8 @@ test_wave_limits_override_defaults if {
 	d.max_parallel == 7
 	d.download_concurrency == 3
 }
+
+test_nameless_wave_still_waits if {
+	d := waves.decision with input as {"wave": {"after": ["pilot"]}, "hosts": 1, "now": "2026-11-23T10:00:00Z"}
+	codes(d) == {"waiting_for_waves"}
+}
