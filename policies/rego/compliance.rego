@@ -47,8 +47,10 @@ scan_files := {lower(f.path): f | some f in lib.list(scan, "files")}
 # OS (each OS ships its own file version).
 expected_files := [f |
 	some f in lib.list(patch.evidence, "files")
-	object.get(f, "os", "") in {"", input.host.os}
+	host_oses[object.get(f, "os", "")]
 ]
+
+host_oses := {"", input.host.os}
 
 # file_checks judges each expected file against the scan, once.
 file_checks := [{"file": f, "scanned": scanned, "state": file_state(f, scanned)} |
@@ -146,16 +148,18 @@ unknown_reasons contains "the patch declares no file evidence; a hotfix or regis
 	count(expected_files) == 0
 }
 
-unknown_reasons contains sprintf("%s: %s", [fs.file.path, unknown_text(fs)]) if {
+unknown_reasons contains sprintf("%s: %s", [fs.file.path, text]) if {
 	some fs in file_checks
-	fs.state in {"no_evidence", "no_version", "bad_version"}
+	fs.state != "ok"
+	text := unknown_texts[fs.state]
 }
 
-unknown_text(fs) := "not reported by the scan" if {
-	fs.state == "no_evidence"
-} else := "no file version reported" if {
-	fs.state == "no_version"
-} else := sprintf("version %q is not numeric dotted", [fs.scanned.version])
+unknown_reasons contains sprintf("%s: version %q is not numeric dotted", [fs.file.path, fs.scanned.version]) if {
+	some fs in file_checks
+	fs.state == "bad_version"
+}
+
+unknown_texts := {"no_evidence": "not reported by the scan", "no_version": "no file version reported"}
 
 unknown_reasons contains sprintf("no boot time reported; cannot prove a boot after the install at %s", [time.format(installed_at)]) if {
 	installed_at
