@@ -77,6 +77,9 @@ func newSubmitCmd(_ *globalFlags) *cobra.Command {
 // command exits 1.
 func submit(ctx context.Context, c client.Client, out, errOut io.Writer, in workflows.RolloutInput) error {
 	opts := workflows.StartOptions(in)
+	// Without this the SDK hands back the running rollout's handle as if
+	// it had just been started.
+	opts.WorkflowExecutionErrorWhenAlreadyStarted = true
 	run, err := c.ExecuteWorkflow(ctx, opts, workflows.RolloutWorkflowName, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
