@@ -218,8 +218,15 @@ type DecideRebootInput struct {
 	Candidates []rollout.Host `json:"candidates"`
 	InFlight   []rollout.Host `json:"in_flight,omitempty"`
 	// Slots bounds how many candidates may be admitted (free parallelism).
-	Slots int       `json:"slots"`
-	Now   time.Time `json:"now"`
+	Slots int `json:"slots"`
+	// Window is the wave's maintenance window (nil: any time); Sites give
+	// each host's time zone.
+	Window   *rollout.Window `json:"window,omitempty"`
+	Sites    []rollout.Site  `json:"sites,omitempty"`
+	Deadline time.Time       `json:"deadline,omitzero"`
+	// Accelerations the escalation policy allowed (reboot_outside_window).
+	Accelerations []string  `json:"accelerations,omitempty"`
+	Now           time.Time `json:"now"`
 }
 
 // RebootPlan says a host may start, and whether it reboots after install.
@@ -252,6 +259,12 @@ type DecideWaveInput struct {
 	Deadline  time.Time              `json:"deadline"`
 	Now       time.Time              `json:"now"`
 	Reboot    rollout.RebootBehavior `json:"reboot"`
+	// TimeZone is the wave's zone when its window names none.
+	TimeZone string `json:"time_zone,omitempty"`
+	// Done lists the waves already finished; States counts the wave's
+	// hosts by state so far.
+	Done   []string                  `json:"done,omitempty"`
+	States map[rollout.HostState]int `json:"states,omitempty"`
 }
 
 // WaveDecision says whether the wave may start now (Allow), and if not,

@@ -38,9 +38,15 @@ type HostBatchInput struct {
 	MaxFailures int `json:"max_failures"`
 	// StartBy: no host starts after it (its maintenance window closes);
 	// zero means no window.
-	StartBy        time.Time     `json:"start_by,omitzero"`
-	BootTimeout    time.Duration `json:"boot_timeout"`
-	MaxHostsPerRun int           `json:"max_hosts_per_run"`
+	StartBy time.Time `json:"start_by,omitzero"`
+	// Window, Sites (time zones), Deadline and Accelerations are what the
+	// reboot policy weighs.
+	Window         *rollout.Window `json:"window,omitempty"`
+	Sites          []rollout.Site  `json:"sites,omitempty"`
+	Deadline       time.Time       `json:"deadline,omitzero"`
+	Accelerations  []string        `json:"accelerations,omitempty"`
+	BootTimeout    time.Duration   `json:"boot_timeout"`
+	MaxHostsPerRun int             `json:"max_hosts_per_run"`
 	// Done carries the outcomes of earlier runs across continue-as-new.
 	Done []HostOutcome `json:"done,omitempty"`
 }
@@ -240,7 +246,8 @@ func copyCounts(m map[string]int) map[string]int {
 // given the hosts in flight. A policy that fails to evaluate holds every
 // candidate (fail closed); the hosts are reported not started.
 func (b *batch) decideReboot(ctx workflow.Context, candidates []BatchHost, slots int) (activities.RebootDecision, error) {
-	in := activities.DecideRebootInput{Patch: b.in.Patch, Slots: slots, Now: workflow.Now(ctx)}
+	in := activities.DecideRebootInput{Patch: b.in.Patch, Slots: slots, Window: b.in.Window, Sites: b.in.Sites,
+		Deadline: b.in.Deadline, Accelerations: b.in.Accelerations, Now: workflow.Now(ctx)}
 	for _, h := range candidates {
 		in.Candidates = append(in.Candidates, h.Host)
 	}

@@ -103,6 +103,15 @@ func (r *run) decideWave(ctx workflow.Context, s *stepState) activities.WaveDeci
 	in := activities.DecideWaveInput{
 		RolloutID: r.in.Rollout.ID, Severity: string(r.in.Rollout.Patch.Severity), Wave: w, Sites: r.in.Sites,
 		Hosts: len(s.Members), Deadline: r.st.Risk.Deadline, Now: workflow.Now(ctx), Reboot: r.in.Rollout.Patch.Reboot,
+		States: unacknowledged(s),
+	}
+	if len(s.Members) > 0 {
+		in.TimeZone = r.sites[r.in.Hosts[s.Members[0]].Site].TimeZone
+	}
+	for _, o := range r.st.Steps {
+		if o.Kind == KindWave && o.Done {
+			in.Done = append(in.Done, o.Name)
+		}
 	}
 	var dec activities.WaveDecision
 	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), activities.DecideWaveName, in).Get(ctx, &dec); err != nil {
@@ -110,6 +119,12 @@ func (r *run) decideWave(ctx workflow.Context, s *stepState) activities.WaveDeci
 	}
 	if dec.MaxParallel <= 0 {
 		dec.MaxParallel = max(1, w.MaxParallel)
+	}
+	if dec.HostBudget <= 0 {
+		dec.HostBudget = r.tune.BootTimeout + 30*time.Minute
+	}
+	if r.accelerated("raise_parallelism") {
+		dec.MaxParallel *= 2
 	}
 	s.Limits = &dec
 	s.Threshold = dec.MaxFailures
@@ -123,6 +138,19 @@ func (r *run) decideWave(ctx workflow.Context, s *stepState) activities.WaveDeci
 	r.record(Record{At: workflow.Now(ctx), Kind: "wave", Subject: s.Name, Allow: dec.Allow, Reason: reason,
 		Violations: dec.Violations, Revision: dec.Revision})
 	return dec
+}
+
+// unacknowledged counts the step's hosts by state, less those a person
+// acknowledged (resume after a halt, skip_host): the wave policy judges
+// only failures nobody has looked at.
+func unacknowledged(s *stepState) map[rollout.HostState]int {
+	out := map[rollout.HostState]int{}
+	for k, v := range s.Totals {
+		if n := v - s.Acked[k]; n > 0 {
+			out[k] = n
+		}
+	}
+	return out
 }
 
 // haltRefused halts a wave the wave policy refused outright until a
@@ -184,7 +212,12 @@ func (r *run) startBatch(ctx workflow.Context, sel workflow.Selector, s *stepSta
 		RolloutID: r.in.Rollout.ID, Step: s.Name, Batch: s.Batches, Op: plan.op, Patch: r.in.Rollout.Patch,
 		Parallel: plan.parallel, SiteLimit: plan.siteLimit, MaxFailures: -1, StartBy: plan.startBy,
 		BootTimeout: r.tune.BootTimeout, MaxHostsPerRun: r.tune.MaxHostsPerRun,
+		Deadline: r.st.Risk.Deadline, Accelerations: r.st.Accel,
 	}
+	if s.Kind == KindWave {
+		in.Window = r.in.Rollout.Waves[s.Index].Window
+	}
+	seen := map[string]bool{}
 	if plan.op == OpPatch && s.Kind != KindRetry {
 		in.MaxFailures = max(0, s.Threshold-(s.Failures-s.Forgiven))
 	}
@@ -195,6 +228,10 @@ func (r *run) startBatch(ctx workflow.Context, sel workflow.Selector, s *stepSta
 		}
 		h := r.in.Hosts[i]
 		in.Hosts = append(in.Hosts, BatchHost{Index: i, Host: h, DistributionPoint: r.sites[h.Site].DistributionPoint})
+		if site, ok := r.sites[h.Site]; ok && !seen[h.Site] {
+			seen[h.Site] = true
+			in.Sites = append(in.Sites, site)
+		}
 		names = append(names, h.Name)
 		if plan.op == OpPatch {
 			r.setHost(i, rollout.StateInProgress, nil)

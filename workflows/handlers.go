@@ -145,6 +145,12 @@ func (r *run) resume(ctx workflow.Context, req ControlRequest) (Record, error) {
 		r.st.Paused = false
 	} else if s := r.current(); s != nil && s.Halted {
 		s.Forgiven = s.Failures
+		s.Acked = map[rollout.HostState]int{}
+		for k, v := range s.Totals {
+			if k != rollout.StatePending && k != rollout.StateInProgress && k != rollout.StateCompliant {
+				s.Acked[k] = v
+			}
+		}
 		s.Halted = false
 	}
 	r.refresh(ctx)
@@ -235,6 +241,10 @@ func (r *run) skipHost(ctx workflow.Context, req SkipHostRequest) (Record, error
 		if isFailure(r.st.Hosts[i].State) {
 			s.Failures--
 		}
+		if s.Acked == nil {
+			s.Acked = map[rollout.HostState]int{}
+		}
+		s.Acked[r.st.Hosts[i].State]++
 	}
 	r.releaseHalt()
 	r.refresh(ctx)

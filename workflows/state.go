@@ -55,9 +55,12 @@ type stepState struct {
 	Skipped  []int `json:"skipped,omitempty"`
 	Batches  int   `json:"batches"`
 	Failures int   `json:"failures"`
-	// Forgiven failures were acknowledged by a resume after a halt.
-	Forgiven  int `json:"forgiven"`
-	Threshold int `json:"threshold"`
+	// Forgiven failures were acknowledged by a resume after a halt; Acked
+	// are the host states so acknowledged (and of skipped hosts), taken
+	// out of what the wave policy counts.
+	Forgiven  int                       `json:"forgiven"`
+	Acked     map[rollout.HostState]int `json:"acked,omitempty"`
+	Threshold int                       `json:"threshold"`
 	// Totals counts the step's hosts per state, kept by setHost.
 	Totals    map[rollout.HostState]int `json:"totals,omitempty"`
 	Halted    bool                      `json:"halted,omitempty"`
@@ -88,6 +91,10 @@ type run struct {
 	tune   Tuning
 	// batchesThisRun counts children started by this run (continue-as-new).
 	batchesThisRun int
+	// shownDone and shownStage are the search attribute values last
+	// upserted: each upsert is a history event, so only changes are sent.
+	shownDone  int
+	shownStage string
 	// slaBusy is true while the SLA clock is between a timer and its
 	// notification; continue-as-new waits for it.
 	slaBusy bool
@@ -334,9 +341,16 @@ func (r *run) currentDetails() string {
 // that move (stage, hosts done).
 func (r *run) refresh(ctx workflow.Context) {
 	workflow.SetCurrentDetails(ctx, r.currentDetails())
-	updates := []temporal.SearchAttributeUpdate{AttrHostsDone.ValueSet(int64(r.hostsDone()))}
-	if s := r.current(); s != nil {
+	var updates []temporal.SearchAttributeUpdate
+	if done := r.hostsDone(); done != r.shownDone {
+		r.shownDone = done
+		updates = append(updates, AttrHostsDone.ValueSet(int64(done)))
+	}
+	if s := r.current(); s != nil && s.Name != r.shownStage {
+		r.shownStage = s.Name
 		updates = append(updates, AttrStage.ValueSet(s.Name))
 	}
-	r.upsert(ctx, updates...)
+	if len(updates) > 0 {
+		r.upsert(ctx, updates...)
+	}
 }

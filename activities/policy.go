@@ -1,0 +1,170 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/patchway/patchway/policies"
+	"github.com/patchway/patchway/rollout"
+)
+
+// PolicyActivities are the policy decisions the rollout workflow records:
+// it runs them as local activities (in-process, fast), and their results,
+// with the policy revision, land in history as markers. The engine is
+// prepared once per process and shared; every input carries the
+// workflow's `now`.
+//
+// A policy that fails to evaluate does not fail the activity: the
+// decision comes back closed (Allow false, Error set) and the workflow
+// records it and acts on it. Only a cancelled context is an error.
+type PolicyActivities struct {
+	Engine *policies.Engine
+}
+
+// NewPolicyActivities wraps a loaded policy engine.
+func NewPolicyActivities(e *policies.Engine) *PolicyActivities { return &PolicyActivities{Engine: e} }
+
+// EvaluateRisk asks the sla policy for the deadline and its milestones
+// and the plan policy whether the filed stages are acceptable.
+func (p *PolicyActivities) EvaluateRisk(ctx context.Context, in EvaluateRiskInput) (RiskDecision, error) {
+	sla, slaErr := p.Engine.SLA(ctx, policies.SLAInput{Rollout: in.Rollout, Now: in.Now})
+	plan, planErr := p.Engine.Plan(ctx, policies.PlanInput{Rollout: in.Rollout, Now: in.Now})
+	if err := ctx.Err(); err != nil {
+		return RiskDecision{}, fmt.Errorf("evaluate risk: %w", err)
+	}
+	d := RiskDecision{
+		Decision: rollout.Decision{
+			Allow:      sla.Allow && plan.Allow,
+			Violations: append(slices.Clone(sla.Violations), plan.Violations...),
+			Revision:   sla.Revision,
+			Error:      joinErrors(slaErr, planErr),
+		},
+		SLA: sla.SLA, Deadline: sla.Deadline, RequiredStages: plan.RequiredStages,
+		Reasons: append(slices.Clone(sla.Reasons), plan.Reasons...),
+	}
+	for _, m := range sla.Milestones {
+		d.Milestones = append(d.Milestones, Milestone{AtPercent: m.AtPercent, At: m.At, Breach: m.Breach})
+	}
+	return d, nil
+}
+
+// AuthorizeGate asks the gates policy whether a person may take an action
+// on a rollout. The default bundle governs approve and reject; a control
+// (pause, resume, abort, except, skip_host) that the bundle's
+// data.gates.actions does not list is not governed by it: it is allowed
+// and recorded with who and why, and becomes governed, with the same
+// group and four-eyes rules, as soon as the bundle lists it.
+func (p *PolicyActivities) AuthorizeGate(ctx context.Context, in AuthorizeGateInput) (GateDecision, error) {
+	d, err := p.Engine.Gate(ctx, policies.GateInput{
+		RolloutID: in.RolloutID, FiledBy: in.FiledBy, Gate: in.Gate, Group: in.Group, Action: in.Action,
+		User: in.User, Reason: in.Reason, Severity: in.Severity, Now: in.Now,
+	})
+	if cerr := ctx.Err(); cerr != nil {
+		return GateDecision{}, fmt.Errorf("authorize %s: %w", in.Action, cerr)
+	}
+	if err == nil && in.Action != ActionApprove && in.Action != ActionReject && hasCode(d.Violations, "unknown_action") {
+		return GateDecision{Decision: rollout.Decision{Allow: true, Revision: d.Revision, Violations: []rollout.Violation{{
+			Code: "not_governed", Msg: fmt.Sprintf("the gates policy does not govern %s; recorded with who and why", in.Action),
+		}}}}, nil
+	}
+	return GateDecision{Decision: d.Decision}, nil
+}
+
+// DecideReboot admits candidates in order while the reboot policy allows
+// them to reboot now, counting each admitted host as in flight for the
+// next (one domain controller per site, one member per cluster, reboots
+// per site, the maintenance window). A host whose reboot is not required
+// starts without a reboot; one whose reboot is required but not allowed
+// now is held.
+func (p *PolicyActivities) DecideReboot(ctx context.Context, in DecideRebootInput) (RebootDecision, error) {
+	zones := map[string]string{}
+	for _, s := range in.Sites {
+		zones[s.Name] = s.TimeZone
+	}
+	inFlight := slices.Clone(in.InFlight)
+	out := RebootDecision{Decision: rollout.Decision{Allow: true, Revision: p.Engine.Revision()}}
+	for _, h := range in.Candidates {
+		if len(out.Start) >= in.Slots {
+			break
+		}
+		d, err := p.Engine.Reboot(ctx, policies.RebootInput{
+			Host: h, Patch: in.Patch, RebootPending: in.Patch.Reboot == rollout.RebootRequired,
+			Window: in.Window, TimeZone: zones[h.Site], Deadline: in.Deadline, InFlight: inFlight,
+			Accelerations: in.Accelerations, Now: in.Now,
+			// The host is being reached now: if it answers, a laptop has
+			// checked in; if not, PatchHost reports it unreachable and the
+			// rollout retries it at its next check-in.
+			CheckedIn: true,
+		})
+		if cerr := ctx.Err(); cerr != nil {
+			return RebootDecision{}, fmt.Errorf("decide reboot of %s: %w", h.Name, cerr)
+		}
+		switch {
+		case err == nil && d.Allow:
+			out.Start = append(out.Start, RebootPlan{Host: h.Name, Reboot: true})
+			inFlight = append(inFlight, h)
+		case err == nil && !d.Required:
+			out.Start = append(out.Start, RebootPlan{Host: h.Name, Reboot: false})
+		default:
+			out.Held = append(out.Held, HeldHost{Host: h.Name, Violations: d.Violations})
+			if err != nil {
+				out.Error = err.Error()
+			}
+		}
+	}
+	return out, nil
+}
+
+// DecideWave asks the waves policy whether a wave may dispatch hosts now,
+// within which window and limits.
+func (p *PolicyActivities) DecideWave(ctx context.Context, in DecideWaveInput) (WaveDecision, error) {
+	// An evaluation error is in d.Error: the engine fails the decision closed.
+	d, _ := p.Engine.Wave(ctx, policies.WaveInput{
+		Wave: in.Wave, TimeZone: in.TimeZone, Done: in.Done, Hosts: in.Hosts, States: in.States,
+		Deadline: in.Deadline, Now: in.Now,
+	})
+	if cerr := ctx.Err(); cerr != nil {
+		return WaveDecision{}, fmt.Errorf("decide wave %s: %w", in.Wave.Name, cerr)
+	}
+	return WaveDecision{
+		Decision: d.Decision, NextWindow: d.NextWindow, WindowEnd: d.WindowEnd, HostBudget: defaultHostBudget,
+		MaxParallel: d.MaxParallel, DownloadConcurrency: d.DownloadConcurrency, MaxFailures: d.MaxFailures,
+	}, nil
+}
+
+// DecideEscalation asks the escalation policy who hears about the rollout
+// at a milestone of its SLA clock, and which accelerations it allows.
+func (p *PolicyActivities) DecideEscalation(ctx context.Context, in DecideEscalationInput) (EscalationDecision, error) {
+	// An evaluation error is in d.Error: nothing is accelerated.
+	d, _ := p.Engine.Escalation(ctx, policies.EscalationInput{
+		Rollout: in.Rollout, Milestone: policies.Milestone{AtPercent: in.Milestone.AtPercent, At: in.Milestone.At, Breach: in.Milestone.Breach},
+		Deadline: in.Deadline, Stage: in.Stage, HostsDone: in.HostsDone, HostsTotal: in.HostsTotal, Now: in.Now,
+	})
+	if cerr := ctx.Err(); cerr != nil {
+		return EscalationDecision{}, fmt.Errorf("decide escalation: %w", cerr)
+	}
+	return EscalationDecision{Decision: d.Decision, Contacts: d.Contacts, Channels: d.Channels, Accelerations: d.Accelerations}, nil
+}
+
+func hasCode(vs []rollout.Violation, code string) bool {
+	return slices.ContainsFunc(vs, func(v rollout.Violation) bool { return v.Code == code })
+}
+
+func joinErrors(errs ...error) string {
+	var s string
+	for _, err := range errs {
+		if err != nil {
+			if s != "" {
+				s += "; "
+			}
+			s += err.Error()
+		}
+	}
+	return s
+}
+
+// defaultHostBudget is how long a host's install plus reboot is assumed to
+// take when deciding whether it still fits in a maintenance window.
+const defaultHostBudget = time.Hour

@@ -1,0 +1,40 @@
+package workflows
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/policies"
+)
+
+// testEngine loads the embedded default policy bundle once per test
+// binary: the workflow tests run the real policies through the real
+// policy activities.
+var testEngine = sync.OnceValues(func() (*policies.Engine, error) {
+	return policies.Load(context.Background(), "")
+})
+
+// registerPolicies registers the policy activities (run as local
+// activities by the workflow) under their contract names.
+func registerPolicies(t testing.TB, r activityRegistry) *policies.Engine {
+	t.Helper()
+	e, err := testEngine()
+	if err != nil {
+		t.Fatalf("load policies: %v", err)
+	}
+	p := activities.NewPolicyActivities(e)
+	for name, fn := range map[string]any{
+		activities.EvaluateRiskName:     p.EvaluateRisk,
+		activities.AuthorizeGateName:    p.AuthorizeGate,
+		activities.DecideRebootName:     p.DecideReboot,
+		activities.DecideWaveName:       p.DecideWave,
+		activities.DecideEscalationName: p.DecideEscalation,
+	} {
+		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+	return e
+}

@@ -1,0 +1,158 @@
+package workflows
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/patchway/patchway/devserver"
+)
+
+// record re-records the histories in testdata from a real run against the
+// embedded dev server: go test ./workflows -run TestRecordHistories -record
+var record = flag.Bool("record", false, "record workflow histories into testdata from a run against the embedded dev server")
+
+// TestReplayRecordedHistories replays histories recorded from real runs:
+// a change to workflow code that breaks determinism for running rollouts
+// fails here.
+func TestReplayRecordedHistories(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.history.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no recorded histories in testdata (record them with -record)")
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			replayer := worker.NewWorkflowReplayer()
+			Register(replayer)
+			if err := replayer.ReplayWorkflowHistoryFromJSONFile(quietLogger(), file); err != nil {
+				t.Errorf("replay %s: %v", file, err)
+			}
+		})
+	}
+}
+
+// TestRecordHistories runs a small rollout against the embedded dev server
+// with a worker in this process (the test fleet plays the hosts) and
+// writes the rollout's and one batch child's history to testdata.
+func TestRecordHistories(t *testing.T) {
+	if !*record {
+		t.Skip("records histories only with -record (needs the embedded dev server, about a minute)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	opts := devserver.Options{DisableUI: true, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
+	for _, a := range SearchAttributes {
+		opts.SearchAttributes = append(opts.SearchAttributes, devserver.SearchAttribute{Name: a.Name, Type: a.Type})
+	}
+	srv, err := devserver.Start(ctx, opts)
+	if err != nil {
+		t.Fatalf("start dev server: %v", err)
+	}
+	defer func() { _ = srv.Stop() }()
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Namespace: srv.Namespace(), Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("dial dev server: %v", err)
+	}
+	defer c.Close()
+
+	w := worker.New(c, TaskQueue, worker.Options{})
+	Register(w)
+	registerPolicies(t, w)
+	newTestFleet(w, time.Now)
+	if err := w.Start(); err != nil {
+		t.Fatalf("start worker: %v", err)
+	}
+	defer w.Stop()
+
+	in := standardInput(6)
+	in.Rollout.FiledAt = time.Now().UTC()
+	for i := range in.Rollout.Stages {
+		in.Rollout.Stages[i].Soak = time.Second
+	}
+	in.Tuning = Tuning{BatchSize: 4}
+	run, err := c.ExecuteWorkflow(ctx, StartOptions(in), RolloutWorkflowName, in)
+	if err != nil {
+		t.Fatalf("start rollout: %v", err)
+	}
+	// Steer it as people would: a refused approval by the filer, then
+	// approvals by a member of the group at each gate.
+	for gate := range 2 {
+		waitFor(ctx, t, c, run.GetID(), func(p Progress) bool { return p.WaitingGate != "" })
+		if gate == 0 {
+			if err := sendUpdate(ctx, c, run.GetID(), UpdateApprove, GateRequest{User: "alice"}); err == nil {
+				t.Fatal("the filer's approval was accepted")
+			}
+		}
+		if err := sendUpdate(ctx, c, run.GetID(), UpdateApprove, GateRequest{User: "bob", Reason: "clean"}); err != nil {
+			t.Fatalf("approve: %v", err)
+		}
+	}
+	if err := run.Get(ctx, nil); err != nil {
+		t.Fatalf("rollout: %v", err)
+	}
+	writeHistory(ctx, t, c, run.GetID(), run.GetRunID(), "rollout.history.json")
+	writeHistory(ctx, t, c, WorkflowID(in.Rollout.ID)+"/emea/0", "", "batch.history.json")
+}
+
+func sendUpdate(ctx context.Context, c client.Client, id, name string, arg any) error {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err != nil {
+		return err
+	}
+	return h.Get(ctx, nil)
+}
+
+func waitFor(ctx context.Context, t *testing.T, c client.Client, id string, cond func(Progress) bool) {
+	t.Helper()
+	for ctx.Err() == nil {
+		if v, err := c.QueryWorkflow(ctx, id, "", QueryProgress); err == nil {
+			var p Progress
+			if err := v.Get(&p); err == nil && cond(p) {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("waiting for rollout %s: %v", id, ctx.Err())
+}
+
+func writeHistory(ctx context.Context, t *testing.T, c client.Client, id, runID, name string) {
+	t.Helper()
+	var h historypb.History
+	it := c.GetWorkflowHistory(ctx, id, runID, false, 0)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatalf("history of %s: %v", id, err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll("testdata", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("testdata", name), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s: %d events", name, len(h.Events))
+}
+
+func quietLogger() sdklog.Logger {
+	return sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 4})))
+}

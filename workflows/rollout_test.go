@@ -1,0 +1,475 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/policies"
+	"github.com/patchway/patchway/rollout"
+)
+
+// testStart is a Monday morning; every test runs in simulated time from it.
+var testStart = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+
+// harness runs RolloutWorkflow in the SDK's test environment (time
+// skipping) with the real workflow code, the policy local activities and
+// the scripted test fleet.
+type harness struct {
+	t      *testing.T
+	env    *testsuite.TestWorkflowEnvironment
+	fleet  *testFleet
+	ticks  []func(Progress)
+	engine *policies.Engine
+	in     RolloutInput
+
+	mu      sync.Mutex
+	results map[string]error
+}
+
+func newHarness(t *testing.T, in RolloutInput) *harness {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel}))))
+	env := suite.NewTestWorkflowEnvironment()
+	env.SetStartTime(testStart)
+	env.SetTestTimeout(time.Minute)
+	Register(env)
+	engine := registerPolicies(t, env)
+	return &harness{t: t, env: env, engine: engine, fleet: newTestFleet(env, env.Now), in: in, results: map[string]error{}}
+}
+
+func standardInput(perRegion int) RolloutInput {
+	hosts, sites := testInventory(perRegion)
+	return RolloutInput{Rollout: testRollout(testStart), Hosts: hosts, Sites: sites}
+}
+
+// at runs fn at a simulated offset from the start.
+func (h *harness) at(d time.Duration, fn func()) { h.env.RegisterDelayedCallback(fn, d) }
+
+// update sends an update; its outcome (rejection by the validator or the
+// handler's error) is kept under id.
+func (h *harness) update(id, name string, arg any) {
+	record := func(err error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.results[id] = err
+	}
+	h.env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{
+		OnAccept:   func() {},
+		OnReject:   record,
+		OnComplete: func(_ any, err error) { record(err) },
+	}, arg)
+}
+
+// result returns an update's outcome and whether it finished.
+func (h *harness) result(id string) (error, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	err, ok := h.results[id]
+	return err, ok
+}
+
+func (h *harness) progress() Progress {
+	h.t.Helper()
+	v, err := h.env.QueryWorkflow(QueryProgress)
+	if err != nil {
+		h.t.Fatalf("query progress: %v", err)
+	}
+	var p Progress
+	if err := v.Get(&p); err != nil {
+		h.t.Fatalf("decode progress: %v", err)
+	}
+	return p
+}
+
+// progressAtEnd queries the completed workflow.
+func (h *harness) progressAtEnd() Progress {
+	h.t.Helper()
+	return h.progress()
+}
+
+func (h *harness) host(name string) HostStatus {
+	h.t.Helper()
+	v, err := h.env.QueryWorkflow(QueryHost, name)
+	if err != nil {
+		h.t.Fatalf("query host %s: %v", name, err)
+	}
+	var hs HostStatus
+	if err := v.Get(&hs); err != nil {
+		h.t.Fatalf("decode host status: %v", err)
+	}
+	return hs
+}
+
+// when runs action once, at the first half-hourly check where cond holds
+// on the rollout's progress.
+func (h *harness) when(cond func(Progress) bool, action func(Progress)) {
+	done := false
+	h.ticks = append(h.ticks, func(p Progress) {
+		if !done && cond(p) {
+			done = true
+			action(p)
+		}
+	})
+}
+
+// approveGates has user approve every gate the rollout waits at.
+func (h *harness) approveGates(user string) {
+	h.ticks = append(h.ticks, func(p Progress) {
+		if p.WaitingGate != "" {
+			h.update(fmt.Sprintf("approve-%s-%s", p.WaitingGate, h.env.Now().Sub(testStart)), UpdateApprove,
+				GateRequest{Gate: p.WaitingGate, User: user, Reason: "stage clean"})
+		}
+	})
+}
+
+// tick runs the registered checks every half hour of simulated time (up
+// to 60 days) until the workflow completes; one pending callback at a
+// time keeps the test environment's callback queue short.
+func (h *harness) tick(at time.Duration) {
+	if len(h.ticks) == 0 || at > 60*24*time.Hour {
+		return
+	}
+	h.at(30*time.Minute, func() {
+		if h.env.IsWorkflowCompleted() {
+			return
+		}
+		p := h.progress()
+		for _, f := range h.ticks {
+			f(p)
+		}
+		h.tick(at + 30*time.Minute)
+	})
+}
+
+func (h *harness) run() (activities.Report, error) {
+	h.tick(0)
+	h.env.ExecuteWorkflow(RolloutWorkflowName, h.in)
+	if !h.env.IsWorkflowCompleted() {
+		h.t.Fatal("workflow did not complete")
+	}
+	var rep activities.Report
+	if err := h.env.GetWorkflowError(); err != nil {
+		return rep, err
+	}
+	if err := h.env.GetWorkflowResult(&rep); err != nil {
+		h.t.Fatalf("decode report: %v", err)
+	}
+	return rep, nil
+}
+
+func TestRolloutWalksTheStagedPath(t *testing.T) {
+	h := newHarness(t, standardInput(30))
+	h.approveGates("bob")
+	var midway Progress
+	h.at(time.Hour, func() { midway = h.progress() })
+
+	rep, err := h.run()
+	if err != nil {
+		t.Fatalf("rollout failed: %v", err)
+	}
+	if got, want := rep.Totals[rollout.StateCompliant], len(h.in.Hosts); got != want {
+		t.Errorf("compliant hosts = %d, want %d (totals %v)", got, want, rep.Totals)
+	}
+	for _, host := range h.in.Hosts {
+		if n := h.fleet.patchCount(host.Name); n != 1 {
+			t.Errorf("%s patched %d times, want once", host.Name, n)
+		}
+	}
+	if midway.Stage != "lab" || midway.Status != StatusSoaking {
+		t.Errorf("an hour in, progress = %s %s, want lab soaking", midway.Stage, midway.Status)
+	}
+	if midway.PolicyRevision == "" || len(midway.Decisions) == 0 || midway.Decisions[0].Kind != "risk" {
+		t.Errorf("risk decision not recorded with its revision: %+v", midway.Decisions)
+	}
+	for kind, want := range map[activities.EventKind]int{
+		activities.EventAdvisory: 2, activities.EventGateWaiting: 2, activities.EventGateDecided: 2, activities.EventRolloutCompleted: 1,
+	} {
+		evs, _ := h.fleet.eventsOf(kind)
+		if len(evs) != want {
+			t.Errorf("%d %s events, want %d", len(evs), kind, want)
+		}
+		for i, e := range evs {
+			if wantKey := fmt.Sprintf("ms08-067/%s/%d", kind, i+1); e.Key != wantKey {
+				t.Errorf("event key %q, want %q", e.Key, wantKey)
+			}
+		}
+	}
+	adv, _ := h.fleet.eventsOf(activities.EventAdvisory)
+	if len(adv) == 2 && !strings.Contains(adv[1].Markdown, "What the lab found") {
+		t.Errorf("second advisory lacks the lab findings:\n%s", adv[1].Markdown)
+	}
+	// EMEA goes before AMER (after = ["emea"]), whatever the filed order.
+	order := h.fleet.patchOrder()
+	lastEMEA, firstAMER := -1, len(order)
+	for i, name := range order {
+		if strings.HasPrefix(name, "WS-EMEA") {
+			lastEMEA = i
+		}
+		if strings.HasPrefix(name, "WS-AMER") && i < firstAMER {
+			firstAMER = i
+		}
+	}
+	if lastEMEA > firstAMER {
+		t.Errorf("an AMER workstation was patched (#%d) before the last EMEA one (#%d)", firstAMER, lastEMEA)
+	}
+}
+
+func TestApprovalIsRefusedByTheGatesPolicy(t *testing.T) {
+	tests := []struct {
+		name, user, wantCode string
+	}{
+		{"the filer cannot approve their own rollout", "alice", "four_eyes"},
+		{"a user outside the approval group cannot approve", "mallory", "not_in_group"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, standardInput(2))
+			var after Progress
+			h.at(25*time.Hour, func() { h.update("refused", UpdateApprove, GateRequest{Gate: "lab", User: tc.user}) })
+			h.at(25*time.Hour+time.Minute, func() {
+				after = h.progress()
+				h.update("abort", UpdateAbort, AbortRequest{User: "bob", Reason: "test over"})
+			})
+			if _, err := h.run(); err != nil {
+				t.Fatalf("rollout failed: %v", err)
+			}
+			err, done := h.result("refused")
+			if !done || err == nil {
+				t.Fatalf("approval by %s was not refused (done %t)", tc.user, done)
+			}
+			if !strings.Contains(err.Error(), tc.wantCode) {
+				t.Errorf("refusal %q does not carry the policy's code %s", err, tc.wantCode)
+			}
+			if after.WaitingGate != "lab" {
+				t.Errorf("after the refusal the rollout waits at %q, want lab", after.WaitingGate)
+			}
+			last := after.Decisions[len(after.Decisions)-1]
+			if last.Kind != "approve" || last.Allow || last.User != tc.user || last.Revision == "" {
+				t.Errorf("refused approval not recorded as such: %+v", last)
+			}
+		})
+	}
+}
+
+func TestSLAEscalatesWhileWaitingAtAGate(t *testing.T) {
+	in := standardInput(2)
+	in.Rollout.Patch.Severity = rollout.SeverityCritical
+	in.Rollout.Stages[0].Soak, in.Rollout.Stages[1].Soak = time.Hour, 2*time.Hour
+	h := newHarness(t, in)
+	sla, err := h.engine.SLA(context.Background(), policies.SLAInput{Rollout: in.Rollout, Now: testStart})
+	if err != nil || len(sla.Milestones) < 3 {
+		t.Fatalf("sla policy: %v, %d milestones", err, len(sla.Milestones))
+	}
+	deadline := sla.Deadline.Sub(testStart)
+	var before, after Progress
+	h.at(deadline-time.Minute, func() { before = h.progress() })
+	h.at(deadline+time.Minute, func() { after = h.progress() })
+	last := sla.Milestones[len(sla.Milestones)-1].At.Sub(testStart)
+	h.at(last+time.Hour, func() { h.update("abort", UpdateAbort, AbortRequest{User: "bob", Reason: "test over"}) })
+	if _, err := h.run(); err != nil {
+		t.Fatalf("rollout failed: %v", err)
+	}
+	var want, wantBreach []time.Duration
+	for _, m := range sla.Milestones {
+		if m.Breach {
+			wantBreach = append(wantBreach, m.At.Sub(testStart))
+		} else {
+			want = append(want, m.At.Sub(testStart))
+		}
+	}
+	_, milestones := h.fleet.eventsOf(activities.EventSLAMilestone)
+	_, breaches := h.fleet.eventsOf(activities.EventSLABreached)
+	if fmt.Sprint(milestones) != fmt.Sprint(want) {
+		t.Errorf("milestone notifications at %v, want %v (SLA %s)", milestones, want, sla.SLA)
+	}
+	if fmt.Sprint(breaches) != fmt.Sprint(wantBreach) {
+		t.Errorf("breach notifications at %v, want %v", breaches, wantBreach)
+	}
+	if before.Breached || before.WaitingGate != "lab" {
+		t.Errorf("just before the deadline: breached %t, waiting at %q; want not breached, waiting at lab", before.Breached, before.WaitingGate)
+	}
+	if !after.Breached || after.WaitingGate != "lab" {
+		t.Errorf("just after the deadline: breached %t, waiting at %q; want breached, still waiting at lab", after.Breached, after.WaitingGate)
+	}
+	evs, _ := h.fleet.eventsOf(activities.EventSLABreached)
+	if len(evs) > 0 && !slices.Contains(evs[0].Contacts, "ciso") {
+		t.Errorf("breach notified %v; the escalation policy names the ciso", evs[0].Contacts)
+	}
+}
+
+// haltingFleet fails n EMEA workstations.
+func haltingFleet(n int) func(rollout.Host, time.Time) (rollout.HostState, error) {
+	return func(h rollout.Host, _ time.Time) (rollout.HostState, error) {
+		var i int
+		if _, err := fmt.Sscanf(h.Name, "WS-EMEA-%04d", &i); err == nil && i <= n {
+			return rollout.StateFailed, nil
+		}
+		return rollout.StateCompliant, nil
+	}
+}
+
+func TestWaveHaltsAtItsThresholdAndResumes(t *testing.T) {
+	h := newHarness(t, standardInput(30))
+	h.fleet.behave = haltingFleet(3)
+	h.approveGates("bob")
+	var halted Progress
+	h.when(func(p Progress) bool { return p.Status == StatusHalted }, func(p Progress) {
+		halted = p
+		h.update("resume", UpdateResume, ControlRequest{User: "carol", Reason: "three bad disks, known"})
+	})
+	rep, err := h.run()
+	if err != nil {
+		t.Fatalf("rollout failed: %v", err)
+	}
+	if halted.Status != StatusHalted || halted.Stage != "emea" {
+		t.Fatalf("the rollout never halted at emea (last seen %s at %s)", halted.Status, halted.Stage)
+	}
+	if evs, _ := h.fleet.eventsOf(activities.EventWaveHalted); len(evs) != 1 {
+		t.Errorf("%d wave_halted events, want 1", len(evs))
+	}
+	if err, _ := h.result("resume"); err != nil {
+		t.Errorf("resume refused: %v", err)
+	}
+	if got := rep.Totals[rollout.StateFailed]; got != 3 {
+		t.Errorf("failed hosts = %d, want 3", got)
+	}
+	if got, want := rep.Totals[rollout.StateCompliant], len(h.in.Hosts)-3; got != want {
+		t.Errorf("compliant hosts = %d, want %d: the wave did not go on after resume", got, want)
+	}
+}
+
+func TestAbortWithRollbackUninstallsTheCurrentWave(t *testing.T) {
+	h := newHarness(t, standardInput(30))
+	h.fleet.behave = haltingFleet(3)
+	h.approveGates("bob")
+	h.when(func(p Progress) bool { return p.Status == StatusHalted }, func(Progress) {
+		h.update("abort", UpdateAbort, AbortRequest{User: "carol", Reason: "patch breaks the CRM", Rollback: true})
+	})
+	rep, err := h.run()
+	if err != nil {
+		t.Fatalf("rollout failed: %v", err)
+	}
+	if err, _ := h.result("abort"); err != nil {
+		t.Fatalf("abort refused: %v", err)
+	}
+	h.fleet.mu.Lock()
+	defer h.fleet.mu.Unlock()
+	inWave := func(name string) bool {
+		return strings.HasPrefix(name, "WS-EMEA") || strings.HasPrefix(name, "LT-EMEA")
+	}
+	for name := range h.fleet.patched {
+		if inWave(name) && h.fleet.uninstalled[name] != 1 {
+			t.Errorf("%s patched in the aborted wave but uninstalled %d times", name, h.fleet.uninstalled[name])
+		}
+		if strings.HasPrefix(name, "WS-AMER") {
+			t.Errorf("%s patched after the abort", name)
+		}
+	}
+	for name := range h.fleet.uninstalled {
+		if !inWave(name) {
+			t.Errorf("%s rolled back but not in the current wave", name)
+		}
+	}
+	if rep.Totals[rollout.StateRolledBack] == 0 {
+		t.Errorf("report shows no rolled back hosts: %v", rep.Totals)
+	}
+}
+
+func TestLaptopThatReturnsAfterTwoDaysIsPatchedBeforeTheDeadline(t *testing.T) {
+	h := newHarness(t, standardInput(5))
+	var first, back, patchedAt time.Time
+	h.fleet.behave = func(host rollout.Host, now time.Time) (rollout.HostState, error) {
+		if host.Role == "laptop" && first.IsZero() {
+			first, back = now, now.Add(48*time.Hour) // away for two days from its first try
+		}
+		if host.Role == "laptop" && now.Before(back) {
+			return "", unreachable(host)
+		}
+		if host.Name == "LT-EMEA-0001" {
+			patchedAt = now
+		}
+		return rollout.StateCompliant, nil
+	}
+	h.approveGates("bob")
+	rep, err := h.run()
+	if err != nil {
+		t.Fatalf("rollout failed: %v", err)
+	}
+	if got, want := rep.Totals[rollout.StateCompliant], len(h.in.Hosts); got != want {
+		t.Errorf("compliant = %d, want %d (%v)", got, want, rep.Totals)
+	}
+	deadline := h.progressAtEnd().Deadline
+	if patchedAt.Before(back) || !patchedAt.Before(deadline) {
+		t.Errorf("laptop patched at %s, want between its return %s and the deadline %s", patchedAt, back, deadline)
+	}
+	if n := h.fleet.patchCount("LT-EMEA-0001"); n < 2 {
+		t.Errorf("laptop tried %d times, want retries", n)
+	}
+}
+
+func TestContinueAsNewKeepsEveryHostAndPatchesItOnce(t *testing.T) {
+	in := standardInput(1500) // 3,010 hosts
+	in.Tuning = Tuning{BatchSize: 50, MaxBatchesPerRun: 12, MaxHostsPerRun: 20}
+	in.Rollout.Waves[0].MaxParallel, in.Rollout.Waves[1].MaxParallel = 64, 64
+	shared := map[string]int{}
+	runs := 0
+	now := testStart
+	var rep activities.Report
+	for ; runs < 50; runs++ {
+		h := newHarness(t, in)
+		h.env.SetStartTime(now)
+		h.fleet.patched = shared
+		h.approveGates("bob")
+		h.tick(0)
+		h.env.ExecuteWorkflow(RolloutWorkflowName, in)
+		now = h.env.Now()
+		err := h.env.GetWorkflowError()
+		var can *workflow.ContinueAsNewError
+		if errors.As(err, &can) {
+			var next RolloutInput
+			if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+				t.Fatalf("decode continue-as-new input: %v", err)
+			}
+			in = next
+			continue
+		}
+		if err != nil {
+			t.Fatalf("run %d failed: %v", runs, err)
+		}
+		if err := h.env.GetWorkflowResult(&rep); err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	t.Logf("%d hosts in %d runs", len(in.Hosts), runs+1)
+	if runs < 2 {
+		t.Errorf("rollout of %d hosts finished in %d runs; want continue-as-new", len(in.Hosts), runs+1)
+	}
+	if got := rep.Totals[rollout.StateCompliant]; got != len(in.Hosts) {
+		t.Errorf("compliant = %d, want %d", got, len(in.Hosts))
+	}
+	for _, host := range in.Hosts {
+		if shared[host.Name] != 1 {
+			t.Fatalf("%s patched %d times across runs, want once", host.Name, shared[host.Name])
+		}
+	}
+}
+
+// testLogLevel keeps the SDK quiet: it logs every scripted activity
+// failure at ERROR.
+const testLogLevel = slog.LevelError + 4
