@@ -362,3 +362,24 @@ func TestConcurrentEvaluationSharesPreparedQueries(t *testing.T) {
 		t.Error(msg)
 	}
 }
+
+func TestCapabilitiesExcludeNonDeterministicBuiltins(t *testing.T) {
+	caps := Capabilities()
+	have := map[string]bool{}
+	for _, b := range caps.Builtins {
+		have[b.Name] = true
+		if b.Nondeterministic {
+			t.Errorf("non-deterministic builtin %s is allowed", b.Name)
+		}
+	}
+	for _, name := range []string{"time.now_ns", "http.send", "rand.intn", "uuid.rfc4122", "net.lookup_ip_addr", "opa.runtime"} {
+		if have[name] {
+			t.Errorf("%s is allowed", name)
+		}
+	}
+	for _, name := range []string{"time.parse_rfc3339_ns", "sprintf", versionCompareName} {
+		if !have[name] {
+			t.Errorf("%s is missing", name)
+		}
+	}
+}

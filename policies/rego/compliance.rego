@@ -27,7 +27,7 @@ exception_active if lib.ts(input.exception.expires) > now
 
 exception_expired if lib.ts(input.exception.expires) <= now
 
-packages := lib.list(patch, "packages")
+packages := object.get(patch, "packages", [])
 
 package_for_os if {
 	some p in packages
@@ -41,12 +41,12 @@ not_applicable if {
 
 scan_present if is_object(scan)
 
-scan_files := {lower(f.path): f | some f in lib.list(scan, "files")}
+scan_files := {lower(f.path): f | some f in object.get(scan, "files", [])}
 
 # The files that prove the fix on this host: those for its OS or for every
 # OS (each OS ships its own file version).
 expected_files := [f |
-	some f in lib.list(patch.evidence, "files")
+	some f in object.get(patch.evidence, "files", [])
 	host_oses[object.get(f, "os", "")]
 ]
 
@@ -88,18 +88,18 @@ files_ok if {
 }
 
 hotfix_present if {
-	some h in lib.list(scan, "hotfixes")
+	some h in object.get(scan, "hotfixes", [])
 	upper(h.id) == hotfix_id
 }
 
 package_installed if {
-	some p in lib.list(scan, "packages")
+	some p in object.get(scan, "packages", [])
 	contains(upper(p.name), kb)
 	p.state == "Installed"
 }
 
 package_pending if {
-	some p in lib.list(scan, "packages")
+	some p in object.get(scan, "packages", [])
 	contains(upper(p.name), kb)
 	p.state == "InstallPending"
 }
@@ -122,7 +122,7 @@ touched if installed_at
 superseders := {upper(s) | some s in object.get(data.supersedence, kb, [])}
 
 superseders_present := sort({id |
-	some h in lib.list(scan, "hotfixes")
+	some h in object.get(scan, "hotfixes", [])
 	id := upper(h.id)
 	id in superseders
 })
