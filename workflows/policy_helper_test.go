@@ -26,6 +26,12 @@ func registerPolicies(t testing.TB, r activityRegistry) *policies.Engine {
 	if err != nil {
 		t.Fatalf("load policies: %v", err)
 	}
+	registerEngine(r, e)
+	return e
+}
+
+// registerEngine registers the policy activities of engine e.
+func registerEngine(r activityRegistry, e *policies.Engine) {
 	p := activities.NewPolicyActivities(e)
 	for name, fn := range map[string]any{
 		activities.EvaluateRiskName:     p.EvaluateRisk,
@@ -36,5 +42,4 @@ func registerPolicies(t testing.TB, r activityRegistry) *policies.Engine {
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
-	return e
 }

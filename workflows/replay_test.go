@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/patchway/patchway/devserver"
+	"github.com/patchway/patchway/policies"
 )
 
 // record re-records the histories in testdata from a real run against the
@@ -68,9 +69,20 @@ func TestRecordHistories(t *testing.T) {
 	}
 	defer c.Close()
 
+	// The real policies, with the plan policy's minimum soaks lowered so
+	// that the recording takes seconds, not days.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "recording.json"),
+		[]byte(`{"plan": {"min_soak_hours": {"important": {"lab": 0, "prodlike": 0}}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	engine, err := policies.Load(ctx, dir)
+	if err != nil {
+		t.Fatalf("load policies: %v", err)
+	}
 	w := worker.New(c, TaskQueue, worker.Options{})
 	Register(w)
-	registerPolicies(t, w)
+	registerEngine(w, engine)
 	newTestFleet(w, time.Now)
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
