@@ -37,6 +37,8 @@ func newRootCmd() *cobra.Command {
 		newValidateCmd(g),
 		newPlanCmd(g),
 		newSubmitCmd(g),
+		newWorkerCmd(g),
+		newDevCmd(g),
 		newStatusCmd(g),
 		newApproveCmd(g),
 		newRejectCmd(g),

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/devserver"
+	"github.com/patchway/patchway/workflows"
+)
+
+// Defaults of `patchway dev`: the Temporal CLI's dev server ports, so the
+// other commands' default --address reaches it.
+const (
+	devFrontendPort = 7233
+	devUIPort       = 8233
+)
+
+// defaultStateDir is where `patchway dev` keeps its SQLite file (and the
+// simulated fleet's inventory) between runs: $XDG_STATE_HOME/patchway, or
+// ~/.local/state/patchway.
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "patchway")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "patchway-state")
+	}
+	return filepath.Join(home, ".local", "state", "patchway")
+}
+
+// devOptions configures runDev.
+type devOptions struct {
+	stateDir     string
+	inMemory     bool
+	ip           string
+	frontendPort int
+	uiPort       int
+	headless     bool
+	namespace    string
+	policyDir    string
+}
+
+func newDevCmd(g *globalFlags) *cobra.Command {
+	var o devOptions
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a Temporal dev server, its Web UI and a worker in one process",
+		Long: "Run everything Patchway needs on one machine: an embedded Temporal server persisted in SQLite\n" +
+			"under --state-dir, its Web UI, Patchway's search attributes and namespace retention (set at every\n" +
+			"start), and a worker. Ctrl-C stops everything cleanly; running it again resumes the rollouts\n" +
+			"from the SQLite file. Everything listens on loopback only unless --ip says otherwise.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.policyDir = g.policyDir
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDev(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "directory of the SQLite file that keeps rollouts between runs")
+	f.BoolVar(&o.inMemory, "in-memory", false, "keep nothing: an in-memory server, gone at exit")
+	f.StringVar(&o.ip, "ip", devserver.DefaultIP, "address the frontend and the Web UI listen on")
+	f.IntVar(&o.frontendPort, "port", devFrontendPort, "Temporal frontend (gRPC) port")
+	f.IntVar(&o.uiPort, "ui-port", devUIPort, "Web UI port")
+	f.BoolVar(&o.headless, "headless", false, "run without the Web UI")
+	f.StringVarP(&o.namespace, "namespace", "n", devserver.DefaultNamespace, "namespace to create and run in")
+	return cmd
+}
+
+// runDev starts the server, the UI and a worker, prints where they are and
+// what to run next, and stops them all when ctx ends.
+func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
+	logger := newLogger(errOut, slog.LevelInfo)
+	stateDir := o.stateDir
+	if o.inMemory {
+		stateDir = ""
+	}
+	attrs := make([]devserver.SearchAttribute, 0, len(workflows.SearchAttributes))
+	for _, a := range workflows.SearchAttributes {
+		attrs = append(attrs, devserver.SearchAttribute{Name: a.Name, Type: a.Type})
+	}
+	started := time.Now()
+	srv, err := devserver.Start(ctx, devserver.Options{
+		StateDir:         stateDir,
+		Namespace:        o.namespace,
+		IP:               o.ip,
+		FrontendPort:     o.frontendPort,
+		UIPort:           o.uiPort,
+		DisableUI:        o.headless,
+		SearchAttributes: attrs,
+		Logger:           logger,
+	})
+	if err != nil {
+		return fmt.Errorf("start dev server: %w", err)
+	}
+	defer func() {
+		if err := srv.Stop(); err != nil {
+			logger.Error("stop dev server", "error", err)
+		}
+	}()
+
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort:  srv.FrontendAddress(),
+		Namespace: srv.Namespace(),
+		Logger:    sdklog.NewStructuredLogger(logger),
+	})
+	if err != nil {
+		return fmt.Errorf("connect to the dev server: %w", err)
+	}
+	defer c.Close()
+	w, engine, err := newWorker(ctx, c, workerConfig{
+		PolicyDir:   o.policyDir,
+		Credentials: &activities.EnvCredentials{},
+		Logger:      logger,
+		Identity:    "patchway-dev",
+	})
+	if err != nil {
+		return err
+	}
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	defer w.Stop()
+
+	printDevBanner(out, srv, engine.Revision(), time.Since(started))
+	<-ctx.Done()
+	fmt.Fprintln(out, "\nstopping: worker, then server and Web UI...")
+	return nil
+}
+
+func printDevBanner(out io.Writer, srv *devserver.Server, policyRevision string, took time.Duration) {
+	fmt.Fprintf(out, "Patchway dev environment ready in %s\n", took.Round(100*time.Millisecond))
+	fmt.Fprintf(out, "  Temporal frontend  %s (namespace %s)\n", srv.FrontendAddress(), srv.Namespace())
+	if srv.UIAddress() != "" {
+		fmt.Fprintf(out, "  Web UI             %s/namespaces/%s/workflows\n", srv.UIAddress(), srv.Namespace())
+	}
+	if p := srv.DatabasePath(); p != "" {
+		fmt.Fprintf(out, "  state              %s (rollouts survive a restart)\n", p)
+	} else {
+		fmt.Fprintln(out, "  state              in memory (gone at exit)")
+	}
+	fmt.Fprintf(out, "  worker             task queue %s, policy revision %s\n", workflows.TaskQueue, shortRevision(policyRevision))
+	addr := ""
+	if srv.FrontendAddress() != fmt.Sprintf("127.0.0.1:%d", devFrontendPort) {
+		addr = " --address " + srv.FrontendAddress()
+	}
+	fmt.Fprintln(out, "\nNext, in another terminal:")
+	fmt.Fprintf(out, "  patchway submit examples/ms08-067.hcl --as alice%s\n", addr)
+	fmt.Fprintf(out, "  patchway status ms08-067 --watch%s\n", addr)
+	fmt.Fprintf(out, "  patchway approve ms08-067 --as bob%s\n", addr)
+	fmt.Fprintln(out, "\nCtrl-C stops everything; running `patchway dev` again resumes from the state directory.")
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/policies"
+	"github.com/patchway/patchway/workflows"
+)
+
+// workerConfig is what a Patchway worker is built from, in `patchway
+// worker` and in `patchway dev` alike.
+type workerConfig struct {
+	// PolicyDir replaces or extends the embedded policies ("" = defaults).
+	PolicyDir string
+	// Credentials resolves the hosts' credential sets (environment or a
+	// 0600 file in production; the simulated fleet's in `patchway dev`).
+	Credentials activities.CredentialResolver
+	// MaxConcurrentActivities bounds activities in flight (0 = SDK default).
+	MaxConcurrentActivities int
+	// StopTimeout is how long in-flight activities get to finish on stop.
+	StopTimeout time.Duration
+	Logger      *slog.Logger
+	// Identity names this worker in the Web UI (default: the SDK's).
+	Identity string
+}
+
+// defaultStopTimeout lets a host's install finish on a graceful stop; a
+// longer one (a reboot wait) is resumed from its heartbeat by the next
+// worker.
+const defaultStopTimeout = 30 * time.Second
+
+// newWorker builds a worker on Patchway's task queue with the workflows
+// and every activity registered: host operations over WinRM, the policy
+// decisions (local activities), notification and the report.
+func newWorker(ctx context.Context, c client.Client, cfg workerConfig) (worker.Worker, *policies.Engine, error) {
+	engine, err := policies.Load(ctx, cfg.PolicyDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load policies: %w", err)
+	}
+	stop := cfg.StopTimeout
+	if stop <= 0 {
+		stop = defaultStopTimeout
+	}
+	w := worker.New(c, workflows.TaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize: cfg.MaxConcurrentActivities,
+		WorkerStopTimeout:                  stop,
+		Identity:                           cfg.Identity,
+	})
+	workflows.Register(w)
+
+	hosts := &activities.HostActivities{
+		Runner: &activities.WinRMRunner{Credentials: cfg.Credentials, Transport: engine},
+		Policy: engine,
+	}
+	register(w, map[string]any{
+		activities.ScanHostName:       hosts.ScanHost,
+		activities.InstallPatchName:   hosts.InstallPatch,
+		activities.RebootHostName:     hosts.RebootHost,
+		activities.WaitForBootName:    hosts.WaitForBoot,
+		activities.VerifyPatchName:    hosts.VerifyPatch,
+		activities.UninstallPatchName: hosts.UninstallPatch,
+		activities.PatchHostName:      hosts.PatchHost,
+	})
+	pol := activities.NewPolicyActivities(engine)
+	register(w, map[string]any{
+		activities.EvaluateRiskName:     pol.EvaluateRisk,
+		activities.AuthorizeGateName:    pol.AuthorizeGate,
+		activities.DecideRebootName:     pol.DecideReboot,
+		activities.DecideWaveName:       pol.DecideWave,
+		activities.DecideEscalationName: pol.DecideEscalation,
+	})
+	return w, engine, nil
+}
+
+// register registers activities under their contract names, so a renamed
+// Go method cannot silently change what workflows call.
+func register(w worker.ActivityRegistry, fns map[string]any) {
+	for name, fn := range fns {
+		w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+}
+
+func newWorkerCmd(g *globalFlags) *cobra.Command {
+	var (
+		conn        clientFlags
+		maxActs     int
+		stopTimeout time.Duration
+		logLevel    string
+	)
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run a Patchway worker against a Temporal cluster (workflows and every activity)",
+		Long: "Run a Patchway worker: it polls the \"" + workflows.TaskQueue + "\" task queue and runs the rollout\n" +
+			"workflows and every activity (host operations over WinRM, policy decisions, notifications,\n" +
+			"the report). Host credential sets come from PATCHWAY_CRED_<NAME>_USER/_PASSWORD or the 0600\n" +
+			"file named by PATCHWAY_CREDENTIALS_FILE. SIGINT or SIGTERM stops it gracefully: no new tasks,\n" +
+			"in-flight activities get --stop-timeout to finish, and any other worker resumes the rest.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			logger := newLogger(os.Stderr, level)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			c, err := conn.dial(ctx, logger)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			w, engine, err := newWorker(ctx, c, workerConfig{
+				PolicyDir:               g.policyDir,
+				Credentials:             &activities.EnvCredentials{},
+				MaxConcurrentActivities: maxActs,
+				StopTimeout:             stopTimeout,
+				Logger:                  logger,
+			})
+			if err != nil {
+				return err
+			}
+			if err := w.Start(); err != nil {
+				return fmt.Errorf("start worker: %w", err)
+			}
+			logger.Info("worker started", "address", conn.address, "namespace", conn.namespace,
+				"task_queue", workflows.TaskQueue, "policy_revision", engine.Revision())
+			<-ctx.Done()
+			logger.Info("stopping worker: in-flight activities get the stop timeout to finish", "stop_timeout", stopTimeout)
+			w.Stop()
+			logger.Info("worker stopped")
+			return nil
+		},
+	}
+	conn.register(cmd.Flags())
+	cmd.Flags().IntVar(&maxActs, "max-concurrent-activities", 0, "activities in flight at most (0: the SDK default)")
+	cmd.Flags().DurationVar(&stopTimeout, "stop-timeout", defaultStopTimeout, "how long in-flight activities get to finish on SIGINT/SIGTERM")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
