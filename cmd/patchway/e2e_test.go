@@ -335,3 +335,100 @@ func (e *e2e) waitFor(ctx context.Context, rolloutID, what string, timeout time.
 func testSDKLogger(w io.Writer) sdklog.Logger {
 	return sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
+
+// TestE2EGateAndControlCommandsAgainstARunningRollout drives every operator
+// command through the real binary against a real rollout workflow and the
+// real policies: what is refused exits 1 with the reason, what is allowed
+// is recorded with who and why. The policy override makes the gates policy
+// govern the controls too (by default it governs approve and reject only).
+// The hosts of examples/ are never reached here (the rollout is
+// controlled, not completed).
+func TestE2EGateAndControlCommandsAgainstARunningRollout(t *testing.T) {
+	e := newE2E(t, e2eOptions{policyData: `{"gates": {"actions": ["approve", "reject", "pause", "resume", "abort", "except", "skip_host"]}}`})
+	e.startWorker()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const id = "ms08-067"
+	out := e.mustCLI(ctx, "submit", filepath.Join("..", "..", "examples", "ms08-067.hcl"), "--as", "alice")
+	if !strings.Contains(out, "filed rollout ms08-067 (KB958644, critical) by alice") {
+		t.Errorf("submit said %q", out)
+	}
+	e.waitFor(ctx, id, "the risk decision", time.Minute, func(p workflows.Progress) bool { return len(p.Steps) > 0 })
+
+	steps := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string
+		check    func(workflows.Progress) bool
+	}{
+		{"filing the same rollout again is refused with its status",
+			[]string{"submit", filepath.Join("..", "..", "examples", "ms08-067.hcl"), "--as", "carol"}, 1, "already running", nil},
+		{"approving when no gate waits is refused by the rollout",
+			[]string{"approve", id, "--as", "bob"}, 1, "not waiting at a gate", nil},
+		{"a pause without a reason is refused by the CLI",
+			[]string{"pause", id, "--as", "bob"}, 1, `required flag(s) "reason" not set`, nil},
+		{"someone outside the security team may not pause",
+			[]string{"pause", id, "--as", "mallory", "--reason", "curious"}, 1, "not_in_group", nil},
+		{"the filer may not pause her own rollout (four-eyes)",
+			[]string{"pause", id, "--as", "alice", "--reason", "mine"}, 1, "four_eyes", nil},
+		{"a security team member pauses, recorded with the reason",
+			[]string{"pause", id, "--as", "bob", "--reason", "change freeze"}, 0, "bob paused ms08-067",
+			func(p workflows.Progress) bool { return p.Paused && hasRecord(p, "pause", "bob", "change freeze") }},
+		{"pausing twice is refused",
+			[]string{"pause", id, "--as", "carol", "--reason", "again"}, 1, "already paused", nil},
+		{"resume lifts the pause",
+			[]string{"resume", id, "--as", "carol", "--reason", "freeze over"}, 0, "carol resumed ms08-067",
+			func(p workflows.Progress) bool { return !p.Paused && hasRecord(p, "resume", "carol", "freeze over") }},
+		{"an exception is granted to a host until its expiry",
+			[]string{"except", id, "lab-par01", "--as", "bob", "--reason", "vendor support pending", "--expires", "7d"}, 0, "excepted lab-par01",
+			func(p workflows.Progress) bool { return len(p.Exceptions) == 1 && p.Exceptions[0].Host == "lab-par01" }},
+		{"an exception for a host outside the rollout is refused",
+			[]string{"except", id, "no-such-host", "--as", "bob", "--reason", "x", "--expires", "1d"}, 1, "not in rollout", nil},
+		{"skip-host needs a halted wave",
+			[]string{"skip-host", id, "lab-par02", "--as", "bob", "--reason", "x"}, 1, "halted", nil},
+		{"abort stops the rollout",
+			[]string{"abort", id, "--as", "bob", "--reason", "superseded by MS08-068"}, 0, "bob aborted ms08-067",
+			func(p workflows.Progress) bool { return p.Status == workflows.StatusAborted }},
+	}
+	for _, s := range steps {
+		r := e.cli(ctx, s.args...)
+		if r.code != s.wantCode || !strings.Contains(r.stdout+r.stderr, s.wantOut) {
+			t.Errorf("%s: patchway %s exited %d\nstdout: %s\nstderr: %s\nwant exit %d and %q",
+				s.name, strings.Join(s.args, " "), r.code, r.stdout, r.stderr, s.wantCode, s.wantOut)
+			continue
+		}
+		if s.check != nil {
+			e.waitFor(ctx, id, s.name, 30*time.Second, s.check)
+		}
+	}
+
+	// status: plain, one host, JSON, and --watch returns once the rollout
+	// has ended.
+	if out := e.mustCLI(ctx, "status", id); !strings.Contains(out, "Rollout ms08-067  KB958644 (critical)  ABORTED") {
+		t.Errorf("status = %q", out)
+	}
+	if out := e.mustCLI(ctx, "status", id, "--host", "lab-par01"); !strings.Contains(out, "lab-par01  excepted") {
+		t.Errorf("status --host = %q, want lab-par01 excepted", out)
+	}
+	var p workflows.Progress
+	if err := json.Unmarshal([]byte(e.mustCLI(ctx, "status", id, "--json")), &p); err != nil || p.RolloutID != id {
+		t.Errorf("status --json: %v, rollout %q", err, p.RolloutID)
+	}
+	watchCtx, cancelWatch := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelWatch()
+	if r := e.cli(watchCtx, "status", id, "--watch", "--interval", "200ms"); r.code != 0 || !strings.Contains(r.stdout, "ABORTED") {
+		t.Errorf("status --watch of an aborted rollout exited %d with %q", r.code, r.stdout)
+	}
+}
+
+// hasRecord tells whether progress holds a decision of kind by user with
+// reason.
+func hasRecord(p workflows.Progress, kind, user, reason string) bool {
+	for _, r := range p.Decisions {
+		if r.Kind == kind && r.User == user && r.Reason == reason {
+			return true
+		}
+	}
+	return false
+}
