@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"golang.org/x/term"
 
 	"github.com/patchway/patchway/rollout"
 	"github.com/patchway/patchway/workflows"
@@ -151,7 +152,13 @@ func watchProgress(ctx context.Context, c client.Client, out io.Writer, rolloutI
 				return err
 			}
 		} else {
-			buf.WriteString(renderProgress(p, time.Now()))
+			text := renderProgress(p, time.Now())
+			if tty {
+				// Redrawing moves up by lines: a line the terminal wraps
+				// would leave residue, so cut lines to its width.
+				text = fitWidth(text, terminalWidth(out))
+			}
+			buf.WriteString(text)
 		}
 		// The timestamp-free JSON tells a real change from a redraw.
 		key, _ := json.Marshal(p)
@@ -209,6 +216,34 @@ func isTerminal(w io.Writer) bool {
 	}
 	info, err := f.Stat()
 	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// terminalWidth is w's width in columns, 0 when unknown.
+func terminalWidth(w io.Writer) int {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0
+	}
+	width, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return width
+}
+
+// fitWidth cuts every line of text to width-1 runes (no limit when width
+// is unknown).
+func fitWidth(text string, width int) string {
+	if width <= 1 {
+		return text
+	}
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		if r := []rune(l); len(r) > width-1 {
+			lines[i] = string(r[:width-1])
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // barWidth is the width of a progress bar in characters.

@@ -93,3 +93,22 @@ func TestParseExpiry(t *testing.T) {
 		})
 	}
 }
+
+func TestFitWidth(t *testing.T) {
+	tests := []struct {
+		name, in string
+		width    int
+		want     string
+	}{
+		{"lines longer than the terminal are cut one short of its width", "abcdef\nxy\n", 5, "abcd\nxy\n"},
+		{"an unknown width leaves the text alone", "abcdef\n", 0, "abcdef\n"},
+		{"runes, not bytes, are counted", "ééééé\n", 4, "ééé\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := fitWidth(tt.in, tt.width); got != tt.want {
+				t.Errorf("fitWidth(%q, %d) = %q, want %q", tt.in, tt.width, got, tt.want)
+			}
+		})
+	}
+}
