@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
@@ -431,4 +432,61 @@ func hasRecord(p workflows.Progress, kind, user, reason string) bool {
 		}
 	}
 	return false
+}
+
+// countWorkflows lists workflows matching a visibility query, waiting a
+// little for visibility to catch up.
+func (e *e2e) countWorkflows(ctx context.Context, query string) int {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := e.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		if err != nil {
+			e.t.Fatalf("list %q: %v", query, err)
+		}
+		if n := len(resp.GetExecutions()); n > 0 || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// restartServer stops the server and starts it again on the same SQLite
+// file and port, as a machine reboot would.
+func (e *e2e) restartServer() {
+	e.t.Helper()
+	if e.opts.stateDir == "" {
+		e.t.Fatal("restartServer needs a state directory")
+	}
+	e.stopServer()
+	e.startServer()
+}
+
+// TestE2EServerRestartOnItsSQLiteFileKeepsTheRollout stops the embedded
+// server while a rollout runs and starts it again on its SQLite file: the
+// rollout, its recorded decisions and its search attributes are all there,
+// and the worker (a child process that never restarted) picks up again.
+func TestE2EServerRestartOnItsSQLiteFileKeepsTheRollout(t *testing.T) {
+	e := newE2E(t, e2eOptions{stateDir: filepath.Join(t.TempDir(), "state")})
+	e.startWorker()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const id = "ms08-067"
+	e.mustCLI(ctx, "submit", filepath.Join("..", "..", "examples", "ms08-067.hcl"), "--as", "alice")
+	e.mustCLI(ctx, "pause", id, "--as", "bob", "--reason", "before the restart")
+	e.waitFor(ctx, id, "the pause", 30*time.Second, func(p workflows.Progress) bool { return p.Paused })
+
+	e.restartServer()
+
+	// The worker reconnects by itself: the update needs it to run.
+	e.mustCLI(ctx, "resume", id, "--as", "carol", "--reason", "after the restart")
+	p := e.waitFor(ctx, id, "the resume", time.Minute, func(p workflows.Progress) bool { return !p.Paused })
+	if !hasRecord(p, "pause", "bob", "before the restart") || !hasRecord(p, "resume", "carol", "after the restart") {
+		t.Errorf("decisions across the restart are not all recorded:\n%s", renderProgress(p, time.Now()))
+	}
+	if n := e.countWorkflows(ctx, fmt.Sprintf("RolloutId = '%s' AND ExecutionStatus = 'Running'", id)); n != 1 {
+		t.Errorf("rollout not found by its search attribute after the restart (%d found)", n)
+	}
+	e.mustCLI(ctx, "abort", id, "--as", "bob", "--reason", "end of test")
+	e.waitFor(ctx, id, "the abort", 30*time.Second, func(p workflows.Progress) bool { return p.Status == workflows.StatusAborted })
 }
