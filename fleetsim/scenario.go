@@ -1,0 +1,315 @@
+package fleetsim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/patchway/patchway/rollout"
+)
+
+// Scenario is a simulated fleet: its hosts (with state and faults), sites
+// and the patch catalogue that says what each KB installs.
+type Scenario struct {
+	Name  string
+	Sites []rollout.Site
+	Hosts []HostSpec
+	// Catalog maps an upper-case KB to what installing it does.
+	Catalog map[string]CatalogEntry
+	// Credential is the credential-set name the inventory gives hosts.
+	Credential string
+}
+
+// HostSpec is one simulated host before it starts.
+type HostSpec struct {
+	Host rollout.Host
+	// Installed KBs are present at start, with their files in effect.
+	Installed []string
+	// Files are extra file versions in effect at start (path -> version).
+	Files  map[string]string
+	Faults []FaultSpec
+	// BootedAgo is how long ago the host last booted (default 3 days).
+	BootedAgo time.Duration
+}
+
+// CatalogEntry is what one KB installs, per OS (lower-case OS name).
+type CatalogEntry struct {
+	KB       string
+	Reboot   bool
+	Packages map[string]CatalogPackage
+	Files    map[string][]rollout.FileEvidence
+}
+
+// CatalogPackage is the package a distribution point serves for one OS.
+type CatalogPackage struct {
+	SHA256 string
+	Size   int64
+}
+
+// CatalogFromPatch builds a catalogue entry from a rollout's patch: the
+// packages it names (with their sha256) and, per OS, the evidence files at
+// exactly their minimum versions. The simulator and the rollout then
+// agree by construction; faults are what make them disagree.
+func CatalogFromPatch(p rollout.Patch) CatalogEntry {
+	e := CatalogEntry{KB: strings.ToUpper(p.KB), Reboot: p.Reboot != rollout.RebootNever, Packages: map[string]CatalogPackage{}, Files: map[string][]rollout.FileEvidence{}}
+	for _, pk := range p.Packages {
+		os := strings.ToLower(pk.OS)
+		e.Packages[os] = CatalogPackage{SHA256: strings.ToLower(pk.SHA256), Size: 1 << 20}
+		e.Files[os] = p.EvidenceFor(pk.OS).Files
+	}
+	return e
+}
+
+// scenarioFile is the HCL shape of a scenario:
+//
+//	fleet "demo" {
+//	  inventory    = "inventory.hcl"          # clone these hosts (optional)
+//	  patches_from = ["ms08-067.hcl"]         # catalogue from rollouts
+//	  credential   = "fleet"
+//	  site "paris" { region = "emea" time_zone = "Europe/Paris" }
+//	  population "ws-paris" {
+//	    site = "paris"  tier = "production"  role = "workstation"  count = 40
+//	    os = ["windows-xp-sp3", "windows-vista-sp1"]   # mixed round-robin
+//	    installed = ["KB823980"]
+//	  }
+//	  fault "registry_only" { count = 2 }        # or share = 0.02
+//	  fault "install_fails" { count = 1  exit_code = 1603  selector = "tier:production" }
+//	}
+type scenarioFile struct {
+	Fleet fleetBlock `hcl:"fleet,block"`
+}
+
+type fleetBlock struct {
+	Name        string            `hcl:"name,label"`
+	Inventory   string            `hcl:"inventory,optional"`
+	PatchesFrom []string          `hcl:"patches_from,optional"`
+	Credential  string            `hcl:"credential,optional"`
+	Sites       []siteBlock       `hcl:"site,block"`
+	Populations []populationBlock `hcl:"population,block"`
+	Faults      []faultBlock      `hcl:"fault,block"`
+}
+
+type siteBlock struct {
+	Name              string `hcl:"name,label"`
+	Region            string `hcl:"region"`
+	TimeZone          string `hcl:"time_zone"`
+	DistributionPoint string `hcl:"distribution_point,optional"`
+}
+
+type populationBlock struct {
+	Name      string   `hcl:"name,label"`
+	Site      string   `hcl:"site"`
+	Tier      string   `hcl:"tier"`
+	Role      string   `hcl:"role"`
+	Count     int      `hcl:"count"`
+	OS        []string `hcl:"os"`
+	Installed []string `hcl:"installed,optional"`
+	Tags      []string `hcl:"tags,optional"`
+	Cluster   string   `hcl:"cluster,optional"`
+	Owner     string   `hcl:"owner,optional"`
+	Purpose   string   `hcl:"purpose,optional"`
+}
+
+type faultBlock struct {
+	Kind     string   `hcl:"kind,label"`
+	Count    int      `hcl:"count,optional"`
+	Share    float64  `hcl:"share,optional"`
+	Selector string   `hcl:"selector,optional"`
+	ExitCode int64    `hcl:"exit_code,optional"`
+	Rate     float64  `hcl:"rate,optional"`
+	Delay    string   `hcl:"delay,optional"`
+	Hosts    []string `hcl:"hosts,optional"`
+	DefRange hcl.Range
+}
+
+// LoadScenario reads a scenario file; fault placement is decided at Start
+// from the seed, so one file gives the same fleet for the same seed.
+func LoadScenario(path string) (*Scenario, hcl.Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read scenario", Detail: err.Error() + "."}}
+	}
+	f, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	var sf scenarioFile
+	if d := gohcl.DecodeBody(f.Body, nil, &sf); d.HasErrors() {
+		return nil, append(diags, d...)
+	}
+	// Keep each fault block's range for messages.
+	if body, ok := f.Body.(*hclsyntax.Body); ok {
+		for _, b := range body.Blocks {
+			i := 0
+			for _, fb := range b.Body.Blocks {
+				if fb.Type == "fault" && i < len(sf.Fleet.Faults) {
+					sf.Fleet.Faults[i].DefRange = fb.DefRange()
+					i++
+				}
+			}
+		}
+	}
+	fb := sf.Fleet
+	sc := &Scenario{Name: fb.Name, Credential: fb.Credential, Catalog: map[string]CatalogEntry{}}
+	if sc.Credential == "" {
+		sc.Credential = "fleet"
+	}
+	dir := filepath.Dir(path)
+	rel := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	for _, p := range fb.PatchesFrom {
+		r, d := rollout.DecodeRollout(rel(p), mustRead(rel(p), &diags))
+		if r == nil || d.HasErrors() {
+			diags = append(diags, d...)
+			continue
+		}
+		e := CatalogFromPatch(r.Patch)
+		sc.Catalog[e.KB] = e
+	}
+	for _, s := range fb.Sites {
+		sc.Sites = append(sc.Sites, rollout.Site{Name: s.Name, Region: s.Region, TimeZone: s.TimeZone, DistributionPoint: s.DistributionPoint})
+	}
+	if fb.Inventory != "" {
+		inv, d := rollout.LoadInventory(rel(fb.Inventory))
+		if d.HasErrors() {
+			return nil, append(diags, d...)
+		}
+		sc.Sites = append(sc.Sites, inv.Sites...)
+		for _, h := range inv.Hosts {
+			sc.Hosts = append(sc.Hosts, HostSpec{Host: h})
+		}
+	}
+	regions := map[string]string{}
+	for _, s := range sc.Sites {
+		regions[s.Name] = s.Region
+	}
+	for _, p := range fb.Populations {
+		if len(p.OS) == 0 || p.Count < 0 {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid population", Detail: fmt.Sprintf("population %q needs os = [...] and a count >= 0", p.Name)})
+			continue
+		}
+		for i := range p.Count {
+			os := p.OS[i%len(p.OS)]
+			sc.Hosts = append(sc.Hosts, HostSpec{
+				Host: rollout.Host{
+					Name: fmt.Sprintf("%s-%04d", strings.ToUpper(p.Name), i+1), OS: os, Build: buildOf(os),
+					Site: p.Site, Region: regions[p.Site], Tier: rollout.Tier(p.Tier), Role: p.Role,
+					Cluster: p.Cluster, Owner: p.Owner, Purpose: p.Purpose, Tags: p.Tags,
+				},
+				Installed: p.Installed,
+			})
+		}
+	}
+	for _, f := range fb.Faults {
+		diags = append(diags, placeFault(sc, f)...)
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return sc, diags
+}
+
+func mustRead(path string, diags *hcl.Diagnostics) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read rollout for the catalogue", Detail: err.Error() + "."})
+	}
+	return b
+}
+
+// placeFault puts a fault on the named hosts, or on Count hosts (or a
+// Share of them) chosen among those the selector matches. The choice is
+// made with a generator seeded by the fault kind, so it is stable across
+// runs; Start's seed then drives flaky connection drops.
+func placeFault(sc *Scenario, f faultBlock) hcl.Diagnostics {
+	kind := Fault(f.Kind)
+	rng := f.DefRange
+	if !slices.Contains(Faults, kind) {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown fault", Detail: fmt.Sprintf("fault %q is not one of %v", f.Kind, Faults), Subject: &rng}}
+	}
+	spec := FaultSpec{Kind: kind, ExitCode: f.ExitCode, Rate: f.Rate}
+	if f.Delay != "" {
+		d, err := time.ParseDuration(f.Delay)
+		if err != nil {
+			return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid delay", Detail: err.Error(), Subject: &rng}}
+		}
+		spec.Delay = d
+	}
+	var candidates []int
+	if len(f.Hosts) > 0 {
+		for _, name := range f.Hosts {
+			i := slices.IndexFunc(sc.Hosts, func(h HostSpec) bool { return strings.EqualFold(h.Host.Name, name) })
+			if i < 0 {
+				return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown host", Detail: fmt.Sprintf("fault %q names host %q, which is not in the fleet", f.Kind, name), Subject: &rng}}
+			}
+			sc.Hosts[i].Faults = append(sc.Hosts[i].Faults, spec)
+		}
+		return nil
+	}
+	sel := "all"
+	if f.Selector != "" {
+		sel = f.Selector
+	}
+	s, err := rollout.ParseSelector(sel)
+	if err != nil {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid selector", Detail: err.Error(), Subject: &rng}}
+	}
+	for i, h := range sc.Hosts {
+		if s.Match(h.Host) && len(h.Faults) == 0 {
+			candidates = append(candidates, i)
+		}
+	}
+	n := f.Count
+	if f.Share > 0 {
+		n = int(f.Share*float64(len(candidates)) + 0.5)
+	}
+	seed := uint64(0)
+	for _, c := range f.Kind + sel {
+		seed = seed*31 + uint64(c)
+	}
+	r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	r.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
+	for _, i := range candidates[:min(n, len(candidates))] {
+		sc.Hosts[i].Faults = append(sc.Hosts[i].Faults, spec)
+	}
+	return nil
+}
+
+func buildOf(os string) string {
+	switch {
+	case strings.HasPrefix(os, "windows-xp"):
+		return "2600"
+	case strings.HasPrefix(os, "windows-server-2003"):
+		return "3790"
+	case strings.HasPrefix(os, "windows-vista"), strings.HasPrefix(os, "windows-server-2008"):
+		return "6001"
+	case strings.HasPrefix(os, "windows-2000"):
+		return "2195"
+	}
+	return ""
+}
+
+// olderVersion is a version just below v: the file a host has before the
+// patch ("5.1.2600.5694" -> "5.1.2600.5512").
+func olderVersion(v string) string {
+	parts := strings.Split(v, ".")
+	last, err := strconv.Atoi(parts[len(parts)-1])
+	if err != nil {
+		return v
+	}
+	parts[len(parts)-1] = strconv.Itoa(max(0, last-182))
+	return strings.Join(parts, ".")
+}
