@@ -50,6 +50,11 @@ type RolloutInput struct {
 	// Carry is the workflow's own state when it continues as new; clients
 	// leave it nil.
 	Carry *RolloutCarry `json:"carry,omitempty"`
+	// Packed is Hosts, Sites and Carry, gzipped, as the rollout hands them
+	// to its next run: a host list compresses about tenfold, which keeps
+	// the continue-as-new input far below the 2 MB payload limit. Clients
+	// leave it nil.
+	Packed []byte `json:"packed,omitempty"`
 }
 
 // Tuning holds the scale knobs of a rollout. Zero fields take defaults

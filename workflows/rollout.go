@@ -31,6 +31,10 @@ import (
 // except, skip_host) and read it with the progress and host queries. It
 // continues as new when its history grows, carrying its state.
 func RolloutWorkflow(ctx workflow.Context, in RolloutInput) (activities.Report, error) {
+	in, err := unpack(in)
+	if err != nil {
+		return activities.Report{}, temporal.NewNonRetryableApplicationError("unpack carried state", "InvalidInput", err)
+	}
 	r := newRun(in)
 	if err := r.registerHandlers(ctx); err != nil {
 		return activities.Report{}, err
@@ -413,8 +417,10 @@ func (r *run) continueAsNew(ctx workflow.Context) error {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && !r.slaBusy }); err != nil {
 		return fmt.Errorf("drain handlers before continue-as-new: %w", err)
 	}
-	next := r.in
-	next.Carry = r.st
+	next, err := pack(r.in, r.st)
+	if err != nil {
+		return fmt.Errorf("pack state for continue-as-new: %w", err)
+	}
 	return workflow.NewContinueAsNewError(ctx, RolloutWorkflowName, next)
 }
 

@@ -426,6 +426,7 @@ func TestContinueAsNewKeepsEveryHostAndPatchesItOnce(t *testing.T) {
 	in := standardInput(1500) // 3,010 hosts
 	in.Tuning = Tuning{BatchSize: 50, MaxBatchesPerRun: 12, MaxHostsPerRun: 20}
 	in.Rollout.Waves[0].MaxParallel, in.Rollout.Waves[1].MaxParallel = 64, 64
+	hosts := in.Hosts
 	shared := map[string]int{}
 	runs := 0
 	now := testStart
@@ -445,6 +446,7 @@ func TestContinueAsNewKeepsEveryHostAndPatchesItOnce(t *testing.T) {
 			if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
 				t.Fatalf("decode continue-as-new input: %v", err)
 			}
+			t.Logf("run %d continued as new with %d packed bytes", runs+1, len(next.Packed))
 			in = next
 			continue
 		}
@@ -456,14 +458,17 @@ func TestContinueAsNewKeepsEveryHostAndPatchesItOnce(t *testing.T) {
 		}
 		break
 	}
-	t.Logf("%d hosts in %d runs", len(in.Hosts), runs+1)
+	t.Logf("%d hosts in %d runs", len(hosts), runs+1)
 	if runs < 2 {
-		t.Errorf("rollout of %d hosts finished in %d runs; want continue-as-new", len(in.Hosts), runs+1)
+		t.Errorf("rollout of %d hosts finished in %d runs; want continue-as-new", len(hosts), runs+1)
 	}
-	if got := rep.Totals[rollout.StateCompliant]; got != len(in.Hosts) {
-		t.Errorf("compliant = %d, want %d", got, len(in.Hosts))
+	if len(in.Packed) == 0 || len(in.Hosts) != 0 {
+		t.Errorf("continue-as-new input not packed: %d packed bytes, %d plain hosts", len(in.Packed), len(in.Hosts))
 	}
-	for _, host := range in.Hosts {
+	if got := rep.Totals[rollout.StateCompliant]; got != len(hosts) {
+		t.Errorf("compliant = %d, want %d", got, len(hosts))
+	}
+	for _, host := range hosts {
 		if shared[host.Name] != 1 {
 			t.Fatalf("%s patched %d times across runs, want once", host.Name, shared[host.Name])
 		}
