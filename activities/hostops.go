@@ -441,7 +441,7 @@ func outcomeVerdict(t HostTarget, scan hostscript.ScanResult, he *HostError) Hos
 // scan runs the scan script for the target's patch evidence.
 func (a *HostActivities) scan(ctx context.Context, t HostTarget) (hostscript.ScanResult, error) {
 	params := hostscript.ScanParams{KB: evidenceKB(t.Patch), Files: []hostscript.FileCheck{}}
-	for _, f := range t.Patch.Evidence.Files {
+	for _, f := range t.Patch.EvidenceFor(t.Host.OS).Files {
 		params.Files = append(params.Files, hostscript.FileCheck{Path: f.Path})
 	}
 	var res hostscript.ScanResult

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -185,6 +186,8 @@ type harness struct {
 	mu       sync.Mutex
 	lastBeat *patchProgress
 	attempts int
+	// maxAttempts bounds run's retries (default 5).
+	maxAttempts int
 }
 
 var (
@@ -228,18 +231,7 @@ func newHarness(t *testing.T, sim *simHost, password string) *harness {
 		HeartbeatEvery: 20 * time.Millisecond,
 		RebootDelay:    -1,
 	}
-	suite := &testsuite.WorkflowTestSuite{}
-	suite.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
-	h.env = suite.NewTestActivityEnvironment()
-	h.env.RegisterActivity(h.acts)
-	h.env.SetOnActivityHeartbeatListener(func(_ *activity.Info, d converter.EncodedValues) {
-		var p patchProgress
-		if d != nil && d.HasValues() && d.Get(&p) == nil {
-			h.mu.Lock()
-			h.lastBeat = &p
-			h.mu.Unlock()
-		}
-	})
+	h.setupEnv()
 	h.target = HostTarget{
 		RolloutID:         "ms08-067",
 		DistributionPoint: `\\dp01.paris.example\wsus`,
@@ -252,12 +244,30 @@ func newHarness(t *testing.T, sim *simHost, password string) *harness {
 	return h
 }
 
+// setupEnv builds the activity environment with captured logs and
+// heartbeat details.
+func (h *harness) setupEnv() {
+	suite := &testsuite.WorkflowTestSuite{}
+	suite.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	h.env = suite.NewTestActivityEnvironment()
+	h.env.RegisterActivity(h.acts)
+	h.env.SetOnActivityHeartbeatListener(func(_ *activity.Info, d converter.EncodedValues) {
+		var p patchProgress
+		if d != nil && d.HasValues() && d.Get(&p) == nil {
+			h.mu.Lock()
+			h.lastBeat = &p
+			h.mu.Unlock()
+		}
+	})
+}
+
 // run executes an activity the way Temporal would: retryable failures are
-// retried (up to 5 attempts) with the last heartbeat details.
+// retried (up to maxAttempts) with the last heartbeat details.
 func (h *harness) run(name string, in, out any) error {
 	h.t.Helper()
 	var err error
-	for h.attempts = 1; h.attempts <= 5; h.attempts++ {
+	maxAttempts := cmp.Or(h.maxAttempts, 5)
+	for h.attempts = 1; h.attempts <= maxAttempts; h.attempts++ {
 		var val converter.EncodedValue
 		val, err = h.env.ExecuteActivity(name, in)
 		if err == nil {
