@@ -34,6 +34,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +79,11 @@ type Options struct {
 	Dir string
 	// Now is the clock (default time.Now); tests may shift it.
 	Now func() time.Time
+	// Ports are preferred listening ports by host name, typically the
+	// previous run's (see PortsFromInventory), so that rollouts resumed
+	// after a restart reach the same hosts. A busy or missing port falls
+	// back to one the kernel picks.
+	Ports map[string]int
 }
 
 // Fleet is a running simulated fleet.
@@ -125,7 +131,7 @@ func Start(ctx context.Context, sc *Scenario, opts Options) (*Fleet, error) {
 	now := opts.Now()
 	for i, spec := range sc.Hosts {
 		h := f.newHost(spec, now, uint64(i))
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := listen(opts.Ports[spec.Host.Name])
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("fleetsim: listen for host %s: %w", spec.Host.Name, err)
@@ -157,6 +163,33 @@ func Start(ctx context.Context, sc *Scenario, opts Options) (*Fleet, error) {
 		f.Close()
 	}()
 	return f, nil
+}
+
+// listen binds a loopback port: the preferred one when it is free, else
+// any.
+func listen(port int) (net.Listener, error) {
+	if port > 0 {
+		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+			return ln, nil
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
+}
+
+// PortsFromInventory returns the loopback ports of an inventory's hosts by
+// name, for Options.Ports.
+func PortsFromInventory(inv *rollout.Inventory) map[string]int {
+	ports := map[string]int{}
+	for _, h := range inv.Hosts {
+		host, p, err := net.SplitHostPort(h.Address)
+		if err != nil || host != "127.0.0.1" {
+			continue
+		}
+		if n, err := strconv.Atoi(p); err == nil {
+			ports[h.Name] = n
+		}
+	}
+	return ports
 }
 
 func (f *Fleet) newHost(spec HostSpec, now time.Time, i uint64) *Host {

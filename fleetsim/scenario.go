@@ -201,6 +201,14 @@ func LoadScenario(path string) (*Scenario, hcl.Diagnostics) {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid population", Detail: fmt.Sprintf("population %q needs os = [...] and a count >= 0", p.Name)})
 			continue
 		}
+		if _, ok := regions[p.Site]; !ok {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown site", Detail: fmt.Sprintf("population %q is at site %q, which no site block (or the inventory) declares", p.Name, p.Site)})
+			continue
+		}
+		if !slices.Contains([]rollout.Tier{rollout.TierLab, rollout.TierProdlike, rollout.TierProduction}, rollout.Tier(p.Tier)) {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid tier", Detail: fmt.Sprintf("population %q has tier %q; use lab, prodlike or production", p.Name, p.Tier)})
+			continue
+		}
 		for i := range p.Count {
 			os := p.OS[i%len(p.OS)]
 			sc.Hosts = append(sc.Hosts, HostSpec{
@@ -212,6 +220,14 @@ func LoadScenario(path string) (*Scenario, hcl.Diagnostics) {
 				Installed: p.Installed,
 			})
 		}
+	}
+	seen := map[string]bool{}
+	for _, h := range sc.Hosts {
+		key := strings.ToLower(h.Host.Name)
+		if seen[key] {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate host", Detail: fmt.Sprintf("host %q appears twice (inventory and a population, or two populations of the same name)", h.Host.Name)})
+		}
+		seen[key] = true
 	}
 	for _, f := range fb.Faults {
 		diags = append(diags, placeFault(sc, f)...)
@@ -272,9 +288,18 @@ func placeFault(sc *Scenario, f faultBlock) hcl.Diagnostics {
 			candidates = append(candidates, i)
 		}
 	}
+	if f.Count == 0 && f.Share == 0 {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Fault on no host", Detail: fmt.Sprintf("fault %q needs hosts = [...], count or share", f.Kind), Subject: &rng}}
+	}
+	if f.Share < 0 || f.Share > 1 || f.Count < 0 || (f.Share > 0 && f.Count > 0) {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid fault share", Detail: fmt.Sprintf("fault %q takes either count (a number of hosts) or share (0 to 1), not %d and %g", f.Kind, f.Count, f.Share), Subject: &rng}}
+	}
 	n := f.Count
 	if f.Share > 0 {
 		n = int(f.Share*float64(len(candidates)) + 0.5)
+	}
+	if n > len(candidates) {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Not enough hosts for the fault", Detail: fmt.Sprintf("fault %q asks for %d hosts but only %d hosts without another fault match %q", f.Kind, n, len(candidates), sel), Subject: &rng}}
 	}
 	seed := uint64(0)
 	for _, c := range f.Kind + sel {

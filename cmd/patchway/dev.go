@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,6 +53,10 @@ type devOptions struct {
 	headless     bool
 	namespace    string
 	policyDir    string
+	// scenario is the simulated fleet to run ("" = none).
+	scenario string
+	// noWorker runs the server (and fleet) only, for a separate worker.
+	noWorker bool
 }
 
 func newDevCmd(g *globalFlags) *cobra.Command {
@@ -78,6 +84,8 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 	f.IntVar(&o.uiPort, "ui-port", devUIPort, "Web UI port")
 	f.BoolVar(&o.headless, "headless", false, "run without the Web UI")
 	f.StringVarP(&o.namespace, "namespace", "n", devserver.DefaultNamespace, "namespace to create and run in")
+	f.StringVar(&o.scenario, "scenario", "examples/fleet-demo.hcl", "simulated fleet to run (\"\" for none); its inventory goes to STATE-DIR/fleet/inventory.hcl")
+	f.BoolVar(&o.noWorker, "no-worker", false, "run no worker (start `patchway worker` yourself)")
 	return cmd
 }
 
@@ -122,27 +130,88 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 		return fmt.Errorf("connect to the dev server: %w", err)
 	}
 	defer c.Close()
-	w, engine, err := newWorker(ctx, c, workerConfig{
-		PolicyDir:   o.policyDir,
-		Credentials: &activities.EnvCredentials{},
-		Logger:      logger,
-		Identity:    "patchway-dev",
-	})
-	if err != nil {
-		return err
+	var creds activities.CredentialResolver = &activities.EnvCredentials{}
+	var fleet *runningFleet
+	if o.scenario != "" {
+		if fleet, creds, err = startDevFleet(ctx, o, stateDir, creds); err != nil {
+			return err
+		}
+		defer fleet.Close()
 	}
-	if err := w.Start(); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+	revision := ""
+	if !o.noWorker {
+		w, engine, err := newWorker(ctx, c, workerConfig{
+			PolicyDir:   o.policyDir,
+			Credentials: creds,
+			Logger:      logger,
+			Identity:    "patchway-dev",
+		})
+		if err != nil {
+			return err
+		}
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("start worker: %w", err)
+		}
+		defer w.Stop()
+		revision = engine.Revision()
 	}
-	defer w.Stop()
 
-	printDevBanner(out, srv, engine.Revision(), time.Since(started))
+	printDevBanner(out, srv, fleet, revision, time.Since(started))
 	<-ctx.Done()
 	fmt.Fprintln(out, "\nstopping: worker, then server and Web UI...")
 	return nil
 }
 
-func printDevBanner(out io.Writer, srv *devserver.Server, policyRevision string, took time.Duration) {
+// startDevFleet starts the simulated fleet next to the server's state (a
+// temporary directory in memory mode). The hosts accept
+// PATCHWAY_FLEET_PASSWORD when set (a separate worker needs it), else a
+// random password only the in-process worker knows; the returned resolver
+// gives the worker the fleet's set before the environment's.
+func startDevFleet(ctx context.Context, o devOptions, stateDir string, env activities.CredentialResolver) (*runningFleet, activities.CredentialResolver, error) {
+	dir := filepath.Join(stateDir, "fleet")
+	if stateDir == "" {
+		tmp, err := os.MkdirTemp("", "patchway-fleet-")
+		if err != nil {
+			return nil, nil, fmt.Errorf("fleet directory: %w", err)
+		}
+		context.AfterFunc(ctx, func() { _ = os.RemoveAll(tmp) })
+		dir = tmp
+	}
+	user := cmp.Or(os.Getenv(envFleetUser), "patchway")
+	password := os.Getenv(envFleetPassword)
+	if password == "" {
+		if o.noWorker {
+			return nil, nil, errors.New("--no-worker with a fleet: set " + envFleetPassword + " so that your worker can reach the hosts")
+		}
+		var err error
+		if password, err = randomPassword(); err != nil {
+			return nil, nil, err
+		}
+	}
+	f, err := startFleet(ctx, fleetConfig{scenario: o.scenario, dir: dir, seed: 1, username: user, password: password,
+		rebootDowntime: 2 * time.Second})
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, firstCredentials{f.credentials(user, password), env}, nil
+}
+
+// firstCredentials resolves a set from the first resolver that knows it.
+type firstCredentials []activities.CredentialResolver
+
+// Resolve implements activities.CredentialResolver.
+func (fc firstCredentials) Resolve(ctx context.Context, name string) (activities.Credential, error) {
+	var err error
+	for _, r := range fc {
+		var c activities.Credential
+		if c, err = r.Resolve(ctx, name); err == nil || !errors.Is(err, activities.ErrCredentialNotFound) {
+			return c, err
+		}
+	}
+	return activities.Credential{}, err
+}
+
+func printDevBanner(out io.Writer, srv *devserver.Server, fleet *runningFleet, policyRevision string, took time.Duration) {
 	fmt.Fprintf(out, "Patchway dev environment ready in %s\n", took.Round(100*time.Millisecond))
 	fmt.Fprintf(out, "  Temporal frontend  %s (namespace %s)\n", srv.FrontendAddress(), srv.Namespace())
 	if srv.UIAddress() != "" {
@@ -153,13 +222,23 @@ func printDevBanner(out io.Writer, srv *devserver.Server, policyRevision string,
 	} else {
 		fmt.Fprintln(out, "  state              in memory (gone at exit)")
 	}
-	fmt.Fprintf(out, "  worker             task queue %s, policy revision %s\n", workflows.TaskQueue, shortRevision(policyRevision))
+	if policyRevision != "" {
+		fmt.Fprintf(out, "  worker             task queue %s, policy revision %s\n", workflows.TaskQueue, shortRevision(policyRevision))
+	} else {
+		fmt.Fprintf(out, "  worker             none (--no-worker): run `patchway worker` against this server\n")
+	}
+	inventory := ""
+	if fleet != nil {
+		fmt.Fprintf(out, "  fleet              %d simulated Windows hosts, WinRM over HTTPS on 127.0.0.1\n", len(fleet.Hosts()))
+		fmt.Fprintf(out, "  fleet inventory    %s\n", fleet.inventoryPath)
+		inventory = " --inventory " + fleet.inventoryPath
+	}
 	addr := ""
 	if srv.FrontendAddress() != fmt.Sprintf("127.0.0.1:%d", devFrontendPort) {
 		addr = " --address " + srv.FrontendAddress()
 	}
 	fmt.Fprintln(out, "\nNext, in another terminal:")
-	fmt.Fprintf(out, "  patchway submit examples/ms08-067.hcl --as alice%s\n", addr)
+	fmt.Fprintf(out, "  patchway submit examples/ms08-067.hcl%s --as alice%s\n", inventory, addr)
 	fmt.Fprintf(out, "  patchway status ms08-067 --watch%s\n", addr)
 	fmt.Fprintf(out, "  patchway approve ms08-067 --as bob%s\n", addr)
 	fmt.Fprintln(out, "\nCtrl-C stops everything; running `patchway dev` again resumes from the state directory.")

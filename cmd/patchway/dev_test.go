@@ -41,7 +41,8 @@ func TestDevRunsServerAndWorkerAndStopsCleanlyOnCancel(t *testing.T) {
 	var out syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- runDev(ctx, &out, io.Discard, devOptions{inMemory: true, headless: true, ip: "127.0.0.1", namespace: "default"})
+		done <- runDev(ctx, &out, io.Discard, devOptions{inMemory: true, headless: true, ip: "127.0.0.1", namespace: "default",
+			scenario: "../../examples/fleet-demo.hcl"})
 	}()
 
 	frontend := regexp.MustCompile(`Temporal frontend  (127\.0\.0\.1:\d+)`)
@@ -59,7 +60,8 @@ func TestDevRunsServerAndWorkerAndStopsCleanlyOnCancel(t *testing.T) {
 	if addr == "" {
 		t.Fatalf("dev did not print its frontend address:\n%s", out.String())
 	}
-	for _, want := range []string{"state              in memory", "task queue " + workflows.TaskQueue, "patchway submit examples/ms08-067.hcl"} {
+	for _, want := range []string{"state              in memory", "task queue " + workflows.TaskQueue,
+		"200 simulated Windows hosts", "patchway submit examples/ms08-067.hcl --inventory "} {
 		if !bytes.Contains([]byte(out.String()), []byte(want)) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}

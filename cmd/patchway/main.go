@@ -39,6 +39,7 @@ func newRootCmd() *cobra.Command {
 		newSubmitCmd(g),
 		newWorkerCmd(g),
 		newDevCmd(g),
+		newFleetCmd(g),
 		newStatusCmd(g),
 		newApproveCmd(g),
 		newRejectCmd(g),

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/fleetsim"
+	"github.com/patchway/patchway/rollout"
+)
+
+// Environment of `patchway fleet`: the credentials every simulated host
+// accepts. The password never comes from a file in the repository.
+const (
+	envFleetUser     = "PATCHWAY_FLEET_USER"
+	envFleetPassword = "PATCHWAY_FLEET_PASSWORD"
+)
+
+// fleetConfig is what a simulated fleet is started from, in `patchway
+// fleet` and in `patchway dev` alike.
+type fleetConfig struct {
+	scenario string
+	// dir receives the inventory and the fleet's CA certificate; the
+	// ports of an inventory already there are reused, so rollouts resumed
+	// after a restart reach the same hosts.
+	dir                string
+	seed               int64
+	username, password string
+	rebootDowntime     time.Duration
+	installDuration    time.Duration
+}
+
+// runningFleet is a started fleet and the inventory that reaches it.
+type runningFleet struct {
+	*fleetsim.Fleet
+	inventoryPath string
+	credential    string
+}
+
+// startFleet loads the scenario, starts its hosts on loopback and writes
+// their inventory to dir/inventory.hcl.
+func startFleet(ctx context.Context, cfg fleetConfig) (*runningFleet, error) {
+	sc, diags := fleetsim.LoadScenario(cfg.scenario)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("load fleet scenario: %w", diags)
+	}
+	if err := os.MkdirAll(cfg.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("fleet directory: %w", err)
+	}
+	invPath := filepath.Join(cfg.dir, "inventory.hcl")
+	var ports map[string]int
+	if _, err := os.Stat(invPath); err == nil {
+		// The previous run's inventory: reuse its ports. A file that no
+		// longer parses is simply replaced.
+		if inv, diags := rollout.LoadInventory(invPath); !diags.HasErrors() {
+			ports = fleetsim.PortsFromInventory(inv)
+		}
+	}
+	f, err := fleetsim.Start(ctx, sc, fleetsim.Options{
+		Seed:            cfg.seed,
+		Username:        cfg.username,
+		Password:        cfg.password,
+		Dir:             cfg.dir,
+		Ports:           ports,
+		RebootDowntime:  cfg.rebootDowntime,
+		InstallDuration: cfg.installDuration,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start fleet: %w", err)
+	}
+	if err := f.WriteInventory(invPath); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return &runningFleet{Fleet: f, inventoryPath: invPath, credential: sc.Credential}, nil
+}
+
+// credentials resolves the fleet's credential set for an in-process
+// worker.
+func (f *runningFleet) credentials(username, password string) activities.CredentialResolver {
+	return activities.StaticCredentials{f.credential: {Username: username, Password: password}}
+}
+
+// randomPassword makes a throwaway password for an in-process fleet and
+// worker pair; it is never printed.
+func randomPassword() (string, error) {
+	b := make([]byte, 18)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate fleet password: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func newFleetCmd(_ *globalFlags) *cobra.Command {
+	cfg := fleetConfig{}
+	cmd := &cobra.Command{
+		Use:   "fleet",
+		Short: "Run a simulated Windows fleet that speaks WinRM on loopback",
+		Long: "Start the simulated hosts of a fleet scenario (see examples/fleet-demo.hcl), each with its own\n" +
+			"WinRM (WS-Management over HTTPS) listener on 127.0.0.1, write the matching inventory and the\n" +
+			"fleet's CA certificate to --dir, and run until interrupted. Every host accepts the user\n" +
+			envFleetUser + " (default patchway) with the password " + envFleetPassword + "; a worker\n" +
+			"reaches them with the same pair as credential set \"fleet\" (PATCHWAY_CRED_FLEET_USER and\n" +
+			"PATCHWAY_CRED_FLEET_PASSWORD). Running it again on the same --dir reuses the hosts' ports.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.password = os.Getenv(envFleetPassword)
+			if cfg.password == "" {
+				return errors.New("set " + envFleetPassword + " to the password the simulated hosts accept (it is never read from a file)")
+			}
+			cfg.username = os.Getenv(envFleetUser)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runFleet(ctx, cmd.OutOrStdout(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.scenario, "scenario", "examples/fleet-demo.hcl", "fleet scenario file")
+	f.StringVar(&cfg.dir, "dir", filepath.Join(defaultStateDir(), "fleet"), "directory for the inventory and the CA certificate")
+	f.Int64Var(&cfg.seed, "seed", 1, "seed of every random choice (flaky connection drops)")
+	f.DurationVar(&cfg.rebootDowntime, "reboot-downtime", 2*time.Second, "how long a rebooting host refuses connections")
+	f.DurationVar(&cfg.installDuration, "install-duration", 0, "how long each install runs")
+	return cmd
+}
+
+func runFleet(ctx context.Context, out io.Writer, cfg fleetConfig) error {
+	started := time.Now()
+	f, err := startFleet(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fmt.Fprintf(out, "Simulated fleet ready: %d hosts in %s\n", len(f.Hosts()), time.Since(started).Round(time.Millisecond))
+	fmt.Fprintf(out, "  inventory  %s\n", f.inventoryPath)
+	fmt.Fprintf(out, "  CA         %s\n", filepath.Join(cfg.dir, "fleet-ca.pem"))
+	fmt.Fprintf(out, "  credential set %q: give the worker %s_USER / _PASSWORD\n", f.credential, activities.CredentialEnvName(f.credential))
+	fmt.Fprintln(out, "Ctrl-C stops it.")
+	<-ctx.Done()
+	return nil
+}
