@@ -100,9 +100,34 @@ func (r *run) decideGate(ctx workflow.Context, action string, req GateRequest) (
 	} else {
 		s.Rejected = true
 	}
-	r.notify(ctx, activities.EventGateDecided, fmt.Sprintf("Gate %s %sd by %s", s.Name, action, req.User), req.Reason, nil, nil,
-		activities.Field{Name: "gate", Value: s.Name}, activities.Field{Name: "decision", Value: action}, activities.Field{Name: "user", Value: req.User})
+	decided := &gateDecision{Action: action, User: req.User, Reason: req.Reason}
+	// Rollouts started before version 1 notified inside the update, which
+	// made the approver's command wait for every channel's delivery (and
+	// its retries); now the rollout announces the decision as it passes
+	// the gate.
+	if workflow.GetVersion(ctx, changeGateNoticeInMainLoop, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		r.notifyGateDecided(ctx, s, decided)
+		return rec, nil
+	}
+	s.Decided = decided
 	return rec, nil
+}
+
+// changeGateNoticeInMainLoop versions the move of the gate_decided
+// notification out of the approve and reject updates.
+const changeGateNoticeInMainLoop = "gate-decided-notice-in-main-loop"
+
+// gateDecision is an approval or rejection waiting to be announced.
+type gateDecision struct {
+	Action string `json:"action"`
+	User   string `json:"user"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// notifyGateDecided announces a gate decision on the rollout's channels.
+func (r *run) notifyGateDecided(ctx workflow.Context, s *stepState, d *gateDecision) {
+	r.notify(ctx, activities.EventGateDecided, fmt.Sprintf("Gate %s %sd by %s", s.Name, d.Action, d.User), d.Reason, nil, nil,
+		activities.Field{Name: "gate", Value: s.Name}, activities.Field{Name: "decision", Value: d.Action}, activities.Field{Name: "user", Value: d.User})
 }
 
 func (r *run) validatePause(_ workflow.Context, req ControlRequest) error {

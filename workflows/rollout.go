@@ -241,6 +241,7 @@ func (r *run) soak(ctx workflow.Context, s *stepState) error {
 // or rejected through the approve and reject updates.
 func (r *run) waitAtGate(ctx workflow.Context, s *stepState) error {
 	if s.Approved {
+		r.announceGate(ctx, s)
 		return nil
 	}
 	if s.Status != StepWaiting {
@@ -257,6 +258,7 @@ func (r *run) waitAtGate(ctx workflow.Context, s *stepState) error {
 	}); err != nil {
 		return fmt.Errorf("wait at gate %s: %w", s.Name, err)
 	}
+	r.announceGate(ctx, s)
 	switch {
 	case s.Rejected:
 		s.Status = StepRejected
@@ -267,6 +269,15 @@ func (r *run) waitAtGate(ctx workflow.Context, s *stepState) error {
 		return nil
 	}
 	return r.check(ctx)
+}
+
+// announceGate sends the gate decision the approve or reject update
+// recorded, once.
+func (r *run) announceGate(ctx workflow.Context, s *stepState) {
+	if d := s.Decided; d != nil {
+		s.Decided = nil
+		r.notifyGateDecided(ctx, s, d)
+	}
 }
 
 // halt stops a step whose failures crossed its threshold, tells the

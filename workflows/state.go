@@ -68,7 +68,9 @@ type stepState struct {
 	SoakUntil time.Time                 `json:"soak_until,omitzero"`
 	Approved  bool                      `json:"approved,omitempty"`
 	Rejected  bool                      `json:"rejected,omitempty"`
-	Done      bool                      `json:"done,omitempty"`
+	// Decided is the gate decision the rollout has yet to announce.
+	Decided *gateDecision `json:"decided,omitempty"`
+	Done    bool          `json:"done,omitempty"`
 	// Wave limits from the wave policy.
 	Limits *activities.WaveDecision `json:"limits,omitempty"`
 }
