@@ -26,9 +26,12 @@ func withHostOptions(ctx workflow.Context, summary string, bootTimeout time.Dura
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		Summary:             summary,
 		StartToCloseTimeout: bootTimeout + time.Hour,
-		HeartbeatTimeout:    5 * time.Minute,
+		// PatchHost heartbeats every 10s, even inside a long script; a
+		// worker that died is noticed within a minute and the host's
+		// sequence resumes from its last heartbeat on another worker.
+		HeartbeatTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    30 * time.Second,
+			InitialInterval:    10 * time.Second,
 			BackoffCoefficient: 2,
 			MaximumInterval:    5 * time.Minute,
 			MaximumAttempts:    3,
