@@ -127,6 +127,36 @@ func (r *WinRMRunner) Run(ctx context.Context, host rollout.Host, script string)
 		return RunResult{}, hostErr(ErrHostConfig, host.Name, "resolve credential set", err)
 	}
 
+	// A run whose command never reached the host (the connection was
+	// reset or dropped before the shell existed) is safe to repeat for
+	// any script, installs included; once the command was sent only the
+	// caller knows (PatchHost scans before it reinstalls). A refused
+	// connection is not repeated: nothing listens (the host is down or
+	// rebooting), and the callers poll at their own pace.
+	for attempt := 1; ; attempt++ {
+		res, sent, err := r.runOnce(ctx, host, ep, cred, script)
+		var he *HostError
+		if err == nil || sent || attempt >= connectAttempts || ctx.Err() != nil ||
+			!errors.As(err, &he) || he.Type != ErrUnreachable || errors.Is(err, syscall.ECONNREFUSED) {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return res, err
+		case <-time.After(time.Duration(attempt) * connectBackoff):
+		}
+	}
+}
+
+// Connection retries of a run whose command never reached the host.
+const (
+	connectAttempts = 4
+	connectBackoff  = 250 * time.Millisecond
+)
+
+// runOnce is one Run attempt over its own client and transport. sent says
+// whether the command request left this process (it may have run).
+func (r *WinRMRunner) runOnce(ctx context.Context, host rollout.Host, ep endpointConfig, cred Credential, script string) (_ RunResult, sent bool, _ error) {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	if _, ok := runCtx.Deadline(); !ok {
@@ -155,7 +185,7 @@ func (r *WinRMRunner) Run(ctx context.Context, host rollout.Host, script string)
 	endpoint := winrm.NewEndpoint(ep.host, ep.port, ep.https, false, nil, nil, nil, tr.requestTimeout)
 	client, err := winrm.NewClientWithParameters(endpoint, cred.Username, cred.Password, params)
 	if err != nil {
-		return RunResult{}, hostErr(ErrHostConfig, host.Name, "create WinRM client", err)
+		return RunResult{}, false, hostErr(ErrHostConfig, host.Name, "create WinRM client", err)
 	}
 
 	var stdout, stderr bytes.Buffer
@@ -163,19 +193,20 @@ func (r *WinRMRunner) Run(ctx context.Context, host rollout.Host, script string)
 	res := RunResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: exit}
 	// A cancelled run can come back with exit code 0 and only ctx.Err():
 	// check every failure source before trusting the exit code.
+	sent = tr.commandSent()
 	if err := tr.failure(); err != nil {
-		return res, classifyTransportError(host, err)
+		return res, sent, classifyTransportError(host, err)
 	}
 	if ctx.Err() != nil {
-		return res, hostErr(ErrUnreachable, host.Name, "run cancelled", ctx.Err())
+		return res, sent, hostErr(ErrUnreachable, host.Name, "run cancelled", ctx.Err())
 	}
 	if runCtx.Err() != nil {
-		return res, hostErr(ErrUnreachable, host.Name, "run timed out", context.Cause(runCtx))
+		return res, sent, hostErr(ErrUnreachable, host.Name, "run timed out", context.Cause(runCtx))
 	}
 	if runErr != nil {
-		return res, classifyTransportError(host, runErr)
+		return res, sent, classifyTransportError(host, runErr)
 	}
-	return res, nil
+	return res, sent, nil
 }
 
 // endpointConfig is a host's resolved connection settings.
@@ -325,6 +356,15 @@ type runTransport struct {
 	mu        sync.Mutex
 	fail      error
 	idleSpins int
+	sent      bool
+}
+
+// commandSent says whether a Command request was attempted: from then on
+// the host may be running the script.
+func (t *runTransport) commandSent() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sent
 }
 
 // Transport implements winrm.Transporter; settings come from the runner,
@@ -375,6 +415,11 @@ func (t *runTransport) Post(_ *winrm.Client, request *soap.SoapMessage) (string,
 	cleanup := strings.Contains(body, "/windows/shell/Signal") || strings.Contains(body, "/transfer/Delete")
 	send := strings.Contains(body, "/windows/shell/Send")
 	receive := strings.Contains(body, "/windows/shell/Receive")
+	if strings.Contains(body, "/windows/shell/Command") {
+		t.mu.Lock()
+		t.sent = true
+		t.mu.Unlock()
+	}
 
 	ctx := t.ctx
 	if cleanup {

@@ -213,3 +213,43 @@ func dropConnection(w http.ResponseWriter) {
 	}
 	w.WriteHeader(http.StatusServiceUnavailable)
 }
+
+// A connection lost before the command reached the host is retried (the
+// script never ran); one lost after it is not, so an install is never
+// sent twice by the runner (PatchHost scans before it retries).
+func TestRunnerRetriesOnlyRunsWhoseCommandNeverLeft(t *testing.T) {
+	answer := func(string, string) (string, int) { return `{}`, 0 }
+	t.Run("two dropped shell creations, then the run succeeds once", func(t *testing.T) {
+		var mu sync.Mutex
+		drops := 2
+		h := &wsmanHost{answer: answer}
+		h.down = func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			drops--
+			return drops >= 0
+		}
+		r, host := wsmanRunner(t, h)
+		if _, err := r.Run(context.Background(), host, "# patchway-op: scan/1\n"); err != nil {
+			t.Fatalf("run after two dropped connections: %v", err)
+		}
+		if n := h.count("Command"); n != 1 {
+			t.Errorf("%d Command requests, want 1", n)
+		}
+	})
+	t.Run("a reply lost after the command is an error, the command sent once", func(t *testing.T) {
+		lost := false
+		h := &wsmanHost{answer: answer, loseReply: func(string) bool {
+			defer func() { lost = true }()
+			return !lost
+		}}
+		r, host := wsmanRunner(t, h)
+		_, err := r.Run(context.Background(), host, "# patchway-op: install/1\n")
+		if got := hostErrorType(err); got != ErrUnreachable {
+			t.Fatalf("error type %q (%v), want %s", got, err, ErrUnreachable)
+		}
+		if n := h.count("Command"); n != 1 {
+			t.Errorf("%d Command requests, want exactly 1 (never re-sent)", n)
+		}
+	})
+}

@@ -139,6 +139,7 @@ func Start(ctx context.Context, sc *Scenario, opts Options) (*Fleet, error) {
 		h.srv = &hostServer{host: h, shells: map[string]*shell{}}
 		srv := &http.Server{
 			Handler:           h.srv,
+			ConnContext:       withConnFate,
 			ReadHeaderTimeout: 10 * time.Second,
 			TLSConfig:         tlsConfig,
 			// Handshakes refused by clients that distrust the CA are

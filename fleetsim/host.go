@@ -151,18 +151,26 @@ func (h *Host) Snapshot() Snapshot {
 
 func (h *Host) has(f Fault) bool { _, ok := h.faults[f]; return ok }
 
-// reachable reports whether the host answers now; flaky hosts drop a share
-// of connections.
+// reachable reports whether the host answers now (not down for a reboot,
+// not gone).
 func (h *Host) reachable() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.down || h.gone {
+	return !h.down && !h.gone
+}
+
+// dropsConnection decides, once per TCP connection, whether a flaky host
+// drops it: a share (FaultSpec.Rate) of connections are closed at their
+// first request, as a lossy WAN link resets them. Requests on a
+// connection that survived are answered, as on a real network.
+func (h *Host) dropsConnection() bool {
+	f, ok := h.faults[FaultFlaky]
+	if !ok {
 		return false
 	}
-	if f, ok := h.faults[FaultFlaky]; ok && h.rng.Float64() < f.Rate {
-		return false
-	}
-	return true
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rng.Float64() < f.Rate
 }
 
 // fileSHA is the stable fake SHA-256 of a file version.

@@ -1,11 +1,13 @@
 package fleetsim
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -129,7 +131,7 @@ func (s *hostServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if d, ok := h.faults[FaultSlow]; ok {
 		time.Sleep(d.Delay)
 	}
-	if !h.reachable() {
+	if !h.reachable() || connDropped(r.Context(), h) {
 		dropConnection(w)
 		return
 	}
@@ -368,6 +370,32 @@ func xmlEscape(s string) string {
 
 // dropConnection closes the client's connection without an answer, as a
 // host that is down or drops packets does.
+// connKey holds a connection's connFate in its requests' contexts.
+type connKey struct{}
+
+// connFate is decided at a connection's first request (flaky hosts).
+type connFate struct {
+	once sync.Once
+	drop bool
+}
+
+// withConnFate gives each accepted connection its own fate (http.Server
+// ConnContext).
+func withConnFate(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, &connFate{})
+}
+
+// connDropped says whether the request's connection is one a flaky host
+// drops; the first request of a connection decides for all of them.
+func connDropped(ctx context.Context, h *Host) bool {
+	fate, ok := ctx.Value(connKey{}).(*connFate)
+	if !ok {
+		return h.dropsConnection()
+	}
+	fate.once.Do(func() { fate.drop = h.dropsConnection() })
+	return fate.drop
+}
+
 func dropConnection(w http.ResponseWriter) {
 	if hj, ok := w.(http.Hijacker); ok {
 		if conn, _, err := hj.Hijack(); err == nil {
