@@ -117,6 +117,7 @@ type HostVerdict struct {
 	Reasons  []string              `json:"reasons"`
 	Evidence hostscript.ScanResult `json:"evidence"`
 	Decision rollout.Decision      `json:"decision"`
+	Proof    []string              `json:"proof,omitempty"`
 }
 
 // UninstallPatchInput asks for a rollback on one host.

@@ -97,9 +97,14 @@ type fileCredential struct {
 
 // CredentialEnvName returns the environment variable prefix for set name:
 // "fleet" gives PATCHWAY_CRED_FLEET, "emea-dc" PATCHWAY_CRED_EMEA_DC.
-func CredentialEnvName(name string) string {
+func CredentialEnvName(name string) string { return envName(credEnvPrefix, name) }
+
+// envName joins prefix and name upper-cased, with every character other
+// than A-Z and 0-9 replaced by '_', so any HCL name maps to a valid
+// environment variable.
+func envName(prefix, name string) string {
 	var b strings.Builder
-	b.WriteString(credEnvPrefix)
+	b.WriteString(prefix)
 	for _, r := range strings.ToUpper(name) {
 		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
 			b.WriteRune(r)

@@ -18,6 +18,10 @@ const (
 	EventSLAMilestone     EventKind = "sla_milestone"
 	EventSLABreached      EventKind = "sla_breached"
 	EventRolloutCompleted EventKind = "rollout_completed"
+	// EventScanDrift: a compliance scan found hosts compliant at its
+	// previous scan and no longer compliant. RolloutID holds the scan's
+	// "scan/<id>"; the fields name the scan id, KBs and counts.
+	EventScanDrift EventKind = "scan_drift"
 )
 
 // Event is one notification. Key is the idempotency key: stable for the
@@ -56,13 +60,18 @@ type NotifyInput struct {
 	Channels []rollout.Channel `json:"channels"`
 }
 
-// NotifyResult says per channel whether delivery succeeded.
+// NotifyResult says per channel whether delivery succeeded. Errors says
+// why each Failed channel failed ("name: reason"), without addresses or
+// keys.
 type NotifyResult struct {
 	Delivered []string `json:"delivered"`
 	Failed    []string `json:"failed,omitempty"`
+	Errors    []string `json:"errors,omitempty"`
 }
 
-// ReportInput is everything the compliance report is built from.
+// ReportInput is everything the compliance report is built from. It is
+// an activity input (and the report query's answer), so a large one
+// travels packed: see Pack.
 type ReportInput struct {
 	Rollout  rollout.Rollout `json:"rollout"`
 	Hosts    []rollout.Host  `json:"hosts"`
@@ -70,6 +79,10 @@ type ReportInput struct {
 	// Exceptions granted during the rollout, by host name.
 	Exceptions  []HostException `json:"exceptions,omitempty"`
 	GeneratedAt time.Time       `json:"generated_at"`
+	// Packed holds Hosts and Verdicts gzipped (then both are nil) when
+	// their JSON is over InlineLimit: 10,000 hosts with their verdicts
+	// are several megabytes, over the server's 2 MB payload limit.
+	Packed []byte `json:"packed,omitempty"`
 }
 
 // HostException is an exception granted under policy: the host is counted
@@ -82,20 +95,46 @@ type HostException struct {
 }
 
 // Report is the final compliance report, stored as the workflow result.
+// The summary (totals, compliance, breakdowns, unowned hosts) is plain
+// JSON, readable in the Temporal Web UI; the per-host list is plain in
+// Hosts for a small rollout and gzipped in HostsGzip for a large one, so
+// the result stays under the 2 MB payload limit. Read hosts with HostList.
 type Report struct {
-	RolloutID   string       `json:"rollout_id"`
-	KB          string       `json:"kb"`
-	Severity    string       `json:"severity"`
-	GeneratedAt time.Time    `json:"generated_at"`
-	Hosts       []HostReport `json:"hosts"`
-	// Totals counts hosts per state over the whole rollout.
-	Totals map[rollout.HostState]int `json:"totals"`
+	RolloutID   string    `json:"rollout_id"`
+	KB          string    `json:"kb"`
+	Severity    string    `json:"severity"`
+	GeneratedAt time.Time `json:"generated_at"`
+	// Provisional says why the report is not final ("rollout still
+	// running"); set by a client that built it from the report query,
+	// never by the workflow.
+	Provisional string `json:"provisional,omitempty"`
+	// HostCount is the number of hosts reported, not_applicable included.
+	HostCount int `json:"host_count"`
 	// CompliancePercent is compliant hosts over all hosts less
-	// not_applicable ones, times 100.
+	// not_applicable ones, times 100; 0 when no host is applicable.
 	CompliancePercent float64 `json:"compliance_percent"`
+	// Totals counts hosts per state over the whole rollout, with every
+	// state of rollout.HostStates present (zeros included).
+	Totals map[rollout.HostState]int `json:"totals"`
 	// By breaks the totals down per dimension ("region", "site", "tier",
-	// "role") and value.
+	// "role", in that order) and value (sorted).
 	By []Breakdown `json:"by"`
+	// Unowned lists the hosts whose owner or purpose is unknown, by name:
+	// nobody answers for them, so a finding there goes nowhere.
+	Unowned []UnownedHost `json:"unowned,omitempty"`
+	// Hosts is every host's line, sorted by name, when the list is small;
+	// nil when it is in HostsGzip.
+	Hosts []HostReport `json:"hosts,omitempty"`
+	// HostsGzip is the host list as gzipped JSON when its plain JSON is
+	// over InlineLimit.
+	HostsGzip []byte `json:"hosts_gzip,omitempty"`
+}
+
+// UnownedHost is a host nobody answers for, with what is missing
+// ("owner unknown", `purpose "?"`).
+type UnownedHost struct {
+	Host   string `json:"host"`
+	Reason string `json:"reason"`
 }
 
 // HostReport is one host's line in the report.
@@ -112,10 +151,13 @@ type HostReport struct {
 	Evidence []string          `json:"evidence,omitempty"`
 }
 
-// Breakdown is compliance for one value of one dimension.
+// Breakdown is compliance for one value of one dimension. Totals holds
+// only the states some host is in, which keeps a report with hundreds of
+// sites small.
 type Breakdown struct {
 	Dimension         string                    `json:"dimension"`
 	Value             string                    `json:"value"`
+	Hosts             int                       `json:"hosts"`
 	Totals            map[rollout.HostState]int `json:"totals"`
 	CompliancePercent float64                   `json:"compliance_percent"`
 }

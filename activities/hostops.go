@@ -1,12 +1,14 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -181,7 +183,7 @@ func (a *HostActivities) InstallPatch(ctx context.Context, in InstallPatchInput)
 		return InstallPatchResult{}, activityError("install: scan first", err)
 	}
 	if patchPresent(scan, in.Target.Patch) {
-		activity.GetLogger(ctx).Info("patch already present, install skipped", "host", in.Target.Host.Name, "kb", in.Target.Patch.KB)
+		logger(ctx).Info("patch already present, install skipped", "host", in.Target.Host.Name, "kb", in.Target.Patch.KB)
 		return InstallPatchResult{Skipped: true, Scan: scan}, nil
 	}
 	res, err := a.install(ctx, in.Target, func() any { return nil })
@@ -206,9 +208,7 @@ func (a *HostActivities) RebootHost(ctx context.Context, in RebootHostInput) (ho
 // attempt resumes the same deadline from its heartbeat details.
 func (a *HostActivities) WaitForBoot(ctx context.Context, in WaitForBootInput) (WaitForBootResult, error) {
 	var st waitState
-	if activity.HasHeartbeatDetails(ctx) {
-		_ = activity.GetHeartbeatDetails(ctx, &st)
-	}
+	lastHeartbeat(ctx, &st)
 	if st.StartedAt.IsZero() {
 		st.StartedAt = time.Now()
 	}
@@ -238,7 +238,7 @@ func (a *HostActivities) UninstallPatch(ctx context.Context, in UninstallPatchIn
 			Msg: fmt.Sprintf("wusa /uninstall of %s exited %d: %s", t.Patch.KB, res.ExitCode, res.Message)}
 	}
 	if err == nil {
-		activity.GetLogger(ctx).Info("uninstall finished", "host", t.Host.Name, "kb", t.Patch.KB, "outcome", res.Outcome)
+		logger(ctx).Info("uninstall finished", "host", t.Host.Name, "kb", t.Patch.KB, "outcome", res.Outcome)
 	}
 	return res, activityError("uninstall", err)
 }
@@ -289,15 +289,13 @@ func (a *HostActivities) PatchHost(ctx context.Context, in PatchHostInput) (Patc
 
 func (a *HostActivities) patchHost(ctx context.Context, in PatchHostInput) (PatchHostResult, error) {
 	t := in.Target
-	log := activity.GetLogger(ctx)
+	log := logger(ctx)
 	var p patchProgress
-	if activity.HasHeartbeatDetails(ctx) {
-		if err := activity.GetHeartbeatDetails(ctx, &p); err == nil {
-			log.Info("resuming host sequence", "host", t.Host.Name, "steps", strings.Join(p.Steps, ","))
-		}
+	if lastHeartbeat(ctx, &p) {
+		log.Info("resuming host sequence", "host", t.Host.Name, "steps", strings.Join(p.Steps, ","))
 	}
 	progress := func() any { return p }
-	beat := func() { activity.RecordHeartbeat(ctx, p) }
+	beat := func() { heartbeat(ctx, p) }
 	result := func(v HostVerdict) PatchHostResult {
 		return PatchHostResult{Verdict: v, Steps: p.Steps, InstalledAt: p.InstalledAt, ExitCode: p.ExitCode}
 	}
@@ -444,10 +442,28 @@ func (a *HostActivities) scan(ctx context.Context, t HostTarget) (hostscript.Sca
 	for _, f := range t.Patch.EvidenceFor(t.Host.OS).Files {
 		params.Files = append(params.Files, hostscript.FileCheck{Path: f.Path})
 	}
-	var res hostscript.ScanResult
-	err := a.runScript(ctx, t.Host, hostscript.OpScan, params, &res, func() any { return nil })
-	return res, err
+	// The scan only reads, so a connection lost mid-scan is simply
+	// scanned again, a few times, before the attempt gives up.
+	for attempt := 1; ; attempt++ {
+		var res hostscript.ScanResult
+		err := a.runScript(ctx, t.Host, hostscript.OpScan, params, &res, func() any { return nil })
+		var he *HostError
+		if err == nil || attempt >= scanAttempts || ctx.Err() != nil || !errors.As(err, &he) || he.Type != ErrUnreachable {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return res, err
+		case <-time.After(time.Duration(attempt) * scanBackoff):
+		}
+	}
 }
+
+// Retries of a scan whose connection was lost.
+const (
+	scanAttempts = 3
+	scanBackoff  = 500 * time.Millisecond
+)
 
 // install fetches and installs the package for the host's OS and maps the
 // outcome to a result or a classified error.
@@ -465,7 +481,7 @@ func (a *HostActivities) install(ctx context.Context, t HostTarget, progress fun
 	if err := a.runScript(ctx, t.Host, hostscript.OpInstall, params, &res, progress); err != nil {
 		return res, err
 	}
-	activity.GetLogger(ctx).Info("install finished", "host", t.Host.Name, "kb", t.Patch.KB, "outcome", res.Outcome, "exit_code", res.ExitCode)
+	logger(ctx).Info("install finished", "host", t.Host.Name, "kb", t.Patch.KB, "outcome", res.Outcome, "exit_code", res.ExitCode)
 	name := t.Host.Name
 	switch res.Outcome {
 	case hostscript.InstallOK, hostscript.InstallOKRebootRequired, hostscript.InstallAlreadyInstalled:
@@ -490,7 +506,7 @@ func (a *HostActivities) reboot(ctx context.Context, t HostTarget, delay int) (h
 	if err := a.runScript(ctx, t.Host, hostscript.OpReboot, hostscript.RebootParams{RolloutID: t.RolloutID, DelaySeconds: delay}, &res, func() any { return nil }); err != nil {
 		return res, err
 	}
-	activity.GetLogger(ctx).Info("reboot requested", "host", t.Host.Name, "outcome", res.Outcome, "previous_boot_time", res.PreviousBootTime)
+	logger(ctx).Info("reboot requested", "host", t.Host.Name, "outcome", res.Outcome, "previous_boot_time", res.PreviousBootTime)
 	switch res.Outcome {
 	case hostscript.RebootScheduled, hostscript.RebootAlreadyScheduled, hostscript.RebootInProgress:
 		return res, nil
@@ -554,7 +570,7 @@ func (a *HostActivities) waitForBoot(ctx context.Context, host rollout.Host, pre
 		if err == nil {
 			st.Reachable, st.BootTime, st.LastError = true, scan.LastBootUpTime, ""
 			if bootChanged(previous, scan.LastBootUpTime) {
-				activity.RecordHeartbeat(ctx, progress())
+				heartbeat(ctx, progress())
 				return WaitForBootResult{BootTime: scan.LastBootUpTime, Polls: st.Polls}, nil
 			}
 		} else {
@@ -564,7 +580,7 @@ func (a *HostActivities) waitForBoot(ctx context.Context, host rollout.Host, pre
 			}
 			st.Reachable, st.LastError = false, err.Error()
 		}
-		activity.RecordHeartbeat(ctx, progress())
+		heartbeat(ctx, progress())
 		now := time.Now()
 		if !now.Before(deadline) {
 			return WaitForBootResult{}, &didNotReturnError{host: host.Name, reachable: st.Reachable, bootTime: st.BootTime,
@@ -595,7 +611,7 @@ func (a *HostActivities) sleepWithHeartbeat(ctx context.Context, d time.Duration
 		case <-timer.C:
 			return nil
 		case <-tick.C:
-			activity.RecordHeartbeat(ctx, progress())
+			heartbeat(ctx, progress())
 		}
 	}
 }
@@ -612,7 +628,7 @@ func (a *HostActivities) judge(ctx context.Context, t HostTarget, scan *hostscri
 	if err != nil {
 		return HostVerdict{}, &policyError{fmt.Errorf("compliance policy for host %s: %w", t.Host.Name, err)}
 	}
-	hv := HostVerdict{Host: t.Host.Name, State: v.State, Reasons: v.Reasons, Decision: v.Decision}
+	hv := HostVerdict{Host: t.Host.Name, State: v.State, Reasons: v.Reasons, Decision: v.Decision, Proof: proofLines(t, scan, installedAt)}
 	if scan != nil {
 		hv.Evidence = *scan
 	}
@@ -654,7 +670,7 @@ func (a *HostActivities) runScript(ctx context.Context, host rollout.Host, op ho
 				case <-ctx.Done():
 					return
 				case <-tick.C:
-					activity.RecordHeartbeat(ctx, progress())
+					heartbeat(ctx, progress())
 				}
 			}
 		}()
@@ -768,4 +784,64 @@ func minTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// proofLines are the compact evidence behind a verdict, for the report
+// and the host query: each verification file's version found against the
+// one expected, the hotfix, the pending-reboot signals, and the boot time
+// against the install time. They quote what the host said, not the
+// policy's conclusion.
+func proofLines(t HostTarget, scan *hostscript.ScanResult, installedAt time.Time) []string {
+	if scan == nil {
+		return []string{"no scan: the host did not answer"}
+	}
+	ev := t.Patch.EvidenceFor(t.Host.OS)
+	var out []string
+	for _, want := range ev.Files {
+		i := slices.IndexFunc(scan.Files, func(f hostscript.File) bool { return strings.EqualFold(f.Path, want.Path) })
+		switch {
+		case i < 0 || !scan.Files[i].Exists:
+			out = append(out, fmt.Sprintf("%s missing (expected >= %s)", want.Path, want.MinVersion))
+		default:
+			f := scan.Files[i]
+			line := fmt.Sprintf("%s %s (expected >= %s)", f.Path, cmp.Or(f.Version, "no version"), want.MinVersion)
+			if want.SHA256 != "" {
+				if strings.EqualFold(f.SHA256, want.SHA256) {
+					line += ", SHA-256 matches"
+				} else {
+					line += ", SHA-256 differs"
+				}
+			}
+			out = append(out, line)
+		}
+	}
+	if ev.Hotfix != "" {
+		listed := "not listed"
+		if slices.ContainsFunc(scan.Hotfixes, func(h hostscript.Hotfix) bool { return strings.EqualFold(h.ID, ev.Hotfix) }) {
+			listed = "listed"
+		}
+		out = append(out, fmt.Sprintf("hotfix %s %s by Get-HotFix", ev.Hotfix, listed))
+	}
+	var flags []string
+	if scan.Reboot.CBSRebootPending {
+		flags = append(flags, "CBS RebootPending")
+	}
+	if scan.Reboot.WURebootRequired {
+		flags = append(flags, "WU RebootRequired")
+	}
+	if scan.Reboot.PendingFileRename {
+		flags = append(flags, "PendingFileRenameOperations")
+	}
+	if len(flags) == 0 {
+		flags = []string{"none"}
+	}
+	out = append(out, "reboot pending: "+strings.Join(flags, ", "))
+	boot := "boot time unknown"
+	if !scan.LastBootUpTime.IsZero() {
+		boot = "booted " + scan.LastBootUpTime.UTC().Format(time.RFC3339)
+	}
+	if !installedAt.IsZero() {
+		boot += ", installed " + installedAt.UTC().Format(time.RFC3339)
+	}
+	return append(out, boot)
 }

@@ -34,6 +34,11 @@ func WorkflowID(rolloutID string) string { return "rollout/" + rolloutID }
 const (
 	RolloutWorkflowName   = "RolloutWorkflow"
 	HostBatchWorkflowName = "HostBatchWorkflow"
+	// ScanWorkflowName re-verifies an inventory against patches, apart
+	// from any rollout, and reports drift since its previous scan.
+	ScanWorkflowName = "ScanWorkflow"
+	// ScanBatchWorkflowName verifies one batch of a scan's hosts.
+	ScanBatchWorkflowName = "ScanBatchWorkflow"
 )
 
 // RolloutInput starts a rollout: the filed rollout (FiledBy and FiledAt set
@@ -107,6 +112,10 @@ const (
 	QueryProgress = "progress"
 	// QueryHost takes a host name and returns HostStatus.
 	QueryHost = "host"
+	// QueryReport returns the activities.ReportInput the rollout would
+	// build its compliance report from now (packed when large: Unpack
+	// it), for a provisional report of a running rollout.
+	QueryReport = "report"
 )
 
 // GateRequest approves or rejects a gate. Gate is the gate's name as shown
@@ -271,6 +280,8 @@ type HostStatus struct {
 	Name    string            `json:"name"`
 	State   rollout.HostState `json:"state"`
 	Reasons []string          `json:"reasons,omitempty"`
+	// Evidence is what the host showed at its last verification.
+	Evidence []string `json:"evidence,omitempty"`
 	// Stage is the stage or wave the host belongs to.
 	Stage string `json:"stage"`
 	// Attempts counts patch rounds (unreachable hosts and laptops are
@@ -302,6 +313,9 @@ var (
 	// AttrHosts lists the host names of a batch child, so any host is
 	// found in the UI with `PatchwayHosts = 'WS-EMEA-0042'`.
 	AttrHosts = temporal.NewSearchAttributeKeyKeywordList("PatchwayHosts")
+	// AttrScanRegressed is set on a compliance scan when a host that was
+	// compliant at the previous scan no longer is: `ScanRegressed = true`.
+	AttrScanRegressed = temporal.NewSearchAttributeKeyBool("ScanRegressed")
 )
 
 // SearchAttributes lists every custom search attribute Patchway upserts,
@@ -316,6 +330,7 @@ var SearchAttributes = []SearchAttribute{
 	{Name: AttrHostsDone.GetName(), Type: enumspb.INDEXED_VALUE_TYPE_INT},
 	{Name: AttrHostsTotal.GetName(), Type: enumspb.INDEXED_VALUE_TYPE_INT},
 	{Name: AttrHosts.GetName(), Type: enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST},
+	{Name: AttrScanRegressed.GetName(), Type: enumspb.INDEXED_VALUE_TYPE_BOOL},
 }
 
 // StartOptions are the options a client starts a rollout with: its stable
@@ -351,4 +366,6 @@ func staticSummary(in RolloutInput) string {
 func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(RolloutWorkflow, workflow.RegisterOptions{Name: RolloutWorkflowName})
 	r.RegisterWorkflowWithOptions(HostBatchWorkflow, workflow.RegisterOptions{Name: HostBatchWorkflowName})
+	r.RegisterWorkflowWithOptions(ScanWorkflow, workflow.RegisterOptions{Name: ScanWorkflowName})
+	r.RegisterWorkflowWithOptions(ScanBatchWorkflow, workflow.RegisterOptions{Name: ScanBatchWorkflowName})
 }

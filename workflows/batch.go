@@ -68,6 +68,8 @@ type HostOutcome struct {
 	State       rollout.HostState `json:"state"`
 	Reasons     []string          `json:"reasons,omitempty"`
 	InstalledAt time.Time         `json:"installed_at,omitzero"`
+	// Proof is the evidence behind State (activities.HostVerdict.Proof).
+	Proof []string `json:"proof,omitempty"`
 	// Held: the reboot policy refused to start the host while nothing else
 	// ran; the rollout retries it later.
 	Held bool `json:"held,omitempty"`
@@ -310,7 +312,7 @@ func (b *batch) outcome(ctx workflow.Context, f workflow.Future, h BatchHost) Ho
 		o.State, o.Reasons = stateForError(err), []string{err.Error()}
 		return o
 	}
-	o.State, o.Reasons, o.InstalledAt = res.Verdict.State, res.Verdict.Reasons, res.InstalledAt
+	o.State, o.Reasons, o.InstalledAt, o.Proof = res.Verdict.State, res.Verdict.Reasons, res.InstalledAt, res.Verdict.Proof
 	if o.State == "" {
 		o.State = rollout.StateUnknown
 	}

@@ -300,6 +300,7 @@ func (r *run) merge(s *stepState, op string, res HostBatchResult) {
 				s.Started = append(s.Started, o.Index)
 			}
 			r.setHost(o.Index, o.State, o.Reasons)
+			h.Proof = o.Proof
 		}
 	}
 	if op == OpPatch {

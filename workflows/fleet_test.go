@@ -89,25 +89,13 @@ func (f *testFleet) Notify(ctx context.Context, in activities.NotifyInput) (acti
 	return activities.NotifyResult{Delivered: in.Event.Channels}, nil
 }
 
-// BuildReport counts states the way the report does, enough for tests.
-func (f *testFleet) BuildReport(_ context.Context, in activities.ReportInput) (activities.Report, error) {
+// BuildReport counts the reports asked for and builds them with the real
+// activity: it is a pure function, nothing to script.
+func (f *testFleet) BuildReport(ctx context.Context, in activities.ReportInput) (activities.Report, error) {
 	f.mu.Lock()
 	f.reports++
 	f.mu.Unlock()
-	rep := activities.Report{RolloutID: in.Rollout.ID, KB: in.Rollout.Patch.KB, Severity: string(in.Rollout.Patch.Severity),
-		GeneratedAt: in.GeneratedAt, Totals: map[rollout.HostState]int{}}
-	applicable := 0
-	for _, v := range in.Verdicts {
-		rep.Totals[v.State]++
-		rep.Hosts = append(rep.Hosts, activities.HostReport{Name: v.Host, State: v.State, Reasons: v.Reasons})
-		if v.State != rollout.StateNotApplicable {
-			applicable++
-		}
-	}
-	if applicable > 0 {
-		rep.CompliancePercent = 100 * float64(rep.Totals[rollout.StateCompliant]) / float64(applicable)
-	}
-	return rep, nil
+	return activities.ReportActivities{}.BuildReport(ctx, in)
 }
 
 func (f *testFleet) eventsOf(kind activities.EventKind) (evs []activities.Event, at []time.Duration) {

@@ -29,6 +29,11 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, QueryHost, r.hostStatus); err != nil {
 		return fmt.Errorf("register %s query: %w", QueryHost, err)
 	}
+	if err := workflow.SetQueryHandler(ctx, QueryReport, func() (activities.ReportInput, error) {
+		return r.reportInput(workflow.Now(ctx))
+	}); err != nil {
+		return fmt.Errorf("register %s query: %w", QueryReport, err)
+	}
 	updates := []struct {
 		name, description  string
 		handler, validator any

@@ -438,13 +438,9 @@ func (r *run) continueAsNew(ctx workflow.Context) error {
 // finish builds the compliance report, announces completion and returns
 // the report as the workflow's result.
 func (r *run) finish(ctx workflow.Context) (activities.Report, error) {
-	in := activities.ReportInput{Rollout: r.in.Rollout, Hosts: r.in.Hosts, GeneratedAt: workflow.Now(ctx)}
-	for i, h := range r.in.Hosts {
-		rec := r.st.Hosts[i]
-		in.Verdicts = append(in.Verdicts, activities.HostVerdict{Host: h.Name, State: rec.State, Reasons: rec.Reasons})
-	}
-	for _, e := range r.st.Excepted {
-		in.Exceptions = append(in.Exceptions, activities.HostException{Host: e.Host, Reason: e.Reason, GrantedBy: e.GrantedBy, Expires: e.Expires})
+	in, err := r.reportInput(workflow.Now(ctx))
+	if err != nil {
+		return activities.Report{}, err
 	}
 	var report activities.Report
 	if err := workflow.ExecuteActivity(withReportOptions(ctx), activities.BuildReportName, in).Get(ctx, &report); err != nil {
@@ -464,6 +460,27 @@ func (r *run) finish(ctx workflow.Context) (activities.Report, error) {
 		return report, fmt.Errorf("drain handlers: %w", err)
 	}
 	return report, nil
+}
+
+// reportInput is what the compliance report is built from at now: every
+// host with its state and reasons, and the exceptions granted, packed
+// when large (a 10,000-host input is over the 2 MB payload limit). finish
+// passes it to BuildReport; the report query returns it, so a client
+// builds the same report, provisional, while the rollout runs.
+func (r *run) reportInput(now time.Time) (activities.ReportInput, error) {
+	in := activities.ReportInput{Rollout: r.in.Rollout, Hosts: r.in.Hosts, GeneratedAt: now}
+	for i, h := range r.in.Hosts {
+		rec := r.st.Hosts[i]
+		in.Verdicts = append(in.Verdicts, activities.HostVerdict{Host: h.Name, State: rec.State, Reasons: rec.Reasons, Proof: rec.Proof})
+	}
+	for _, e := range r.st.Excepted {
+		in.Exceptions = append(in.Exceptions, activities.HostException{Host: e.Host, Reason: e.Reason, GrantedBy: e.GrantedBy, Expires: e.Expires})
+	}
+	packed, err := in.Pack()
+	if err != nil {
+		return in, fmt.Errorf("build compliance report input: %w", err)
+	}
+	return packed, nil
 }
 
 func (r *run) completionText(rep activities.Report) string {

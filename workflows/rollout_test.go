@@ -210,7 +210,7 @@ func TestRolloutWalksTheStagedPath(t *testing.T) {
 		}
 	}
 	adv, _ := h.fleet.eventsOf(activities.EventAdvisory)
-	if len(adv) == 2 && !strings.Contains(adv[1].Markdown, "What the lab found") {
+	if len(adv) == 2 && !strings.Contains(adv[1].Markdown, "What the lab stage found") || !strings.Contains(adv[1].Text, "What the lab stage found: 2 hosts: 2 compliant") {
 		t.Errorf("second advisory lacks the lab findings:\n%s", adv[1].Markdown)
 	}
 	// EMEA goes before AMER (after = ["emea"]), whatever the filed order.

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/rollout"
 )
 
 // slaClock runs beside the main path from the risk decision on: a durable
@@ -108,21 +109,14 @@ func (r *run) sendAdvisory(ctx workflow.Context, edition int) {
 		return
 	}
 	ro := r.in.Rollout
-	var b strings.Builder
-	fmt.Fprintf(&b, "**%s %s** (%s), severity **%s**, CVEs %s.\n\n", ro.Patch.KB, ro.Patch.Title, ro.Patch.Bulletin,
-		ro.Patch.Severity, orDefault(strings.Join(ro.Patch.CVEs, ", "), "none listed"))
-	fmt.Fprintf(&b, "- Exploit public: %t; worm in the wild: %t; exposure: %s\n", ro.Risk.ExploitPublic, ro.Risk.WormInTheWild, orDefault(ro.Risk.Exposure, "unknown"))
-	fmt.Fprintf(&b, "- Scanners: %s\n", orDefault(strings.Join(ro.Risk.Scanners, ", "), "none listed"))
-	fmt.Fprintf(&b, "- Workaround: %s\n", orDefault(ro.Risk.Workaround, "none"))
-	fmt.Fprintf(&b, "- Known side effects: %s\n", orDefault(strings.Join(ro.Risk.SideEffects, "; "), "none reported"))
-	fmt.Fprintf(&b, "- Deadline: %s\n", r.st.Risk.Deadline.UTC().Format(time.RFC3339))
-	title := fmt.Sprintf("Advisory: %s %s", ro.Patch.KB, ro.Patch.Title)
-	if edition == advisoryAfterLab {
-		title = "Updated advisory after the lab: " + ro.Patch.KB
-		b.WriteString("\n**What the lab found**\n\n")
-		b.WriteString(r.labFindings())
+	adv := activities.Advisory{
+		RolloutID: ro.ID, Patch: ro.Patch, Risk: ro.Risk, Edition: edition,
+		Deadline: r.st.Risk.Deadline, SLA: r.st.Risk.SLA.String(),
 	}
-	r.notify(ctx, activities.EventAdvisory, title, b.String(), nil, nil,
+	if edition == advisoryAfterLab {
+		adv.Lab = r.labFindings()
+	}
+	r.notifyRendered(ctx, activities.EventAdvisory, adv.Title(), adv.Markdown(), adv.Text(), nil, nil,
 		activities.Field{Name: "edition", Value: fmt.Sprint(edition)},
 		activities.Field{Name: "severity", Value: string(ro.Patch.Severity)})
 	r.st.Advisory = edition
@@ -130,36 +124,27 @@ func (r *run) sendAdvisory(ctx workflow.Context, edition int) {
 
 // labFindings summarises the first stage's host outcomes and the reasons
 // of its non-compliant hosts (the side effects the lab saw).
-func (r *run) labFindings() string {
-	var lab *stepState
-	for _, s := range r.st.Steps {
-		if s.Kind == KindStage {
-			lab = s
-			break
+func (r *run) labFindings() *activities.LabFindings {
+	i := slices.IndexFunc(r.st.Steps, func(s *stepState) bool { return s.Kind == KindStage })
+	if i < 0 {
+		return &activities.LabFindings{Stage: "lab"}
+	}
+	lab := r.st.Steps[i]
+	f := &activities.LabFindings{Stage: lab.Name, Hosts: len(lab.Members)}
+	counts := map[rollout.HostState]int{}
+	for _, m := range lab.Members {
+		h := r.st.Hosts[m]
+		counts[h.State]++
+		if h.State != rollout.StateCompliant && len(f.Problems) < 10 {
+			f.Problems = append(f.Problems, fmt.Sprintf("%s: %s: %s", r.in.Hosts[m].Name, h.State, strings.Join(h.Reasons, "; ")))
 		}
 	}
-	if lab == nil {
-		return "no lab stage ran.\n"
-	}
-	counts := map[string]int{}
-	var lines []string
-	for _, i := range lab.Members {
-		h := r.st.Hosts[i]
-		counts[string(h.State)]++
-		if h.State != "compliant" && len(lines) < 10 {
-			lines = append(lines, fmt.Sprintf("- %s: %s %s", r.in.Hosts[i].Name, h.State, strings.Join(h.Reasons, "; ")))
+	for _, st := range rollout.HostStates {
+		if counts[st] > 0 {
+			f.States = append(f.States, activities.StateCount{State: st, Count: counts[st]})
 		}
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d hosts;", lab.Name, len(lab.Members))
-	for _, k := range sortedKeys(counts) {
-		fmt.Fprintf(&b, " %s %d", k, counts[k])
-	}
-	b.WriteString("\n")
-	for _, l := range lines {
-		b.WriteString(l + "\n")
-	}
-	return b.String()
+	return f
 }
 
 // notify delivers an event through the Notify activity. The idempotency
@@ -167,11 +152,16 @@ func (r *run) labFindings() string {
 // state, so retries and replays never notify twice. A notification that
 // cannot be delivered is recorded, never fatal to the rollout.
 func (r *run) notify(ctx workflow.Context, kind activities.EventKind, title, text string, contacts, channels []string, fields ...activities.Field) {
+	r.notifyRendered(ctx, kind, title, text, text, contacts, channels, fields...)
+}
+
+// notifyRendered is notify with separate Markdown and plain-text bodies.
+func (r *run) notifyRendered(ctx workflow.Context, kind activities.EventKind, title, markdown, text string, contacts, channels []string, fields ...activities.Field) {
 	r.st.Sent[string(kind)]++
 	ev := activities.Event{
 		Key:  fmt.Sprintf("%s/%s/%d", r.in.Rollout.ID, kind, r.st.Sent[string(kind)]),
 		Kind: kind, RolloutID: r.in.Rollout.ID, At: workflow.Now(ctx),
-		Title: title, Markdown: text, Text: text, Contacts: contacts, Channels: channels, Fields: fields,
+		Title: title, Markdown: markdown, Text: text, Contacts: contacts, Channels: channels, Fields: fields,
 	}
 	if len(ev.Channels) == 0 {
 		for _, c := range r.in.Rollout.Channels {
@@ -183,6 +173,9 @@ func (r *run) notify(ctx workflow.Context, kind activities.EventKind, title, tex
 		activities.NotifyInput{Event: ev, Channels: r.in.Rollout.Channels}).Get(ctx, &res)
 	if err != nil || len(res.Failed) > 0 {
 		reason := "undelivered on " + strings.Join(res.Failed, ", ")
+		if len(res.Errors) > 0 {
+			reason = "undelivered: " + strings.Join(res.Errors, "; ")
+		}
 		if err != nil {
 			reason = "undelivered: " + err.Error()
 		}

@@ -77,10 +77,13 @@ type stepState struct {
 
 // hostRecord is what the rollout knows about one host.
 type hostRecord struct {
-	State    rollout.HostState `json:"s"`
-	Reasons  []string          `json:"r,omitempty"`
-	Step     int               `json:"t"`
-	Attempts int               `json:"a,omitempty"`
+	State   rollout.HostState `json:"s"`
+	Reasons []string          `json:"r,omitempty"`
+	// Proof is the evidence of the host's last verdict (file versions
+	// found, hotfix, reboot signals, boot against install time).
+	Proof    []string `json:"p,omitempty"`
+	Step     int      `json:"t"`
+	Attempts int      `json:"a,omitempty"`
 }
 
 // run is one execution of the rollout workflow: the input, the state, and
@@ -309,7 +312,7 @@ func (r *run) hostStatus(name string) (HostStatus, error) {
 		return HostStatus{}, fmt.Errorf("host %q is not in rollout %s", name, r.in.Rollout.ID)
 	}
 	h := r.st.Hosts[i]
-	hs := HostStatus{Name: name, State: h.State, Reasons: h.Reasons, Attempts: h.Attempts}
+	hs := HostStatus{Name: name, State: h.State, Reasons: h.Reasons, Evidence: h.Proof, Attempts: h.Attempts}
 	if s := r.stepOf(i); s != nil {
 		hs.Stage = s.Name
 	}

@@ -48,7 +48,9 @@ func newRootCmd() *cobra.Command {
 		newAbortCmd(g),
 		newExceptCmd(g),
 		newSkipHostCmd(g),
+		newReportCmd(g),
 		newPolicyCmd(g),
+		newScanCmd(g),
 	)
 	return root
 }

@@ -109,6 +109,12 @@ func printHost(ctx context.Context, c client.Client, out io.Writer, rolloutID, h
 	for _, r := range h.Reasons {
 		fmt.Fprintf(out, "  - %s\n", r)
 	}
+	if len(h.Evidence) > 0 {
+		fmt.Fprintln(out, "  evidence:")
+		for _, e := range h.Evidence {
+			fmt.Fprintf(out, "    %s\n", e)
+		}
+	}
 	return nil
 }
 

@@ -27,6 +27,9 @@ type workerConfig struct {
 	// Credentials resolves the hosts' credential sets (environment or a
 	// 0600 file in production; the simulated fleet's in `patchway dev`).
 	Credentials activities.CredentialResolver
+	// Channels resolves the rollouts' notification channels (nil: the
+	// PATCHWAY_CHANNEL_<NAME>_* environment variables).
+	Channels activities.ChannelResolver
 	// MaxConcurrentActivities bounds activities in flight (0 = SDK default).
 	MaxConcurrentActivities int
 	// StopTimeout is how long in-flight activities get to finish on stop.
@@ -73,6 +76,14 @@ func newWorker(ctx context.Context, c client.Client, cfg workerConfig) (worker.W
 		activities.UninstallPatchName: hosts.UninstallPatch,
 		activities.PatchHostName:      hosts.PatchHost,
 	})
+	channels := cfg.Channels
+	if channels == nil {
+		channels = activities.EnvChannels{}
+	}
+	notifier := &activities.Notifier{Channels: channels}
+	register(w, map[string]any{
+		activities.NotifyName: notifier.Notify,
+	})
 	pol := activities.NewPolicyActivities(engine)
 	register(w, map[string]any{
 		activities.EvaluateRiskName:     pol.EvaluateRisk,
@@ -80,6 +91,9 @@ func newWorker(ctx context.Context, c client.Client, cfg workerConfig) (worker.W
 		activities.DecideRebootName:     pol.DecideReboot,
 		activities.DecideWaveName:       pol.DecideWave,
 		activities.DecideEscalationName: pol.DecideEscalation,
+	})
+	register(w, map[string]any{
+		activities.BuildReportName: activities.ReportActivities{}.BuildReport,
 	})
 	return w, engine, nil
 }

@@ -1,0 +1,174 @@
+package activities_test
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/fleetsim"
+	"github.com/patchway/patchway/policies"
+	"github.com/patchway/patchway/rollout"
+)
+
+// patchHostWorkflow runs PatchHost as the rollout's batches do: one
+// activity per host with heartbeats, a few retries, and the host
+// operations' non-retryable errors.
+func patchHostWorkflow(ctx workflow.Context, in activities.PatchHostInput) (activities.PatchHostResult, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		HeartbeatTimeout:    10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 100 * time.Millisecond, MaximumAttempts: 3,
+			NonRetryableErrorTypes: []string{activities.ErrAuthFailed, activities.ErrInstallFailed, activities.ErrHostDidNotReturn},
+		},
+	})
+	var res activities.PatchHostResult
+	err := workflow.ExecuteActivity(ctx, activities.PatchHostName, in).Get(ctx, &res)
+	return res, err
+}
+
+// TestPatchHostOnTheSimulatedFleet drives PatchHost over real WinRM (the
+// masterzen client, HTTPS verified with the fleet's CA) against a
+// simulated host per fault profile, with the real compliance policy, and
+// checks the state Patchway concludes, how many installs the host saw,
+// and the evidence the verdict quotes.
+func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
+	ro := exampleRollout(t, "ms08-067.hcl")
+	const os = "windows-xp-sp3"
+	evidence := ro.Patch.EvidenceFor(os)
+	if len(evidence.Files) == 0 {
+		t.Fatal("ms08-067.hcl has no file evidence for " + os)
+	}
+	file := evidence.Files[0]
+
+	tests := []struct {
+		name         string
+		faults       []fleetsim.FaultSpec
+		installed    bool
+		noReboot     bool
+		hostOS       string
+		wantState    rollout.HostState
+		wantErrType  string
+		wantInstalls int
+		wantExit     int64
+		// wantReason and wantProof are substrings of the verdict's
+		// reasons and evidence.
+		wantReason, wantProof string
+	}{
+		{name: "clean host is patched, rebooted and compliant on proof", wantState: rollout.StateCompliant, wantInstalls: 1,
+			wantProof: file.Path + " " + file.MinVersion + " (expected >= " + file.MinVersion + ")"},
+		{name: "a host already patched is verified, not installed again", installed: true, wantState: rollout.StateCompliant, wantInstalls: 0,
+			wantProof: "hotfix KB958644 listed by Get-HotFix"},
+		{name: "registry_only: the hotfix without the new file is not_effective", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultRegistryOnly}},
+			wantState: rollout.StateNotEffective, wantInstalls: 1, wantReason: "is present but the fix is not in effect", wantProof: "(expected >= " + file.MinVersion + ")"},
+		{name: "no_reboot: installed but never rebooted is pending_reboot", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultNoReboot}},
+			wantState: rollout.StatePendingReboot, wantInstalls: 1, wantReason: "reboot is pending"},
+		{name: "never_returns: unreachable once the boot timeout passes", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultNeverReturns}},
+			wantState: rollout.StateUnreachable, wantInstalls: 1},
+		{name: "install_fails: failed with the installer's exit code", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultInstallFails, ExitCode: 1603}},
+			wantState: rollout.StateFailed, wantInstalls: 1, wantExit: 1603},
+		{name: "flaky: 30% of connections dropped, compliant after retries with one install", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultFlaky, Rate: 0.3}},
+			wantState: rollout.StateCompliant, wantInstalls: 1},
+		{name: "slow: every answer late, still compliant", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultSlow, Delay: 200 * time.Millisecond}},
+			wantState: rollout.StateCompliant, wantInstalls: 1},
+		{name: "auth_fails: refused credentials fail without a retry", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultAuthFails}},
+			wantErrType: activities.ErrAuthFailed, wantInstalls: 0},
+		{name: "reverts_on_boot: not_effective after the reboot", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultRevertsOnBoot}},
+			wantState: rollout.StateNotEffective, wantInstalls: 1},
+		{name: "pending_rename_noise: another program's rename entry does not block compliance", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultPendingRenameNoise}},
+			wantState: rollout.StateCompliant, wantInstalls: 1, wantReason: "PendingFileRenameOperations", wantProof: "reboot pending: PendingFileRenameOperations"},
+		{name: "a reboot the policy does not allow now leaves the host pending_reboot", noReboot: true,
+			wantState: rollout.StatePendingReboot, wantInstalls: 1},
+		{name: "no package for the host's OS is not_applicable", hostOS: "windows-nt4-sp6",
+			wantState: rollout.StateNotApplicable, wantInstalls: 0, wantReason: "windows-nt4-sp6"},
+	}
+
+	sc := &fleetsim.Scenario{Name: "activities", Credential: "fleet",
+		Catalog: map[string]fleetsim.CatalogEntry{ro.Patch.KB: fleetsim.CatalogFromPatch(ro.Patch)},
+		Sites:   []rollout.Site{{Name: "paris", Region: "emea", TimeZone: "Europe/Paris", DistributionPoint: `\\dp01.paris.example\wsus`}}}
+	for i, tt := range tests {
+		spec := fleetsim.HostSpec{Host: rollout.Host{Name: "host-" + string(rune('a'+i)), OS: cmp.Or(tt.hostOS, os), Site: "paris", Region: "emea",
+			Tier: rollout.TierProduction, Role: "workstation", Owner: "it@corp.example"}, Faults: tt.faults}
+		if tt.installed {
+			spec.Installed = []string{ro.Patch.KB}
+		}
+		sc.Hosts = append(sc.Hosts, spec)
+	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	password := hex.EncodeToString(b)
+	fleet, err := fleetsim.Start(context.Background(), sc, fleetsim.Options{Password: password, Seed: 7, RebootDowntime: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fleet.Close() })
+	inv := fleet.Inventory()
+	engine, err := policies.Load(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts := &activities.HostActivities{
+		Runner: &activities.WinRMRunner{Credentials: activities.StaticCredentials{"fleet": {Username: "patchway", Password: password}},
+			Transport: engine, DialTimeout: time.Second, OperationTimeout: 2 * time.Second},
+		Policy: engine, PollInitial: 20 * time.Millisecond, PollMax: 100 * time.Millisecond, PollTimeout: 2 * time.Second,
+		HeartbeatEvery: 50 * time.Millisecond, RebootDelay: -1,
+	}
+
+	for i, tt := range tests {
+		host := inv.Hosts[i]
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestWorkflowEnvironment()
+			env.SetTestTimeout(time.Minute)
+			env.RegisterWorkflow(patchHostWorkflow)
+			env.RegisterActivityWithOptions(acts.PatchHost, activity.RegisterOptions{Name: activities.PatchHostName})
+			env.ExecuteWorkflow(patchHostWorkflow, activities.PatchHostInput{
+				Target:      activities.HostTarget{RolloutID: ro.ID, Host: host, Patch: ro.Patch, DistributionPoint: sc.Sites[0].DistributionPoint},
+				Reboot:      !tt.noReboot,
+				BootTimeout: 3 * time.Second,
+			})
+			if n := fleet.Host(host.Name).InstallCount(ro.Patch.KB); n != tt.wantInstalls {
+				t.Errorf("the host saw %d installs, want %d", n, tt.wantInstalls)
+			}
+			if tt.wantErrType != "" {
+				var ae *temporal.ApplicationError
+				if err := env.GetWorkflowError(); !errors.As(err, &ae) || ae.Type() != tt.wantErrType {
+					t.Fatalf("error %v, want type %s", err, tt.wantErrType)
+				}
+				if strings.Contains(env.GetWorkflowError().Error(), password) {
+					t.Error("the error quotes the password")
+				}
+				return
+			}
+			var res activities.PatchHostResult
+			if err := env.GetWorkflowResult(&res); err != nil {
+				t.Fatalf("PatchHost: %v", err)
+			}
+			v := res.Verdict
+			if v.State != tt.wantState {
+				t.Errorf("state %s (%s), want %s", v.State, strings.Join(v.Reasons, "; "), tt.wantState)
+			}
+			if tt.wantExit != 0 && res.ExitCode != tt.wantExit {
+				t.Errorf("exit code %d, want %d", res.ExitCode, tt.wantExit)
+			}
+			if tt.wantReason != "" && !strings.Contains(strings.Join(v.Reasons, "\n"), tt.wantReason) {
+				t.Errorf("reasons %q lack %q", v.Reasons, tt.wantReason)
+			}
+			if tt.wantProof != "" && !strings.Contains(strings.Join(v.Proof, "\n"), tt.wantProof) {
+				t.Errorf("evidence %q lacks %q", v.Proof, tt.wantProof)
+			}
+		})
+	}
+}

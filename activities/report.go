@@ -1,0 +1,331 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/patchway/patchway/activities/gzjson"
+	"github.com/patchway/patchway/rollout"
+)
+
+// InlineLimit is the largest JSON, in bytes, that a report's host list or
+// a report input's hosts and verdicts keep in plain form. Above it they
+// travel gzipped: the server warns from 512 KB per payload and refuses
+// more than 2 MB, and a 10,000-host list is several megabytes of JSON.
+// Half the warning level leaves room for the rest of the payload.
+const InlineLimit = 256 << 10
+
+// NoValue stands for an empty region, site, tier or role in breakdowns, so
+// hosts missing from the inventory's dimensions still add up.
+const NoValue = "(none)"
+
+// ReportActivities builds the compliance report at the end of a rollout.
+// It holds nothing: the report is a pure function of its input, so a
+// retried or replayed activity gives the same report.
+type ReportActivities struct{}
+
+// BuildReport is the BuildReport activity: it unpacks the input, builds
+// the report and gzips its host list when large (Report.Compact). A
+// corrupt packed input is not retried: it would fail the same way.
+func (ReportActivities) BuildReport(_ context.Context, in ReportInput) (Report, error) {
+	in, err := in.Unpack()
+	if err != nil {
+		return Report{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("build report of rollout %s: %v", in.Rollout.ID, err), "InvalidInput", err)
+	}
+	rep, err := BuildReport(in).Compact()
+	if err != nil {
+		return Report{}, fmt.Errorf("build report of rollout %s: %w", in.Rollout.ID, err)
+	}
+	return rep, nil
+}
+
+// BuildReport is the compliance report of an unpacked input (see
+// ReportInput.Unpack), with every host in Hosts, sorted by name.
+//
+// A host's state is its verdict's; only compliant ever counts as
+// compliant. An exception that has not expired at in.GeneratedAt makes
+// the host excepted (the workflow marks it so already: the host counts
+// once, and the exception's reason is added only if missing). An expired
+// exception leaves the host unknown: it was not patched under the
+// exception and nothing has verified it since. A host without a verdict
+// is pending, and a state outside rollout.HostStates is unknown.
+//
+// CompliancePercent is compliant / (all - not_applicable) * 100. With no
+// applicable host it is 0, not 100: nothing was proven patched.
+func BuildReport(in ReportInput) Report {
+	hosts := reportHosts(in)
+	totals := map[rollout.HostState]int{}
+	for _, st := range rollout.HostStates {
+		totals[st] = 0
+	}
+	for _, h := range hosts {
+		totals[h.State]++
+	}
+	return Report{
+		RolloutID:         in.Rollout.ID,
+		KB:                in.Rollout.Patch.KB,
+		Severity:          string(in.Rollout.Patch.Severity),
+		GeneratedAt:       in.GeneratedAt,
+		HostCount:         len(hosts),
+		CompliancePercent: compliance(totals, len(hosts)),
+		Totals:            totals,
+		By:                breakdowns(hosts),
+		Unowned:           unowned(hosts),
+		Hosts:             hosts,
+	}
+}
+
+// reportHosts joins inventory, verdicts and exceptions into one line per
+// host, sorted by name. Verdicts for hosts the inventory no longer lists
+// are kept (with empty dimensions): the evidence is still evidence.
+func reportHosts(in ReportInput) []HostReport {
+	verdicts := make(map[string]HostVerdict, len(in.Verdicts))
+	for _, v := range in.Verdicts {
+		verdicts[v.Host] = v
+	}
+	exceptions := map[string]HostException{}
+	for _, e := range in.Exceptions {
+		if prev, ok := exceptions[e.Host]; !ok || e.Expires.After(prev.Expires) {
+			exceptions[e.Host] = e
+		}
+	}
+	seen := make(map[string]bool, len(in.Hosts))
+	out := make([]HostReport, 0, len(in.Hosts))
+	add := func(hr HostReport) {
+		seen[hr.Name] = true
+		v, ok := verdicts[hr.Name]
+		if ok {
+			hr.State, hr.Reasons, hr.Evidence = v.State, slices.Clone(v.Reasons), slices.Clone(v.Proof)
+		} else {
+			hr.State, hr.Reasons = rollout.StatePending, []string{"no verdict recorded for this host"}
+		}
+		if !slices.Contains(rollout.HostStates, hr.State) {
+			hr.Reasons = append(hr.Reasons, fmt.Sprintf("state %q is not one Patchway knows; reported unknown", hr.State))
+			hr.State = rollout.StateUnknown
+		}
+		if e, ok := exceptions[hr.Name]; ok {
+			applyException(&hr, e, in.GeneratedAt)
+		}
+		out = append(out, hr)
+	}
+	for _, h := range in.Hosts {
+		if seen[h.Name] {
+			continue
+		}
+		add(HostReport{Name: h.Name, Region: h.Region, Site: h.Site, Tier: h.Tier, Role: h.Role, Owner: h.Owner, Purpose: h.Purpose})
+	}
+	for _, v := range in.Verdicts {
+		if !seen[v.Host] {
+			add(HostReport{Name: v.Host})
+		}
+	}
+	slices.SortFunc(out, func(a, b HostReport) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// exceptionPrefix starts the reason the workflow records when it grants
+// an exception; the report adds its own only when that one is missing.
+const exceptionPrefix = "exception by "
+
+// applyException makes a host excepted while its exception holds, and
+// unknown once it expired.
+func applyException(hr *HostReport, e HostException, now time.Time) {
+	until := e.Expires.UTC().Format("2006-01-02T15:04Z")
+	if e.Expires.After(now) {
+		hr.State = rollout.StateExcepted
+		if !slices.ContainsFunc(hr.Reasons, func(r string) bool { return strings.HasPrefix(r, exceptionPrefix) }) {
+			hr.Reasons = append(hr.Reasons, fmt.Sprintf("%s%s until %s: %s", exceptionPrefix, e.GrantedBy, until, e.Reason))
+		}
+		return
+	}
+	if hr.State == rollout.StateExcepted {
+		hr.State = rollout.StateUnknown
+		hr.Reasons = append(hr.Reasons, fmt.Sprintf("exception by %s expired %s: the host was left unpatched under it and nothing has verified it since", e.GrantedBy, until))
+	}
+}
+
+// compliance is compliant hosts over applicable ones, in percent; 0 when
+// none is applicable.
+func compliance(totals map[rollout.HostState]int, hosts int) float64 {
+	applicable := hosts - totals[rollout.StateNotApplicable]
+	if applicable <= 0 {
+		return 0
+	}
+	return 100 * float64(totals[rollout.StateCompliant]) / float64(applicable)
+}
+
+// dimensions are the report's breakdowns, in the order the report shows
+// them: where a host is, then where it stands on the staged path and what
+// it does.
+var dimensions = []struct {
+	name  string
+	value func(HostReport) string
+}{
+	{"region", func(h HostReport) string { return h.Region }},
+	{"site", func(h HostReport) string { return h.Site }},
+	{"tier", func(h HostReport) string { return string(h.Tier) }},
+	{"role", func(h HostReport) string { return h.Role }},
+}
+
+// breakdowns counts hosts per dimension and value, values sorted.
+func breakdowns(hosts []HostReport) []Breakdown {
+	var out []Breakdown
+	for _, d := range dimensions {
+		groups := map[string]*Breakdown{}
+		for _, h := range hosts {
+			v := d.value(h)
+			if strings.TrimSpace(v) == "" {
+				v = NoValue
+			}
+			b, ok := groups[v]
+			if !ok {
+				b = &Breakdown{Dimension: d.name, Value: v, Totals: map[rollout.HostState]int{}}
+				groups[v] = b
+			}
+			b.Hosts++
+			b.Totals[h.State]++
+		}
+		values := make([]string, 0, len(groups))
+		for v := range groups {
+			values = append(values, v)
+		}
+		slices.Sort(values)
+		for _, v := range values {
+			b := groups[v]
+			b.CompliancePercent = compliance(b.Totals, b.Hosts)
+			out = append(out, *b)
+		}
+	}
+	return out
+}
+
+// unowned lists the hosts nobody answers for, in the order of hosts.
+func unowned(hosts []HostReport) []UnownedHost {
+	var out []UnownedHost
+	for _, h := range hosts {
+		var missing []string
+		for _, f := range []struct{ field, value string }{{"owner", h.Owner}, {"purpose", h.Purpose}} {
+			switch {
+			case strings.TrimSpace(f.value) == "":
+				missing = append(missing, "no "+f.field)
+			case unknownValue(f.value):
+				missing = append(missing, fmt.Sprintf("%s %q", f.field, f.value))
+			}
+		}
+		if len(missing) > 0 {
+			out = append(out, UnownedHost{Host: h.Name, Reason: strings.Join(missing, ", ")})
+		}
+	}
+	return out
+}
+
+// placeholders are what inventories write for an owner or purpose nobody
+// knows.
+var placeholders = []string{
+	"unknown", "n/a", "na", "none", "tbd", "tbc", "todo", "unassigned", "not known",
+	"nobody", "null", "nil", "unk", "undefined", "unspecified",
+}
+
+// unknownValue tells an inventory's placeholder for "nobody knows" (empty,
+// "unknown", "?", "n/a", "TBD", "-"...) from a real owner or purpose: a
+// quarter of one company's servers were of unknown purpose (DESIGN.md
+// §2), and such hosts must be listed, not counted as owned.
+func unknownValue(s string) bool {
+	t := strings.Trim(strings.ToLower(strings.TrimSpace(s)), "?-_.*/ ")
+	return t == "" || slices.Contains(placeholders, t)
+}
+
+// Compact moves the host list into HostsGzip when its JSON is over
+// InlineLimit, so the report fits in a workflow result; a small list
+// stays plain, readable in the Web UI.
+func (r Report) Compact() (Report, error) {
+	if len(r.Hosts) == 0 {
+		return r, nil
+	}
+	raw, err := json.Marshal(r.Hosts)
+	if err != nil {
+		return r, fmt.Errorf("encode host list: %w", err)
+	}
+	if len(raw) <= InlineLimit {
+		return r, nil
+	}
+	blob, err := gzjson.Marshal(r.Hosts)
+	if err != nil {
+		return r, fmt.Errorf("compress host list: %w", err)
+	}
+	r.Hosts, r.HostsGzip = nil, blob
+	return r, nil
+}
+
+// HostList is every host's line, plain or gzipped.
+func (r Report) HostList() ([]HostReport, error) {
+	if len(r.HostsGzip) == 0 {
+		return r.Hosts, nil
+	}
+	var hosts []HostReport
+	if err := gzjson.Unmarshal(r.HostsGzip, &hosts); err != nil {
+		return nil, fmt.Errorf("read host list of report %s: %w", r.RolloutID, err)
+	}
+	return hosts, nil
+}
+
+// Expanded is the report with its host list in Hosts, never gzipped: what
+// people and scripts read.
+func (r Report) Expanded() (Report, error) {
+	hosts, err := r.HostList()
+	if err != nil {
+		return r, err
+	}
+	r.Hosts, r.HostsGzip = hosts, nil
+	return r, nil
+}
+
+// packedReportInput is what ReportInput.Packed holds.
+type packedReportInput struct {
+	Hosts    []rollout.Host `json:"hosts"`
+	Verdicts []HostVerdict  `json:"verdicts"`
+}
+
+// Pack gzips the hosts and verdicts into Packed when their JSON is over
+// InlineLimit, and returns a small input as is. It is deterministic
+// (gzjson), so workflow code may call it.
+func (in ReportInput) Pack() (ReportInput, error) {
+	if len(in.Packed) > 0 {
+		return in, nil
+	}
+	p := packedReportInput{Hosts: in.Hosts, Verdicts: in.Verdicts}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return in, fmt.Errorf("encode report input: %w", err)
+	}
+	if len(raw) <= InlineLimit {
+		return in, nil
+	}
+	blob, err := gzjson.Marshal(p)
+	if err != nil {
+		return in, fmt.Errorf("pack report input: %w", err)
+	}
+	in.Hosts, in.Verdicts, in.Packed = nil, nil, blob
+	return in, nil
+}
+
+// Unpack restores the hosts and verdicts of a packed input; an input that
+// is not packed is returned as is.
+func (in ReportInput) Unpack() (ReportInput, error) {
+	if len(in.Packed) == 0 {
+		return in, nil
+	}
+	var p packedReportInput
+	if err := gzjson.Unmarshal(in.Packed, &p); err != nil {
+		return in, fmt.Errorf("unpack report input: %w", err)
+	}
+	in.Hosts, in.Verdicts, in.Packed = p.Hosts, p.Verdicts, nil
+	return in, nil
+}

@@ -1,0 +1,69 @@
+package workflows
+
+import (
+	"testing"
+	"time"
+
+	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/rollout"
+)
+
+// reportNow asks the report query and builds the report a client would.
+func (h *harness) reportNow() activities.Report {
+	h.t.Helper()
+	v, err := h.env.QueryWorkflow(QueryReport)
+	if err != nil {
+		h.t.Fatalf("query report: %v", err)
+	}
+	var in activities.ReportInput
+	if err := v.Get(&in); err != nil {
+		h.t.Fatalf("decode report input: %v", err)
+	}
+	in, err = in.Unpack()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return activities.BuildReport(in)
+}
+
+// TestReportQueryBuildsTheReportFinishWould queries the report input
+// while the lab soaks and after the rollout ended: the provisional report
+// shows what is proven so far, and the one built from the ended rollout's
+// query is the workflow's own result.
+func TestReportQueryBuildsTheReportFinishWould(t *testing.T) {
+	h := newHarness(t, standardInput(5))
+	h.approveGates("bob")
+	h.at(time.Minute, func() {
+		h.update("except", UpdateExcept, ExceptRequest{Host: "WS-AMER-0003", User: "carol", Reason: "lab instrument", Expires: testStart.Add(90 * 24 * time.Hour)})
+	})
+	var soaking activities.Report
+	h.at(2*time.Hour, func() { soaking = h.reportNow() })
+	rep, err := h.run()
+	if err != nil {
+		t.Fatalf("rollout failed: %v", err)
+	}
+	ended := h.reportNow()
+	all := len(h.in.Hosts)
+	tests := []struct {
+		name      string
+		got, want map[rollout.HostState]int
+	}{
+		{"while the lab soaks only the lab hosts are compliant, the excepted host is excepted, the rest pending", soaking.Totals,
+			map[rollout.HostState]int{rollout.StateCompliant: 2, rollout.StateExcepted: 1, rollout.StatePending: all - 3}},
+		{"the workflow's report counts every host but the excepted one compliant", rep.Totals,
+			map[rollout.HostState]int{rollout.StateCompliant: all - 1, rollout.StateExcepted: 1}},
+		{"the ended rollout's query gives the workflow's report", ended.Totals, rep.Totals},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, st := range rollout.HostStates {
+				if tt.got[st] != tt.want[st] {
+					t.Errorf("%s: %d, want %d (totals %v)", st, tt.got[st], tt.want[st], tt.got)
+				}
+			}
+		})
+	}
+	if soaking.HostCount != all || len(soaking.By) == 0 {
+		t.Errorf("provisional report lists %d hosts and %d breakdowns, want all %d hosts", soaking.HostCount, len(soaking.By), all)
+	}
+}
