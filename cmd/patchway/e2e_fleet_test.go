@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/fleetsim"
+	"github.com/patchway/patchway/rollout"
+	"github.com/patchway/patchway/workflows"
+)
+
+// e2eKB is the patch examples/ms08-067.hcl rolls out.
+const e2eKB = "KB958644"
+
+// e2ePolicy lets the tests' rollout through in seconds: no minimum soak,
+// and bob in every approval group the example names (alice files, so the
+// four-eyes rule holds).
+const e2ePolicy = `{
+  "plan": {"min_soak_hours": {"critical": {"lab": 0, "prodlike": 0}}},
+  "groups": {"infrastructure-leads": ["bob"], "identity-team": ["bob"]}
+}`
+
+// startFleet starts the 48-host end-to-end fleet in the test process,
+// writes its inventory, and gives the worker and the CLI its credential
+// set through the environment (a random password, never printed). Call it
+// before startWorker.
+func (e *e2e) startFleet(opts fleetsim.Options) (*fleetsim.Fleet, string) {
+	e.t.Helper()
+	sc, diags := fleetsim.LoadScenario(filepath.Join("testdata", "fleet-e2e.hcl"))
+	if diags.HasErrors() {
+		e.t.Fatalf("load fleet: %v", diags)
+	}
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		e.t.Fatal(err)
+	}
+	opts.Password = hex.EncodeToString(b)
+	opts.Dir = filepath.Join(e.dir, "fleet")
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	f, err := fleetsim.Start(context.Background(), sc, opts)
+	if err != nil {
+		e.t.Fatalf("start fleet: %v", err)
+	}
+	e.t.Cleanup(func() { _ = f.Close() })
+	inv := filepath.Join(opts.Dir, "inventory.hcl")
+	if err := f.WriteInventory(inv); err != nil {
+		e.t.Fatal(err)
+	}
+	e.env = append(e.env, "PATCHWAY_CRED_FLEET_USER=patchway", "PATCHWAY_CRED_FLEET_PASSWORD="+opts.Password)
+	return f, inv
+}
+
+// fastRollout writes examples/ms08-067.hcl with one-second soaks and no
+// maintenance window, so the whole staged path runs within the test.
+func (e *e2e) fastRollout() string {
+	e.t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", "..", "examples", "ms08-067.hcl"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s := regexp.MustCompile(`soak(\s*)=\s*"[^"]*"`).ReplaceAllString(string(src), `soak$1= "1s"`)
+	s = regexp.MustCompile(`(?s)\n\s*window \{.*?\n\s*\}`).ReplaceAllString(s, "")
+	path := filepath.Join(e.dir, "ms08-067.hcl")
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
+// drive approves every gate as bob until the rollout ends, calling each
+// time progress is seen; it returns the final progress.
+func (e *e2e) drive(ctx context.Context, id string, timeout time.Duration, each func(workflows.Progress)) workflows.Progress {
+	e.t.Helper()
+	approved := map[string]bool{}
+	deadline := time.Now().Add(timeout)
+	var last workflows.Progress
+	for time.Now().Before(deadline) {
+		p, err := e.progress(ctx, id)
+		if err != nil {
+			time.Sleep(250 * time.Millisecond)
+			continue
+		}
+		last = p
+		if each != nil {
+			each(p)
+		}
+		switch p.Status {
+		case workflows.StatusCompleted, workflows.StatusAborted, workflows.StatusRejected:
+			return p
+		case workflows.StatusHalted:
+			e.t.Fatalf("rollout halted:\n%s", renderProgress(p, time.Now()))
+		}
+		if g := p.WaitingGate; g != "" && !approved[g] {
+			out := e.mustCLI(ctx, "approve", id, g, "--as", "bob", "--reason", "e2e: "+g+" healthy")
+			if !strings.Contains(out, "bob approved") {
+				e.t.Errorf("approve %s said %q", g, out)
+			}
+			approved[g] = true
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	e.t.Fatalf("rollout %s did not end within %s\n%s", id, timeout, renderProgress(last, time.Now()))
+	return last
+}
+
+// TestE2EFullRolloutOverTheFleetSurvivesAWorkerKill files MS08-067 on 48
+// simulated hosts through the real binary, approves each gate through the
+// CLI as a second user, kills the worker with SIGKILL in the middle of the
+// emea wave and starts a new one: the rollout completes every stage and
+// wave, every host is compliant on proof, and every host saw exactly one
+// install. Every stage's batches stay findable by their search attributes.
+func TestE2EFullRolloutOverTheFleetSurvivesAWorkerKill(t *testing.T) {
+	e := newE2E(t, e2eOptions{policyData: e2ePolicy})
+	fleet, inv := e.startFleet(fleetsim.Options{RebootDowntime: 300 * time.Millisecond, InstallDuration: 2 * time.Second})
+	w := e.startWorker()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	const id = "ms08-067"
+	e.mustCLI(ctx, "submit", e.fastRollout(), "--inventory", inv, "--as", "alice")
+
+	killed := false
+	p := e.drive(ctx, id, 7*time.Minute, func(p workflows.Progress) {
+		if killed || p.Stage != "emea" {
+			return
+		}
+		for _, s := range p.Steps {
+			if s.Name == "emea" && s.Totals[rollout.StateInProgress] > 0 {
+				t.Logf("SIGKILL the worker with %d emea hosts in progress", s.Totals[rollout.StateInProgress])
+				w.kill(t)
+				w = e.startWorker()
+				killed = true
+			}
+		}
+	})
+	if !killed {
+		t.Errorf("the emea wave was never seen in progress, so the worker was never killed")
+	}
+	if p.Status != workflows.StatusCompleted || p.HostsDone != 48 {
+		t.Fatalf("rollout ended %s with %d/48 hosts done:\n%s", p.Status, p.HostsDone, renderProgress(p, time.Now()))
+	}
+	for _, s := range p.Steps {
+		if s.Status != workflows.StepDone || s.Totals[rollout.StateCompliant] != s.Hosts {
+			t.Errorf("step %s: %s with %v, want done with all %d compliant", s.Name, s.Status, s.Totals, s.Hosts)
+		}
+	}
+	for _, h := range fleet.Hosts() {
+		if n := h.InstallCount(e2eKB); n != 1 {
+			t.Errorf("host %s saw %d installs of %s, want exactly 1", h.Name(), n, e2eKB)
+		}
+	}
+	// Each wave's batch workflows carry the stage and their hosts' names.
+	for _, q := range []string{
+		fmt.Sprintf("RolloutId = '%s' AND RolloutStage = 'emea'", id),
+		fmt.Sprintf("RolloutId = '%s' AND RolloutStage = 'domain-controllers'", id),
+		"PatchwayHosts = 'EMEA-0003'",
+	} {
+		if n := e.countWorkflows(ctx, q); n == 0 {
+			t.Errorf("no workflow found by %s", q)
+		}
+	}
+}
+
+// TestE2EEscalationReachesTheWebhookWhileTheRolloutWaitsAtAGate files
+// MS08-067 with a critical SLA of 0.03 h (54 s once the worm halves it)
+// and leaves the lab gate unapproved: the SLA clock keeps running, the
+// 50 % milestone reaches the Slack-compatible channel and the breach
+// reaches the signed webhook, while the rollout still waits at the gate.
+// The receivers are local HTTP servers; the webhook one checks every
+// signature.
+func TestE2EEscalationReachesTheWebhookWhileTheRolloutWaitsAtAGate(t *testing.T) {
+	e := newE2E(t, e2eOptions{policyData: `{
+  "sla": {"hours": {"critical": 0.03}},
+  "plan": {"min_soak_hours": {"critical": {"lab": 0, "prodlike": 0}}}
+}`})
+	_, inv := e.startFleet(fleetsim.Options{RebootDowntime: 200 * time.Millisecond})
+	pager := newWebhookReceiver(t, "pager-signing-key")
+	chat := newWebhookReceiver(t, "")
+	e.env = append(e.env,
+		"PATCHWAY_CHANNEL_PAGER_URL="+pager.url, "PATCHWAY_CHANNEL_PAGER_KEY=pager-signing-key",
+		"PATCHWAY_CHANNEL_SECURITY_CHAT_URL="+chat.url)
+	e.startWorker()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	const id = "ms08-067"
+	e.mustCLI(ctx, "submit", e.fastRollout(), "--inventory", inv, "--as", "alice")
+	e.waitFor(ctx, id, "the lab gate", 2*time.Minute, func(p workflows.Progress) bool { return p.WaitingGate == "lab" })
+
+	var breach map[string]any
+	deadline := time.Now().Add(2 * time.Minute)
+	for breach == nil && time.Now().Before(deadline) {
+		for _, ev := range pager.received() {
+			if ev["kind"] == string(activities.EventSLABreached) {
+				breach = ev
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if breach == nil {
+		t.Fatalf("no sla_breached event reached the webhook; it received %v", pager.received())
+	}
+	p, err := e.progress(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.WaitingGate != "lab" || !p.Breached {
+		t.Errorf("after the breach the rollout waits at %q, breached %t; want still at the lab gate, breached", p.WaitingGate, p.Breached)
+	}
+	if contacts, _ := breach["contacts"].([]any); len(contacts) == 0 || contacts[0] != "ciso@corp.example" {
+		t.Errorf("breach event contacts %v, want the breach step's (ciso@corp.example first)", breach["contacts"])
+	}
+	if pager.badSignatures != 0 {
+		t.Errorf("%d webhook requests had a bad signature", pager.badSignatures)
+	}
+	seen := map[string]bool{}
+	for _, k := range pager.keys {
+		if k == "" || seen[k] {
+			t.Errorf("webhook idempotency keys %v: want one distinct key per event", pager.keys)
+			break
+		}
+		seen[k] = true
+	}
+	var milestone bool
+	for _, m := range chat.received() {
+		if text, _ := m["text"].(string); strings.Contains(text, "50% of its SLA elapsed") {
+			milestone = true
+		}
+	}
+	if !milestone {
+		t.Errorf("the 50%% milestone never reached the chat channel; it received %v", chat.received())
+	}
+	if n := e.countWorkflows(ctx, fmt.Sprintf("RolloutId = '%s' AND SLABreached = true", id)); n != 1 {
+		t.Errorf("%d rollouts found by SLABreached = true, want 1", n)
+	}
+	e.mustCLI(ctx, "abort", id, "--as", "bob", "--reason", "e2e: escalation seen")
+}
