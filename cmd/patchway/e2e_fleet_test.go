@@ -29,15 +29,22 @@ const e2ePolicy = `{
   "groups": {"infrastructure-leads": ["bob"], "identity-team": ["bob"]}
 }`
 
-// startFleet starts the 48-host end-to-end fleet in the test process,
-// writes its inventory, and gives the worker and the CLI its credential
-// set through the environment (a random password, never printed). Call it
-// before startWorker.
+// startFleet starts the 48-host end-to-end fleet (testdata/fleet-e2e.hcl).
+// Call it before startWorker.
 func (e *e2e) startFleet(opts fleetsim.Options) (*fleetsim.Fleet, string) {
 	e.t.Helper()
-	sc, diags := fleetsim.LoadScenario(filepath.Join("testdata", "fleet-e2e.hcl"))
+	return e.startFleetFrom(filepath.Join("testdata", "fleet-e2e.hcl"), opts)
+}
+
+// startFleetFrom starts the fleet of a scenario file in the test process,
+// writes its inventory, and gives the worker and the CLI its credential
+// set through the environment (a random password, never printed). It
+// returns the fleet and the inventory's path.
+func (e *e2e) startFleetFrom(scenario string, opts fleetsim.Options) (*fleetsim.Fleet, string) {
+	e.t.Helper()
+	sc, diags := fleetsim.LoadScenario(scenario)
 	if diags.HasErrors() {
-		e.t.Fatalf("load fleet: %v", diags)
+		e.t.Fatalf("load fleet %s: %v", scenario, diags)
 	}
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {

@@ -140,16 +140,10 @@ func fetchReport(ctx context.Context, c client.Client, rolloutID string, now tim
 // built from now.
 func queryReportInput(ctx context.Context, c client.Client, rolloutID string) (activities.ReportInput, error) {
 	var in activities.ReportInput
-	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	defer cancel()
-	v, err := c.QueryWorkflow(qctx, workflows.WorkflowID(rolloutID), "", workflows.QueryReport)
-	if err != nil {
-		return in, fmt.Errorf("query the report of running rollout %s (a worker must be up to answer): %w", rolloutID, err)
+	if err := queryRollout(ctx, c, rolloutID, workflows.QueryReport, "the report input (a worker must be up to answer)", &in); err != nil {
+		return in, err
 	}
-	if err := v.Get(&in); err != nil {
-		return in, fmt.Errorf("decode the report input of rollout %s: %w", rolloutID, err)
-	}
-	in, err = in.Unpack()
+	in, err := in.Unpack()
 	if err != nil {
 		return in, fmt.Errorf("rollout %s: %w", rolloutID, err)
 	}

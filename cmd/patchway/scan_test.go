@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -110,28 +108,8 @@ const (
 // printed).
 func (e *e2e) startScanFleet() (*fleetsim.Fleet, string, string) {
 	e.t.Helper()
-	sc, diags := fleetsim.LoadScenario(filepath.Join("testdata", "fleet-scan.hcl"))
-	if diags.HasErrors() {
-		e.t.Fatalf("load fleet: %v", diags)
-	}
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		e.t.Fatal(err)
-	}
-	opts := fleetsim.Options{Password: hex.EncodeToString(b), Dir: filepath.Join(e.dir, "fleet")}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
-		e.t.Fatal(err)
-	}
-	f, err := fleetsim.Start(context.Background(), sc, opts)
-	if err != nil {
-		e.t.Fatalf("start fleet: %v", err)
-	}
-	e.t.Cleanup(func() { _ = f.Close() })
-	inv := filepath.Join(opts.Dir, "inventory.hcl")
-	if err := f.WriteInventory(inv); err != nil {
-		e.t.Fatal(err)
-	}
-	withGone := filepath.Join(opts.Dir, "inventory-gone.hcl")
+	f, inv := e.startFleetFrom(filepath.Join("testdata", "fleet-scan.hcl"), fleetsim.Options{})
+	withGone := filepath.Join(filepath.Dir(inv), "inventory-gone.hcl")
 	if err := f.WriteInventory(withGone); err != nil {
 		e.t.Fatal(err)
 	}
@@ -167,7 +145,6 @@ host "GONE-0001" {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.env = append(e.env, "PATCHWAY_CRED_FLEET_USER=patchway", "PATCHWAY_CRED_FLEET_PASSWORD="+opts.Password)
 	return f, inv, withGone
 }
 

@@ -77,30 +77,31 @@ func newStatusCmd(_ *globalFlags) *cobra.Command {
 	return cmd
 }
 
-func queryProgress(ctx context.Context, c client.Client, rolloutID string) (workflows.Progress, error) {
-	var p workflows.Progress
+// queryRollout asks the running rollout's workflow query name (with
+// args) and decodes the answer into out; what names it in errors.
+func queryRollout(ctx context.Context, c client.Client, rolloutID, name, what string, out any, args ...any) error {
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	v, err := c.QueryWorkflow(qctx, workflows.WorkflowID(rolloutID), "", workflows.QueryProgress)
+	v, err := c.QueryWorkflow(qctx, workflows.WorkflowID(rolloutID), "", name, args...)
 	if err != nil {
-		return p, fmt.Errorf("query progress of rollout %s: %w", rolloutID, err)
+		return fmt.Errorf("query %s of rollout %s: %w", what, rolloutID, err)
 	}
-	if err := v.Get(&p); err != nil {
-		return p, fmt.Errorf("decode progress of rollout %s: %w", rolloutID, err)
+	if err := v.Get(out); err != nil {
+		return fmt.Errorf("decode %s of rollout %s: %w", what, rolloutID, err)
 	}
-	return p, nil
+	return nil
+}
+
+func queryProgress(ctx context.Context, c client.Client, rolloutID string) (workflows.Progress, error) {
+	var p workflows.Progress
+	err := queryRollout(ctx, c, rolloutID, workflows.QueryProgress, "progress", &p)
+	return p, err
 }
 
 func printHost(ctx context.Context, c client.Client, out io.Writer, rolloutID, host string, asJSON bool) error {
-	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	defer cancel()
-	v, err := c.QueryWorkflow(qctx, workflows.WorkflowID(rolloutID), "", workflows.QueryHost, host)
-	if err != nil {
-		return fmt.Errorf("query host %s in rollout %s: %w", host, rolloutID, err)
-	}
 	var h workflows.HostStatus
-	if err := v.Get(&h); err != nil {
-		return fmt.Errorf("decode host %s: %w", host, err)
+	if err := queryRollout(ctx, c, rolloutID, workflows.QueryHost, "host "+host, &h, host); err != nil {
+		return err
 	}
 	if asJSON {
 		return writeJSON(out, h)
