@@ -71,6 +71,8 @@ type Engine struct {
 	compiler *ast.Compiler
 	store    storage.Store
 	queries  map[string]rego.PreparedEvalQuery
+	// stats, when set (WithStats), records every decision's latency.
+	stats *Stats
 }
 
 // bundleFile is one file of the assembled bundle: its name inside the
@@ -146,6 +148,9 @@ func decisionQuery(name string) string { return "data.patchway." + name + "." + 
 // time; without it evaluation is refused, because policies never read the
 // clock.
 func (e *Engine) Eval(ctx context.Context, decision string, input any) (json.RawMessage, error) {
+	if e.stats != nil {
+		defer e.stats.observe(decision, time.Now())
+	}
 	raw, err := json.Marshal(input)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s input: %w", decision, err)
@@ -192,6 +197,9 @@ func (e *Engine) evalValue(ctx context.Context, decision string, input ast.Value
 
 // evalInto evaluates decision on input and decodes the result into out.
 func (e *Engine) evalInto(ctx context.Context, decision string, input any, now time.Time, out any) error {
+	if e.stats != nil {
+		defer e.stats.observe(decision, time.Now())
+	}
 	value, err := toValue(input)
 	if err != nil {
 		return fmt.Errorf("encode %s input: %w", decision, err)
