@@ -57,6 +57,8 @@ type devOptions struct {
 	scenario string
 	// noWorker runs the server (and fleet) only, for a separate worker.
 	noWorker bool
+	// cpuProfile is the --cpuprofile file ("" = none), see profile.go.
+	cpuProfile string
 }
 
 func newDevCmd(g *globalFlags) *cobra.Command {
@@ -73,7 +75,7 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 			o.policyDir = g.policyDir
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runDev(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), o)
+			return withCPUProfile(o.cpuProfile, func() error { return runDev(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), o) })
 		},
 	}
 	f := cmd.Flags()
@@ -86,6 +88,7 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 	f.StringVarP(&o.namespace, "namespace", "n", devserver.DefaultNamespace, "namespace to create and run in")
 	f.StringVar(&o.scenario, "scenario", "examples/fleet-demo.hcl", "simulated fleet to run (\"\" for none); its inventory goes to STATE-DIR/fleet/inventory.hcl")
 	f.BoolVar(&o.noWorker, "no-worker", false, "run no worker (start `patchway worker` yourself)")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", cpuProfileUsage)
 	return cmd
 }
 

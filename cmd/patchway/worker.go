@@ -37,6 +37,8 @@ type workerConfig struct {
 	Logger      *slog.Logger
 	// Identity names this worker in the Web UI (default: the SDK's).
 	Identity string
+	// PolicyStats, when set, records every policy decision's latency.
+	PolicyStats *policies.Stats
 }
 
 // defaultStopTimeout lets a host's install finish on a graceful stop; a
@@ -51,6 +53,9 @@ func newWorker(ctx context.Context, c client.Client, cfg workerConfig) (worker.W
 	engine, err := policies.Load(ctx, cfg.PolicyDir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load policies: %w", err)
+	}
+	if cfg.PolicyStats != nil {
+		engine = engine.WithStats(cfg.PolicyStats)
 	}
 	stop := cfg.StopTimeout
 	if stop <= 0 {
@@ -112,6 +117,8 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 		maxActs     int
 		stopTimeout time.Duration
 		logLevel    string
+		cpuProfile  string
+		statsPath   string
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -123,43 +130,70 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 			"in-flight activities get --stop-timeout to finish, and any other worker resumes the rest.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return fmt.Errorf("--log-level: %w", err)
-			}
-			logger := newLogger(os.Stderr, level)
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			c, err := conn.dial(ctx, logger)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			w, engine, err := newWorker(ctx, c, workerConfig{
-				PolicyDir:               g.policyDir,
-				Credentials:             &activities.EnvCredentials{},
-				MaxConcurrentActivities: maxActs,
-				StopTimeout:             stopTimeout,
-				Logger:                  logger,
+			return withCPUProfile(cpuProfile, func() error {
+				return runWorker(cmd.Context(), g, conn, workerRun{maxActs: maxActs, stopTimeout: stopTimeout,
+					logLevel: logLevel, statsPath: statsPath})
 			})
-			if err != nil {
-				return err
-			}
-			if err := w.Start(); err != nil {
-				return fmt.Errorf("start worker: %w", err)
-			}
-			logger.Info("worker started", "address", conn.address, "namespace", conn.namespace,
-				"task_queue", workflows.TaskQueue, "policy_revision", engine.Revision())
-			<-ctx.Done()
-			logger.Info("stopping worker: in-flight activities get the stop timeout to finish", "stop_timeout", stopTimeout)
-			w.Stop()
-			logger.Info("worker stopped")
-			return nil
 		},
 	}
 	conn.register(cmd.Flags())
 	cmd.Flags().IntVar(&maxActs, "max-concurrent-activities", 0, "activities in flight at most (0: the SDK default)")
 	cmd.Flags().DurationVar(&stopTimeout, "stop-timeout", defaultStopTimeout, "how long in-flight activities get to finish on SIGINT/SIGTERM")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", cpuProfileUsage)
+	cmd.Flags().StringVar(&statsPath, "policy-stats", "", "record every policy decision's latency and write counts and p50/p99 as JSON to this file on a graceful stop")
 	return cmd
+}
+
+// workerRun is what `patchway worker` runs with, besides the connection.
+type workerRun struct {
+	maxActs     int
+	stopTimeout time.Duration
+	logLevel    string
+	statsPath   string
+}
+
+// runWorker runs a worker until SIGINT or SIGTERM, then stops it
+// gracefully and writes the policy statistics if asked.
+func runWorker(ctx context.Context, g *globalFlags, conn clientFlags, o workerRun) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	logger := newLogger(os.Stderr, level)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c, err := conn.dial(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var stats *policies.Stats
+	if o.statsPath != "" {
+		stats = policies.NewStats()
+	}
+	w, engine, err := newWorker(ctx, c, workerConfig{
+		PolicyDir:               g.policyDir,
+		Credentials:             &activities.EnvCredentials{},
+		MaxConcurrentActivities: o.maxActs,
+		StopTimeout:             o.stopTimeout,
+		Logger:                  logger,
+		PolicyStats:             stats,
+	})
+	if err != nil {
+		return err
+	}
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	logger.Info("worker started", "address", conn.address, "namespace", conn.namespace,
+		"task_queue", workflows.TaskQueue, "policy_revision", engine.Revision())
+	<-ctx.Done()
+	logger.Info("stopping worker: in-flight activities get the stop timeout to finish", "stop_timeout", o.stopTimeout)
+	w.Stop()
+	logger.Info("worker stopped")
+	if stats != nil {
+		return writePolicyStats(o.statsPath, stats)
+	}
+	return nil
 }
