@@ -69,6 +69,10 @@ func (c ChannelConfig) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("name", c.Name), slog.String("type", c.Type))
 }
 
+// ChannelEnvName returns the environment variable prefix of channel name:
+// "security-chat" gives PATCHWAY_CHANNEL_SECURITY_CHAT.
+func ChannelEnvName(name string) string { return envName(channelEnvPrefix, name) }
+
 // ChannelResolver turns a channel the rollout declared into its delivery
 // settings. Workers resolve from the environment (EnvChannels); tests may
 // pass a StaticChannels.
@@ -111,7 +115,7 @@ func (e EnvChannels) ResolveChannel(_ context.Context, ch rollout.Channel) (Chan
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	prefix := envName(channelEnvPrefix, ch.Name)
+	prefix := ChannelEnvName(ch.Name)
 	get := func(suffix string) string {
 		v, _ := lookup(prefix + "_" + suffix)
 		return strings.TrimSpace(v)

@@ -57,6 +57,8 @@ type devOptions struct {
 	scenario string
 	// noWorker runs the server (and fleet) only, for a separate worker.
 	noWorker bool
+	// inbox prints the notifications of unconfigured channels on out.
+	inbox bool
 	// cpuProfile is the --cpuprofile file ("" = none), see profile.go.
 	cpuProfile string
 }
@@ -88,6 +90,7 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 	f.StringVarP(&o.namespace, "namespace", "n", devserver.DefaultNamespace, "namespace to create and run in")
 	f.StringVar(&o.scenario, "scenario", "examples/fleet-demo.hcl", "simulated fleet to run (\"\" for none); its inventory goes to STATE-DIR/fleet/inventory.hcl")
 	f.BoolVar(&o.noWorker, "no-worker", false, "run no worker (start `patchway worker` yourself)")
+	f.BoolVar(&o.inbox, "inbox", true, "print here the notifications of every channel with no PATCHWAY_CHANNEL_<NAME>_* settings (--inbox=false: such channels fail as they would in production)")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", cpuProfileUsage)
 	return cmd
 }
@@ -142,10 +145,20 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 		defer fleet.Close()
 	}
 	revision := ""
+	inbox := false
 	if !o.noWorker {
+		var channels activities.ChannelResolver
+		if o.inbox {
+			in, err := startDevInbox(ctx, out)
+			if err != nil {
+				return err
+			}
+			channels, inbox = in, true
+		}
 		w, engine, err := newWorker(ctx, c, workerConfig{
 			PolicyDir:   o.policyDir,
 			Credentials: creds,
+			Channels:    channels,
 			Logger:      logger,
 			Identity:    "patchway-dev",
 		})
@@ -159,7 +172,7 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 		revision = engine.Revision()
 	}
 
-	printDevBanner(out, srv, fleet, revision, time.Since(started))
+	printDevBanner(out, srv, fleet, revision, inbox, time.Since(started))
 	<-ctx.Done()
 	fmt.Fprintln(out, "\nstopping: worker, then server and Web UI...")
 	return nil
@@ -214,7 +227,7 @@ func (fc firstCredentials) Resolve(ctx context.Context, name string) (activities
 	return activities.Credential{}, err
 }
 
-func printDevBanner(out io.Writer, srv *devserver.Server, fleet *runningFleet, policyRevision string, took time.Duration) {
+func printDevBanner(out io.Writer, srv *devserver.Server, fleet *runningFleet, policyRevision string, inbox bool, took time.Duration) {
 	fmt.Fprintf(out, "Patchway dev environment ready in %s\n", took.Round(100*time.Millisecond))
 	fmt.Fprintf(out, "  Temporal frontend  %s (namespace %s)\n", srv.FrontendAddress(), srv.Namespace())
 	if srv.UIAddress() != "" {
@@ -229,6 +242,9 @@ func printDevBanner(out io.Writer, srv *devserver.Server, fleet *runningFleet, p
 		fmt.Fprintf(out, "  worker             task queue %s, policy revision %s\n", workflows.TaskQueue, shortRevision(policyRevision))
 	} else {
 		fmt.Fprintf(out, "  worker             none (--no-worker): run `patchway worker` against this server\n")
+	}
+	if inbox {
+		fmt.Fprintln(out, "  notifications      printed below for every channel without PATCHWAY_CHANNEL_<NAME>_* settings")
 	}
 	inventory := ""
 	if fleet != nil {
