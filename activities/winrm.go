@@ -129,14 +129,18 @@ func (r *WinRMRunner) Run(ctx context.Context, host rollout.Host, script string)
 
 	// A run whose command never reached the host (the connection was
 	// reset or dropped before the shell existed) is safe to repeat for
-	// any script, installs included; once the command was sent only the
-	// caller knows (PatchHost scans before it reinstalls). A refused
-	// connection is not repeated: nothing listens (the host is down or
-	// rebooting), and the callers poll at their own pace.
+	// any script, installs included; once the command was sent, only a
+	// read-only script (a scan) is repeated here, and for the others only
+	// the caller knows (PatchHost scans before it reinstalls). The
+	// library sends stdin on a second connection while the first polls
+	// for output, so a lossy network cuts runs after the command too. A
+	// refused connection is not repeated: nothing listens (the host is
+	// down or rebooting), and the callers poll at their own pace.
+	readOnly := hostscript.OpOf(script).ReadOnly()
 	for attempt := 1; ; attempt++ {
 		res, sent, err := r.runOnce(ctx, host, ep, cred, script)
 		var he *HostError
-		if err == nil || sent || attempt >= connectAttempts || ctx.Err() != nil ||
+		if err == nil || (sent && !readOnly) || attempt >= connectAttempts || ctx.Err() != nil ||
 			!errors.As(err, &he) || he.Type != ErrUnreachable || errors.Is(err, syscall.ECONNREFUSED) {
 			return res, err
 		}
@@ -148,7 +152,8 @@ func (r *WinRMRunner) Run(ctx context.Context, host rollout.Host, script string)
 	}
 }
 
-// Connection retries of a run whose command never reached the host.
+// Retries of a run whose command never reached the host, or of a
+// read-only run cut off by the network.
 const (
 	connectAttempts = 4
 	connectBackoff  = 250 * time.Millisecond

@@ -217,7 +217,7 @@ func dropConnection(w http.ResponseWriter) {
 // A connection lost before the command reached the host is retried (the
 // script never ran); one lost after it is not, so an install is never
 // sent twice by the runner (PatchHost scans before it retries).
-func TestRunnerRetriesOnlyRunsWhoseCommandNeverLeft(t *testing.T) {
+func TestRunnerRepeatsOnlyRunsThatAreSafeToRepeat(t *testing.T) {
 	answer := func(string, string) (string, int) { return `{}`, 0 }
 	t.Run("two dropped shell creations, then the run succeeds once", func(t *testing.T) {
 		var mu sync.Mutex
@@ -235,6 +235,20 @@ func TestRunnerRetriesOnlyRunsWhoseCommandNeverLeft(t *testing.T) {
 		}
 		if n := h.count("Command"); n != 1 {
 			t.Errorf("%d Command requests, want 1", n)
+		}
+	})
+	t.Run("a scan whose reply was lost is run again: it only reads", func(t *testing.T) {
+		lost := false
+		h := &wsmanHost{answer: answer, loseReply: func(string) bool {
+			defer func() { lost = true }()
+			return !lost
+		}}
+		r, host := wsmanRunner(t, h)
+		if _, err := r.Run(context.Background(), host, "# patchway-op: scan/1\n"); err != nil {
+			t.Fatalf("scan after one lost reply: %v", err)
+		}
+		if n := h.count("Command"); n != 2 {
+			t.Errorf("%d Command requests, want 2 (the scan repeated once)", n)
 		}
 	})
 	t.Run("a reply lost after the command is an error, the command sent once", func(t *testing.T) {

@@ -30,11 +30,14 @@ func withHostOptions(ctx workflow.Context, summary string, bootTimeout time.Dura
 		// worker that died is noticed within a minute and the host's
 		// sequence resumes from its last heartbeat on another worker.
 		HeartbeatTimeout: time.Minute,
+		// A lossy network gets five tries, 10s to 80s apart, before the
+		// host counts unreachable and waits for the retry rounds; the
+		// activity resumes its sequence and never installs twice.
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    10 * time.Second,
 			BackoffCoefficient: 2,
 			MaximumInterval:    5 * time.Minute,
-			MaximumAttempts:    3,
+			MaximumAttempts:    5,
 			NonRetryableErrorTypes: []string{
 				activities.ErrAuthFailed, activities.ErrNotApplicable, activities.ErrChecksumMismatch,
 				activities.ErrUnsupportedOS, activities.ErrInstallFailed, activities.ErrHostDidNotReturn,

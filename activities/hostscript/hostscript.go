@@ -42,6 +42,20 @@ const (
 	OpUninstall Op = "uninstall"
 )
 
+// ReadOnly says whether running op changes nothing on the host, so that a
+// run cut off at any point may simply be repeated: scan only reads.
+func (op Op) ReadOnly() bool { return op == OpScan }
+
+// OpOf returns the operation named by a script's header line ("" when the
+// first line is not a Patchway header). It reads only the first line.
+func OpOf(script string) Op {
+	line, _, _ := strings.Cut(script, "\n")
+	if m := headerRE.FindStringSubmatch(line); m != nil {
+		return Op(m[1])
+	}
+	return ""
+}
+
 // Version is the contract version carried in every header; bump it when a
 // Params or Result type changes incompatibly.
 const Version = 1

@@ -229,3 +229,19 @@ func jsonKeys(t reflect.Type) []string {
 	}
 	return keys
 }
+func TestOpOfReadsTheHeaderAndOnlyScanIsReadOnly(t *testing.T) {
+	for _, tc := range []struct {
+		script   string
+		op       Op
+		readOnly bool
+	}{
+		{"# patchway-op: scan/1\n$PatchwayParams = ...", OpScan, true},
+		{"# patchway-op: install/1\r\n...", OpInstall, false},
+		{"# patchway-op: reboot/1", OpReboot, false},
+		{"Get-HotFix", "", false},
+	} {
+		if op := OpOf(tc.script); op != tc.op || op.ReadOnly() != tc.readOnly {
+			t.Errorf("OpOf(%q) = %q (read-only %v), want %q (%v)", tc.script, op, op.ReadOnly(), tc.op, tc.readOnly)
+		}
+	}
+}
