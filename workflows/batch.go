@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -300,7 +301,7 @@ func (b *batch) outcome(ctx workflow.Context, f workflow.Future, h BatchHost) Ho
 	if b.in.Op == OpUninstall {
 		var res hostscript.UninstallResult
 		if err := f.Get(ctx, &res); err != nil {
-			o.State, o.Reasons = stateForError(err), []string{"rollback: " + err.Error()}
+			o.State, o.Reasons = stateForError(err), []string{"rollback: " + errorReason(err)}
 			return o
 		}
 		o.State = rollout.StateRolledBack
@@ -309,7 +310,7 @@ func (b *batch) outcome(ctx workflow.Context, f workflow.Future, h BatchHost) Ho
 	}
 	var res activities.PatchHostResult
 	if err := f.Get(ctx, &res); err != nil {
-		o.State, o.Reasons = stateForError(err), []string{err.Error()}
+		o.State, o.Reasons = stateForError(err), []string{errorReason(err)}
 		return o
 	}
 	o.State, o.Reasons, o.InstalledAt, o.Proof = res.Verdict.State, res.Verdict.Reasons, res.InstalledAt, res.Verdict.Proof
@@ -332,6 +333,32 @@ func stateForError(err error) rollout.HostState {
 		return rollout.StateUnreachable
 	}
 	return rollout.StateFailed
+}
+
+// errorReason is what a host's report says of its activity's final error:
+// the activity's own message, without the SDK's wrapper (event ids, worker
+// identity), which says nothing to the host's owner.
+func errorReason(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.Message() != "" {
+		return app.Message()
+	}
+	var timeout *temporal.TimeoutError
+	if errors.As(err, &timeout) {
+		kind := "activity"
+		switch timeout.TimeoutType() {
+		case enumspb.TIMEOUT_TYPE_HEARTBEAT:
+			kind = "heartbeat"
+		case enumspb.TIMEOUT_TYPE_START_TO_CLOSE:
+			kind = "start-to-close"
+		case enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE:
+			kind = "schedule-to-close"
+		case enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START:
+			kind = "schedule-to-start"
+		}
+		return "no answer in time (" + kind + " timeout): the host, or the worker working on it, stopped responding"
+	}
+	return err.Error()
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -69,7 +69,7 @@ func (r *run) escalate(ctx workflow.Context, m activities.Milestone) {
 	r.record(Record{At: workflow.Now(ctx), Kind: "escalation", Subject: milestoneName(m), Allow: dec.Allow,
 		Reason: reason, Violations: dec.Violations, Revision: dec.Revision})
 
-	kind, title := activities.EventSLAMilestone, fmt.Sprintf("%s: %s of its SLA elapsed", r.in.Rollout.Patch.KB, milestoneName(m))
+	kind, title := activities.EventSLAMilestone, fmt.Sprintf("%s: %g%% of the SLA elapsed", r.in.Rollout.Patch.KB, m.AtPercent)
 	if m.Breach {
 		kind, title = activities.EventSLABreached, fmt.Sprintf("%s: SLA breached (%s)", r.in.Rollout.Patch.KB, milestoneName(m))
 	}

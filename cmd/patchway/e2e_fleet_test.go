@@ -239,7 +239,7 @@ func TestE2EEscalationReachesTheWebhookWhileTheRolloutWaitsAtAGate(t *testing.T)
 	}
 	var milestone bool
 	for _, m := range chat.received() {
-		if text, _ := m["text"].(string); strings.Contains(text, "50% of its SLA elapsed") {
+		if text, _ := m["text"].(string); strings.Contains(text, "50% of the SLA elapsed") {
 			milestone = true
 		}
 	}
