@@ -18,7 +18,10 @@
 # with scripts/demo-policy/ over the default policies: a critical SLA of
 # 0.2 h (6 minutes once the worm tightens it, so the 50 % escalation comes
 # about 3 minutes in), no minimum soak, and bob in the approval groups the
-# example names. Nothing else differs from a production run.
+# example names; and a host that does not come back from its reboot counts
+# unreachable after 1 minute instead of 30. Nothing else differs from a
+# production run. When a wave halts (the demo fleet's faults make one do),
+# bob looks at the failed hosts and resumes it.
 #
 # Environment: PATCHWAY_DEMO_PORT (7233), PATCHWAY_DEMO_UI_PORT (8233),
 # PATCHWAY_DEMO_MINUTES (15, the most the demo waits for the rollout).
@@ -75,33 +78,65 @@ INVENTORY=$(sed -n 's/^  fleet inventory *//p' "$DEMO/dev.out" | head -n1)
 
 say "Filing examples/$ROLLOUT.hcl as alice (security team)"
 note "Time compression for the demo: soaks cut to 20s, the domain controllers' night window lifted,"
-note "and scripts/demo-policy/ sets a critical SLA of 0.2 h (6 min once the worm halves it)."
+note "scripts/demo-policy/ sets a critical SLA of 0.2 h (6 min once the worm halves it), and a host"
+note "that does not come back from its reboot within 1 minute (not 30) counts unreachable."
 sed -e 's/soak *= *"[0-9]*[hmd]"/soak = "20s"/' -e '/window {/,/}/d' "examples/$ROLLOUT.hcl" >"$DEMO/$ROLLOUT.hcl"
-"$BIN" submit "$DEMO/$ROLLOUT.hcl" --inventory "$INVENTORY" --as alice 2> >(grep -v -e '^$' -e 'owner' >&2 || true)
+"$BIN" submit "$DEMO/$ROLLOUT.hcl" --inventory "$INVENTORY" --as alice --boot-timeout 1m 2> >(grep -v -e '^$' -e 'owner' >&2 || true)
 
 say "Watching the rollout (open the Web UI link above to see the same in Temporal)"
-seen_escalations=0
+note "Notifications go to dev's inbox (no real Slack or pager configured); each shows up here as it arrives."
+seen_escalations=0 seen_notifications=0 seen_halts=0
 deadline=$(( $(date +%s) + MINUTES * 60 ))
+# notifications: print the inbox lines that arrived since the last call.
+notifications() {
+	local lines
+	lines=$(grep -c '^  notification ' "$DEMO/dev.out" 2>/dev/null || true)
+	if [ "${lines:-0}" -gt "$seen_notifications" ]; then
+		grep '^  notification ' "$DEMO/dev.out" | tail -n +"$((seen_notifications + 1))" | head -n "$((lines - seen_notifications))"
+		seen_notifications=$lines
+	fi
+}
 while :; do
 	"$BIN" status "$ROLLOUT" --watch --max-watch 5s || true
+	notifications
 	json=$("$BIN" status "$ROLLOUT" --json 2>/dev/null || true)
 	# field NAME: the first "NAME":"value" of the progress JSON ("" if none).
 	field() { printf '%s' "$json" | grep -o "\"$1\":\"[^\"]*\"" | head -n1 | cut -d'"' -f4 || true; }
+	# last_record KIND: "subject: reason" of the newest decision of KIND.
+	last_record() {
+		printf '%s' "$json" | grep -o "\"kind\":\"$1\",\"subject\":\"[^\"]*\"[^}]*\"reason\":\"[^\"]*\"" |
+			tail -n1 | sed -e 's/.*"subject":"\([^"]*\)".*"reason":"\([^"]*\)".*/    \1: \2/' || true
+	}
 	status=$(field status)
 	gate=$(field waiting_gate)
 	escalations=$(printf '%s' "$json" | grep -o '"kind":"escalation"' | wc -l || true)
 	if [ "$escalations" -gt "$seen_escalations" ]; then
 		seen_escalations=$escalations
-		say "${Y}SLA escalation${N}${B}: the rollout's SLA clock crossed a milestone"
-		printf '%s' "$json" | grep -o '"kind":"escalation","subject":"[^"]*"[^}]*"reason":"[^"]*"' |
-			tail -n1 | sed -e 's/.*"subject":"\([^"]*\)".*"reason":"\([^"]*\)".*/    \1: \2/' || true
-		note "(the escalation also went to the rollout's channels; see $DEMO/dev.log)"
+		say "${Y}SLA escalation${N}${B}: the rollout's SLA clock crossed a milestone (escalation policy)"
+		last_record escalation
 	fi
 	case "$status" in
 	completed | aborted | rejected)
 		say "Rollout $ROLLOUT $status"
 		"$BIN" status "$ROLLOUT"
 		break
+		;;
+	halted)
+		halts=$(printf '%s' "$json" | grep -o '"kind":"halt"' | wc -l || true)
+		if [ "$halts" -gt "$seen_halts" ]; then
+			seen_halts=$halts
+			say "${Y}Wave halted${N}${B}: more hosts failed than the wave allows (waves policy)"
+			last_record halt
+			note "The failed hosts so far, with the evidence (from a provisional report):"
+			# Keep the header, the failed, not_effective and unreachable rows and
+			# their evidence lines (which start with blanks).
+			"$BIN" report "$ROLLOUT" | awk '/^NOT COMPLIANT/ { on = 1; next }
+				on && /^HOST/ { print; next }
+				on && /^[^ ]/ { keep = ($2 ~ /^(failed|not_effective|unreachable)$/); if (keep) print; next }
+				on && keep { print }' | head -n 40 || true
+			say "bob reviews the failures and lets the wave go on (patchway resume; skip-host would drop one host instead)"
+			"$BIN" resume "$ROLLOUT" --as bob --reason "demo: failures triaged, tickets filed for each host" || true
+		fi
 		;;
 	esac
 	if [ -n "$gate" ]; then
@@ -113,4 +148,9 @@ while :; do
 		exit 1
 	fi
 done
+notifications
+say "The compliance report: only hosts with proof (file versions, hotfix, reboot done) count as compliant"
+"$BIN" report "$ROLLOUT"
+"$BIN" report "$ROLLOUT" --format html -o "$DEMO/$ROLLOUT-report.html"
+note "The same report as one HTML file: $DEMO/$ROLLOUT-report.html (also --format json, csv, md)."
 say "Done. The Web UI keeps the rollout's history: http://127.0.0.1:$UI_PORT/namespaces/default/workflows"

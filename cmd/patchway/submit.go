@@ -24,6 +24,7 @@ func newSubmitCmd(_ *globalFlags) *cobra.Command {
 		conn      clientFlags
 		inventory string
 		as        string
+		tuning    workflows.Tuning
 	)
 	cmd := &cobra.Command{
 		Use:   "submit FILE",
@@ -37,6 +38,9 @@ func newSubmitCmd(_ *globalFlags) *cobra.Command {
 			filer, err := operator(as)
 			if err != nil {
 				return err
+			}
+			if tuning.BootTimeout < 0 || tuning.RetryInterval < 0 {
+				return errors.New("--boot-timeout and --retry-interval must not be negative")
 			}
 			src, diags := rollout.LoadSource(args[0], rollout.LoadOptions{InventoryPath: inventory})
 			if len(diags) > 0 {
@@ -54,7 +58,7 @@ func newSubmitCmd(_ *globalFlags) *cobra.Command {
 			r := *src.Rollout
 			r.FiledBy = filer
 			r.FiledAt = time.Now().UTC()
-			in := workflows.RolloutInput{Rollout: r, Hosts: src.Inventory.Hosts, Sites: src.Inventory.Sites}
+			in := workflows.RolloutInput{Rollout: r, Hosts: src.Inventory.Hosts, Sites: src.Inventory.Sites, Tuning: tuning}
 
 			ctx, cancel := context.WithTimeout(cmd.Context(), submitTimeout)
 			defer cancel()
@@ -69,6 +73,8 @@ func newSubmitCmd(_ *globalFlags) *cobra.Command {
 	conn.register(cmd.Flags())
 	cmd.Flags().StringVar(&inventory, "inventory", "", "inventory file to use instead of the rollout's own inventory attribute")
 	cmd.Flags().StringVar(&as, "as", "", "who files the rollout, as recorded (default: the OS user)")
+	cmd.Flags().DurationVar(&tuning.BootTimeout, "boot-timeout", 0, "how long a host may take to come back from its reboot before it counts unreachable (0: 30m)")
+	cmd.Flags().DurationVar(&tuning.RetryInterval, "retry-interval", 0, "pause between the rounds that retry unreachable hosts and laptops until the deadline (0: 4h)")
 	return cmd
 }
 
