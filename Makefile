@@ -28,8 +28,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-bench:
-	@echo "benchmarks arrive with the benchmark issue"
+# bench measures the rollout against the no-orchestration floor and writes
+# bench/RESULTS.md (see bench/README.md). BENCH_N=1000,10000 sizes,
+# BENCH_P=64 max parallel, BENCH_LARGE=1 adds 100,000 hosts.
+bench: build
+	$(GO) run ./bench -patchway $(BIN) -results bench/RESULTS.md
 
 clean:
 	rm -rf bin
