@@ -217,6 +217,18 @@ func dropConnection(w http.ResponseWriter) {
 // A connection lost before the command reached the host is retried (the
 // script never ran); one lost after it is not, so an install is never
 // sent twice by the runner (PatchHost scans before it retries).
+// loseFirstReply loses the reply of the first finished command only.
+func loseFirstReply() func(string) bool {
+	var mu sync.Mutex
+	lost := false
+	return func(string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		defer func() { lost = true }()
+		return !lost
+	}
+}
+
 func TestRunnerRepeatsOnlyRunsThatAreSafeToRepeat(t *testing.T) {
 	answer := func(string, string) (string, int) { return `{}`, 0 }
 	t.Run("two dropped shell creations, then the run succeeds once", func(t *testing.T) {
@@ -238,11 +250,7 @@ func TestRunnerRepeatsOnlyRunsThatAreSafeToRepeat(t *testing.T) {
 		}
 	})
 	t.Run("a scan whose reply was lost is run again: it only reads", func(t *testing.T) {
-		lost := false
-		h := &wsmanHost{answer: answer, loseReply: func(string) bool {
-			defer func() { lost = true }()
-			return !lost
-		}}
+		h := &wsmanHost{answer: answer, loseReply: loseFirstReply()}
 		r, host := wsmanRunner(t, h)
 		if _, err := r.Run(context.Background(), host, "# patchway-op: scan/1\n"); err != nil {
 			t.Fatalf("scan after one lost reply: %v", err)
@@ -252,11 +260,7 @@ func TestRunnerRepeatsOnlyRunsThatAreSafeToRepeat(t *testing.T) {
 		}
 	})
 	t.Run("a reply lost after the command is an error, the command sent once", func(t *testing.T) {
-		lost := false
-		h := &wsmanHost{answer: answer, loseReply: func(string) bool {
-			defer func() { lost = true }()
-			return !lost
-		}}
+		h := &wsmanHost{answer: answer, loseReply: loseFirstReply()}
 		r, host := wsmanRunner(t, h)
 		_, err := r.Run(context.Background(), host, "# patchway-op: install/1\n")
 		if got := hostErrorType(err); got != ErrUnreachable {
