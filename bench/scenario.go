@@ -13,15 +13,18 @@ import (
 )
 
 // benchSite is one site of the generated fleet; two per region, so each
-// regional wave spans two sites.
-type benchSite struct{ name, region, zone string }
+// regional wave spans two sites. Hosts are named after the site's short
+// code (PAR-WS-0001): a batch child's PatchwayHosts search attribute
+// holds its 100 host names, and the server refuses a value over 2,048
+// bytes, which names like SAOPAULO-SRV-0467 exceed (see README.md).
+type benchSite struct{ name, code, region, zone string }
 
 var benchSites = []benchSite{
-	{"paris", "emea", "Europe/Paris"}, {"london", "emea", "Europe/London"},
-	{"newyork", "na", "America/New_York"}, {"chicago", "na", "America/Chicago"},
-	{"saopaulo", "latam", "America/Sao_Paulo"}, {"mexico", "latam", "America/Mexico_City"},
-	{"tokyo", "apac", "Asia/Tokyo"}, {"singapore", "apac", "Asia/Singapore"},
-	{"sydney", "oceania", "Australia/Sydney"}, {"auckland", "oceania", "Pacific/Auckland"},
+	{"paris", "par", "emea", "Europe/Paris"}, {"london", "lon", "emea", "Europe/London"},
+	{"newyork", "nyc", "na", "America/New_York"}, {"chicago", "chi", "na", "America/Chicago"},
+	{"saopaulo", "sao", "latam", "America/Sao_Paulo"}, {"mexico", "mex", "latam", "America/Mexico_City"},
+	{"tokyo", "tyo", "apac", "Asia/Tokyo"}, {"singapore", "sin", "apac", "Asia/Singapore"},
+	{"sydney", "syd", "oceania", "Australia/Sydney"}, {"auckland", "akl", "oceania", "Pacific/Auckland"},
 }
 
 // benchRegions are the five regional waves, in rollout order.
@@ -175,8 +178,8 @@ func fleetHCL(n int) []byte {
 			if i < inRegion%2 {
 				count++
 			}
-			pop(s.name+"-ws", s.name, "production", "workstation", count-count/2, ws)
-			pop(s.name+"-srv", s.name, "production", "file", count/2, srv)
+			pop(s.code+"-ws", s.name, "production", "workstation", count-count/2, ws)
+			pop(s.code+"-srv", s.name, "production", "file", count/2, srv)
 		}
 	}
 	b.WriteString("}\n")
