@@ -30,6 +30,13 @@ func TestBenchmarkRunsEndToEndOnASmallFleet(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	args := []string{"-results", results}
 	if bin := os.Getenv("PATCHWAY_BENCH_BIN"); bin != "" {
+		if !filepath.IsAbs(bin) { // relative to the module root, like bin/patchway
+			root, err := repoRoot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			bin = filepath.Join(root, bin)
+		}
 		args = append(args, "-patchway", bin)
 	}
 	if err := run(ctx, args, &stdout, &stderr); err != nil {
