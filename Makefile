@@ -21,8 +21,11 @@ test: lint unit fuzz
 unit:
 	$(GO) test -count=1 -timeout 30m $(PKGS)
 
+# -fuzzminimizetime 100x: the seeds include 2,000-line inventories, and
+# minimizing each new-coverage input from one of them by default (60s)
+# left the whole run minimizing: 46 executions in 10s instead of ~5,000.
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRollout$$' -fuzztime $(FUZZTIME) ./rollout
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRollout$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./rollout
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
