@@ -23,7 +23,6 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
-	"github.com/patchway/patchway/activities/gzjson"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 	"github.com/patchway/patchway/workflows"
@@ -130,8 +129,8 @@ func runSize(ctx context.Context, cfg config, n int) (sizeResult, error) {
 	defer cancel()
 	fmt.Fprintf(cfg.log, "N=%d: rollout over %d simulated hosts, max parallel %d...\n", n, n, cfg.parallel)
 	start := time.Now()
-	if err := submitPacked(rctx, c, rolloutPath, filepath.Join(fleetDir, "inventory.hcl")); err != nil {
-		return res, err
+	if _, err := cli(rctx, "submit", rolloutPath, "--inventory", filepath.Join(fleetDir, "inventory.hcl"), "--as", benchFiler); err != nil {
+		return res, fmt.Errorf("submit the rollout: %w", err)
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -217,37 +216,6 @@ func cleanEnv() []string {
 		}
 	}
 	return env
-}
-
-// submitPacked files the rollout as `patchway submit` does (load and
-// check rollout and inventory, record the filer, start the workflow with
-// workflows.StartOptions), except that the hosts and sites travel gzipped
-// in RolloutInput.Packed, the form the workflow already accepts from its
-// own continue-as-new. `patchway submit` sends them plain, and at 10,000
-// hosts that input (about 3 MB) exceeds the server's 2 MB blob limit
-// ("Blob data size exceeds limit"): see bench/README.md.
-func submitPacked(ctx context.Context, c client.Client, rolloutPath, inventoryPath string) error {
-	src, diags := rollout.LoadSource(rolloutPath, rollout.LoadOptions{InventoryPath: inventoryPath})
-	if diags.HasErrors() || src == nil {
-		return fmt.Errorf("load the rollout: %w", diags)
-	}
-	r := *src.Rollout
-	r.FiledBy, r.FiledAt = benchFiler, time.Now().UTC()
-	in := workflows.RolloutInput{Rollout: r, Hosts: src.Inventory.Hosts, Sites: src.Inventory.Sites}
-	opts := workflows.StartOptions(in)
-	opts.WorkflowExecutionErrorWhenAlreadyStarted = true
-	blob, err := gzjson.Marshal(struct {
-		Hosts []rollout.Host `json:"hosts"`
-		Sites []rollout.Site `json:"sites,omitempty"`
-		Carry any            `json:"carry"`
-	}{in.Hosts, in.Sites, nil})
-	if err != nil {
-		return fmt.Errorf("pack the hosts: %w", err)
-	}
-	if _, err := c.ExecuteWorkflow(ctx, opts, workflows.RolloutWorkflowName, workflows.RolloutInput{Rollout: r, Packed: blob}); err != nil {
-		return fmt.Errorf("start rollout %s: %w", r.ID, err)
-	}
-	return nil
 }
 
 // runCLI runs one patchway command and returns its standard output.

@@ -333,6 +333,27 @@ var SearchAttributes = []SearchAttribute{
 	{Name: AttrScanRegressed.GetName(), Type: enumspb.INDEXED_VALUE_TYPE_BOOL},
 }
 
+// hostsAttrBudget is how many bytes of JSON the PatchwayHosts value may
+// take: the server refuses a search attribute value over 2,048 bytes and
+// terminates the parent whose child carries it.
+const hostsAttrBudget = 2000
+
+// hostsAttr returns the PatchwayHosts value of a batch: its host names, as
+// many as fit the server's size limit, in order. A batch of 100 hosts fits
+// whole while names average under 17 characters; beyond, the last names
+// are left out of the attribute (the rollout's host query still finds
+// them: patchway status --host).
+func hostsAttr(names []string) []string {
+	size := 2 // []
+	for i, n := range names {
+		size += len(n) + 3 // "n",
+		if size > hostsAttrBudget {
+			return names[:i:i]
+		}
+	}
+	return names
+}
+
 // StartOptions are the options a client starts a rollout with: its stable
 // id, the task queue, the search attributes known at submission, and a
 // one-line static summary for the UI.

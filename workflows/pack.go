@@ -1,8 +1,10 @@
 package workflows
 
 import (
+	"encoding/json"
 	"fmt"
 
+	"github.com/patchway/patchway/activities"
 	"github.com/patchway/patchway/activities/gzjson"
 	"github.com/patchway/patchway/rollout"
 )
@@ -36,4 +38,23 @@ func unpack(in RolloutInput) (RolloutInput, error) {
 	}
 	in.Hosts, in.Sites, in.Carry, in.Packed = p.Hosts, p.Sites, p.Carry, nil
 	return in, nil
+}
+
+// PackStart returns the input a client starts a rollout with: in itself,
+// or, when its hosts and sites are over activities.InlineLimit as JSON,
+// with them gzipped into Packed. The server refuses a payload over 2 MB,
+// and 10,000 hosts are about 3 MB of JSON (some 200 KB gzipped). Compute
+// StartOptions from in, not from the result: they count its hosts.
+func PackStart(in RolloutInput) (RolloutInput, error) {
+	if len(in.Packed) > 0 {
+		return in, nil
+	}
+	raw, err := json.Marshal(packed{Hosts: in.Hosts, Sites: in.Sites})
+	if err != nil {
+		return RolloutInput{}, fmt.Errorf("encode hosts: %w", err)
+	}
+	if len(raw) <= activities.InlineLimit {
+		return in, nil
+	}
+	return pack(in, nil)
 }

@@ -507,7 +507,7 @@ func (s *scan) startBatch(ctx workflow.Context, sel workflow.Selector) {
 		WorkflowID: fmt.Sprintf("%s/batch-%d", workflow.GetInfo(ctx).WorkflowExecution.ID, batch),
 		StaticSummary: fmt.Sprintf("scan %s batch %d: %s on %d hosts from %s",
 			s.in.ScanID, batch, strings.Join(kbsOf(s.in.Patches), ", "), len(names), names[0]),
-		TypedSearchAttributes: temporal.NewSearchAttributes(AttrHosts.ValueSet(names)),
+		TypedSearchAttributes: temporal.NewSearchAttributes(AttrHosts.ValueSet(hostsAttr(names))),
 	})
 	sel.AddFuture(workflow.ExecuteChildWorkflow(cctx, ScanBatchWorkflowName, in), func(f workflow.Future) {
 		var res ScanBatchResult

@@ -86,7 +86,11 @@ func submit(ctx context.Context, c client.Client, out, errOut io.Writer, in work
 	// Without this the SDK hands back the running rollout's handle as if
 	// it had just been started.
 	opts.WorkflowExecutionErrorWhenAlreadyStarted = true
-	run, err := c.ExecuteWorkflow(ctx, opts, workflows.RolloutWorkflowName, in)
+	start, err := workflows.PackStart(in)
+	if err != nil {
+		return fmt.Errorf("start rollout %s: %w", in.Rollout.ID, err)
+	}
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.RolloutWorkflowName, start)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		fmt.Fprintf(errOut, "rollout %s is already running (filed again by %s: refused); its status:\n\n", in.Rollout.ID, in.Rollout.FiledBy)
