@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -64,6 +65,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	sizes, parallel, err := sizesFromEnv()
 	if err != nil {
+		return err
+	}
+	if err := raiseOpenFiles(slices.Max(sizes) + 4*parallel + 1024); err != nil {
 		return err
 	}
 	root, err := repoRoot()
@@ -116,6 +120,29 @@ func bench(ctx context.Context, cfg config, stdout io.Writer) error {
 		if err := os.WriteFile(cfg.results, report.Bytes(), 0o644); err != nil {
 			return fmt.Errorf("write results: %w", err)
 		}
+	}
+	return nil
+}
+
+// raiseOpenFiles lifts the soft open-files limit, which the fleet, worker
+// and server processes inherit, to at least need (the fleet holds one
+// listening socket per host plus its connections), and refuses to start
+// when the hard limit is lower: better than a fleet that fails after
+// minutes of set-up.
+func raiseOpenFiles(need int) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("read the open-files limit: %w", err)
+	}
+	if lim.Cur >= uint64(need) {
+		return nil
+	}
+	if lim.Max < uint64(need) {
+		return fmt.Errorf("the largest size needs about %d open files, and this process may open at most %d (hard limit); raise it (ulimit -Hn as root, or LimitNOFILE) or set a smaller BENCH_N", need, lim.Max)
+	}
+	lim.Cur = uint64(need)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("raise the open-files limit to %d: %w", need, err)
 	}
 	return nil
 }
