@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -47,6 +48,9 @@ func newSubmitCmd(_ *globalFlags) *cobra.Command {
 				files := map[string][]byte{}
 				if src != nil {
 					files = src.Files
+				} else if data, err := os.ReadFile(args[0]); err == nil {
+					// The file did not parse: show its lines anyway.
+					files[args[0]] = data
 				}
 				if err := writeDiagnostics(cmd.ErrOrStderr(), files, diags); err != nil {
 					return err

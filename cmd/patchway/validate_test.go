@@ -88,3 +88,18 @@ func TestPlanPrintsStepsInOrderWithLocalWindows(t *testing.T) {
 		t.Errorf("plan of an invalid rollout exits %d, want 1", code)
 	}
 }
+
+// submit refuses every invalid file as validate does, before it connects,
+// showing the offending line even when the file does not parse at all.
+func TestSubmitRefusesEveryInvalidFileWithItsSourceLine(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "..", "rollout", "testdata", "invalid", "*.hcl"))
+	for _, path := range files {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			code, _, stderr := run(t, "submit", path, "--as", "alice", "--address", "127.0.0.1:1")
+			if code != 1 || !strings.Contains(stderr, "Error: ") || !strings.Contains(stderr, "^") ||
+				strings.Contains(stderr, "source code not available") {
+				t.Errorf("exit %d, stderr lacks the error with its line and caret:\n%s", code, stderr)
+			}
+		})
+	}
+}
