@@ -8,107 +8,91 @@
 #   Missing evidence is unknown, never compliant.
 package patchway.compliance
 
-import data.patchway.lib
+# This decision runs for every host of every scan, so its common case
+# (every signal clean) is decided early and cheaply. With OPA's evaluator a
+# rule or function evaluation costs about 8 µs and 20 allocations on the
+# 2-core CI machine, a local variable or a builtin call about 1 µs: the
+# evidence is read with few rules, and only a host that is not compliant
+# pays for the classification that names what is wrong.
+
+kb := upper(input.patch.kb)
+
+hotfix_id := upper(input.patch.evidence.hotfix) if {
+	input.patch.evidence.hotfix != ""
+} else := kb
 
 now := time.parse_rfc3339_ns(input.now)
 
-patch := input.patch
-
-scan := input.scan
-
-kb := upper(patch.kb)
-
-hotfix_id := upper(patch.evidence.hotfix) if {
-	patch.evidence.hotfix != ""
-} else := kb
-
 # Exceptions hold only until they expire.
-exception_active if lib.ts(input.exception.expires) > now
+exception_active if time.parse_rfc3339_ns(input.exception.expires) > now
 
-exception_expired if lib.ts(input.exception.expires) <= now
-
-packages := object.get(patch, "packages", [])
-
-package_for_os if {
-	some p in packages
-	lower(p.os) == lower(input.host.os)
-}
+exception_expired if time.parse_rfc3339_ns(input.exception.expires) <= now
 
 not_applicable if {
-	count(packages) > 0
-	not package_for_os
-}
-
-scan_present if is_object(scan)
-
-scan_files := {lower(f.path): f | some f in object.get(scan, "files", [])}
-
-# The files that prove the fix on this host: those for its OS or for every
-# OS (each OS ships its own file version).
-expected_files := [f |
-	some f in object.get(patch.evidence, "files", [])
-	host_oses[object.get(f, "os", "")]
-]
-
-host_oses := {"", input.host.os}
-
-# file_checks judges each expected file against the scan, once.
-file_checks := [{"file": f, "scanned": scanned, "state": file_state(f, scanned)} |
-	some f in expected_files
-	scanned := object.get(scan_files, lower(f.path), null)
-]
-
-# file_state: the common case (file present with a comparable version) is
-# decided first; the else branches name what is missing.
-file_state(f, scanned) := version_state(f, scanned, lib.version_compare(scanned.version, f.min_version)) if {
-	scanned.exists == true
-} else := "no_evidence" if {
-	scanned == null
-} else := "missing" if {
-	scanned.exists == false
-} else := "no_version" if {
-	object.get(scanned, "version", "") == ""
-} else := "bad_version"
-
-version_state(f, scanned, c) := "ok" if {
-	c > 0
-} else := "below" if {
-	c < 0
-} else := "ok" if {
-	object.get(f, "sha256", "") == ""
-} else := "ok" if {
-	lower(f.sha256) == lower(object.get(scanned, "sha256", ""))
-} else := "checksum_mismatch"
-
-files_ok if {
-	count(expected_files) > 0
-	every fs in file_checks {
-		fs.state == "ok"
+	count(input.patch.packages) > 0
+	os := lower(input.host.os)
+	every p in input.patch.packages {
+		lower(p.os) != os
 	}
 }
 
-hotfix_present if {
-	some h in object.get(scan, "hotfixes", [])
-	upper(h.id) == hotfix_id
+scanned := {lower(f.path): f | some f in object.get(input.scan, "files", [])}
+
+# file_checks holds each file that proves the fix on this host (those for
+# its OS or for every OS: each OS ships its own file version) with the
+# scanned file of the same path, and whether it proves the fix.
+file_checks := [{"file": f, "scanned": s, "ok": file_ok(f, s)} |
+	some f in object.get(input.patch.evidence, "files", [])
+	object.get(f, "os", "") in {"", input.host.os}
+	s := object.get(scanned, lower(f.path), null)
+]
+
+# file_ok: the file exists above the expected version, or exactly at it
+# with the pinned checksum if one is given.
+default file_ok(_, _) := false
+
+file_ok(f, s) if {
+	s.exists == true
+	patchway.version_compare(s.version, f.min_version) > 0
 }
 
-package_installed if {
-	some p in object.get(scan, "packages", [])
-	contains(upper(p.name), kb)
-	p.state == "Installed"
+file_ok(f, s) if {
+	s.exists == true
+	patchway.version_compare(s.version, f.min_version) == 0
+	lower(object.get(f, "sha256", "")) in {"", lower(object.get(s, "sha256", ""))}
 }
 
-package_pending if {
-	some p in object.get(scan, "packages", [])
-	contains(upper(p.name), kb)
-	p.state == "InstallPending"
-}
+files_ok if {c.ok | some c in file_checks} == {true}
 
-installed if hotfix_present
+# file_state names what is wrong with a file that is not ok.
+file_state(f, s) := "no_evidence" if {
+	s == null
+} else := "missing" if {
+	s.exists == false
+} else := "below" if {
+	s.exists == true
+	patchway.version_compare(s.version, f.min_version) < 0
+} else := "checksum_mismatch" if {
+	s.exists == true
+	patchway.version_compare(s.version, f.min_version) == 0
+} else := "no_version" if {
+	object.get(s, "version", "") == ""
+} else := "bad_version"
 
-installed if package_installed
+failed_checks := [object.union(c, {"state": file_state(c.file, c.scanned)}) | some c in file_checks; not c.ok]
 
-installed_at := lib.ts(input.installed_at)
+hotfixes := {upper(h.id) | some h in object.get(input.scan, "hotfixes", [])}
+
+# The states of the packages that name the KB.
+package_states := {p.state | some p in object.get(input.scan, "packages", []); contains(upper(p.name), kb)}
+
+installed if hotfix_id in hotfixes
+
+installed if "Installed" in package_states
+
+package_pending if "InstallPending" in package_states
+
+installed_at := time.parse_rfc3339_ns(input.installed_at)
 
 # Something of this patch is on the host (or this rollout installed it).
 touched if installed
@@ -119,21 +103,18 @@ touched if installed_at
 
 # Updates that supersede this one: data.supersedence maps a KB to the later
 # updates whose files contain its fix.
-superseders := {upper(s) | some s in object.get(data.supersedence, kb, [])}
+superseded_by := sort({upper(s) | some s in object.get(data.supersedence, kb, [])} & hotfixes)[0]
 
-superseders_present := sort({id |
-	some h in object.get(scan, "hotfixes", [])
-	id := upper(h.id)
-	id in superseders
-})
+boot := time.parse_rfc3339_ns(input.scan.last_boot_up_time)
 
-superseded_by := superseders_present[0] if count(superseders_present) > 0
+boot_missing if {
+	installed_at
+	not boot
+}
 
-boot := lib.ts(scan.last_boot_up_time)
+reboot_flags contains "CBS RebootPending" if input.scan.reboot.cbs_reboot_pending == true
 
-reboot_flags contains "CBS RebootPending" if scan.reboot.cbs_reboot_pending == true
-
-reboot_flags contains "WindowsUpdate RebootRequired" if scan.reboot.wu_reboot_required == true
+reboot_flags contains "WindowsUpdate RebootRequired" if input.scan.reboot.wu_reboot_required == true
 
 reboot_flags contains "package state InstallPending" if package_pending
 
@@ -141,33 +122,33 @@ reboot_flags contains sprintf("last boot %s is before the install at %s", [time.
 	boot < installed_at
 }
 
-pending_rename if scan.reboot.pending_file_rename == true
+pending_rename if input.scan.reboot.pending_file_rename == true
 
 # Reasons the evidence cannot decide.
 unknown_reasons contains "the patch declares no file evidence; a hotfix or registry key alone never proves compliance" if {
-	count(expected_files) == 0
+	count(file_checks) == 0
 }
 
 unknown_reasons contains sprintf("%s: %s", [fs.file.path, text]) if {
-	some fs in file_checks
-	fs.state != "ok"
+	some fs in failed_checks
 	text := unknown_texts[fs.state]
 }
 
 unknown_reasons contains sprintf("%s: version %q is not numeric dotted", [fs.file.path, fs.scanned.version]) if {
-	some fs in file_checks
+	some fs in failed_checks
 	fs.state == "bad_version"
 }
 
 unknown_texts := {"no_evidence": "not reported by the scan", "no_version": "no file version reported"}
 
 unknown_reasons contains sprintf("no boot time reported; cannot prove a boot after the install at %s", [time.format(installed_at)]) if {
-	installed_at
-	not boot
+	boot_missing
 }
 
 # verdict is the host's state with the reason that decided it, checked in
-# order of precedence.
+# order of precedence. The clean case comes before the unknown and
+# pending-reboot ones, which it excludes: all files ok means no file is
+# unknown, and the boot is known.
 verdict := {"state": "excepted", "reason": sprintf("excepted until %s: %s", [input.exception.expires, object.get(input.exception, "reason", "")])} if {
 	exception_active
 } else := {"state": "not_applicable", "reason": sprintf("no package of %s for OS %q", [kb, input.host.os])} if {
@@ -175,15 +156,17 @@ verdict := {"state": "excepted", "reason": sprintf("excepted until %s: %s", [inp
 } else := {"state": "unreachable", "reason": "host unreachable: no evidence gathered"} if {
 	not input.reachable
 } else := {"state": "unknown", "reason": "no scan evidence: the host's state is unknown"} if {
-	not scan_present
+	not is_object(input.scan)
+} else := {"state": "compliant", "reason": sprintf("%d file(s) at or above expected versions, %s present, no reboot pending%s", [count(file_checks), hotfix_id, boot_clause])} if {
+	files_ok
+	installed
+	not boot_missing
+	count(reboot_flags) == 0
 } else := {"state": "unknown", "reason": concat("; ", sort(unknown_reasons))} if {
 	count(unknown_reasons) > 0
 } else := {"state": "pending_reboot", "reason": sprintf("%s installed but a reboot is pending: %s", [kb, concat(", ", sort(reboot_flags))])} if {
 	touched
 	count(reboot_flags) > 0
-} else := {"state": "compliant", "reason": sprintf("%d file(s) at or above expected versions, %s present, no reboot pending%s", [count(expected_files), hotfix_id, boot_clause])} if {
-	files_ok
-	installed
 } else := {
 	"state": "compliant",
 	"reason": sprintf("superseded by %s: files at or above expected versions because %s, a later update that supersedes %s, is installed", [superseded_by, superseded_by, kb]),
@@ -201,7 +184,7 @@ verdict := {"state": "excepted", "reason": sprintf("excepted until %s: %s", [inp
 
 state := verdict.state
 
-file_problems := [sprintf("%s is %s", [fs.file.path, file_problem(fs)]) | some fs in file_checks; fs.state != "ok"]
+file_problems := [sprintf("%s is %s", [fs.file.path, file_problem(fs)]) | some fs in failed_checks]
 
 file_problem(fs) := "missing" if {
 	fs.state == "missing"

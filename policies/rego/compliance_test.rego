@@ -57,6 +57,12 @@ test_missing_file_with_hotfix_is_not_effective if {
 	contains(d.reasons[0], "is missing")
 }
 
+test_file_reported_missing_is_not_ok_whatever_its_version if {
+	d := decide(with_files([{"path": netapi, "exists": false, "version": "5.2.3790.4392"}]))
+	d.state == "not_effective"
+	contains(d.reasons[0], "is missing")
+}
+
 test_installed_without_hotfix_nor_file_is_not_effective if {
 	d := decide({"scan": {"hotfixes": [], "files": file("5.2.3790.3229")}})
 	d.state == "not_effective"
