@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/fleetsim"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
@@ -24,17 +26,17 @@ import (
 // patchHostWorkflow runs PatchHost as the rollout's batches do: one
 // activity per host with heartbeats, a few retries, and the host
 // operations' non-retryable errors.
-func patchHostWorkflow(ctx workflow.Context, in activities.PatchHostInput) (activities.PatchHostResult, error) {
+func patchHostWorkflow(ctx workflow.Context, in contract.PatchHostInput) (contract.PatchHostResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: time.Minute,
 		HeartbeatTimeout:    10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 100 * time.Millisecond, MaximumAttempts: 3,
-			NonRetryableErrorTypes: []string{activities.ErrAuthFailed, activities.ErrInstallFailed, activities.ErrHostDidNotReturn},
+			NonRetryableErrorTypes: []string{contract.ErrAuthFailed, contract.ErrInstallFailed, contract.ErrHostDidNotReturn},
 		},
 	})
-	var res activities.PatchHostResult
-	err := workflow.ExecuteActivity(ctx, activities.PatchHostName, in).Get(ctx, &res)
+	var res contract.PatchHostResult
+	err := workflow.ExecuteActivity(ctx, contract.PatchHostName, in).Get(ctx, &res)
 	return res, err
 }
 
@@ -44,7 +46,10 @@ func patchHostWorkflow(ctx workflow.Context, in activities.PatchHostInput) (acti
 // checks the state Patchway concludes, how many installs the host saw,
 // and the evidence the verdict quotes.
 func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
-	ro := exampleRollout(t, "ms08-067.hcl")
+	ro, _, diags := rollout.Load(filepath.Join("..", "examples", "ms08-067.hcl"), rollout.LoadOptions{})
+	if diags.HasErrors() {
+		t.Fatalf("load ms08-067.hcl: %v", diags)
+	}
 	const os = "windows-xp-sp3"
 	evidence := ro.Patch.EvidenceFor(os)
 	if len(evidence.Files) == 0 {
@@ -83,7 +88,7 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 		{name: "slow: every answer late, still compliant", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultSlow, Delay: 200 * time.Millisecond}},
 			wantState: rollout.StateCompliant, wantInstalls: 1},
 		{name: "auth_fails: refused credentials fail without a retry", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultAuthFails}},
-			wantErrType: activities.ErrAuthFailed, wantInstalls: 0},
+			wantErrType: contract.ErrAuthFailed, wantInstalls: 0},
 		{name: "reverts_on_boot: not_effective after the reboot", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultRevertsOnBoot}},
 			wantState: rollout.StateNotEffective, wantInstalls: 1},
 		{name: "pending_rename_noise: another program's rename entry does not block compliance", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultPendingRenameNoise}},
@@ -133,9 +138,9 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 			env := s.NewTestWorkflowEnvironment()
 			env.SetTestTimeout(time.Minute)
 			env.RegisterWorkflow(patchHostWorkflow)
-			env.RegisterActivityWithOptions(acts.PatchHost, activity.RegisterOptions{Name: activities.PatchHostName})
-			env.ExecuteWorkflow(patchHostWorkflow, activities.PatchHostInput{
-				Target:      activities.HostTarget{RolloutID: ro.ID, Host: host, Patch: ro.Patch, DistributionPoint: sc.Sites[0].DistributionPoint},
+			env.RegisterActivityWithOptions(acts.PatchHost, activity.RegisterOptions{Name: contract.PatchHostName})
+			env.ExecuteWorkflow(patchHostWorkflow, contract.PatchHostInput{
+				Target:      contract.HostTarget{RolloutID: ro.ID, Host: host, Patch: ro.Patch, DistributionPoint: sc.Sites[0].DistributionPoint},
 				Reboot:      !tt.noReboot,
 				BootTimeout: 3 * time.Second,
 			})
@@ -152,7 +157,7 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 				}
 				return
 			}
-			var res activities.PatchHostResult
+			var res contract.PatchHostResult
 			if err := env.GetWorkflowResult(&res); err != nil {
 				t.Fatalf("PatchHost: %v", err)
 			}

@@ -13,81 +13,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/patchway/patchway/contract"
+
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 )
 
-// Error types of host operations beyond the contract's (api.go), with the
-// same stability promise.
-const (
-	// ErrHostConfig: the inventory entry cannot work as written (bad
-	// address, unreadable CA file, unknown credential set, certificate that
-	// does not verify). Non-retryable: a retry would fail the same way.
-	ErrHostConfig = "HostConfigInvalid"
-	// ErrScriptFailed: the script ran but exited non-zero or printed no
-	// result (WMI hiccup, servicing busy). Retryable.
-	ErrScriptFailed = "ScriptFailed"
-	// ErrDownloadFailed: the package could not be fetched from the
-	// distribution point. Retryable.
-	ErrDownloadFailed = "DownloadFailed"
-	// ErrRebootFailed: shutdown.exe refused to schedule the restart.
-	// Retryable (a retry lands on 1190 if one was scheduled after all).
-	ErrRebootFailed = "RebootFailed"
-	// ErrUninstallFailed: wusa /uninstall failed; carries the exit code.
-	// Non-retryable.
-	ErrUninstallFailed = "UninstallFailed"
-	// ErrPolicyFailed: the compliance policy could not be evaluated.
-	// Retryable (the decision fails closed meanwhile).
-	ErrPolicyFailed = "PolicyEvaluationFailed"
-)
-
-// HostError is a classified failure of an operation on one host. Activities
-// turn it into a temporal.ApplicationError of type Type at their boundary;
-// it never carries a credential.
-type HostError struct {
-	Type     string
-	Host     string
-	Msg      string
-	ExitCode int64
-	Err      error
-}
-
-func (e *HostError) Error() string {
-	s := fmt.Sprintf("host %s: %s", e.Host, e.Msg)
-	if e.Err != nil {
-		s += ": " + e.Err.Error()
-	}
-	return s
-}
-
-// Unwrap returns the underlying cause.
-func (e *HostError) Unwrap() error { return e.Err }
-
-// Retryable says whether Temporal should retry the operation.
-func (e *HostError) Retryable() bool {
-	switch e.Type {
-	case ErrUnreachable, ErrScriptFailed, ErrDownloadFailed, ErrRebootFailed:
-		return true
-	}
-	return false
-}
-
 func hostErr(typ, host, msg string, err error) error {
-	return &HostError{Type: typ, Host: host, Msg: msg, Err: err}
-}
-
-// HostErrorDetails travel as the details of the ApplicationError.
-type HostErrorDetails struct {
-	Host     string `json:"host"`
-	ExitCode int64  `json:"exit_code,omitempty"`
-	// Reachable is set by HostDidNotReturn: true when the host answered
-	// but its boot time never changed (it did not reboot).
-	Reachable bool      `json:"reachable,omitempty"`
-	BootTime  time.Time `json:"boot_time,omitzero"`
+	return &contract.HostError{Type: typ, Host: host, Msg: msg, Err: err}
 }
 
 // activityError converts err at an activity's boundary: a HostError
@@ -97,40 +34,26 @@ func activityError(step string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var he *HostError
+	var he *contract.HostError
 	if errors.As(err, &he) {
 		return temporal.NewApplicationErrorWithOptions(step+": "+he.Error(), he.Type, temporal.ApplicationErrorOptions{
 			NonRetryable: !he.Retryable(),
-			Details:      []any{HostErrorDetails{Host: he.Host, ExitCode: he.ExitCode}},
+			Details:      []any{contract.HostErrorDetails{Host: he.Host, ExitCode: he.ExitCode}},
 		})
 	}
 	var de *didNotReturnError
 	if errors.As(err, &de) {
-		return temporal.NewNonRetryableApplicationError(step+": "+de.Error(), ErrHostDidNotReturn, nil,
-			HostErrorDetails{Host: de.host, Reachable: de.reachable, BootTime: de.bootTime})
+		return temporal.NewNonRetryableApplicationError(step+": "+de.Error(), contract.ErrHostDidNotReturn, nil,
+			contract.HostErrorDetails{Host: de.host, Reachable: de.reachable, BootTime: de.bootTime})
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	var pe *policyError
 	if errors.As(err, &pe) {
-		return temporal.NewApplicationError(step+": "+err.Error(), ErrPolicyFailed)
+		return temporal.NewApplicationError(step+": "+err.Error(), contract.ErrPolicyEvaluationFailed)
 	}
-	return temporal.NewApplicationError(step+": "+err.Error(), ErrScriptFailed)
-}
-
-// StateForErrorType maps a host operation's error type to the host state
-// a workflow records when it gives up on the host.
-func StateForErrorType(errType string) rollout.HostState {
-	switch errType {
-	case ErrNotApplicable, ErrUnsupportedOS:
-		return rollout.StateNotApplicable
-	case ErrUnreachable, ErrHostDidNotReturn:
-		return rollout.StateUnreachable
-	case "":
-		return rollout.StateUnknown
-	}
-	return rollout.StateFailed
+	return temporal.NewApplicationError(step+": "+err.Error(), contract.ErrScriptFailed)
 }
 
 // CompliancePolicy judges a host's evidence; *policies.Engine is the
@@ -169,7 +92,7 @@ func (a *HostActivities) now() time.Time {
 }
 
 // ScanHost reads the host's evidence for the target's patch.
-func (a *HostActivities) ScanHost(ctx context.Context, in ScanHostInput) (hostscript.ScanResult, error) {
+func (a *HostActivities) ScanHost(ctx context.Context, in contract.ScanHostInput) (hostscript.ScanResult, error) {
 	scan, err := a.scan(ctx, in.Target)
 	return scan, activityError("scan", err)
 }
@@ -177,25 +100,25 @@ func (a *HostActivities) ScanHost(ctx context.Context, in ScanHostInput) (hostsc
 // InstallPatch scans first and installs only when the patch is absent, so
 // a retried or replayed activity never installs twice; it heartbeats while
 // the installer runs.
-func (a *HostActivities) InstallPatch(ctx context.Context, in InstallPatchInput) (InstallPatchResult, error) {
+func (a *HostActivities) InstallPatch(ctx context.Context, in contract.InstallPatchInput) (contract.InstallPatchResult, error) {
 	scan, err := a.scan(ctx, in.Target)
 	if err != nil {
-		return InstallPatchResult{}, activityError("install: scan first", err)
+		return contract.InstallPatchResult{}, activityError("install: scan first", err)
 	}
 	if patchPresent(scan, in.Target.Patch) {
 		logger(ctx).Info("patch already present, install skipped", "host", in.Target.Host.Name, "kb", in.Target.Patch.KB)
-		return InstallPatchResult{Skipped: true, Scan: scan}, nil
+		return contract.InstallPatchResult{Skipped: true, Scan: scan}, nil
 	}
 	res, err := a.install(ctx, in.Target, func() any { return nil })
 	if err != nil {
-		return InstallPatchResult{Scan: scan}, activityError("install", err)
+		return contract.InstallPatchResult{Scan: scan}, activityError("install", err)
 	}
-	return InstallPatchResult{Scan: scan, Install: &res}, nil
+	return contract.InstallPatchResult{Scan: scan, Install: &res}, nil
 }
 
 // RebootHost schedules a restart; the result carries the boot time to wait
 // past.
-func (a *HostActivities) RebootHost(ctx context.Context, in RebootHostInput) (hostscript.RebootResult, error) {
+func (a *HostActivities) RebootHost(ctx context.Context, in contract.RebootHostInput) (hostscript.RebootResult, error) {
 	res, err := a.reboot(ctx, in.Target, in.DelaySeconds)
 	return res, activityError("reboot", err)
 }
@@ -206,7 +129,7 @@ func (a *HostActivities) RebootHost(ctx context.Context, in RebootHostInput) (ho
 // HostDidNotReturn, whose details say whether the host answered with an
 // unchanged boot time (it did not reboot) or never answered. A retried
 // attempt resumes the same deadline from its heartbeat details.
-func (a *HostActivities) WaitForBoot(ctx context.Context, in WaitForBootInput) (WaitForBootResult, error) {
+func (a *HostActivities) WaitForBoot(ctx context.Context, in contract.WaitForBootInput) (contract.WaitForBootResult, error) {
 	var st waitState
 	lastHeartbeat(ctx, &st)
 	if st.StartedAt.IsZero() {
@@ -218,10 +141,10 @@ func (a *HostActivities) WaitForBoot(ctx context.Context, in WaitForBootInput) (
 
 // VerifyPatch scans the host and has the compliance policy judge the
 // evidence.
-func (a *HostActivities) VerifyPatch(ctx context.Context, in VerifyPatchInput) (HostVerdict, error) {
+func (a *HostActivities) VerifyPatch(ctx context.Context, in contract.VerifyPatchInput) (contract.HostVerdict, error) {
 	scan, err := a.scan(ctx, in.Target)
 	if err != nil {
-		return HostVerdict{}, activityError("verify: scan", err)
+		return contract.HostVerdict{}, activityError("verify: scan", err)
 	}
 	v, err := a.judge(ctx, in.Target, &scan, in.InstalledAt)
 	return v, activityError("verify", err)
@@ -229,12 +152,12 @@ func (a *HostActivities) VerifyPatch(ctx context.Context, in VerifyPatchInput) (
 
 // UninstallPatch removes the patch (rollback). An absent patch is success
 // (not_installed), so retries are harmless.
-func (a *HostActivities) UninstallPatch(ctx context.Context, in UninstallPatchInput) (hostscript.UninstallResult, error) {
+func (a *HostActivities) UninstallPatch(ctx context.Context, in contract.UninstallPatchInput) (hostscript.UninstallResult, error) {
 	t := in.Target
 	var res hostscript.UninstallResult
 	err := a.runScript(ctx, t.Host, hostscript.OpUninstall, hostscript.UninstallParams{RolloutID: t.RolloutID, KB: t.Patch.KB}, &res, func() any { return nil })
 	if err == nil && res.Outcome == hostscript.UninstallFailed {
-		err = &HostError{Type: ErrUninstallFailed, Host: t.Host.Name, ExitCode: res.ExitCode,
+		err = &contract.HostError{Type: contract.ErrUninstallFailed, Host: t.Host.Name, ExitCode: res.ExitCode,
 			Msg: fmt.Sprintf("wusa /uninstall of %s exited %d: %s", t.Patch.KB, res.ExitCode, res.Message)}
 	}
 	if err == nil {
@@ -282,12 +205,12 @@ func (p *patchProgress) step(s string) {
 // policy (not_applicable). Errors are left for what the workflow must see:
 // Unreachable before any result (retryable), AuthFailed, TransportRefused,
 // HostConfigInvalid and ChecksumMismatch (non-retryable).
-func (a *HostActivities) PatchHost(ctx context.Context, in PatchHostInput) (PatchHostResult, error) {
+func (a *HostActivities) PatchHost(ctx context.Context, in contract.PatchHostInput) (contract.PatchHostResult, error) {
 	res, err := a.patchHost(ctx, in)
 	return res, activityError("patch host", err)
 }
 
-func (a *HostActivities) patchHost(ctx context.Context, in PatchHostInput) (PatchHostResult, error) {
+func (a *HostActivities) patchHost(ctx context.Context, in contract.PatchHostInput) (contract.PatchHostResult, error) {
 	t := in.Target
 	log := logger(ctx)
 	var p patchProgress
@@ -296,14 +219,14 @@ func (a *HostActivities) patchHost(ctx context.Context, in PatchHostInput) (Patc
 	}
 	progress := func() any { return p }
 	beat := func() { heartbeat(ctx, p) }
-	result := func(v HostVerdict) PatchHostResult {
-		return PatchHostResult{Verdict: v, Steps: p.Steps, InstalledAt: p.InstalledAt, ExitCode: p.ExitCode}
+	result := func(v contract.HostVerdict) contract.PatchHostResult {
+		return contract.PatchHostResult{Verdict: v, Steps: p.Steps, InstalledAt: p.InstalledAt, ExitCode: p.ExitCode}
 	}
 
 	if !p.RebootIssued {
 		scan, err := a.scan(ctx, t)
 		if err != nil {
-			return PatchHostResult{}, err
+			return contract.PatchHostResult{}, err
 		}
 		p.step("scan")
 		beat()
@@ -328,14 +251,14 @@ func (a *HostActivities) patchHost(ctx context.Context, in PatchHostInput) (Patc
 				p.InstallStarted, p.InstallStartedAt = true, time.Now().UTC()
 				beat()
 				ir, err := a.install(ctx, t, progress)
-				var he *HostError
-				if errors.As(err, &he) && (he.Type == ErrInstallFailed || he.Type == ErrNotApplicable) {
+				var he *contract.HostError
+				if errors.As(err, &he) && (he.Type == contract.ErrInstallFailed || he.Type == contract.ErrNotApplicable) {
 					p.step("install")
 					p.ExitCode = he.ExitCode
 					return result(outcomeVerdict(t, scan, he)), nil
 				}
 				if err != nil {
-					return PatchHostResult{}, err
+					return contract.PatchHostResult{}, err
 				}
 				p.step("install")
 				p.InstallDone, p.ExitCode, p.RebootRequired = true, ir.ExitCode, ir.RebootRequired
@@ -361,7 +284,7 @@ func (a *HostActivities) patchHost(ctx context.Context, in PatchHostInput) (Patc
 			p.PreviousBootTime = scan.LastBootUpTime
 			beat()
 			if _, err := a.reboot(ctx, t, a.rebootDelaySeconds()); err != nil {
-				return PatchHostResult{}, err
+				return contract.PatchHostResult{}, err
 			}
 			p.step("reboot")
 			p.RebootIssued = true
@@ -384,7 +307,7 @@ func (a *HostActivities) patchHost(ctx context.Context, in PatchHostInput) (Patc
 			// pending-reboot evidence speaks for itself.
 			log.Info("host answered but did not reboot", "host", t.Host.Name, "boot_time", dnr.bootTime)
 		case err != nil:
-			return PatchHostResult{}, err
+			return contract.PatchHostResult{}, err
 		default:
 			p.Booted = true
 		}
@@ -393,12 +316,12 @@ func (a *HostActivities) patchHost(ctx context.Context, in PatchHostInput) (Patc
 
 	scan, err := a.scan(ctx, t)
 	if err != nil {
-		return PatchHostResult{}, err
+		return contract.PatchHostResult{}, err
 	}
 	p.step("verify")
 	v, err := a.judge(ctx, t, &scan, p.InstalledAt)
 	if err != nil {
-		return PatchHostResult{}, err
+		return contract.PatchHostResult{}, err
 	}
 	log.Info("host sequence finished", "host", t.Host.Name, "state", string(v.State), "steps", strings.Join(p.Steps, ","))
 	return result(v), nil
@@ -422,12 +345,12 @@ func bootChanged(previous, now time.Time) bool {
 
 // outcomeVerdict is the verdict for an installer outcome that ends the
 // host's sequence without a compliance judgement.
-func outcomeVerdict(t HostTarget, scan hostscript.ScanResult, he *HostError) HostVerdict {
+func outcomeVerdict(t contract.HostTarget, scan hostscript.ScanResult, he *contract.HostError) contract.HostVerdict {
 	state, code := rollout.StateFailed, "install_failed"
-	if he.Type == ErrNotApplicable {
+	if he.Type == contract.ErrNotApplicable {
 		state, code = rollout.StateNotApplicable, "not_applicable"
 	}
-	return HostVerdict{
+	return contract.HostVerdict{
 		Host:     t.Host.Name,
 		State:    state,
 		Reasons:  []string{he.Msg},
@@ -437,7 +360,7 @@ func outcomeVerdict(t HostTarget, scan hostscript.ScanResult, he *HostError) Hos
 }
 
 // scan runs the scan script for the target's patch evidence.
-func (a *HostActivities) scan(ctx context.Context, t HostTarget) (hostscript.ScanResult, error) {
+func (a *HostActivities) scan(ctx context.Context, t contract.HostTarget) (hostscript.ScanResult, error) {
 	params := hostscript.ScanParams{KB: evidenceKB(t.Patch), Files: []hostscript.FileCheck{}}
 	for _, f := range t.Patch.EvidenceFor(t.Host.OS).Files {
 		params.Files = append(params.Files, hostscript.FileCheck{Path: f.Path})
@@ -447,8 +370,8 @@ func (a *HostActivities) scan(ctx context.Context, t HostTarget) (hostscript.Sca
 	for attempt := 1; ; attempt++ {
 		var res hostscript.ScanResult
 		err := a.runScript(ctx, t.Host, hostscript.OpScan, params, &res, func() any { return nil })
-		var he *HostError
-		if err == nil || attempt >= scanAttempts || ctx.Err() != nil || !errors.As(err, &he) || he.Type != ErrUnreachable {
+		var he *contract.HostError
+		if err == nil || attempt >= scanAttempts || ctx.Err() != nil || !errors.As(err, &he) || he.Type != contract.ErrUnreachable {
 			return res, err
 		}
 		select {
@@ -467,7 +390,7 @@ const (
 
 // install fetches and installs the package for the host's OS and maps the
 // outcome to a result or a classified error.
-func (a *HostActivities) install(ctx context.Context, t HostTarget, progress func() any) (hostscript.InstallResult, error) {
+func (a *HostActivities) install(ctx context.Context, t contract.HostTarget, progress func() any) (hostscript.InstallResult, error) {
 	pkg, err := packageFor(t)
 	if err != nil {
 		return hostscript.InstallResult{}, err
@@ -487,21 +410,21 @@ func (a *HostActivities) install(ctx context.Context, t HostTarget, progress fun
 	case hostscript.InstallOK, hostscript.InstallOKRebootRequired, hostscript.InstallAlreadyInstalled:
 		return res, nil
 	case hostscript.InstallNotApplicable:
-		return res, &HostError{Type: ErrNotApplicable, Host: name, ExitCode: res.ExitCode,
+		return res, &contract.HostError{Type: contract.ErrNotApplicable, Host: name, ExitCode: res.ExitCode,
 			Msg: fmt.Sprintf("%s does not apply to this host (exit code 0x%08X)", t.Patch.KB, uint32(res.ExitCode))}
 	case hostscript.InstallChecksumMismatch:
-		return res, &HostError{Type: ErrChecksumMismatch, Host: name, Msg: fmt.Sprintf("package %s: %s", source, res.Message)}
+		return res, &contract.HostError{Type: contract.ErrChecksumMismatch, Host: name, Msg: fmt.Sprintf("package %s: %s", source, res.Message)}
 	case hostscript.InstallDownloadFailed:
-		return res, &HostError{Type: ErrDownloadFailed, Host: name, Msg: fmt.Sprintf("package %s: %s", source, res.Message)}
+		return res, &contract.HostError{Type: contract.ErrDownloadFailed, Host: name, Msg: fmt.Sprintf("package %s: %s", source, res.Message)}
 	default:
-		return res, &HostError{Type: ErrInstallFailed, Host: name, ExitCode: res.ExitCode,
+		return res, &contract.HostError{Type: contract.ErrInstallFailed, Host: name, ExitCode: res.ExitCode,
 			Msg: fmt.Sprintf("installing %s exited %d (0x%08X) %s", t.Patch.KB, res.ExitCode, uint32(res.ExitCode), res.Message)}
 	}
 }
 
 // reboot schedules a restart and classifies shutdown.exe's answer; 1190
 // and 1115 mean a restart is coming anyway.
-func (a *HostActivities) reboot(ctx context.Context, t HostTarget, delay int) (hostscript.RebootResult, error) {
+func (a *HostActivities) reboot(ctx context.Context, t contract.HostTarget, delay int) (hostscript.RebootResult, error) {
 	var res hostscript.RebootResult
 	if err := a.runScript(ctx, t.Host, hostscript.OpReboot, hostscript.RebootParams{RolloutID: t.RolloutID, DelaySeconds: delay}, &res, func() any { return nil }); err != nil {
 		return res, err
@@ -511,7 +434,7 @@ func (a *HostActivities) reboot(ctx context.Context, t HostTarget, delay int) (h
 	case hostscript.RebootScheduled, hostscript.RebootAlreadyScheduled, hostscript.RebootInProgress:
 		return res, nil
 	}
-	return res, &HostError{Type: ErrRebootFailed, Host: t.Host.Name, ExitCode: res.ExitCode,
+	return res, &contract.HostError{Type: contract.ErrRebootFailed, Host: t.Host.Name, ExitCode: res.ExitCode,
 		Msg: fmt.Sprintf("shutdown /r exited %d: %s", res.ExitCode, res.Message)}
 }
 
@@ -548,7 +471,7 @@ func (e *didNotReturnError) Error() string {
 // a real reboot moves it by far more.
 const bootTolerance = time.Second
 
-func (a *HostActivities) waitForBoot(ctx context.Context, host rollout.Host, previous time.Time, timeout time.Duration, st *waitState, progress func() any) (WaitForBootResult, error) {
+func (a *HostActivities) waitForBoot(ctx context.Context, host rollout.Host, previous time.Time, timeout time.Duration, st *waitState, progress func() any) (contract.WaitForBootResult, error) {
 	if timeout <= 0 {
 		timeout = orDefault(a.DefaultBootTimeout, 30*time.Minute)
 	}
@@ -556,7 +479,7 @@ func (a *HostActivities) waitForBoot(ctx context.Context, host rollout.Host, pre
 	initial := orDefault(a.PollInitial, 2*time.Second)
 	maxDelay := orDefault(a.PollMax, 30*time.Second)
 	pollTimeout := orDefault(a.PollTimeout, 30*time.Second)
-	t := HostTarget{Host: host}
+	t := contract.HostTarget{Host: host}
 	// Bounded: every iteration sleeps at least initial/2 and the loop ends
 	// at the deadline.
 	for attempt := 0; ; attempt++ {
@@ -565,25 +488,25 @@ func (a *HostActivities) waitForBoot(ctx context.Context, host rollout.Host, pre
 		cancel()
 		st.Polls++
 		if ctx.Err() != nil {
-			return WaitForBootResult{}, ctx.Err()
+			return contract.WaitForBootResult{}, ctx.Err()
 		}
 		if err == nil {
 			st.Reachable, st.BootTime, st.LastError = true, scan.LastBootUpTime, ""
 			if bootChanged(previous, scan.LastBootUpTime) {
 				heartbeat(ctx, progress())
-				return WaitForBootResult{BootTime: scan.LastBootUpTime, Polls: st.Polls}, nil
+				return contract.WaitForBootResult{BootTime: scan.LastBootUpTime, Polls: st.Polls}, nil
 			}
 		} else {
-			var he *HostError
+			var he *contract.HostError
 			if errors.As(err, &he) && !he.Retryable() {
-				return WaitForBootResult{}, err
+				return contract.WaitForBootResult{}, err
 			}
 			st.Reachable, st.LastError = false, err.Error()
 		}
 		heartbeat(ctx, progress())
 		now := time.Now()
 		if !now.Before(deadline) {
-			return WaitForBootResult{}, &didNotReturnError{host: host.Name, reachable: st.Reachable, bootTime: st.BootTime,
+			return contract.WaitForBootResult{}, &didNotReturnError{host: host.Name, reachable: st.Reachable, bootTime: st.BootTime,
 				polls: st.Polls, waited: now.Sub(st.StartedAt), lastErr: st.LastError}
 		}
 		delay := min(initial<<min(attempt, 16), maxDelay)
@@ -592,7 +515,7 @@ func (a *HostActivities) waitForBoot(ctx context.Context, host rollout.Host, pre
 			delay = rest
 		}
 		if err := a.sleepWithHeartbeat(ctx, delay, progress); err != nil {
-			return WaitForBootResult{}, err
+			return contract.WaitForBootResult{}, err
 		}
 	}
 }
@@ -618,17 +541,17 @@ func (a *HostActivities) sleepWithHeartbeat(ctx context.Context, d time.Duration
 
 // judge has the compliance policy judge the evidence (nil scan: the host
 // did not answer).
-func (a *HostActivities) judge(ctx context.Context, t HostTarget, scan *hostscript.ScanResult, installedAt time.Time) (HostVerdict, error) {
+func (a *HostActivities) judge(ctx context.Context, t contract.HostTarget, scan *hostscript.ScanResult, installedAt time.Time) (contract.HostVerdict, error) {
 	if a.Policy == nil {
-		return HostVerdict{}, errors.New("no compliance policy configured")
+		return contract.HostVerdict{}, errors.New("no compliance policy configured")
 	}
 	v, err := a.Policy.Compliance(ctx, policies.ComplianceInput{
 		Host: t.Host, Patch: t.Patch, Scan: scan, Reachable: scan != nil, InstalledAt: installedAt, Now: a.now(),
 	})
 	if err != nil {
-		return HostVerdict{}, &policyError{fmt.Errorf("compliance policy for host %s: %w", t.Host.Name, err)}
+		return contract.HostVerdict{}, &policyError{fmt.Errorf("compliance policy for host %s: %w", t.Host.Name, err)}
 	}
-	hv := HostVerdict{Host: t.Host.Name, State: v.State, Reasons: v.Reasons, Decision: v.Decision, Proof: proofLines(t, scan, installedAt)}
+	hv := contract.HostVerdict{Host: t.Host.Name, State: v.State, Reasons: v.Reasons, Decision: v.Decision, Proof: proofLines(t, scan, installedAt)}
 	if scan != nil {
 		hv.Evidence = *scan
 	}
@@ -646,11 +569,11 @@ func (e *policyError) Unwrap() error { return e.err }
 // into out.
 func (a *HostActivities) runScript(ctx context.Context, host rollout.Host, op hostscript.Op, params, out any, progress func() any) error {
 	if a.Runner == nil {
-		return hostErr(ErrHostConfig, host.Name, "no host runner configured", nil)
+		return hostErr(contract.ErrHostConfigInvalid, host.Name, "no host runner configured", nil)
 	}
 	script, err := hostscript.Script(op, params)
 	if err != nil {
-		return hostErr(ErrHostConfig, host.Name, "render "+string(op)+" script", err)
+		return hostErr(contract.ErrHostConfigInvalid, host.Name, "render "+string(op)+" script", err)
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -680,11 +603,11 @@ func (a *HostActivities) runScript(ctx context.Context, host rollout.Host, op ho
 		return err
 	}
 	if res.ExitCode != 0 {
-		return &HostError{Type: ErrScriptFailed, Host: host.Name, ExitCode: int64(res.ExitCode),
+		return &contract.HostError{Type: contract.ErrScriptFailed, Host: host.Name, ExitCode: int64(res.ExitCode),
 			Msg: fmt.Sprintf("%s script exited %d: %s", op, res.ExitCode, truncateText(strings.TrimSpace(res.Stderr), 300))}
 	}
 	if err := decodeOne(res.Stdout, out); err != nil {
-		return hostErr(ErrScriptFailed, host.Name, fmt.Sprintf("%s script output", op), err)
+		return hostErr(contract.ErrScriptFailed, host.Name, fmt.Sprintf("%s script output", op), err)
 	}
 	return nil
 }
@@ -744,7 +667,7 @@ func hotfixInstalledOn(scan hostscript.ScanResult, p rollout.Patch) time.Time {
 
 // packageFor picks the patch's package for the host's OS (Package.OS may
 // be a glob); none means UnsupportedOS.
-func packageFor(t HostTarget) (rollout.Package, error) {
+func packageFor(t contract.HostTarget) (rollout.Package, error) {
 	for _, pkg := range t.Patch.Packages {
 		if strings.EqualFold(pkg.OS, t.Host.OS) {
 			return pkg, nil
@@ -757,20 +680,20 @@ func packageFor(t HostTarget) (rollout.Package, error) {
 	for _, pkg := range t.Patch.Packages {
 		oses = append(oses, pkg.OS)
 	}
-	return rollout.Package{}, &HostError{Type: ErrUnsupportedOS, Host: t.Host.Name,
+	return rollout.Package{}, &contract.HostError{Type: contract.ErrUnsupportedOS, Host: t.Host.Name,
 		Msg: fmt.Sprintf("%s has no package for OS %q (packages for: %s)", t.Patch.KB, t.Host.OS, strings.Join(oses, ", "))}
 }
 
 // packageSource joins a relative package source with the site's
 // distribution point; UNC paths, drive paths and URLs are used as they are.
-func packageSource(t HostTarget, pkg rollout.Package) (string, error) {
+func packageSource(t contract.HostTarget, pkg rollout.Package) (string, error) {
 	src := pkg.Source
 	if strings.HasPrefix(src, `\\`) || strings.Contains(src, "://") || (len(src) > 2 && src[1] == ':') {
 		return src, nil
 	}
 	dp := t.DistributionPoint
 	if dp == "" {
-		return "", &HostError{Type: ErrHostConfig, Host: t.Host.Name,
+		return "", &contract.HostError{Type: contract.ErrHostConfigInvalid, Host: t.Host.Name,
 			Msg: fmt.Sprintf("package source %q is relative and site %q has no distribution point", src, t.Host.Site)}
 	}
 	if strings.Contains(dp, "://") {
@@ -791,7 +714,7 @@ func minTime(a, b time.Time) time.Time {
 // one expected, the hotfix, the pending-reboot signals, and the boot time
 // against the install time. They quote what the host said, not the
 // policy's conclusion.
-func proofLines(t HostTarget, scan *hostscript.ScanResult, installedAt time.Time) []string {
+func proofLines(t contract.HostTarget, scan *hostscript.ScanResult, installedAt time.Time) []string {
 	if scan == nil {
 		return []string{"no scan: the host did not answer"}
 	}

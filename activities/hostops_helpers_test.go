@@ -4,9 +4,11 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/patchway/patchway/contract"
+
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -41,12 +43,12 @@ func TestPackageSelectionAndSource(t *testing.T) {
 		{"relative source joins a share", "windows-server-2008-r2", `\\dp01\wsus\`, `\\dp01\wsus\patches\kb1-2008r2.msu`, ""},
 		{"relative source joins a URL", "windows-server-2008-r2", "https://dp01.example/wsus/", "https://dp01.example/wsus/patches/kb1-2008r2.msu", ""},
 		{"absolute URL kept; OS glob matches", "windows-10-22h2", `\\dp01\wsus`, "https://cdn.example/kb1-w10.msu", ""},
-		{"no package for the OS", "windows-xp", `\\dp01`, "", ErrUnsupportedOS},
-		{"relative source without a distribution point", "windows-server-2008-r2", "", "", ErrHostConfig},
+		{"no package for the OS", "windows-xp", `\\dp01`, "", contract.ErrUnsupportedOS},
+		{"relative source without a distribution point", "windows-server-2008-r2", "", "", contract.ErrHostConfigInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			target := HostTarget{Host: rollout.Host{Name: "h", OS: tt.os, Site: "paris"}, Patch: patch, DistributionPoint: tt.dp}
+			target := contract.HostTarget{Host: rollout.Host{Name: "h", OS: tt.os, Site: "paris"}, Patch: patch, DistributionPoint: tt.dp}
 			pkg, err := packageFor(target)
 			var src string
 			if err == nil {
@@ -71,16 +73,16 @@ func TestActivityErrorClassification(t *testing.T) {
 		wantType     string
 		nonRetryable bool
 	}{
-		{&HostError{Type: ErrAuthFailed, Host: "h"}, ErrAuthFailed, true},
-		{&HostError{Type: ErrNotApplicable, Host: "h"}, ErrNotApplicable, true},
-		{&HostError{Type: ErrChecksumMismatch, Host: "h"}, ErrChecksumMismatch, true},
-		{&HostError{Type: ErrUnsupportedOS, Host: "h"}, ErrUnsupportedOS, true},
-		{&HostError{Type: ErrInstallFailed, Host: "h", ExitCode: 1603}, ErrInstallFailed, true},
-		{&HostError{Type: ErrTransportRefused, Host: "h"}, ErrTransportRefused, true},
-		{&HostError{Type: ErrHostConfig, Host: "h"}, ErrHostConfig, true},
-		{&HostError{Type: ErrUnreachable, Host: "h"}, ErrUnreachable, false},
-		{&HostError{Type: ErrScriptFailed, Host: "h"}, ErrScriptFailed, false},
-		{&didNotReturnError{host: "h"}, ErrHostDidNotReturn, true},
+		{&contract.HostError{Type: contract.ErrAuthFailed, Host: "h"}, contract.ErrAuthFailed, true},
+		{&contract.HostError{Type: contract.ErrNotApplicable, Host: "h"}, contract.ErrNotApplicable, true},
+		{&contract.HostError{Type: contract.ErrChecksumMismatch, Host: "h"}, contract.ErrChecksumMismatch, true},
+		{&contract.HostError{Type: contract.ErrUnsupportedOS, Host: "h"}, contract.ErrUnsupportedOS, true},
+		{&contract.HostError{Type: contract.ErrInstallFailed, Host: "h", ExitCode: 1603}, contract.ErrInstallFailed, true},
+		{&contract.HostError{Type: contract.ErrTransportRefused, Host: "h"}, contract.ErrTransportRefused, true},
+		{&contract.HostError{Type: contract.ErrHostConfigInvalid, Host: "h"}, contract.ErrHostConfigInvalid, true},
+		{&contract.HostError{Type: contract.ErrUnreachable, Host: "h"}, contract.ErrUnreachable, false},
+		{&contract.HostError{Type: contract.ErrScriptFailed, Host: "h"}, contract.ErrScriptFailed, false},
+		{&didNotReturnError{host: "h"}, contract.ErrHostDidNotReturn, true},
 	}
 	for _, tt := range tests {
 		err := activityError("step", tt.err)
@@ -93,8 +95,8 @@ func TestActivityErrorClassification(t *testing.T) {
 		}
 	}
 	var ae *temporal.ApplicationError
-	errors.As(activityError("install", &HostError{Type: ErrInstallFailed, Host: "h", ExitCode: 1603}), &ae)
-	var d HostErrorDetails
+	errors.As(activityError("install", &contract.HostError{Type: contract.ErrInstallFailed, Host: "h", ExitCode: 1603}), &ae)
+	var d contract.HostErrorDetails
 	if err := ae.Details(&d); err != nil || d.ExitCode != 1603 || d.Host != "h" {
 		t.Errorf("InstallFailed details = %+v, %v; want exit code 1603 for host h", d, err)
 	}
@@ -102,11 +104,11 @@ func TestActivityErrorClassification(t *testing.T) {
 
 func TestStateForErrorType(t *testing.T) {
 	for typ, want := range map[string]rollout.HostState{
-		ErrNotApplicable: rollout.StateNotApplicable, ErrUnsupportedOS: rollout.StateNotApplicable,
-		ErrUnreachable: rollout.StateUnreachable, ErrHostDidNotReturn: rollout.StateUnreachable,
-		ErrInstallFailed: rollout.StateFailed, ErrAuthFailed: rollout.StateFailed, "": rollout.StateUnknown,
+		contract.ErrNotApplicable: rollout.StateNotApplicable, contract.ErrUnsupportedOS: rollout.StateNotApplicable,
+		contract.ErrUnreachable: rollout.StateUnreachable, contract.ErrHostDidNotReturn: rollout.StateUnreachable,
+		contract.ErrInstallFailed: rollout.StateFailed, contract.ErrAuthFailed: rollout.StateFailed, "": rollout.StateUnknown,
 	} {
-		if got := StateForErrorType(typ); got != want {
+		if got := contract.StateForErrorType(typ); got != want {
 			t.Errorf("StateForErrorType(%q) = %s, want %s", typ, got, want)
 		}
 	}

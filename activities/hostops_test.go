@@ -16,13 +16,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchway/patchway/contract"
+
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 )
@@ -182,7 +184,7 @@ type harness struct {
 	env      *testsuite.TestActivityEnvironment
 	logs     *syncBuffer
 	password string
-	target   HostTarget
+	target   contract.HostTarget
 	mu       sync.Mutex
 	lastBeat *patchProgress
 	attempts int
@@ -232,7 +234,7 @@ func newHarness(t *testing.T, sim *simHost, password string) *harness {
 		RebootDelay:    -1,
 	}
 	h.setupEnv()
-	h.target = HostTarget{
+	h.target = contract.HostTarget{
 		RolloutID:         "ms08-067",
 		DistributionPoint: `\\dp01.paris.example\wsus`,
 		Host: rollout.Host{Name: "paris-dc-01", Address: addr, OS: testOS, Site: "paris", Region: "emea",
@@ -303,8 +305,8 @@ func TestPatchHostLostInstallReplyIsNotInstalledTwice(t *testing.T) {
 	sim := newSimHost("")
 	sim.loseInstalls = 1
 	h := newHarness(t, sim, "")
-	var res PatchHostResult
-	if err := h.run(PatchHostName, PatchHostInput{Target: h.target, Reboot: true, BootTimeout: 600 * time.Millisecond}, &res); err != nil {
+	var res contract.PatchHostResult
+	if err := h.run(contract.PatchHostName, contract.PatchHostInput{Target: h.target, Reboot: true, BootTimeout: 600 * time.Millisecond}, &res); err != nil {
 		t.Fatalf("PatchHost: %v", err)
 	}
 	if res.Verdict.State != rollout.StateCompliant || sim.installCount() != 1 || h.attempts != 2 {
@@ -325,8 +327,8 @@ func TestPatchHostResumesAfterAWorkerCrashWithoutReinstalling(t *testing.T) {
 	}
 	started := time.Now().UTC().Add(-time.Minute)
 	h.env.SetHeartbeatDetails(patchProgress{Steps: []string{"scan"}, InstallStarted: true, InstallStartedAt: started})
-	var res PatchHostResult
-	if err := h.run(PatchHostName, PatchHostInput{Target: h.target, Reboot: true, BootTimeout: time.Second}, &res); err != nil {
+	var res contract.PatchHostResult
+	if err := h.run(contract.PatchHostName, contract.PatchHostInput{Target: h.target, Reboot: true, BootTimeout: time.Second}, &res); err != nil {
 		t.Fatal(err)
 	}
 	if sim.installCount() != 1 {
@@ -349,11 +351,11 @@ func mustScript(t *testing.T, op hostscript.Op, params any) string {
 func TestInstallPatchNeverInstallsTwice(t *testing.T) {
 	sim := newSimHost("")
 	h := newHarness(t, sim, "")
-	var first, second InstallPatchResult
-	if err := h.run(InstallPatchName, InstallPatchInput{Target: h.target}, &first); err != nil {
+	var first, second contract.InstallPatchResult
+	if err := h.run(contract.InstallPatchName, contract.InstallPatchInput{Target: h.target}, &first); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.run(InstallPatchName, InstallPatchInput{Target: h.target}, &second); err != nil {
+	if err := h.run(contract.InstallPatchName, contract.InstallPatchInput{Target: h.target}, &second); err != nil {
 		t.Fatal(err)
 	}
 	if first.Skipped || first.Install == nil || first.Install.Outcome != hostscript.InstallOKRebootRequired {
@@ -373,39 +375,42 @@ func TestHostOperationErrorsAreClassified(t *testing.T) {
 		setup         func(*simHost)
 		wrongPassword bool
 		activity      string
-		input         func(HostTarget) any
+		input         func(contract.HostTarget) any
 		wantType      string
 		wantNonRetry  bool
 		check         func(*testing.T, *temporal.ApplicationError)
 	}{
-		{name: "install_fails carries the exit code", setup: func(h *simHost) { h.installExit = 1603 }, activity: InstallPatchName,
-			input: func(t HostTarget) any { return InstallPatchInput{Target: t} }, wantType: ErrInstallFailed, wantNonRetry: true,
+		{name: "install_fails carries the exit code", setup: func(h *simHost) { h.installExit = 1603 }, activity: contract.InstallPatchName,
+			input: func(t contract.HostTarget) any { return contract.InstallPatchInput{Target: t} }, wantType: contract.ErrInstallFailed, wantNonRetry: true,
 			check: func(t *testing.T, ae *temporal.ApplicationError) {
-				var d HostErrorDetails
+				var d contract.HostErrorDetails
 				if err := ae.Details(&d); err != nil || d.ExitCode != 1603 {
 					t.Errorf("details = %+v, %v; want exit code 1603", d, err)
 				}
 			}},
-		{name: "auth_fails is non-retryable AuthFailed", wrongPassword: true, activity: ScanHostName,
-			input: func(t HostTarget) any { return ScanHostInput{Target: t} }, wantType: ErrAuthFailed, wantNonRetry: true},
-		{name: "host down is retryable Unreachable", setup: func(h *simHost) { h.gone = true }, activity: ScanHostName,
-			input: func(t HostTarget) any { return ScanHostInput{Target: t} }, wantType: ErrUnreachable, wantNonRetry: false},
-		{name: "no package for the OS is UnsupportedOS", activity: InstallPatchName,
-			input: func(t HostTarget) any { t.Host.OS = "windows-xp"; return InstallPatchInput{Target: t} }, wantType: ErrUnsupportedOS, wantNonRetry: true},
-		{name: "never_returns: WaitForBoot gives HostDidNotReturn, host unreachable", setup: func(h *simHost) { h.gone = true }, activity: WaitForBootName,
-			input: func(t HostTarget) any {
-				return WaitForBootInput{Target: t, PreviousBootTime: time.Now().Add(-time.Hour), Timeout: 300 * time.Millisecond}
-			}, wantType: ErrHostDidNotReturn, wantNonRetry: true,
+		{name: "auth_fails is non-retryable AuthFailed", wrongPassword: true, activity: contract.ScanHostName,
+			input: func(t contract.HostTarget) any { return contract.ScanHostInput{Target: t} }, wantType: contract.ErrAuthFailed, wantNonRetry: true},
+		{name: "host down is retryable Unreachable", setup: func(h *simHost) { h.gone = true }, activity: contract.ScanHostName,
+			input: func(t contract.HostTarget) any { return contract.ScanHostInput{Target: t} }, wantType: contract.ErrUnreachable, wantNonRetry: false},
+		{name: "no package for the OS is UnsupportedOS", activity: contract.InstallPatchName,
+			input: func(t contract.HostTarget) any {
+				t.Host.OS = "windows-xp"
+				return contract.InstallPatchInput{Target: t}
+			}, wantType: contract.ErrUnsupportedOS, wantNonRetry: true},
+		{name: "never_returns: WaitForBoot gives HostDidNotReturn, host unreachable", setup: func(h *simHost) { h.gone = true }, activity: contract.WaitForBootName,
+			input: func(t contract.HostTarget) any {
+				return contract.WaitForBootInput{Target: t, PreviousBootTime: time.Now().Add(-time.Hour), Timeout: 300 * time.Millisecond}
+			}, wantType: contract.ErrHostDidNotReturn, wantNonRetry: true,
 			check: func(t *testing.T, ae *temporal.ApplicationError) {
-				var d HostErrorDetails
+				var d contract.HostErrorDetails
 				if err := ae.Details(&d); err != nil || d.Reachable {
 					t.Errorf("details = %+v, %v; want reachable false", d, err)
 				}
 			}},
-		{name: "no_reboot: WaitForBoot gives HostDidNotReturn, host reachable with its old boot time", activity: WaitForBootName,
-			input: func(t HostTarget) any { return nil }, wantType: ErrHostDidNotReturn, wantNonRetry: true,
+		{name: "no_reboot: WaitForBoot gives HostDidNotReturn, host reachable with its old boot time", activity: contract.WaitForBootName,
+			input: func(t contract.HostTarget) any { return nil }, wantType: contract.ErrHostDidNotReturn, wantNonRetry: true,
 			check: func(t *testing.T, ae *temporal.ApplicationError) {
-				var d HostErrorDetails
+				var d contract.HostErrorDetails
 				if err := ae.Details(&d); err != nil || !d.Reachable || d.BootTime.IsZero() {
 					t.Errorf("details = %+v, %v; want reachable with a boot time", d, err)
 				}
@@ -427,7 +432,7 @@ func TestHostOperationErrorsAreClassified(t *testing.T) {
 			h := newHarness(t, sim, pw)
 			in := tt.input(h.target)
 			if in == nil { // WaitForBoot against a host that keeps its boot time
-				in = WaitForBootInput{Target: h.target, PreviousBootTime: sim.boot, Timeout: 300 * time.Millisecond}
+				in = contract.WaitForBootInput{Target: h.target, PreviousBootTime: sim.boot, Timeout: 300 * time.Millisecond}
 			}
 			_, err := h.env.ExecuteActivity(tt.activity, in)
 			var ae *temporal.ApplicationError
@@ -452,8 +457,8 @@ func TestWaitForBootSeesTheNewBootTime(t *testing.T) {
 	h := newHarness(t, sim, "")
 	previous := sim.boot
 	time.AfterFunc(50*time.Millisecond, sim.reboot)
-	var res WaitForBootResult
-	if err := h.run(WaitForBootName, WaitForBootInput{Target: h.target, PreviousBootTime: previous, Timeout: 5 * time.Second}, &res); err != nil {
+	var res contract.WaitForBootResult
+	if err := h.run(contract.WaitForBootName, contract.WaitForBootInput{Target: h.target, PreviousBootTime: previous, Timeout: 5 * time.Second}, &res); err != nil {
 		t.Fatal(err)
 	}
 	if !res.BootTime.After(previous) || res.Polls < 2 {
@@ -465,8 +470,8 @@ func TestVerifyPatchJudgesWithThePolicy(t *testing.T) {
 	sim := newSimHost("")
 	sim.hotfix, sim.version = true, newVersion
 	h := newHarness(t, sim, "")
-	var v HostVerdict
-	if err := h.run(VerifyPatchName, VerifyPatchInput{Target: h.target}, &v); err != nil {
+	var v contract.HostVerdict
+	if err := h.run(contract.VerifyPatchName, contract.VerifyPatchInput{Target: h.target}, &v); err != nil {
 		t.Fatal(err)
 	}
 	if v.State != rollout.StateCompliant || v.Decision.Revision == "" || v.Evidence.LastBootUpTime.IsZero() {
@@ -479,10 +484,10 @@ func TestUninstallPatchIsIdempotent(t *testing.T) {
 	sim.hotfix = true
 	h := newHarness(t, sim, "")
 	var first, second hostscript.UninstallResult
-	if err := h.run(UninstallPatchName, UninstallPatchInput{Target: h.target}, &first); err != nil {
+	if err := h.run(contract.UninstallPatchName, contract.UninstallPatchInput{Target: h.target}, &first); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.run(UninstallPatchName, UninstallPatchInput{Target: h.target}, &second); err != nil {
+	if err := h.run(contract.UninstallPatchName, contract.UninstallPatchInput{Target: h.target}, &second); err != nil {
 		t.Fatal(err)
 	}
 	if first.Outcome != hostscript.UninstallOKRebootRequired || !first.RebootRequired || second.Outcome != hostscript.UninstallNotInstalled {
@@ -511,11 +516,11 @@ func TestNoCredentialLeaks(t *testing.T) {
 				name string
 				in   any
 			}{
-				{ScanHostName, ScanHostInput{Target: h.target}},
-				{InstallPatchName, InstallPatchInput{Target: h.target}},
-				{PatchHostName, PatchHostInput{Target: h.target, Reboot: true, BootTimeout: time.Second}},
-				{VerifyPatchName, VerifyPatchInput{Target: h.target}},
-				{UninstallPatchName, UninstallPatchInput{Target: h.target}},
+				{contract.ScanHostName, contract.ScanHostInput{Target: h.target}},
+				{contract.InstallPatchName, contract.InstallPatchInput{Target: h.target}},
+				{contract.PatchHostName, contract.PatchHostInput{Target: h.target, Reboot: true, BootTimeout: time.Second}},
+				{contract.VerifyPatchName, contract.VerifyPatchInput{Target: h.target}},
+				{contract.UninstallPatchName, contract.UninstallPatchInput{Target: h.target}},
 			}
 			for _, c := range calls {
 				record(c.in)
@@ -524,7 +529,7 @@ func TestNoCredentialLeaks(t *testing.T) {
 					seen = append(seen, err.Error())
 					var ae *temporal.ApplicationError
 					if errors.As(err, &ae) && ae.HasDetails() {
-						var d HostErrorDetails
+						var d contract.HostErrorDetails
 						_ = ae.Details(&d)
 						record(d)
 					}

@@ -19,13 +19,15 @@ import (
 	"net/textproto"
 	"strings"
 	"time"
+
+	"github.com/patchway/patchway/contract"
 )
 
 // sendMail delivers ev by SMTP: STARTTLS (or implicit TLS) with the
 // relay's certificate verified, AUTH PLAIN only inside TLS, and a
 // Message-ID derived from the event key so that mail clients and
 // archives see a repeated delivery as the same message.
-func sendMail(ctx context.Context, cfg ChannelConfig, ev Event) error {
+func sendMail(ctx context.Context, cfg ChannelConfig, ev contract.Event) error {
 	s := cfg.SMTP
 	rcpts := recipients(s.To, ev.Contacts)
 	if len(rcpts) == 0 {
@@ -149,7 +151,7 @@ func MessageID(key string) string {
 
 // mailMessage renders ev as a multipart/alternative message: the plain
 // text first, the Markdown second (RFC 7763), so every client shows one.
-func mailMessage(from string, to []string, ev Event) ([]byte, error) {
+func mailMessage(from string, to []string, ev contract.Event) ([]byte, error) {
 	if _, err := mail.ParseAddress(from); err != nil {
 		return nil, fmt.Errorf("sender %q is not an address", from)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 )
 
 // smtpReceiver is a real SMTP server (emersion/go-smtp) on loopback that
@@ -160,7 +161,7 @@ func TestEmailGoesOverVerifiedSTARTTLSWithBothRenderingsAndAStableMessageID(t *t
 	r := newSMTPReceiver(t, true)
 	n := &activities.Notifier{Channels: mailChannel(r, r.roots)}
 	ev := testEvent("mail")
-	res, err := n.Notify(context.Background(), activities.NotifyInput{Event: ev, Channels: testChannels})
+	res, err := n.Notify(context.Background(), contract.NotifyInput{Event: ev, Channels: testChannels})
 	if err != nil || len(res.Failed) > 0 {
 		t.Fatalf("notify: %v %+v", err, res)
 	}
@@ -218,7 +219,7 @@ func TestEmailIsRefusedRatherThanSentInClearOrToAnUnverifiedRelay(t *testing.T) 
 	t.Run("a relay without STARTTLS", func(t *testing.T) {
 		r := newSMTPReceiver(t, false)
 		n := &activities.Notifier{Channels: mailChannel(r, nil)}
-		res, err := n.Notify(context.Background(), activities.NotifyInput{Event: testEvent("mail"), Channels: testChannels})
+		res, err := n.Notify(context.Background(), contract.NotifyInput{Event: testEvent("mail"), Channels: testChannels})
 		if err != nil || len(res.Errors) != 1 || !strings.Contains(res.Errors[0], "does not offer STARTTLS; refusing to send in clear text") {
 			t.Fatalf("err %v, result %+v", err, res)
 		}
@@ -230,7 +231,7 @@ func TestEmailIsRefusedRatherThanSentInClearOrToAnUnverifiedRelay(t *testing.T) 
 		r := newSMTPReceiver(t, true)
 		_, otherRoots := testCertificate(t)
 		n := &activities.Notifier{Channels: mailChannel(r, otherRoots)}
-		res, err := n.Notify(context.Background(), activities.NotifyInput{Event: testEvent("mail"), Channels: testChannels})
+		res, err := n.Notify(context.Background(), contract.NotifyInput{Event: testEvent("mail"), Channels: testChannels})
 		if err != nil || len(res.Errors) != 1 || !strings.Contains(res.Errors[0], "STARTTLS: tls: failed to verify certificate") {
 			t.Fatalf("err %v, result %+v", err, res)
 		}

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patchway/patchway/contract"
+
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -78,8 +80,8 @@ func transient(format string, a ...any) error {
 // listed in the result's Failed and Errors; a channel that may recover
 // (timeouts, 5xx, 429) makes the attempt fail with ErrNotifyFailed so
 // Temporal retries it, skipping the channels already delivered.
-func (n *Notifier) Notify(ctx context.Context, in NotifyInput) (NotifyResult, error) {
-	var res NotifyResult
+func (n *Notifier) Notify(ctx context.Context, in contract.NotifyInput) (contract.NotifyResult, error) {
+	var res contract.NotifyResult
 	delivered := map[string]bool{}
 	if activity.IsActivity(ctx) && activity.HasHeartbeatDetails(ctx) {
 		var prev []string
@@ -129,7 +131,7 @@ func (n *Notifier) log(ctx context.Context, msg string, kv ...any) {
 }
 
 // deliverOn delivers on one channel with a few quick attempts.
-func (n *Notifier) deliverOn(ctx context.Context, in NotifyInput, name string) error {
+func (n *Notifier) deliverOn(ctx context.Context, in contract.NotifyInput, name string) error {
 	i := slices.IndexFunc(in.Channels, func(c rollout.Channel) bool { return c.Name == name })
 	if i < 0 {
 		return permanent("channel %q is not declared in rollout %s", name, in.Event.RolloutID)
@@ -185,7 +187,7 @@ func Sign(key, body []byte) string {
 }
 
 // postWebhook posts the event as JSON, signed.
-func (n *Notifier) postWebhook(ctx context.Context, cfg ChannelConfig, ev Event) error {
+func (n *Notifier) postWebhook(ctx context.Context, cfg ChannelConfig, ev contract.Event) error {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return permanent("encode event: %v", err)
@@ -200,7 +202,7 @@ type slackMessage struct {
 }
 
 // postSlack posts the event's title and text in Slack's mrkdwn.
-func (n *Notifier) postSlack(ctx context.Context, cfg ChannelConfig, ev Event) error {
+func (n *Notifier) postSlack(ctx context.Context, cfg ChannelConfig, ev contract.Event) error {
 	text := "*" + ev.Title + "*"
 	if ev.Markdown != "" {
 		text += "\n" + slackMarkdown(ev.Markdown)
@@ -239,7 +241,7 @@ var slackUnescape = strings.NewReplacer(`\\`, `\`, `\*`, "*", `\_`, "_", "\\`", 
 // post sends body and classifies the answer: 2xx delivered; 408, 425,
 // 429 and 5xx retried; anything else refused for good. Errors never quote
 // the URL, which can be the secret.
-func (n *Notifier) post(ctx context.Context, cfg ChannelConfig, ev Event, body []byte, signature string) error {
+func (n *Notifier) post(ctx context.Context, cfg ChannelConfig, ev contract.Event, body []byte, signature string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.URL, bytes.NewReader(body))
 	if err != nil {
 		return permanent("channel %s: bad URL", cfg.Name)

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -30,7 +31,7 @@ type receiver struct {
 	answer func(n int) int
 
 	mu     sync.Mutex
-	events []activities.Event
+	events []contract.Event
 	keys   []string
 	n      int
 	srv    *httptest.Server
@@ -65,7 +66,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
-	var ev activities.Event
+	var ev contract.Event
 	if err := json.Unmarshal(body, &ev); err != nil && r.key != nil {
 		r.t.Errorf("body is not an event: %v", err)
 	}
@@ -82,21 +83,21 @@ func (r *receiver) requests() int {
 	return r.n
 }
 
-func (r *receiver) received() []activities.Event {
+func (r *receiver) received() []contract.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]activities.Event(nil), r.events...)
+	return append([]contract.Event(nil), r.events...)
 }
 
 func always(status int) func(int) int { return func(int) int { return status } }
 
-func testEvent(channels ...string) activities.Event {
-	return activities.Event{
-		Key: "ms08-067/sla_breached/1", Kind: activities.EventSLABreached, RolloutID: "ms08-067",
+func testEvent(channels ...string) contract.Event {
+	return contract.Event{
+		Key: "ms08-067/sla_breached/1", Kind: contract.EventSLABreached, RolloutID: "ms08-067",
 		At: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC), Title: "SLA breached: KB958644",
 		Markdown: "**KB958644** missed its deadline.\n\n- emea: 3 hosts pending", Text: "KB958644 missed its deadline.\n- emea: 3 hosts pending",
 		Contacts: []string{"ciso@corp.example", "security-team"}, Channels: channels,
-		Fields: []activities.Field{{Name: "milestone", Value: "breach"}},
+		Fields: []contract.Field{{Name: "milestone", Value: "breach"}},
 	}
 }
 
@@ -106,7 +107,7 @@ func TestWebhookDeliversASignedEventWithItsIdempotencyKey(t *testing.T) {
 	r := newReceiver(t, "k3y", always(http.StatusNoContent))
 	n := &activities.Notifier{Channels: activities.StaticChannels{"pager": {URL: r.srv.URL, Key: []byte("k3y")}}}
 	ev := testEvent("pager")
-	res, err := n.Notify(context.Background(), activities.NotifyInput{Event: ev, Channels: testChannels})
+	res, err := n.Notify(context.Background(), contract.NotifyInput{Event: ev, Channels: testChannels})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestSlackChannelPostsMrkdwnText(t *testing.T) {
 	}))
 	defer srv.Close()
 	n := &activities.Notifier{Channels: activities.StaticChannels{"chat": {URL: srv.URL}}}
-	if _, err := n.Notify(context.Background(), activities.NotifyInput{Event: testEvent("chat"), Channels: testChannels}); err != nil {
+	if _, err := n.Notify(context.Background(), contract.NotifyInput{Event: testEvent("chat"), Channels: testChannels}); err != nil {
 		t.Fatal(err)
 	}
 	var msg struct{ Text string }
@@ -160,7 +161,7 @@ func TestWebhookRetriesWhatMayPassAndRefusesWhatWillNot(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newReceiver(t, "k3y", tc.answer)
 			n := &activities.Notifier{Channels: activities.StaticChannels{"pager": {URL: r.srv.URL, Key: []byte("k3y")}}, Backoff: 10 * time.Millisecond}
-			res, err := n.Notify(context.Background(), activities.NotifyInput{Event: testEvent("pager"), Channels: testChannels})
+			res, err := n.Notify(context.Background(), contract.NotifyInput{Event: testEvent("pager"), Channels: testChannels})
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error %t", err, tc.wantErr)
 			}
@@ -190,7 +191,7 @@ func TestChannelsThatCannotBeDeliveredSayWhatToFix(t *testing.T) {
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	chans := append(testChannels, rollout.Channel{Name: "nokey", Type: "webhook"}, rollout.Channel{Name: "ops", Type: "webhook"})
 	n := &activities.Notifier{Channels: activities.EnvChannels{LookupEnv: lookup}}
-	res, err := n.Notify(context.Background(), activities.NotifyInput{
+	res, err := n.Notify(context.Background(), contract.NotifyInput{
 		Event: testEvent("pager", "nokey", "ops", "mail", "undeclared"), Channels: chans,
 	})
 	if err != nil {
@@ -224,13 +225,13 @@ func TestChannelsThatCannotBeDeliveredSayWhatToFix(t *testing.T) {
 
 // notifyWorkflow runs Notify the way the rollout does: as an activity
 // with retries.
-func notifyWorkflow(ctx workflow.Context, in activities.NotifyInput) (activities.NotifyResult, error) {
+func notifyWorkflow(ctx workflow.Context, in contract.NotifyInput) (contract.NotifyResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
 	})
-	var res activities.NotifyResult
-	err := workflow.ExecuteActivity(ctx, activities.NotifyName, in).Get(ctx, &res)
+	var res contract.NotifyResult
+	err := workflow.ExecuteActivity(ctx, contract.NotifyName, in).Get(ctx, &res)
 	return res, err
 }
 
@@ -254,13 +255,13 @@ func TestRetriedNotifyNeverDeliversTwiceOnAChannel(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(notifyWorkflow)
-	env.RegisterActivityWithOptions(n.Notify, activity.RegisterOptions{Name: activities.NotifyName})
+	env.RegisterActivityWithOptions(n.Notify, activity.RegisterOptions{Name: contract.NotifyName})
 	chans := append(testChannels, rollout.Channel{Name: "ops", Type: "webhook"})
-	env.ExecuteWorkflow(notifyWorkflow, activities.NotifyInput{Event: testEvent("pager", "ops"), Channels: chans})
+	env.ExecuteWorkflow(notifyWorkflow, contract.NotifyInput{Event: testEvent("pager", "ops"), Channels: chans})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	var res activities.NotifyResult
+	var res contract.NotifyResult
 	if err := env.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/patchway/patchway/contract"
+
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 )
@@ -28,13 +30,13 @@ func NewPolicyActivities(e *policies.Engine) *PolicyActivities { return &PolicyA
 
 // EvaluateRisk asks the sla policy for the deadline and its milestones
 // and the plan policy whether the filed stages are acceptable.
-func (p *PolicyActivities) EvaluateRisk(ctx context.Context, in EvaluateRiskInput) (RiskDecision, error) {
+func (p *PolicyActivities) EvaluateRisk(ctx context.Context, in contract.EvaluateRiskInput) (contract.RiskDecision, error) {
 	sla, slaErr := p.Engine.SLA(ctx, policies.SLAInput{Rollout: in.Rollout, Now: in.Now})
 	plan, planErr := p.Engine.Plan(ctx, policies.PlanInput{Rollout: in.Rollout, Now: in.Now})
 	if err := ctx.Err(); err != nil {
-		return RiskDecision{}, fmt.Errorf("evaluate risk: %w", err)
+		return contract.RiskDecision{}, fmt.Errorf("evaluate risk: %w", err)
 	}
-	d := RiskDecision{
+	d := contract.RiskDecision{
 		Decision: rollout.Decision{
 			Allow:      sla.Allow && plan.Allow,
 			Violations: append(slices.Clone(sla.Violations), plan.Violations...),
@@ -45,7 +47,7 @@ func (p *PolicyActivities) EvaluateRisk(ctx context.Context, in EvaluateRiskInpu
 		Reasons: append(slices.Clone(sla.Reasons), plan.Reasons...),
 	}
 	for _, m := range sla.Milestones {
-		d.Milestones = append(d.Milestones, Milestone{AtPercent: m.AtPercent, At: m.At, Breach: m.Breach})
+		d.Milestones = append(d.Milestones, contract.Milestone{AtPercent: m.AtPercent, At: m.At, Breach: m.Breach})
 	}
 	return d, nil
 }
@@ -56,20 +58,20 @@ func (p *PolicyActivities) EvaluateRisk(ctx context.Context, in EvaluateRiskInpu
 // data.gates.actions does not list is not governed by it: it is allowed
 // and recorded with who and why, and becomes governed, with the same
 // group and four-eyes rules, as soon as the bundle lists it.
-func (p *PolicyActivities) AuthorizeGate(ctx context.Context, in AuthorizeGateInput) (GateDecision, error) {
+func (p *PolicyActivities) AuthorizeGate(ctx context.Context, in contract.AuthorizeGateInput) (contract.GateDecision, error) {
 	d, err := p.Engine.Gate(ctx, policies.GateInput{
 		RolloutID: in.RolloutID, FiledBy: in.FiledBy, Gate: in.Gate, Group: in.Group, Action: in.Action,
 		User: in.User, Reason: in.Reason, Severity: in.Severity, Now: in.Now,
 	})
 	if cerr := ctx.Err(); cerr != nil {
-		return GateDecision{}, fmt.Errorf("authorize %s: %w", in.Action, cerr)
+		return contract.GateDecision{}, fmt.Errorf("authorize %s: %w", in.Action, cerr)
 	}
-	if err == nil && in.Action != ActionApprove && in.Action != ActionReject && hasCode(d.Violations, "unknown_action") {
-		return GateDecision{Decision: rollout.Decision{Allow: true, Revision: d.Revision, Violations: []rollout.Violation{{
+	if err == nil && in.Action != contract.ActionApprove && in.Action != contract.ActionReject && hasCode(d.Violations, "unknown_action") {
+		return contract.GateDecision{Decision: rollout.Decision{Allow: true, Revision: d.Revision, Violations: []rollout.Violation{{
 			Code: "not_governed", Msg: fmt.Sprintf("the gates policy does not govern %s; recorded with who and why", in.Action),
 		}}}}, nil
 	}
-	return GateDecision{Decision: d.Decision}, nil
+	return contract.GateDecision{Decision: d.Decision}, nil
 }
 
 // DecideReboot admits candidates in order while the reboot policy allows
@@ -78,13 +80,13 @@ func (p *PolicyActivities) AuthorizeGate(ctx context.Context, in AuthorizeGateIn
 // per site, the maintenance window). A host whose reboot is not required
 // starts without a reboot; one whose reboot is required but not allowed
 // now is held.
-func (p *PolicyActivities) DecideReboot(ctx context.Context, in DecideRebootInput) (RebootDecision, error) {
+func (p *PolicyActivities) DecideReboot(ctx context.Context, in contract.DecideRebootInput) (contract.RebootDecision, error) {
 	zones := map[string]string{}
 	for _, s := range in.Sites {
 		zones[s.Name] = s.TimeZone
 	}
 	inFlight := slices.Clone(in.InFlight)
-	out := RebootDecision{Decision: rollout.Decision{Allow: true, Revision: p.Engine.Revision()}}
+	out := contract.RebootDecision{Decision: rollout.Decision{Allow: true, Revision: p.Engine.Revision()}}
 	for _, h := range in.Candidates {
 		if len(out.Start) >= in.Slots {
 			break
@@ -99,16 +101,16 @@ func (p *PolicyActivities) DecideReboot(ctx context.Context, in DecideRebootInpu
 			CheckedIn: true,
 		})
 		if cerr := ctx.Err(); cerr != nil {
-			return RebootDecision{}, fmt.Errorf("decide reboot of %s: %w", h.Name, cerr)
+			return contract.RebootDecision{}, fmt.Errorf("decide reboot of %s: %w", h.Name, cerr)
 		}
 		switch {
 		case err == nil && d.Allow:
-			out.Start = append(out.Start, RebootPlan{Host: h.Name, Reboot: true})
+			out.Start = append(out.Start, contract.RebootPlan{Host: h.Name, Reboot: true})
 			inFlight = append(inFlight, h)
 		case err == nil && !d.Required:
-			out.Start = append(out.Start, RebootPlan{Host: h.Name, Reboot: false})
+			out.Start = append(out.Start, contract.RebootPlan{Host: h.Name, Reboot: false})
 		default:
-			out.Held = append(out.Held, HeldHost{Host: h.Name, Violations: d.Violations})
+			out.Held = append(out.Held, contract.HeldHost{Host: h.Name, Violations: d.Violations})
 			if err != nil {
 				out.Error = err.Error()
 			}
@@ -119,16 +121,16 @@ func (p *PolicyActivities) DecideReboot(ctx context.Context, in DecideRebootInpu
 
 // DecideWave asks the waves policy whether a wave may dispatch hosts now,
 // within which window and limits.
-func (p *PolicyActivities) DecideWave(ctx context.Context, in DecideWaveInput) (WaveDecision, error) {
+func (p *PolicyActivities) DecideWave(ctx context.Context, in contract.DecideWaveInput) (contract.WaveDecision, error) {
 	// An evaluation error is in d.Error: the engine fails the decision closed.
 	d, _ := p.Engine.Wave(ctx, policies.WaveInput{
 		Wave: in.Wave, TimeZone: in.TimeZone, Done: in.Done, Hosts: in.Hosts, States: in.States,
 		Deadline: in.Deadline, Now: in.Now,
 	})
 	if cerr := ctx.Err(); cerr != nil {
-		return WaveDecision{}, fmt.Errorf("decide wave %s: %w", in.Wave.Name, cerr)
+		return contract.WaveDecision{}, fmt.Errorf("decide wave %s: %w", in.Wave.Name, cerr)
 	}
-	return WaveDecision{
+	return contract.WaveDecision{
 		Decision: d.Decision, NextWindow: d.NextWindow, WindowEnd: d.WindowEnd, HostBudget: defaultHostBudget,
 		MaxParallel: d.MaxParallel, DownloadConcurrency: d.DownloadConcurrency, MaxFailures: d.MaxFailures,
 	}, nil
@@ -136,16 +138,16 @@ func (p *PolicyActivities) DecideWave(ctx context.Context, in DecideWaveInput) (
 
 // DecideEscalation asks the escalation policy who hears about the rollout
 // at a milestone of its SLA clock, and which accelerations it allows.
-func (p *PolicyActivities) DecideEscalation(ctx context.Context, in DecideEscalationInput) (EscalationDecision, error) {
+func (p *PolicyActivities) DecideEscalation(ctx context.Context, in contract.DecideEscalationInput) (contract.EscalationDecision, error) {
 	// An evaluation error is in d.Error: nothing is accelerated.
 	d, _ := p.Engine.Escalation(ctx, policies.EscalationInput{
 		Rollout: in.Rollout, Milestone: policies.Milestone{AtPercent: in.Milestone.AtPercent, At: in.Milestone.At, Breach: in.Milestone.Breach},
 		Deadline: in.Deadline, Stage: in.Stage, HostsDone: in.HostsDone, HostsTotal: in.HostsTotal, Now: in.Now,
 	})
 	if cerr := ctx.Err(); cerr != nil {
-		return EscalationDecision{}, fmt.Errorf("decide escalation: %w", cerr)
+		return contract.EscalationDecision{}, fmt.Errorf("decide escalation: %w", cerr)
 	}
-	return EscalationDecision{Decision: d.Decision, Contacts: d.Contacts, Channels: d.Channels, Accelerations: d.Accelerations}, nil
+	return contract.EscalationDecision{Decision: d.Decision, Contacts: d.Contacts, Channels: d.Channels, Accelerations: d.Accelerations}, nil
 }
 
 func hasCode(vs []rollout.Violation, code string) bool {

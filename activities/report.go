@@ -2,24 +2,17 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/patchway/patchway/contract"
+
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/patchway/patchway/activities/gzjson"
 	"github.com/patchway/patchway/rollout"
 )
-
-// InlineLimit is the largest JSON, in bytes, that a report's host list or
-// a report input's hosts and verdicts keep in plain form. Above it they
-// travel gzipped: the server warns from 512 KB per payload and refuses
-// more than 2 MB, and a 10,000-host list is several megabytes of JSON.
-// Half the warning level leaves room for the rest of the payload.
-const InlineLimit = 256 << 10
 
 // NoValue stands for an empty region, site, tier or role in breakdowns, so
 // hosts missing from the inventory's dimensions still add up.
@@ -33,15 +26,15 @@ type ReportActivities struct{}
 // BuildReport is the BuildReport activity: it unpacks the input, builds
 // the report and gzips its host list when large (Report.Compact). A
 // corrupt packed input is not retried: it would fail the same way.
-func (ReportActivities) BuildReport(_ context.Context, in ReportInput) (Report, error) {
+func (ReportActivities) BuildReport(_ context.Context, in contract.ReportInput) (contract.Report, error) {
 	in, err := in.Unpack()
 	if err != nil {
-		return Report{}, temporal.NewNonRetryableApplicationError(
+		return contract.Report{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("build report of rollout %s: %v", in.Rollout.ID, err), "InvalidInput", err)
 	}
 	rep, err := BuildReport(in).Compact()
 	if err != nil {
-		return Report{}, fmt.Errorf("build report of rollout %s: %w", in.Rollout.ID, err)
+		return contract.Report{}, fmt.Errorf("build report of rollout %s: %w", in.Rollout.ID, err)
 	}
 	return rep, nil
 }
@@ -59,7 +52,7 @@ func (ReportActivities) BuildReport(_ context.Context, in ReportInput) (Report, 
 //
 // CompliancePercent is compliant / (all - not_applicable) * 100. With no
 // applicable host it is 0, not 100: nothing was proven patched.
-func BuildReport(in ReportInput) Report {
+func BuildReport(in contract.ReportInput) contract.Report {
 	hosts := reportHosts(in)
 	totals := map[rollout.HostState]int{}
 	for _, st := range rollout.HostStates {
@@ -68,7 +61,7 @@ func BuildReport(in ReportInput) Report {
 	for _, h := range hosts {
 		totals[h.State]++
 	}
-	return Report{
+	return contract.Report{
 		RolloutID:         in.Rollout.ID,
 		KB:                in.Rollout.Patch.KB,
 		Severity:          string(in.Rollout.Patch.Severity),
@@ -85,20 +78,20 @@ func BuildReport(in ReportInput) Report {
 // reportHosts joins inventory, verdicts and exceptions into one line per
 // host, sorted by name. Verdicts for hosts the inventory no longer lists
 // are kept (with empty dimensions): the evidence is still evidence.
-func reportHosts(in ReportInput) []HostReport {
-	verdicts := make(map[string]HostVerdict, len(in.Verdicts))
+func reportHosts(in contract.ReportInput) []contract.HostReport {
+	verdicts := make(map[string]contract.HostVerdict, len(in.Verdicts))
 	for _, v := range in.Verdicts {
 		verdicts[v.Host] = v
 	}
-	exceptions := map[string]HostException{}
+	exceptions := map[string]contract.HostException{}
 	for _, e := range in.Exceptions {
 		if prev, ok := exceptions[e.Host]; !ok || e.Expires.After(prev.Expires) {
 			exceptions[e.Host] = e
 		}
 	}
 	seen := make(map[string]bool, len(in.Hosts))
-	out := make([]HostReport, 0, len(in.Hosts))
-	add := func(hr HostReport) {
+	out := make([]contract.HostReport, 0, len(in.Hosts))
+	add := func(hr contract.HostReport) {
 		seen[hr.Name] = true
 		v, ok := verdicts[hr.Name]
 		if ok {
@@ -119,14 +112,14 @@ func reportHosts(in ReportInput) []HostReport {
 		if seen[h.Name] {
 			continue
 		}
-		add(HostReport{Name: h.Name, Region: h.Region, Site: h.Site, Tier: h.Tier, Role: h.Role, Owner: h.Owner, Purpose: h.Purpose})
+		add(contract.HostReport{Name: h.Name, Region: h.Region, Site: h.Site, Tier: h.Tier, Role: h.Role, Owner: h.Owner, Purpose: h.Purpose})
 	}
 	for _, v := range in.Verdicts {
 		if !seen[v.Host] {
-			add(HostReport{Name: v.Host})
+			add(contract.HostReport{Name: v.Host})
 		}
 	}
-	slices.SortFunc(out, func(a, b HostReport) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b contract.HostReport) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
@@ -136,7 +129,7 @@ const exceptionPrefix = "exception by "
 
 // applyException makes a host excepted while its exception holds, and
 // unknown once it expired.
-func applyException(hr *HostReport, e HostException, now time.Time) {
+func applyException(hr *contract.HostReport, e contract.HostException, now time.Time) {
 	until := e.Expires.UTC().Format("2006-01-02T15:04Z")
 	if e.Expires.After(now) {
 		hr.State = rollout.StateExcepted
@@ -166,19 +159,19 @@ func compliance(totals map[rollout.HostState]int, hosts int) float64 {
 // it does.
 var dimensions = []struct {
 	name  string
-	value func(HostReport) string
+	value func(contract.HostReport) string
 }{
-	{"region", func(h HostReport) string { return h.Region }},
-	{"site", func(h HostReport) string { return h.Site }},
-	{"tier", func(h HostReport) string { return string(h.Tier) }},
-	{"role", func(h HostReport) string { return h.Role }},
+	{"region", func(h contract.HostReport) string { return h.Region }},
+	{"site", func(h contract.HostReport) string { return h.Site }},
+	{"tier", func(h contract.HostReport) string { return string(h.Tier) }},
+	{"role", func(h contract.HostReport) string { return h.Role }},
 }
 
 // breakdowns counts hosts per dimension and value, values sorted.
-func breakdowns(hosts []HostReport) []Breakdown {
-	var out []Breakdown
+func breakdowns(hosts []contract.HostReport) []contract.Breakdown {
+	var out []contract.Breakdown
 	for _, d := range dimensions {
-		groups := map[string]*Breakdown{}
+		groups := map[string]*contract.Breakdown{}
 		for _, h := range hosts {
 			v := d.value(h)
 			if strings.TrimSpace(v) == "" {
@@ -186,7 +179,7 @@ func breakdowns(hosts []HostReport) []Breakdown {
 			}
 			b, ok := groups[v]
 			if !ok {
-				b = &Breakdown{Dimension: d.name, Value: v, Totals: map[rollout.HostState]int{}}
+				b = &contract.Breakdown{Dimension: d.name, Value: v, Totals: map[rollout.HostState]int{}}
 				groups[v] = b
 			}
 			b.Hosts++
@@ -207,8 +200,8 @@ func breakdowns(hosts []HostReport) []Breakdown {
 }
 
 // unowned lists the hosts nobody answers for, in the order of hosts.
-func unowned(hosts []HostReport) []UnownedHost {
-	var out []UnownedHost
+func unowned(hosts []contract.HostReport) []contract.UnownedHost {
+	var out []contract.UnownedHost
 	for _, h := range hosts {
 		var missing []string
 		for _, f := range []struct{ field, value string }{{"owner", h.Owner}, {"purpose", h.Purpose}} {
@@ -220,7 +213,7 @@ func unowned(hosts []HostReport) []UnownedHost {
 			}
 		}
 		if len(missing) > 0 {
-			out = append(out, UnownedHost{Host: h.Name, Reason: strings.Join(missing, ", ")})
+			out = append(out, contract.UnownedHost{Host: h.Name, Reason: strings.Join(missing, ", ")})
 		}
 	}
 	return out
@@ -240,92 +233,4 @@ var placeholders = []string{
 func unknownValue(s string) bool {
 	t := strings.Trim(strings.ToLower(strings.TrimSpace(s)), "?-_.*/ ")
 	return t == "" || slices.Contains(placeholders, t)
-}
-
-// Compact moves the host list into HostsGzip when its JSON is over
-// InlineLimit, so the report fits in a workflow result; a small list
-// stays plain, readable in the Web UI.
-func (r Report) Compact() (Report, error) {
-	if len(r.Hosts) == 0 {
-		return r, nil
-	}
-	raw, err := json.Marshal(r.Hosts)
-	if err != nil {
-		return r, fmt.Errorf("encode host list: %w", err)
-	}
-	if len(raw) <= InlineLimit {
-		return r, nil
-	}
-	blob, err := gzjson.Marshal(r.Hosts)
-	if err != nil {
-		return r, fmt.Errorf("compress host list: %w", err)
-	}
-	r.Hosts, r.HostsGzip = nil, blob
-	return r, nil
-}
-
-// HostList is every host's line, plain or gzipped.
-func (r Report) HostList() ([]HostReport, error) {
-	if len(r.HostsGzip) == 0 {
-		return r.Hosts, nil
-	}
-	var hosts []HostReport
-	if err := gzjson.Unmarshal(r.HostsGzip, &hosts); err != nil {
-		return nil, fmt.Errorf("read host list of report %s: %w", r.RolloutID, err)
-	}
-	return hosts, nil
-}
-
-// Expanded is the report with its host list in Hosts, never gzipped: what
-// people and scripts read.
-func (r Report) Expanded() (Report, error) {
-	hosts, err := r.HostList()
-	if err != nil {
-		return r, err
-	}
-	r.Hosts, r.HostsGzip = hosts, nil
-	return r, nil
-}
-
-// packedReportInput is what ReportInput.Packed holds.
-type packedReportInput struct {
-	Hosts    []rollout.Host `json:"hosts"`
-	Verdicts []HostVerdict  `json:"verdicts"`
-}
-
-// Pack gzips the hosts and verdicts into Packed when their JSON is over
-// InlineLimit, and returns a small input as is. It is deterministic
-// (gzjson), so workflow code may call it.
-func (in ReportInput) Pack() (ReportInput, error) {
-	if len(in.Packed) > 0 {
-		return in, nil
-	}
-	p := packedReportInput{Hosts: in.Hosts, Verdicts: in.Verdicts}
-	raw, err := json.Marshal(p)
-	if err != nil {
-		return in, fmt.Errorf("encode report input: %w", err)
-	}
-	if len(raw) <= InlineLimit {
-		return in, nil
-	}
-	blob, err := gzjson.Marshal(p)
-	if err != nil {
-		return in, fmt.Errorf("pack report input: %w", err)
-	}
-	in.Hosts, in.Verdicts, in.Packed = nil, nil, blob
-	return in, nil
-}
-
-// Unpack restores the hosts and verdicts of a packed input; an input that
-// is not packed is returned as is.
-func (in ReportInput) Unpack() (ReportInput, error) {
-	if len(in.Packed) == 0 {
-		return in, nil
-	}
-	var p packedReportInput
-	if err := gzjson.Unmarshal(in.Packed, &p); err != nil {
-		return in, fmt.Errorf("unpack report input: %w", err)
-	}
-	in.Hosts, in.Verdicts, in.Packed = p.Hosts, p.Verdicts, nil
-	return in, nil
 }

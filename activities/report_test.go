@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchway/patchway/contract"
+
 	"go.temporal.io/sdk/converter"
 
 	"github.com/patchway/patchway/rollout"
@@ -28,19 +30,19 @@ func owned(name, region string) rollout.Host {
 	return reportHost(name, region, region+"-hq", rollout.TierProduction, "workstation", "it-"+region, "office desktop")
 }
 
-func verdict(host string, state rollout.HostState, reasons ...string) HostVerdict {
-	return HostVerdict{Host: host, State: state, Reasons: reasons}
+func verdict(host string, state rollout.HostState, reasons ...string) contract.HostVerdict {
+	return contract.HostVerdict{Host: host, State: state, Reasons: reasons}
 }
 
-func reportInput(hosts []rollout.Host, verdicts []HostVerdict, exceptions ...HostException) ReportInput {
-	return ReportInput{
+func reportInput(hosts []rollout.Host, verdicts []contract.HostVerdict, exceptions ...contract.HostException) contract.ReportInput {
+	return contract.ReportInput{
 		Rollout:  rollout.Rollout{ID: "ms08-067", Patch: rollout.Patch{KB: "KB958644", Severity: rollout.SeverityCritical}},
 		Hosts:    hosts,
 		Verdicts: verdicts, Exceptions: exceptions, GeneratedAt: reportAt,
 	}
 }
 
-func hostOf(t *testing.T, rep Report, name string) HostReport {
+func hostOf(t *testing.T, rep contract.Report, name string) contract.HostReport {
 	t.Helper()
 	for _, h := range rep.Hosts {
 		if h.Name == name {
@@ -48,7 +50,7 @@ func hostOf(t *testing.T, rep Report, name string) HostReport {
 		}
 	}
 	t.Fatalf("host %s not in the report", name)
-	return HostReport{}
+	return contract.HostReport{}
 }
 
 func TestBuildReport(t *testing.T) {
@@ -56,25 +58,25 @@ func TestBuildReport(t *testing.T) {
 	workflowException := fmt.Sprintf("exception by carol until %s: vendor forbids patching", reportAt.Add(24*time.Hour).Format("2006-01-02T15:04Z"))
 	tests := []struct {
 		name  string
-		in    ReportInput
-		check func(t *testing.T, rep Report)
+		in    contract.ReportInput
+		check func(t *testing.T, rep contract.Report)
 	}{
 		{"a registry-only host is not_effective and never counted compliant",
-			reportInput([]rollout.Host{a, b}, []HostVerdict{
+			reportInput([]rollout.Host{a, b}, []contract.HostVerdict{
 				verdict("WS-A", rollout.StateCompliant),
 				verdict("WS-B", rollout.StateNotEffective, `KB958644 is present but the fix is not in effect: C:\Windows\System32\netapi32.dll is 5.1.2600.3462, below 5.1.2600.5694`),
 			}),
-			func(t *testing.T, rep Report) {
+			func(t *testing.T, rep contract.Report) {
 				if rep.Totals[rollout.StateCompliant] != 1 || rep.Totals[rollout.StateNotEffective] != 1 || rep.CompliancePercent != 50 {
 					t.Errorf("totals %v, %.2f%%; want 1 compliant, 1 not_effective, 50%%", rep.Totals, rep.CompliancePercent)
 				}
 			}},
 		{"not_applicable hosts are left out of the denominator",
-			reportInput([]rollout.Host{a, b, c, d, e}, []HostVerdict{
+			reportInput([]rollout.Host{a, b, c, d, e}, []contract.HostVerdict{
 				verdict("WS-A", rollout.StateCompliant), verdict("WS-B", rollout.StateCompliant), verdict("WS-C", rollout.StateFailed),
 				verdict("WS-D", rollout.StateNotApplicable), verdict("WS-E", rollout.StateNotApplicable),
 			}),
-			func(t *testing.T, rep Report) {
+			func(t *testing.T, rep contract.Report) {
 				if got, want := rep.CompliancePercent, 200.0/3; got != want {
 					t.Errorf("compliance %.4f%%, want %.4f%% (2 of 3 applicable)", got, want)
 				}
@@ -83,40 +85,40 @@ func TestBuildReport(t *testing.T) {
 				}
 			}},
 		{"unknown, pending_reboot, not_effective and excepted never count as compliant",
-			reportInput([]rollout.Host{a, b, c, d, e}, []HostVerdict{
+			reportInput([]rollout.Host{a, b, c, d, e}, []contract.HostVerdict{
 				verdict("WS-A", rollout.StateCompliant), verdict("WS-B", rollout.StateUnknown), verdict("WS-C", rollout.StatePendingReboot),
 				verdict("WS-D", rollout.StateNotEffective), verdict("WS-E", rollout.StateExcepted),
 			}),
-			func(t *testing.T, rep Report) {
+			func(t *testing.T, rep contract.Report) {
 				if rep.Totals[rollout.StateCompliant] != 1 || rep.CompliancePercent != 20 {
 					t.Errorf("totals %v, %.2f%%; want 1 compliant of 5, 20%%", rep.Totals, rep.CompliancePercent)
 				}
 			}},
 		{"no host at all reports 0 percent, not 100",
 			reportInput(nil, nil),
-			func(t *testing.T, rep Report) {
+			func(t *testing.T, rep contract.Report) {
 				if rep.CompliancePercent != 0 || rep.HostCount != 0 {
 					t.Errorf("empty report: %.2f%%, %d hosts", rep.CompliancePercent, rep.HostCount)
 				}
 			}},
 		{"only not_applicable hosts report 0 percent",
-			reportInput([]rollout.Host{a}, []HostVerdict{verdict("WS-A", rollout.StateNotApplicable)}),
-			func(t *testing.T, rep Report) {
+			reportInput([]rollout.Host{a}, []contract.HostVerdict{verdict("WS-A", rollout.StateNotApplicable)}),
+			func(t *testing.T, rep contract.Report) {
 				if rep.CompliancePercent != 0 {
 					t.Errorf("compliance %.2f%%, want 0", rep.CompliancePercent)
 				}
 			}},
 		{"every state is in the totals, zeros included",
-			reportInput([]rollout.Host{a}, []HostVerdict{verdict("WS-A", rollout.StateCompliant)}),
-			func(t *testing.T, rep Report) {
+			reportInput([]rollout.Host{a}, []contract.HostVerdict{verdict("WS-A", rollout.StateCompliant)}),
+			func(t *testing.T, rep contract.Report) {
 				if len(rep.Totals) != len(rollout.HostStates) {
 					t.Errorf("totals %v, want all %d states", rep.Totals, len(rollout.HostStates))
 				}
 			}},
 		{"a host the workflow excepted counts once, its exception reason not repeated",
-			reportInput([]rollout.Host{a, b}, []HostVerdict{verdict("WS-A", rollout.StateExcepted, workflowException), verdict("WS-B", rollout.StateCompliant)},
-				HostException{Host: "WS-A", GrantedBy: "carol", Reason: "vendor forbids patching", Expires: reportAt.Add(24 * time.Hour)}),
-			func(t *testing.T, rep Report) {
+			reportInput([]rollout.Host{a, b}, []contract.HostVerdict{verdict("WS-A", rollout.StateExcepted, workflowException), verdict("WS-B", rollout.StateCompliant)},
+				contract.HostException{Host: "WS-A", GrantedBy: "carol", Reason: "vendor forbids patching", Expires: reportAt.Add(24 * time.Hour)}),
+			func(t *testing.T, rep contract.Report) {
 				h := hostOf(t, rep, "WS-A")
 				if rep.Totals[rollout.StateExcepted] != 1 || h.State != rollout.StateExcepted || len(h.Reasons) != 1 {
 					t.Errorf("totals %v, host %+v; want one excepted host with the workflow's one reason", rep.Totals, h)
@@ -126,59 +128,59 @@ func TestBuildReport(t *testing.T) {
 				}
 			}},
 		{"an exception that holds makes a host excepted whatever its verdict",
-			reportInput([]rollout.Host{a}, []HostVerdict{verdict("WS-A", rollout.StateFailed, "install exited 1603")},
-				HostException{Host: "WS-A", GrantedBy: "carol", Reason: "decommissioned Friday", Expires: reportAt.Add(time.Hour)}),
-			func(t *testing.T, rep Report) {
+			reportInput([]rollout.Host{a}, []contract.HostVerdict{verdict("WS-A", rollout.StateFailed, "install exited 1603")},
+				contract.HostException{Host: "WS-A", GrantedBy: "carol", Reason: "decommissioned Friday", Expires: reportAt.Add(time.Hour)}),
+			func(t *testing.T, rep contract.Report) {
 				h := hostOf(t, rep, "WS-A")
 				if h.State != rollout.StateExcepted || !slices.Contains(h.Reasons, "exception by carol until 2026-12-02T13:00Z: decommissioned Friday") {
 					t.Errorf("host %+v, want excepted with the exception's reason", h)
 				}
 			}},
 		{"an expired exception leaves the host unknown, never compliant or excepted",
-			reportInput([]rollout.Host{a}, []HostVerdict{verdict("WS-A", rollout.StateExcepted, workflowException)},
-				HostException{Host: "WS-A", GrantedBy: "carol", Reason: "vendor forbids patching", Expires: reportAt.Add(-time.Minute)}),
-			func(t *testing.T, rep Report) {
+			reportInput([]rollout.Host{a}, []contract.HostVerdict{verdict("WS-A", rollout.StateExcepted, workflowException)},
+				contract.HostException{Host: "WS-A", GrantedBy: "carol", Reason: "vendor forbids patching", Expires: reportAt.Add(-time.Minute)}),
+			func(t *testing.T, rep contract.Report) {
 				h := hostOf(t, rep, "WS-A")
 				if h.State != rollout.StateUnknown || !strings.Contains(strings.Join(h.Reasons, "\n"), "expired 2026-12-02T11:59Z") {
 					t.Errorf("host %+v, want unknown saying the exception expired", h)
 				}
 			}},
 		{"the latest of two exceptions for a host decides",
-			reportInput([]rollout.Host{a}, []HostVerdict{verdict("WS-A", rollout.StateExcepted, workflowException)},
-				HostException{Host: "WS-A", GrantedBy: "carol", Reason: "first", Expires: reportAt.Add(-time.Hour)},
-				HostException{Host: "WS-A", GrantedBy: "dave", Reason: "extended", Expires: reportAt.Add(24 * time.Hour)}),
-			func(t *testing.T, rep Report) {
+			reportInput([]rollout.Host{a}, []contract.HostVerdict{verdict("WS-A", rollout.StateExcepted, workflowException)},
+				contract.HostException{Host: "WS-A", GrantedBy: "carol", Reason: "first", Expires: reportAt.Add(-time.Hour)},
+				contract.HostException{Host: "WS-A", GrantedBy: "dave", Reason: "extended", Expires: reportAt.Add(24 * time.Hour)}),
+			func(t *testing.T, rep contract.Report) {
 				if h := hostOf(t, rep, "WS-A"); h.State != rollout.StateExcepted {
 					t.Errorf("host %+v, want excepted under the extended exception", h)
 				}
 			}},
 		{"an inventory host without a verdict is pending",
 			reportInput([]rollout.Host{a}, nil),
-			func(t *testing.T, rep Report) {
+			func(t *testing.T, rep contract.Report) {
 				if h := hostOf(t, rep, "WS-A"); h.State != rollout.StatePending || len(h.Reasons) == 0 {
 					t.Errorf("host %+v, want pending with a reason", h)
 				}
 			}},
 		{"a state Patchway does not know is reported unknown",
-			reportInput([]rollout.Host{a}, []HostVerdict{verdict("WS-A", "patched")}),
-			func(t *testing.T, rep Report) {
+			reportInput([]rollout.Host{a}, []contract.HostVerdict{verdict("WS-A", "patched")}),
+			func(t *testing.T, rep contract.Report) {
 				if h := hostOf(t, rep, "WS-A"); h.State != rollout.StateUnknown || rep.Totals[rollout.StateCompliant] != 0 {
 					t.Errorf("host %+v, totals %v; want unknown", h, rep.Totals)
 				}
 			}},
 		{"a verdict for a host the inventory no longer lists is kept",
-			reportInput([]rollout.Host{a}, []HostVerdict{verdict("WS-A", rollout.StateCompliant), verdict("WS-GONE", rollout.StateFailed)}),
-			func(t *testing.T, rep Report) {
+			reportInput([]rollout.Host{a}, []contract.HostVerdict{verdict("WS-A", rollout.StateCompliant), verdict("WS-GONE", rollout.StateFailed)}),
+			func(t *testing.T, rep contract.Report) {
 				if h := hostOf(t, rep, "WS-GONE"); h.State != rollout.StateFailed || h.Region != "" {
 					t.Errorf("host %+v, want failed without dimensions", h)
 				}
 			}},
 		{"evidence lines are the verdict's proof, and the inventory's dimensions are copied",
-			reportInput([]rollout.Host{a}, []HostVerdict{{Host: "WS-A", State: rollout.StateCompliant, Proof: []string{
+			reportInput([]rollout.Host{a}, []contract.HostVerdict{{Host: "WS-A", State: rollout.StateCompliant, Proof: []string{
 				`C:\Windows\System32\netapi32.dll 5.1.2600.5694 (expected >= 5.1.2600.5694)`,
 				"booted 2026-12-02T10:03:00Z after install at 2026-12-02T10:01:00Z",
 			}}}),
-			func(t *testing.T, rep Report) {
+			func(t *testing.T, rep contract.Report) {
 				h := hostOf(t, rep, "WS-A")
 				if len(h.Evidence) != 2 || !strings.HasPrefix(h.Evidence[1], "booted 2026-12-02T10:03:00Z") {
 					t.Errorf("evidence %q", h.Evidence)
@@ -193,8 +195,8 @@ func TestBuildReport(t *testing.T) {
 				reportHost("H2", "amer", "dallas", rollout.TierLab, "web", "o", "p"),
 				reportHost("H3", "", "tokyo", rollout.TierProdlike, "domain_controller", "o", "p"),
 				reportHost("H4", "emea", "berlin", rollout.TierProduction, "workstation", "o", "p"),
-			}, []HostVerdict{verdict("H1", rollout.StateCompliant), verdict("H2", rollout.StateFailed), verdict("H3", rollout.StateCompliant), verdict("H4", rollout.StateUnreachable)}),
-			func(t *testing.T, rep Report) {
+			}, []contract.HostVerdict{verdict("H1", rollout.StateCompliant), verdict("H2", rollout.StateFailed), verdict("H3", rollout.StateCompliant), verdict("H4", rollout.StateUnreachable)}),
+			func(t *testing.T, rep contract.Report) {
 				var got []string
 				for _, b := range rep.By {
 					got = append(got, fmt.Sprintf("%s=%s:%d", b.Dimension, b.Value, b.Hosts))
@@ -221,12 +223,12 @@ func TestBuildReport(t *testing.T) {
 				reportHost("SRV-4", "emea", "paris", rollout.TierProduction, "file", "it-paris", "print server"),
 				reportHost("SRV-5", "emea", "paris", rollout.TierProduction, "file", " n/a ", "---"),
 			}, nil),
-			func(t *testing.T, rep Report) {
-				want := []UnownedHost{
-					{"SRV-1", "no owner"},
-					{"SRV-2", `owner "unknown", purpose "?"`},
-					{"SRV-3", `purpose "TBD"`},
-					{"SRV-5", `owner " n/a ", purpose "---"`},
+			func(t *testing.T, rep contract.Report) {
+				want := []contract.UnownedHost{
+					{Host: "SRV-1", Reason: "no owner"},
+					{Host: "SRV-2", Reason: `owner "unknown", purpose "?"`},
+					{Host: "SRV-3", Reason: `purpose "TBD"`},
+					{Host: "SRV-5", Reason: `owner " n/a ", purpose "---"`},
 				}
 				if !slices.Equal(rep.Unowned, want) {
 					t.Errorf("unowned\n got %q\nwant %q", rep.Unowned, want)
@@ -268,12 +270,12 @@ func TestBuildReportIsDeterministic(t *testing.T) {
 // the inventory, and verdicts with the compliance policy's reasons and
 // the evidence lines (file versions, boot after install) that vary per
 // host. A tenth is not compliant, some hosts have no owner.
-func bigReportInput(n int) ReportInput {
+func bigReportInput(n int) contract.ReportInput {
 	rng := rand.New(rand.NewPCG(1, 2))
 	regions := []string{"emea", "amer", "apac"}
 	roles := []string{"workstation", "workstation", "workstation", "laptop", "file", "web", "sql", "mail", "domain_controller"}
 	var hosts []rollout.Host
-	var verdicts []HostVerdict
+	var verdicts []contract.HostVerdict
 	installed := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
 	for i := range n {
 		region := regions[i%len(regions)]
@@ -293,7 +295,7 @@ func bigReportInput(n int) ReportInput {
 		})
 		at := installed.Add(time.Duration(rng.IntN(36000)) * time.Second)
 		boot := at.Add(time.Duration(60+rng.IntN(600)) * time.Second)
-		v := HostVerdict{Host: name, State: rollout.StateCompliant,
+		v := contract.HostVerdict{Host: name, State: rollout.StateCompliant,
 			Reasons: []string{fmt.Sprintf("1 file(s) at or above expected versions, KB958644 present, no reboot pending, booted at %s after the install", boot.Format(time.RFC3339))},
 			Proof: []string{
 				fmt.Sprintf(`C:\Windows\System32\netapi32.dll 6.1.7601.%d (expected >= 6.1.7601.17514) sha256 %016x`, 17514+rng.IntN(5000), rng.Uint64()),

@@ -17,11 +17,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/patchway/patchway/contract"
+
 	"github.com/Azure/go-ntlmssp"
 	"github.com/masterzen/winrm"
 	"github.com/masterzen/winrm/soap"
 
-	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 )
@@ -120,11 +122,11 @@ func (r *WinRMRunner) Run(ctx context.Context, host rollout.Host, script string)
 		return RunResult{}, err
 	}
 	if r.Credentials == nil {
-		return RunResult{}, hostErr(ErrHostConfig, host.Name, "no credential resolver configured", nil)
+		return RunResult{}, hostErr(contract.ErrHostConfigInvalid, host.Name, "no credential resolver configured", nil)
 	}
 	cred, err := r.Credentials.Resolve(ctx, host.Credential)
 	if err != nil {
-		return RunResult{}, hostErr(ErrHostConfig, host.Name, "resolve credential set", err)
+		return RunResult{}, hostErr(contract.ErrHostConfigInvalid, host.Name, "resolve credential set", err)
 	}
 
 	// A run whose command never reached the host (the connection was
@@ -139,9 +141,9 @@ func (r *WinRMRunner) Run(ctx context.Context, host rollout.Host, script string)
 	readOnly := hostscript.OpOf(script).ReadOnly()
 	for attempt := 1; ; attempt++ {
 		res, sent, err := r.runOnce(ctx, host, ep, cred, script)
-		var he *HostError
+		var he *contract.HostError
 		if err == nil || (sent && !readOnly) || attempt >= connectAttempts || ctx.Err() != nil ||
-			!errors.As(err, &he) || he.Type != ErrUnreachable || errors.Is(err, syscall.ECONNREFUSED) {
+			!errors.As(err, &he) || he.Type != contract.ErrUnreachable || errors.Is(err, syscall.ECONNREFUSED) {
 			return res, err
 		}
 		select {
@@ -190,7 +192,7 @@ func (r *WinRMRunner) runOnce(ctx context.Context, host rollout.Host, ep endpoin
 	endpoint := winrm.NewEndpoint(ep.host, ep.port, ep.https, false, nil, nil, nil, tr.requestTimeout)
 	client, err := winrm.NewClientWithParameters(endpoint, cred.Username, cred.Password, params)
 	if err != nil {
-		return RunResult{}, false, hostErr(ErrHostConfig, host.Name, "create WinRM client", err)
+		return RunResult{}, false, hostErr(contract.ErrHostConfigInvalid, host.Name, "create WinRM client", err)
 	}
 
 	var stdout, stderr bytes.Buffer
@@ -203,10 +205,10 @@ func (r *WinRMRunner) runOnce(ctx context.Context, host rollout.Host, ep endpoin
 		return res, sent, classifyTransportError(host, err)
 	}
 	if ctx.Err() != nil {
-		return res, sent, hostErr(ErrUnreachable, host.Name, "run cancelled", ctx.Err())
+		return res, sent, hostErr(contract.ErrUnreachable, host.Name, "run cancelled", ctx.Err())
 	}
 	if runCtx.Err() != nil {
-		return res, sent, hostErr(ErrUnreachable, host.Name, "run timed out", context.Cause(runCtx))
+		return res, sent, hostErr(contract.ErrUnreachable, host.Name, "run timed out", context.Cause(runCtx))
 	}
 	if runErr != nil {
 		return res, sent, classifyTransportError(host, runErr)
@@ -239,18 +241,18 @@ func (r *WinRMRunner) endpoint(ctx context.Context, host rollout.Host) (endpoint
 		ep.https = true
 	case "http":
 	default:
-		return ep, hostErr(ErrHostConfig, host.Name, fmt.Sprintf("tls.transport %q: want https or http", host.TLS.Transport), nil)
+		return ep, hostErr(contract.ErrHostConfigInvalid, host.Name, fmt.Sprintf("tls.transport %q: want https or http", host.TLS.Transport), nil)
 	}
 	switch a := strings.ToLower(host.TLS.Auth); a {
 	case "", "basic":
 	case "ntlm":
 		ep.ntlm = true
 	default:
-		return ep, hostErr(ErrHostConfig, host.Name, fmt.Sprintf("tls.auth %q: want basic or ntlm", host.TLS.Auth), nil)
+		return ep, hostErr(contract.ErrHostConfigInvalid, host.Name, fmt.Sprintf("tls.auth %q: want basic or ntlm", host.TLS.Auth), nil)
 	}
 	h, p, err := splitAddress(host.Address, ep.https)
 	if err != nil {
-		return ep, hostErr(ErrHostConfig, host.Name, "address", err)
+		return ep, hostErr(contract.ErrHostConfigInvalid, host.Name, "address", err)
 	}
 	ep.host, ep.port = h, p
 
@@ -267,11 +269,11 @@ func (r *WinRMRunner) endpoint(ctx context.Context, host rollout.Host) (endpoint
 		} else if host.TLS.CAFile != "" {
 			pem, err := os.ReadFile(host.TLS.CAFile)
 			if err != nil {
-				return ep, hostErr(ErrHostConfig, host.Name, "read tls.ca_file", err)
+				return ep, hostErr(contract.ErrHostConfigInvalid, host.Name, "read tls.ca_file", err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return ep, hostErr(ErrHostConfig, host.Name, fmt.Sprintf("tls.ca_file %s holds no PEM certificate", host.TLS.CAFile), nil)
+				return ep, hostErr(contract.ErrHostConfigInvalid, host.Name, fmt.Sprintf("tls.ca_file %s holds no PEM certificate", host.TLS.CAFile), nil)
 			}
 			cfg.RootCAs = pool
 		}
@@ -282,14 +284,14 @@ func (r *WinRMRunner) endpoint(ctx context.Context, host rollout.Host) (endpoint
 
 func (r *WinRMRunner) checkTransport(ctx context.Context, host rollout.Host, req TransportRequest) error {
 	if r.Transport == nil {
-		return hostErr(ErrTransportRefused, host.Name,
+		return hostErr(contract.ErrTransportRefused, host.Name,
 			fmt.Sprintf("inventory asks for %s but no transport policy is configured: only HTTPS with certificate verification is allowed", req), nil)
 	}
 	td, err := r.Transport.Transport(ctx, policies.TransportInput{Host: host, Now: time.Now().UTC()})
 	d := td.Decision
 	if err != nil {
 		// Fail closed: an unevaluable policy allows nothing weaker.
-		return hostErr(ErrTransportRefused, host.Name, fmt.Sprintf("transport policy for %s could not be evaluated", req), err)
+		return hostErr(contract.ErrTransportRefused, host.Name, fmt.Sprintf("transport policy for %s could not be evaluated", req), err)
 	}
 	if d.Allow {
 		return nil
@@ -304,7 +306,7 @@ func (r *WinRMRunner) checkTransport(ctx context.Context, host rollout.Host, req
 	if len(rules) == 0 {
 		rules = append(rules, "denied without a reason")
 	}
-	return hostErr(ErrTransportRefused, host.Name,
+	return hostErr(contract.ErrTransportRefused, host.Name,
 		fmt.Sprintf("%s refused for tier %q by policy %s (%s)", req, host.Tier, d.Revision, strings.Join(rules, "; ")), nil)
 }
 
@@ -565,13 +567,13 @@ func (e *authError) Error() string {
 
 // classifyTransportError maps a run failure to a HostError class.
 func classifyTransportError(host rollout.Host, err error) error {
-	var he *HostError
+	var he *contract.HostError
 	if errors.As(err, &he) {
 		return err
 	}
 	var ae *authError
 	if errors.As(err, &ae) {
-		return hostErr(ErrAuthFailed, host.Name, fmt.Sprintf("credential set %q", host.Credential), ae)
+		return hostErr(contract.ErrAuthFailed, host.Name, fmt.Sprintf("credential set %q", host.Credential), ae)
 	}
 	var (
 		unknownCA *x509.UnknownAuthorityError
@@ -580,16 +582,16 @@ func classifyTransportError(host rollout.Host, err error) error {
 		verify    *tls.CertificateVerificationError
 	)
 	if errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &verify) {
-		return hostErr(ErrHostConfig, host.Name, "certificate of the WinRM listener did not verify (set tls.ca_file or tls.server_name)", err)
+		return hostErr(contract.ErrHostConfigInvalid, host.Name, "certificate of the WinRM listener did not verify (set tls.ca_file or tls.server_name)", err)
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
-		return hostErr(ErrUnreachable, host.Name, "connection refused", err)
+		return hostErr(contract.ErrUnreachable, host.Name, "connection refused", err)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return hostErr(ErrUnreachable, host.Name, "timed out", err)
+		return hostErr(contract.ErrUnreachable, host.Name, "timed out", err)
 	}
-	return hostErr(ErrUnreachable, host.Name, "WinRM request failed", err)
+	return hostErr(contract.ErrUnreachable, host.Name, "WinRM request failed", err)
 }
 
 // isoDuration formats d as an xs:duration (PT20S) for OperationTimeout.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 )
@@ -64,8 +65,8 @@ func runBaseline(ctx context.Context, inv *rollout.Inventory, patch rollout.Patc
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			res, err := hosts.PatchHost(ctx, activities.PatchHostInput{
-				Target: activities.HostTarget{RolloutID: "baseline", Host: h, DistributionPoint: dp[h.Site], Patch: patch},
+			res, err := hosts.PatchHost(ctx, contract.PatchHostInput{
+				Target: contract.HostTarget{RolloutID: "baseline", Host: h, DistributionPoint: dp[h.Site], Patch: patch},
 				Reboot: true, BootTimeout: 30 * time.Minute,
 			})
 			mu.Lock()

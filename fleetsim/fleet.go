@@ -3,7 +3,7 @@
 // demo. Each host listens on its own port of 127.0.0.1, answers the shell
 // protocol any WinRM client uses (Create, Command, Send, Receive, Signal,
 // Delete), recognises Patchway's PowerShell scripts by their header
-// (activities/hostscript) and answers with the JSON the real scripts print,
+// (hostscript) and answers with the JSON the real scripts print,
 // from a model of the host: hotfixes, file versions, staged files that take
 // effect at reboot, each pending-reboot flag and the boot time. Faults make
 // hosts misbehave the ways real ones do.

@@ -18,7 +18,7 @@ import (
 
 	"github.com/masterzen/winrm"
 
-	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/rollout"
 )
 

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/rollout"
 )
 

@@ -3,7 +3,7 @@ package fleetsim
 import (
 	"testing"
 
-	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/hostscript"
 )
 
 func TestSetFileVersionOverwritesThePatchedFileAndKeepsTheHotfix(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/hostscript"
 )
 
 // WS-Management actions the shell protocol uses.

@@ -112,7 +112,7 @@ const (
 	QueryProgress = "progress"
 	// QueryHost takes a host name and returns HostStatus.
 	QueryHost = "host"
-	// QueryReport returns the activities.ReportInput the rollout would
+	// QueryReport returns the contract.ReportInput the rollout would
 	// build its compliance report from now (packed when large: Unpack
 	// it), for a provisional report of a running rollout.
 	QueryReport = "report"

@@ -10,8 +10,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/patchway/patchway/activities"
-	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -69,7 +69,7 @@ type HostOutcome struct {
 	State       rollout.HostState `json:"state"`
 	Reasons     []string          `json:"reasons,omitempty"`
 	InstalledAt time.Time         `json:"installed_at,omitzero"`
-	// Proof is the evidence behind State (activities.HostVerdict.Proof).
+	// Proof is the evidence behind State (contract.HostVerdict.Proof).
 	Proof []string `json:"proof,omitempty"`
 	// Held: the reboot policy refused to start the host while nothing else
 	// ran; the rollout retries it later.
@@ -174,10 +174,10 @@ func (b *batch) startWhatMayStart(ctx workflow.Context) error {
 	if len(candidates) == 0 {
 		return nil
 	}
-	plans := make([]activities.RebootPlan, 0, len(candidates))
+	plans := make([]contract.RebootPlan, 0, len(candidates))
 	if b.in.Op == OpUninstall {
 		for _, h := range candidates[:min(slots, len(candidates))] {
-			plans = append(plans, activities.RebootPlan{Host: h.Host.Name})
+			plans = append(plans, contract.RebootPlan{Host: h.Host.Name})
 		}
 	} else {
 		dec, err := b.decideReboot(ctx, candidates, slots)
@@ -248,8 +248,8 @@ func copyCounts(m map[string]int) map[string]int {
 // decideReboot asks the reboot policy which candidates may start now,
 // given the hosts in flight. A policy that fails to evaluate holds every
 // candidate (fail closed); the hosts are reported not started.
-func (b *batch) decideReboot(ctx workflow.Context, candidates []BatchHost, slots int) (activities.RebootDecision, error) {
-	in := activities.DecideRebootInput{Patch: b.in.Patch, Slots: slots, Window: b.in.Window, Sites: b.in.Sites,
+func (b *batch) decideReboot(ctx workflow.Context, candidates []BatchHost, slots int) (contract.RebootDecision, error) {
+	in := contract.DecideRebootInput{Patch: b.in.Patch, Slots: slots, Window: b.in.Window, Sites: b.in.Sites,
 		Deadline: b.in.Deadline, Accelerations: b.in.Accelerations, Now: workflow.Now(ctx)}
 	for _, h := range candidates {
 		in.Candidates = append(in.Candidates, h.Host)
@@ -257,13 +257,13 @@ func (b *batch) decideReboot(ctx workflow.Context, candidates []BatchHost, slots
 	for _, name := range sortedKeys(b.running) {
 		in.InFlight = append(in.InFlight, b.running[name].Host)
 	}
-	var dec activities.RebootDecision
-	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), activities.DecideRebootName, in).Get(ctx, &dec); err != nil {
-		held := make([]activities.HeldHost, 0, len(candidates))
+	var dec contract.RebootDecision
+	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.DecideRebootName, in).Get(ctx, &dec); err != nil {
+		held := make([]contract.HeldHost, 0, len(candidates))
 		for _, h := range candidates {
-			held = append(held, activities.HeldHost{Host: h.Host.Name, Violations: []rollout.Violation{{Code: "policy_error", Msg: err.Error()}}})
+			held = append(held, contract.HeldHost{Host: h.Host.Name, Violations: []rollout.Violation{{Code: "policy_error", Msg: err.Error()}}})
 		}
-		return activities.RebootDecision{Held: held}, nil
+		return contract.RebootDecision{Held: held}, nil
 	}
 	return dec, nil
 }
@@ -274,14 +274,14 @@ func (b *batch) start(ctx workflow.Context, h BatchHost, reboot bool) {
 	b.started++
 	b.running[h.Host.Name] = h
 	b.perSite[h.Host.Site]++
-	target := activities.HostTarget{RolloutID: b.in.RolloutID, Host: h.Host, DistributionPoint: h.DistributionPoint, Patch: b.in.Patch}
+	target := contract.HostTarget{RolloutID: b.in.RolloutID, Host: h.Host, DistributionPoint: h.DistributionPoint, Patch: b.in.Patch}
 	var f workflow.Future
 	if b.in.Op == OpUninstall {
 		f = workflow.ExecuteActivity(withHostOptions(ctx, "uninstall "+h.Host.Name, b.in.BootTimeout),
-			activities.UninstallPatchName, activities.UninstallPatchInput{Target: target})
+			contract.UninstallPatchName, contract.UninstallPatchInput{Target: target})
 	} else {
 		f = workflow.ExecuteActivity(withHostOptions(ctx, "patch "+h.Host.Name, b.in.BootTimeout),
-			activities.PatchHostName, activities.PatchHostInput{Target: target, Reboot: reboot, BootTimeout: b.in.BootTimeout})
+			contract.PatchHostName, contract.PatchHostInput{Target: target, Reboot: reboot, BootTimeout: b.in.BootTimeout})
 	}
 	b.sel.AddFuture(f, func(f workflow.Future) {
 		o := b.outcome(ctx, f, h)
@@ -308,7 +308,7 @@ func (b *batch) outcome(ctx workflow.Context, f workflow.Future, h BatchHost) Ho
 		o.Reasons = []string{"rolled back: " + res.Outcome}
 		return o
 	}
-	var res activities.PatchHostResult
+	var res contract.PatchHostResult
 	if err := f.Get(ctx, &res); err != nil {
 		o.State, o.Reasons = stateForError(err), []string{errorReason(err)}
 		return o
@@ -326,7 +326,7 @@ func (b *batch) outcome(ctx workflow.Context, f workflow.Future, h BatchHost) Ho
 func stateForError(err error) rollout.HostState {
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
-		return activities.StateForErrorType(app.Type())
+		return contract.StateForErrorType(app.Type())
 	}
 	var timeout *temporal.TimeoutError
 	if errors.As(err, &timeout) {

@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -63,7 +63,7 @@ func newBatchPlan(op string, maxParallel, siteLimit, maxWindow int, startBy time
 // waitForWindow asks the wave policy whether the wave may start now. If
 // not, it waits for the next window with a durable timer; if the policy
 // refuses outright, the wave halts for a person (resume overrides).
-func (r *run) waitForWindow(ctx workflow.Context, s *stepState) (activities.WaveDecision, error) {
+func (r *run) waitForWindow(ctx workflow.Context, s *stepState) (contract.WaveDecision, error) {
 	for attempt := 0; attempt < 1000; attempt++ {
 		dec := r.decideWave(ctx, s)
 		now := workflow.Now(ctx)
@@ -93,14 +93,14 @@ func (r *run) waitForWindow(ctx workflow.Context, s *stepState) (activities.Wave
 			return dec, err
 		}
 	}
-	return activities.WaveDecision{}, fmt.Errorf("wave %s: no window found after 1000 decisions", s.Name)
+	return contract.WaveDecision{}, fmt.Errorf("wave %s: no window found after 1000 decisions", s.Name)
 }
 
 // decideWave runs the wave policy and records its decision. A policy
 // that fails to evaluate refuses (fail closed).
-func (r *run) decideWave(ctx workflow.Context, s *stepState) activities.WaveDecision {
+func (r *run) decideWave(ctx workflow.Context, s *stepState) contract.WaveDecision {
 	w := r.in.Rollout.Waves[s.Index]
-	in := activities.DecideWaveInput{
+	in := contract.DecideWaveInput{
 		RolloutID: r.in.Rollout.ID, Severity: string(r.in.Rollout.Patch.Severity), Wave: w, Sites: r.in.Sites,
 		Hosts: len(s.Members), Deadline: r.st.Risk.Deadline, Now: workflow.Now(ctx), Reboot: r.in.Rollout.Patch.Reboot,
 		States: unacknowledged(s),
@@ -113,9 +113,9 @@ func (r *run) decideWave(ctx workflow.Context, s *stepState) activities.WaveDeci
 			in.Done = append(in.Done, o.Name)
 		}
 	}
-	var dec activities.WaveDecision
-	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), activities.DecideWaveName, in).Get(ctx, &dec); err != nil {
-		dec = activities.WaveDecision{Decision: rollout.Decision{Error: err.Error()}}
+	var dec contract.WaveDecision
+	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.DecideWaveName, in).Get(ctx, &dec); err != nil {
+		dec = contract.WaveDecision{Decision: rollout.Decision{Error: err.Error()}}
 	}
 	if dec.MaxParallel <= 0 {
 		dec.MaxParallel = max(1, w.MaxParallel)
@@ -155,13 +155,13 @@ func unacknowledged(s *stepState) map[rollout.HostState]int {
 
 // haltRefused halts a wave the wave policy refused outright until a
 // person resumes (overriding) or aborts.
-func (r *run) haltRefused(ctx workflow.Context, s *stepState, dec activities.WaveDecision) error {
+func (r *run) haltRefused(ctx workflow.Context, s *stepState, dec contract.WaveDecision) error {
 	if !s.Halted {
 		s.Halted = true
 		s.HaltCount++
 		reason := refusal("start", s.Name, dec.Decision)
-		r.notify(ctx, activities.EventWaveHalted, fmt.Sprintf("%s halted by the wave policy", s.Name), reason, nil, nil,
-			activities.Field{Name: "step", Value: s.Name})
+		r.notify(ctx, contract.EventWaveHalted, fmt.Sprintf("%s halted by the wave policy", s.Name), reason, nil, nil,
+			contract.Field{Name: "step", Value: s.Name})
 	}
 	s.Status = StepHalted
 	r.refresh(ctx)

@@ -10,7 +10,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/patchway/patchway/activities"
-	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -29,7 +30,7 @@ type testFleet struct {
 	patched     map[string]int
 	order       []string
 	uninstalled map[string]int
-	events      []activities.Event
+	events      []contract.Event
 	eventTimes  []time.Duration
 	reports     int
 }
@@ -44,15 +45,15 @@ type activityRegistry interface {
 // real server).
 func newTestFleet(r activityRegistry, now func() time.Time) *testFleet {
 	f := &testFleet{now: now, start: now(), patched: map[string]int{}, uninstalled: map[string]int{}}
-	r.RegisterActivityWithOptions(f.PatchHost, activity.RegisterOptions{Name: activities.PatchHostName})
-	r.RegisterActivityWithOptions(f.UninstallPatch, activity.RegisterOptions{Name: activities.UninstallPatchName})
-	r.RegisterActivityWithOptions(f.Notify, activity.RegisterOptions{Name: activities.NotifyName})
-	r.RegisterActivityWithOptions(f.BuildReport, activity.RegisterOptions{Name: activities.BuildReportName})
+	r.RegisterActivityWithOptions(f.PatchHost, activity.RegisterOptions{Name: contract.PatchHostName})
+	r.RegisterActivityWithOptions(f.UninstallPatch, activity.RegisterOptions{Name: contract.UninstallPatchName})
+	r.RegisterActivityWithOptions(f.Notify, activity.RegisterOptions{Name: contract.NotifyName})
+	r.RegisterActivityWithOptions(f.BuildReport, activity.RegisterOptions{Name: contract.BuildReportName})
 	return f
 }
 
 // PatchHost answers as the scripted host would.
-func (f *testFleet) PatchHost(ctx context.Context, in activities.PatchHostInput) (activities.PatchHostResult, error) {
+func (f *testFleet) PatchHost(ctx context.Context, in contract.PatchHostInput) (contract.PatchHostResult, error) {
 	now := f.now()
 	f.mu.Lock()
 	f.patched[in.Target.Host.Name]++
@@ -64,16 +65,16 @@ func (f *testFleet) PatchHost(ctx context.Context, in activities.PatchHostInput)
 		state, err = behave(in.Target.Host, now)
 	}
 	if err != nil {
-		return activities.PatchHostResult{}, err
+		return contract.PatchHostResult{}, err
 	}
-	return activities.PatchHostResult{
-		Verdict: activities.HostVerdict{Host: in.Target.Host.Name, State: state, Reasons: []string{"scripted " + string(state)}},
+	return contract.PatchHostResult{
+		Verdict: contract.HostVerdict{Host: in.Target.Host.Name, State: state, Reasons: []string{"scripted " + string(state)}},
 		Steps:   []string{"scan", "install", "reboot", "wait_for_boot", "verify"}, InstalledAt: now,
 	}, nil
 }
 
 // UninstallPatch records a rollback.
-func (f *testFleet) UninstallPatch(_ context.Context, in activities.UninstallPatchInput) (hostscript.UninstallResult, error) {
+func (f *testFleet) UninstallPatch(_ context.Context, in contract.UninstallPatchInput) (hostscript.UninstallResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.uninstalled[in.Target.Host.Name]++
@@ -81,24 +82,24 @@ func (f *testFleet) UninstallPatch(_ context.Context, in activities.UninstallPat
 }
 
 // Notify records the event and when (simulated) it was sent.
-func (f *testFleet) Notify(ctx context.Context, in activities.NotifyInput) (activities.NotifyResult, error) {
+func (f *testFleet) Notify(ctx context.Context, in contract.NotifyInput) (contract.NotifyResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.events = append(f.events, in.Event)
 	f.eventTimes = append(f.eventTimes, in.Event.At.Sub(f.start))
-	return activities.NotifyResult{Delivered: in.Event.Channels}, nil
+	return contract.NotifyResult{Delivered: in.Event.Channels}, nil
 }
 
 // BuildReport counts the reports asked for and builds them with the real
 // activity: it is a pure function, nothing to script.
-func (f *testFleet) BuildReport(ctx context.Context, in activities.ReportInput) (activities.Report, error) {
+func (f *testFleet) BuildReport(ctx context.Context, in contract.ReportInput) (contract.Report, error) {
 	f.mu.Lock()
 	f.reports++
 	f.mu.Unlock()
 	return activities.ReportActivities{}.BuildReport(ctx, in)
 }
 
-func (f *testFleet) eventsOf(kind activities.EventKind) (evs []activities.Event, at []time.Duration) {
+func (f *testFleet) eventsOf(kind contract.EventKind) (evs []contract.Event, at []time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, e := range f.events {
@@ -125,7 +126,7 @@ func (f *testFleet) patchCount(host string) int {
 
 // unreachable is the error a host that does not answer gives.
 func unreachable(h rollout.Host) error {
-	return temporal.NewApplicationError(fmt.Sprintf("host %s: connection refused", h.Name), activities.ErrUnreachable)
+	return temporal.NewApplicationError(fmt.Sprintf("host %s: connection refused", h.Name), contract.ErrUnreachable)
 }
 
 // testInventory builds hosts: per region, lab, prodlike and production

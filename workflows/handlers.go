@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -29,7 +29,7 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, QueryHost, r.hostStatus); err != nil {
 		return fmt.Errorf("register %s query: %w", QueryHost, err)
 	}
-	if err := workflow.SetQueryHandler(ctx, QueryReport, func() (activities.ReportInput, error) {
+	if err := workflow.SetQueryHandler(ctx, QueryReport, func() (contract.ReportInput, error) {
 		return r.reportInput(workflow.Now(ctx))
 	}); err != nil {
 		return fmt.Errorf("register %s query: %w", QueryReport, err)
@@ -82,11 +82,11 @@ func (r *run) validateGate(req GateRequest) error {
 }
 
 func (r *run) approve(ctx workflow.Context, req GateRequest) (Record, error) {
-	return r.decideGate(ctx, activities.ActionApprove, req)
+	return r.decideGate(ctx, contract.ActionApprove, req)
 }
 
 func (r *run) reject(ctx workflow.Context, req GateRequest) (Record, error) {
-	return r.decideGate(ctx, activities.ActionReject, req)
+	return r.decideGate(ctx, contract.ActionReject, req)
 }
 
 // decideGate asks the gates policy and, if it allows, approves or rejects
@@ -100,7 +100,7 @@ func (r *run) decideGate(ctx workflow.Context, action string, req GateRequest) (
 	if s != r.current() || s.Status != StepWaiting {
 		return rec, temporal.NewApplicationError(fmt.Sprintf("gate %s was decided meanwhile", s.Name), ErrRefused)
 	}
-	if action == activities.ActionApprove {
+	if action == contract.ActionApprove {
 		s.Approved = true
 	} else {
 		s.Rejected = true
@@ -131,8 +131,8 @@ type gateDecision struct {
 
 // notifyGateDecided announces a gate decision on the rollout's channels.
 func (r *run) notifyGateDecided(ctx workflow.Context, s *stepState, d *gateDecision) {
-	r.notify(ctx, activities.EventGateDecided, fmt.Sprintf("Gate %s %sd by %s", s.Name, d.Action, d.User), d.Reason, nil, nil,
-		activities.Field{Name: "gate", Value: s.Name}, activities.Field{Name: "decision", Value: d.Action}, activities.Field{Name: "user", Value: d.User})
+	r.notify(ctx, contract.EventGateDecided, fmt.Sprintf("Gate %s %sd by %s", s.Name, d.Action, d.User), d.Reason, nil, nil,
+		contract.Field{Name: "gate", Value: s.Name}, contract.Field{Name: "decision", Value: d.Action}, contract.Field{Name: "user", Value: d.User})
 }
 
 func (r *run) validatePause(_ workflow.Context, req ControlRequest) error {
@@ -146,7 +146,7 @@ func (r *run) validatePause(_ workflow.Context, req ControlRequest) error {
 }
 
 func (r *run) pause(ctx workflow.Context, req ControlRequest) (Record, error) {
-	rec, err := r.authorize(ctx, activities.ActionPause, r.subject(), "", req.User, req.Reason)
+	rec, err := r.authorize(ctx, contract.ActionPause, r.subject(), "", req.User, req.Reason)
 	if err == nil {
 		r.st.Paused = true
 		r.refresh(ctx)
@@ -167,7 +167,7 @@ func (r *run) validateResume(_ workflow.Context, req ControlRequest) error {
 // resume lifts a pause, or acknowledges a halted wave's failures so far
 // (they no longer count against its threshold) and lets it go on.
 func (r *run) resume(ctx workflow.Context, req ControlRequest) (Record, error) {
-	rec, err := r.authorize(ctx, activities.ActionResume, r.subject(), "", req.User, req.Reason)
+	rec, err := r.authorize(ctx, contract.ActionResume, r.subject(), "", req.User, req.Reason)
 	if err != nil {
 		return rec, err
 	}
@@ -202,7 +202,7 @@ func (r *run) abort(ctx workflow.Context, req AbortRequest) (Record, error) {
 	if req.Rollback {
 		reason += " (with rollback)"
 	}
-	rec, err := r.authorize(ctx, activities.ActionAbort, r.subject(), "", req.User, reason)
+	rec, err := r.authorize(ctx, contract.ActionAbort, r.subject(), "", req.User, reason)
 	if err == nil && r.st.Abort == nil {
 		r.st.Abort = &req
 	}
@@ -225,7 +225,7 @@ func (r *run) validateExcept(ctx workflow.Context, req ExceptRequest) error {
 // except grants an exception: the host is no longer patched and is
 // reported excepted (never compliant) until the expiry.
 func (r *run) except(ctx workflow.Context, req ExceptRequest) (Record, error) {
-	rec, err := r.authorize(ctx, activities.ActionExcept, req.Host, "", req.User, req.Reason)
+	rec, err := r.authorize(ctx, contract.ActionExcept, req.Host, "", req.User, req.Reason)
 	if err != nil {
 		return rec, err
 	}
@@ -261,7 +261,7 @@ func (r *run) validateSkipHost(_ workflow.Context, req SkipHostRequest) error {
 // skipHost takes a failed host out of the halted wave's failure count; if
 // the wave is then within its threshold it goes on.
 func (r *run) skipHost(ctx workflow.Context, req SkipHostRequest) (Record, error) {
-	rec, err := r.authorize(ctx, activities.ActionSkipHost, req.Host, "", req.User, req.Reason)
+	rec, err := r.authorize(ctx, contract.ActionSkipHost, req.Host, "", req.User, req.Reason)
 	if err != nil {
 		return rec, err
 	}
@@ -315,12 +315,12 @@ func (r *run) subject() string {
 // carrying the policy's reason when it does not allow. A policy that fails
 // to evaluate refuses (fail closed).
 func (r *run) authorize(ctx workflow.Context, action, subject, group, user, reason string) (Record, error) {
-	in := activities.AuthorizeGateInput{
+	in := contract.AuthorizeGateInput{
 		RolloutID: r.in.Rollout.ID, FiledBy: r.in.Rollout.FiledBy, Gate: subject, Group: group,
 		Action: action, User: user, Reason: reason, Severity: string(r.in.Rollout.Patch.Severity), Now: workflow.Now(ctx),
 	}
-	var dec activities.GateDecision
-	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), activities.AuthorizeGateName, in).Get(ctx, &dec); err != nil {
+	var dec contract.GateDecision
+	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.AuthorizeGateName, in).Get(ctx, &dec); err != nil {
 		dec.Allow, dec.Error = false, err.Error()
 	}
 	rec := r.record(Record{

@@ -6,7 +6,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 )
 
 // withPolicyOptions runs policy decisions as local activities: in-process,
@@ -39,9 +39,9 @@ func withHostOptions(ctx workflow.Context, summary string, bootTimeout time.Dura
 			MaximumInterval:    5 * time.Minute,
 			MaximumAttempts:    5,
 			NonRetryableErrorTypes: []string{
-				activities.ErrAuthFailed, activities.ErrNotApplicable, activities.ErrChecksumMismatch,
-				activities.ErrUnsupportedOS, activities.ErrInstallFailed, activities.ErrHostDidNotReturn,
-				activities.ErrTransportRefused,
+				contract.ErrAuthFailed, contract.ErrNotApplicable, contract.ErrChecksumMismatch,
+				contract.ErrUnsupportedOS, contract.ErrInstallFailed, contract.ErrHostDidNotReturn,
+				contract.ErrTransportRefused,
 			},
 		},
 	})

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/patchway/patchway/activities"
-	"github.com/patchway/patchway/activities/gzjson"
+	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/contract/gzjson"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -41,7 +41,7 @@ func unpack(in RolloutInput) (RolloutInput, error) {
 }
 
 // PackStart returns the input a client starts a rollout with: in itself,
-// or, when its hosts and sites are over activities.InlineLimit as JSON,
+// or, when its hosts and sites are over contract.InlineLimit as JSON,
 // with them gzipped into Packed. The server refuses a payload over 2 MB,
 // and 10,000 hosts are about 3 MB of JSON (some 200 KB gzipped). Compute
 // StartOptions from in, not from the result: they count its hosts.
@@ -53,7 +53,7 @@ func PackStart(in RolloutInput) (RolloutInput, error) {
 	if err != nil {
 		return RolloutInput{}, fmt.Errorf("encode hosts: %w", err)
 	}
-	if len(raw) <= activities.InlineLimit {
+	if len(raw) <= contract.InlineLimit {
 		return in, nil
 	}
 	return pack(in, nil)

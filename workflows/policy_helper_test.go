@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/policies"
 )
 
@@ -34,11 +35,11 @@ func registerPolicies(t testing.TB, r activityRegistry) *policies.Engine {
 func registerEngine(r activityRegistry, e *policies.Engine) {
 	p := activities.NewPolicyActivities(e)
 	for name, fn := range map[string]any{
-		activities.EvaluateRiskName:     p.EvaluateRisk,
-		activities.AuthorizeGateName:    p.AuthorizeGate,
-		activities.DecideRebootName:     p.DecideReboot,
-		activities.DecideWaveName:       p.DecideWave,
-		activities.DecideEscalationName: p.DecideEscalation,
+		contract.EvaluateRiskName:     p.EvaluateRisk,
+		contract.AuthorizeGateName:    p.AuthorizeGate,
+		contract.DecideRebootName:     p.DecideReboot,
+		contract.DecideWaveName:       p.DecideWave,
+		contract.DecideEscalationName: p.DecideEscalation,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

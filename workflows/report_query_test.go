@@ -5,17 +5,18 @@ import (
 	"time"
 
 	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 )
 
 // reportNow asks the report query and builds the report a client would.
-func (h *harness) reportNow() activities.Report {
+func (h *harness) reportNow() contract.Report {
 	h.t.Helper()
 	v, err := h.env.QueryWorkflow(QueryReport)
 	if err != nil {
 		h.t.Fatalf("query report: %v", err)
 	}
-	var in activities.ReportInput
+	var in contract.ReportInput
 	if err := v.Get(&in); err != nil {
 		h.t.Fatalf("decode report input: %v", err)
 	}
@@ -36,7 +37,7 @@ func TestReportQueryBuildsTheReportFinishWould(t *testing.T) {
 	h.at(time.Minute, func() {
 		h.update("except", UpdateExcept, ExceptRequest{Host: "WS-AMER-0003", User: "carol", Reason: "lab instrument", Expires: testStart.Add(90 * 24 * time.Hour)})
 	})
-	var soaking activities.Report
+	var soaking contract.Report
 	h.at(2*time.Hour, func() { soaking = h.reportNow() })
 	rep, err := h.run()
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -30,21 +30,21 @@ import (
 // People steer it with updates (approve, reject, pause, resume, abort,
 // except, skip_host) and read it with the progress and host queries. It
 // continues as new when its history grows, carrying its state.
-func RolloutWorkflow(ctx workflow.Context, in RolloutInput) (activities.Report, error) {
+func RolloutWorkflow(ctx workflow.Context, in RolloutInput) (contract.Report, error) {
 	in, err := unpack(in)
 	if err != nil {
-		return activities.Report{}, temporal.NewNonRetryableApplicationError("unpack carried state", "InvalidInput", err)
+		return contract.Report{}, temporal.NewNonRetryableApplicationError("unpack carried state", "InvalidInput", err)
 	}
 	r := newRun(in)
 	if err := r.registerHandlers(ctx); err != nil {
-		return activities.Report{}, err
+		return contract.Report{}, err
 	}
 
 	// 1. Risk evaluation: deadline, required stages and escalation ladder,
 	// recorded with the policy revision. The SLA clock starts now and runs
 	// beside everything that follows, gates and halts included.
 	if err := r.evaluateRisk(ctx); err != nil {
-		return activities.Report{}, err
+		return contract.Report{}, err
 	}
 	workflow.Go(ctx, r.slaClock)
 
@@ -125,9 +125,9 @@ func (r *run) evaluateRisk(ctx workflow.Context) error {
 		return nil
 	}
 	ro := r.in.Rollout
-	var risk activities.RiskDecision
-	in := activities.EvaluateRiskInput{Rollout: ro, HostCount: len(r.in.Hosts), Now: workflow.Now(ctx)}
-	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), activities.EvaluateRiskName, in).Get(ctx, &risk); err != nil {
+	var risk contract.RiskDecision
+	in := contract.EvaluateRiskInput{Rollout: ro, HostCount: len(r.in.Hosts), Now: workflow.Now(ctx)}
+	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.EvaluateRiskName, in).Get(ctx, &risk); err != nil {
 		return fmt.Errorf("evaluate risk of rollout %s: %w", ro.ID, err)
 	}
 	r.st.Risk = &risk
@@ -248,9 +248,9 @@ func (r *run) waitAtGate(ctx workflow.Context, s *stepState) error {
 		s.Status = StepWaiting
 		r.record(Record{At: workflow.Now(ctx), Kind: "gate", Subject: s.Name, Allow: false,
 			Reason: "waiting for approval by " + orDefault(s.Group, "the gates policy's approvers")})
-		r.notify(ctx, activities.EventGateWaiting, fmt.Sprintf("Gate %s waits for approval", s.Name),
+		r.notify(ctx, contract.EventGateWaiting, fmt.Sprintf("Gate %s waits for approval", s.Name),
 			fmt.Sprintf("%s of %s is done; approval group: %s.", s.Name, r.in.Rollout.Patch.KB, orDefault(s.Group, "default")),
-			nil, nil, activities.Field{Name: "gate", Value: s.Name})
+			nil, nil, contract.Field{Name: "gate", Value: s.Name})
 	}
 	r.refresh(ctx)
 	if err := workflow.Await(ctx, func() bool {
@@ -289,11 +289,11 @@ func (r *run) halt(ctx workflow.Context, s *stepState) error {
 		s.HaltCount++
 		reason := fmt.Sprintf("%d failed hosts exceed the threshold of %d", s.Failures-s.Forgiven, s.Threshold)
 		r.record(Record{At: workflow.Now(ctx), Kind: "halt", Subject: s.Name, Reason: reason})
-		r.notify(ctx, activities.EventWaveHalted, fmt.Sprintf("%s halted: %s", s.Name, reason),
+		r.notify(ctx, contract.EventWaveHalted, fmt.Sprintf("%s halted: %s", s.Name, reason),
 			"The rollout waits for a person: resume, skip a host, or abort (with rollback).", nil, nil,
-			activities.Field{Name: "step", Value: s.Name},
-			activities.Field{Name: "failures", Value: fmt.Sprint(s.Failures - s.Forgiven)},
-			activities.Field{Name: "threshold", Value: fmt.Sprint(s.Threshold)})
+			contract.Field{Name: "step", Value: s.Name},
+			contract.Field{Name: "failures", Value: fmt.Sprint(s.Failures - s.Forgiven)},
+			contract.Field{Name: "threshold", Value: fmt.Sprint(s.Threshold)})
 	}
 	s.Status = StepHalted
 	r.refresh(ctx)
@@ -401,16 +401,16 @@ func (r *run) stragglers() []int {
 
 // stop ends the main path early: continue as new, or report after an
 // abort (rolling back the current wave if asked) or a rejected gate.
-func (r *run) stop(ctx workflow.Context, err error) (activities.Report, error) {
+func (r *run) stop(ctx workflow.Context, err error) (contract.Report, error) {
 	switch {
 	case errors.Is(err, errContinueAsNew):
-		return activities.Report{}, r.continueAsNew(ctx)
+		return contract.Report{}, r.continueAsNew(ctx)
 	case errors.Is(err, errAborted):
 		if s := r.current(); s != nil {
 			s.Status = StepAborted
 			if r.st.Abort.Rollback {
 				if err := r.rollback(ctx, s); err != nil {
-					return activities.Report{}, err
+					return contract.Report{}, err
 				}
 			}
 		}
@@ -418,7 +418,7 @@ func (r *run) stop(ctx workflow.Context, err error) (activities.Report, error) {
 	case errors.Is(err, errRejected):
 		return r.finish(ctx)
 	}
-	return activities.Report{}, err
+	return contract.Report{}, err
 }
 
 // continueAsNew carries the state into a fresh run once every update
@@ -437,24 +437,24 @@ func (r *run) continueAsNew(ctx workflow.Context) error {
 
 // finish builds the compliance report, announces completion and returns
 // the report as the workflow's result.
-func (r *run) finish(ctx workflow.Context) (activities.Report, error) {
+func (r *run) finish(ctx workflow.Context) (contract.Report, error) {
 	in, err := r.reportInput(workflow.Now(ctx))
 	if err != nil {
-		return activities.Report{}, err
+		return contract.Report{}, err
 	}
-	var report activities.Report
-	if err := workflow.ExecuteActivity(withReportOptions(ctx), activities.BuildReportName, in).Get(ctx, &report); err != nil {
+	var report contract.Report
+	if err := workflow.ExecuteActivity(withReportOptions(ctx), contract.BuildReportName, in).Get(ctx, &report); err != nil {
 		return report, fmt.Errorf("build compliance report: %w", err)
 	}
 	r.st.Completed = true
 	status := r.status()
 	r.record(Record{At: workflow.Now(ctx), Kind: "complete", Subject: r.in.Rollout.ID, Allow: true,
 		Reason: fmt.Sprintf("%s: %.1f%% compliant", status, report.CompliancePercent)})
-	r.notify(ctx, activities.EventRolloutCompleted,
+	r.notify(ctx, contract.EventRolloutCompleted,
 		fmt.Sprintf("%s %s: %.1f%% of hosts compliant", r.in.Rollout.Patch.KB, status, report.CompliancePercent),
 		r.completionText(report), nil, nil,
-		activities.Field{Name: "status", Value: string(status)},
-		activities.Field{Name: "compliance_percent", Value: fmt.Sprintf("%.1f", report.CompliancePercent)})
+		contract.Field{Name: "status", Value: string(status)},
+		contract.Field{Name: "compliance_percent", Value: fmt.Sprintf("%.1f", report.CompliancePercent)})
 	r.refresh(ctx)
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return report, fmt.Errorf("drain handlers: %w", err)
@@ -467,14 +467,14 @@ func (r *run) finish(ctx workflow.Context) (activities.Report, error) {
 // when large (a 10,000-host input is over the 2 MB payload limit). finish
 // passes it to BuildReport; the report query returns it, so a client
 // builds the same report, provisional, while the rollout runs.
-func (r *run) reportInput(now time.Time) (activities.ReportInput, error) {
-	in := activities.ReportInput{Rollout: r.in.Rollout, Hosts: r.in.Hosts, GeneratedAt: now}
+func (r *run) reportInput(now time.Time) (contract.ReportInput, error) {
+	in := contract.ReportInput{Rollout: r.in.Rollout, Hosts: r.in.Hosts, GeneratedAt: now}
 	for i, h := range r.in.Hosts {
 		rec := r.st.Hosts[i]
-		in.Verdicts = append(in.Verdicts, activities.HostVerdict{Host: h.Name, State: rec.State, Reasons: rec.Reasons, Proof: rec.Proof})
+		in.Verdicts = append(in.Verdicts, contract.HostVerdict{Host: h.Name, State: rec.State, Reasons: rec.Reasons, Proof: rec.Proof})
 	}
 	for _, e := range r.st.Excepted {
-		in.Exceptions = append(in.Exceptions, activities.HostException{Host: e.Host, Reason: e.Reason, GrantedBy: e.GrantedBy, Expires: e.Expires})
+		in.Exceptions = append(in.Exceptions, contract.HostException{Host: e.Host, Reason: e.Reason, GrantedBy: e.GrantedBy, Expires: e.Expires})
 	}
 	packed, err := in.Pack()
 	if err != nil {
@@ -483,7 +483,7 @@ func (r *run) reportInput(now time.Time) (activities.ReportInput, error) {
 	return packed, nil
 }
 
-func (r *run) completionText(rep activities.Report) string {
+func (r *run) completionText(rep contract.Report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Rollout %s (%s) ended %s.\n", r.in.Rollout.ID, r.in.Rollout.Patch.KB, r.status())
 	for _, st := range rollout.HostStates {

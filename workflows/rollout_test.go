@@ -17,7 +17,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 )
@@ -156,13 +156,13 @@ func (h *harness) tick(at time.Duration) {
 	})
 }
 
-func (h *harness) run() (activities.Report, error) {
+func (h *harness) run() (contract.Report, error) {
 	h.tick(0)
 	h.env.ExecuteWorkflow(RolloutWorkflowName, h.in)
 	if !h.env.IsWorkflowCompleted() {
 		h.t.Fatal("workflow did not complete")
 	}
-	var rep activities.Report
+	var rep contract.Report
 	if err := h.env.GetWorkflowError(); err != nil {
 		return rep, err
 	}
@@ -196,8 +196,8 @@ func TestRolloutWalksTheStagedPath(t *testing.T) {
 	if midway.PolicyRevision == "" || len(midway.Decisions) == 0 || midway.Decisions[0].Kind != "risk" {
 		t.Errorf("risk decision not recorded with its revision: %+v", midway.Decisions)
 	}
-	for kind, want := range map[activities.EventKind]int{
-		activities.EventAdvisory: 2, activities.EventGateWaiting: 2, activities.EventGateDecided: 2, activities.EventRolloutCompleted: 1,
+	for kind, want := range map[contract.EventKind]int{
+		contract.EventAdvisory: 2, contract.EventGateWaiting: 2, contract.EventGateDecided: 2, contract.EventRolloutCompleted: 1,
 	} {
 		evs, _ := h.fleet.eventsOf(kind)
 		if len(evs) != want {
@@ -209,7 +209,7 @@ func TestRolloutWalksTheStagedPath(t *testing.T) {
 			}
 		}
 	}
-	adv, _ := h.fleet.eventsOf(activities.EventAdvisory)
+	adv, _ := h.fleet.eventsOf(contract.EventAdvisory)
 	if len(adv) == 2 && !strings.Contains(adv[1].Markdown, "What the lab stage found") || !strings.Contains(adv[1].Text, "What the lab stage found: 2 hosts: 2 compliant") {
 		t.Errorf("second advisory lacks the lab findings:\n%s", adv[1].Markdown)
 	}
@@ -292,8 +292,8 @@ func TestSLAEscalatesWhileWaitingAtAGate(t *testing.T) {
 			want = append(want, m.At.Sub(testStart))
 		}
 	}
-	_, milestones := h.fleet.eventsOf(activities.EventSLAMilestone)
-	_, breaches := h.fleet.eventsOf(activities.EventSLABreached)
+	_, milestones := h.fleet.eventsOf(contract.EventSLAMilestone)
+	_, breaches := h.fleet.eventsOf(contract.EventSLABreached)
 	if fmt.Sprint(milestones) != fmt.Sprint(want) {
 		t.Errorf("milestone notifications at %v, want %v (SLA %s)", milestones, want, sla.SLA)
 	}
@@ -306,7 +306,7 @@ func TestSLAEscalatesWhileWaitingAtAGate(t *testing.T) {
 	if !after.Breached || after.WaitingGate != "lab" {
 		t.Errorf("just after the deadline: breached %t, waiting at %q; want breached, still waiting at lab", after.Breached, after.WaitingGate)
 	}
-	evs, _ := h.fleet.eventsOf(activities.EventSLABreached)
+	evs, _ := h.fleet.eventsOf(contract.EventSLABreached)
 	if len(evs) > 0 && !slices.Contains(evs[0].Contacts, "ciso") {
 		t.Errorf("breach notified %v; the escalation policy names the ciso", evs[0].Contacts)
 	}
@@ -339,7 +339,7 @@ func TestWaveHaltsAtItsThresholdAndResumes(t *testing.T) {
 	if halted.Status != StatusHalted || halted.Stage != "emea" {
 		t.Fatalf("the rollout never halted at emea (last seen %s at %s)", halted.Status, halted.Stage)
 	}
-	if evs, _ := h.fleet.eventsOf(activities.EventWaveHalted); len(evs) != 1 {
+	if evs, _ := h.fleet.eventsOf(contract.EventWaveHalted); len(evs) != 1 {
 		t.Errorf("%d wave_halted events, want 1", len(evs))
 	}
 	if err, _ := h.result("resume"); err != nil {
@@ -430,7 +430,7 @@ func TestContinueAsNewKeepsEveryHostAndPatchesItOnce(t *testing.T) {
 	shared := map[string]int{}
 	runs := 0
 	now := testStart
-	var rep activities.Report
+	var rep contract.Report
 	for ; runs < 50; runs++ {
 		h := newHarness(t, in)
 		h.env.SetStartTime(now)

@@ -12,8 +12,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/patchway/patchway/activities"
-	"github.com/patchway/patchway/activities/gzjson"
+	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/contract/gzjson"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -143,7 +143,7 @@ type PatchTotals struct {
 // schedule hands it to its next run as the baseline for drift. The
 // summary is plain JSON, readable in the Web UI; the per-host checks and
 // the drift are plain when small and gzipped when their JSON is over
-// activities.InlineLimit, so the result stays far below the payload limit.
+// contract.InlineLimit, so the result stays far below the payload limit.
 // Read them with Expanded.
 type ScanResult struct {
 	ScanID     string    `json:"scan_id"`
@@ -181,7 +181,7 @@ type ScanResult struct {
 }
 
 // Compact gzips the checks and the drift that are over
-// activities.InlineLimit. It is deterministic (gzjson), so workflow code
+// contract.InlineLimit. It is deterministic (gzjson), so workflow code
 // calls it.
 func (r ScanResult) Compact() (ScanResult, error) {
 	var err error
@@ -202,7 +202,7 @@ func compactList[T any](plain []T, blob []byte) ([]T, []byte, error) {
 	if err != nil {
 		return plain, nil, err
 	}
-	if len(raw) <= activities.InlineLimit {
+	if len(raw) <= contract.InlineLimit {
 		return plain, nil, nil
 	}
 	blob, err = gzjson.Marshal(plain)
@@ -671,9 +671,9 @@ func reasonOf(c HostCheck) string {
 // that cannot be delivered is recorded in the result, never fatal.
 func (s *scan) notifyRegressions(ctx workflow.Context, res *ScanResult) {
 	info := workflow.GetInfo(ctx)
-	kind := activities.EventScanDrift
+	kind := contract.EventScanDrift
 	title := fmt.Sprintf("Scan %s: %d host(s) no longer compliant (%s)", s.in.ScanID, res.Regressions, strings.Join(res.KBs, ", "))
-	ev := activities.Event{
+	ev := contract.Event{
 		Key:       fmt.Sprintf("%s/%s/%s/1", info.WorkflowExecution.ID, info.FirstRunID, kind),
 		Kind:      kind,
 		RolloutID: ScanWorkflowID(s.in.ScanID),
@@ -681,7 +681,7 @@ func (s *scan) notifyRegressions(ctx workflow.Context, res *ScanResult) {
 		Title:     title,
 		Markdown:  regressionMarkdown(*res),
 		Text:      regressionText(*res),
-		Fields: []activities.Field{
+		Fields: []contract.Field{
 			{Name: "scan_id", Value: s.in.ScanID},
 			{Name: "kbs", Value: strings.Join(res.KBs, ",")},
 			{Name: "regressions", Value: fmt.Sprint(res.Regressions)},
@@ -692,9 +692,9 @@ func (s *scan) notifyRegressions(ctx workflow.Context, res *ScanResult) {
 	for _, c := range s.in.Channels {
 		ev.Channels = append(ev.Channels, c.Name)
 	}
-	var out activities.NotifyResult
-	err := workflow.ExecuteActivity(withNotifyOptions(ctx, string(kind)+": "+title), activities.NotifyName,
-		activities.NotifyInput{Event: ev, Channels: s.in.Channels}).Get(ctx, &out)
+	var out contract.NotifyResult
+	err := workflow.ExecuteActivity(withNotifyOptions(ctx, string(kind)+": "+title), contract.NotifyName,
+		contract.NotifyInput{Event: ev, Channels: s.in.Channels}).Get(ctx, &out)
 	res.Notified = out.Delivered
 	res.NotifyErrors = out.Errors
 	if err != nil {
@@ -836,10 +836,10 @@ func ScanBatchWorkflow(ctx workflow.Context, in ScanBatchInput) (ScanBatchResult
 		for pending < max(1, in.Parallel) && next < len(checks) {
 			i := next
 			h, patch := p.Hosts[i/np], p.Patches[i%np]
-			target := activities.HostTarget{RolloutID: ScanWorkflowID(in.ScanID), Host: h.Host, DistributionPoint: h.DistributionPoint, Patch: patch}
+			target := contract.HostTarget{RolloutID: ScanWorkflowID(in.ScanID), Host: h.Host, DistributionPoint: h.DistributionPoint, Patch: patch}
 			actx := withScanOptions(ctx, fmt.Sprintf("verify %s on %s", strings.ToUpper(patch.KB), h.Host.Name))
-			sel.AddFuture(workflow.ExecuteActivity(actx, activities.VerifyPatchName, activities.VerifyPatchInput{Target: target}), func(f workflow.Future) {
-				var v activities.HostVerdict
+			sel.AddFuture(workflow.ExecuteActivity(actx, contract.VerifyPatchName, contract.VerifyPatchInput{Target: target}), func(f workflow.Future) {
+				var v contract.HostVerdict
 				checks[i] = checkOf(h.Host, patch, v, f.Get(ctx, &v))
 			})
 			next++
@@ -857,7 +857,7 @@ func ScanBatchWorkflow(ctx workflow.Context, in ScanBatchInput) (ScanBatchResult
 
 // checkOf turns a verdict, or the error that stood in its way, into a
 // check.
-func checkOf(h rollout.Host, p rollout.Patch, v activities.HostVerdict, err error) HostCheck {
+func checkOf(h rollout.Host, p rollout.Patch, v contract.HostVerdict, err error) HostCheck {
 	c := HostCheck{Host: h.Name, KB: strings.ToUpper(p.KB)}
 	if err != nil {
 		c.State, c.Reasons = failureState(err)
@@ -878,7 +878,7 @@ func failureState(err error) (rollout.HostState, []string) {
 	var timeout *temporal.TimeoutError
 	switch {
 	case errors.As(err, &app):
-		switch st := activities.StateForErrorType(app.Type()); st {
+		switch st := contract.StateForErrorType(app.Type()); st {
 		case rollout.StateNotApplicable, rollout.StateUnreachable:
 			return st, []string{app.Message()}
 		}
@@ -903,8 +903,8 @@ func withScanOptions(ctx workflow.Context, summary string) workflow.Context {
 			MaximumInterval:    time.Minute,
 			MaximumAttempts:    3,
 			NonRetryableErrorTypes: []string{
-				activities.ErrAuthFailed, activities.ErrNotApplicable, activities.ErrUnsupportedOS,
-				activities.ErrTransportRefused, activities.ErrHostConfig,
+				contract.ErrAuthFailed, contract.ErrNotApplicable, contract.ErrUnsupportedOS,
+				contract.ErrTransportRefused, contract.ErrHostConfigInvalid,
 			},
 		},
 	})

@@ -20,7 +20,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/patchway/patchway/activities"
-	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -44,7 +45,7 @@ type scanFleet struct {
 	mu       sync.Mutex
 	hosts    map[string]*scanHost
 	verifies int
-	events   []activities.Event
+	events   []contract.Event
 }
 
 // newScanFleet gives every host the patch in effect (compliant) and
@@ -57,8 +58,8 @@ func newScanFleet(t testing.TB, env *testsuite.TestWorkflowEnvironment, hosts []
 	}
 	engine := registerPolicies(t, env)
 	acts := &activities.HostActivities{Runner: f, Policy: engine, Now: env.Now}
-	env.RegisterActivityWithOptions(acts.VerifyPatch, activity.RegisterOptions{Name: activities.VerifyPatchName})
-	env.RegisterActivityWithOptions(f.Notify, activity.RegisterOptions{Name: activities.NotifyName})
+	env.RegisterActivityWithOptions(acts.VerifyPatch, activity.RegisterOptions{Name: contract.VerifyPatchName})
+	env.RegisterActivityWithOptions(f.Notify, activity.RegisterOptions{Name: contract.NotifyName})
 	return f
 }
 
@@ -76,7 +77,7 @@ func (f *scanFleet) Run(_ context.Context, host rollout.Host, script string) (ac
 	f.verifies++
 	h := f.hosts[host.Name]
 	if h == nil || h.down {
-		return activities.RunResult{}, &activities.HostError{Type: activities.ErrUnreachable, Host: host.Name, Msg: "connection refused"}
+		return activities.RunResult{}, &contract.HostError{Type: contract.ErrUnreachable, Host: host.Name, Msg: "connection refused"}
 	}
 	if !strings.Contains(script, "scan") {
 		return activities.RunResult{ExitCode: 1, Stderr: "only scans in a scan"}, nil
@@ -93,17 +94,17 @@ func (f *scanFleet) Run(_ context.Context, host rollout.Host, script string) (ac
 }
 
 // Notify records the event.
-func (f *scanFleet) Notify(_ context.Context, in activities.NotifyInput) (activities.NotifyResult, error) {
+func (f *scanFleet) Notify(_ context.Context, in contract.NotifyInput) (contract.NotifyResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.events = append(f.events, in.Event)
-	return activities.NotifyResult{Delivered: in.Event.Channels}, nil
+	return contract.NotifyResult{Delivered: in.Event.Channels}, nil
 }
 
-func (f *scanFleet) sent() []activities.Event {
+func (f *scanFleet) sent() []contract.Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]activities.Event(nil), f.events...)
+	return append([]contract.Event(nil), f.events...)
 }
 
 // scanInput is a nightly scan of the standard test inventory for MS08-067.
@@ -321,7 +322,7 @@ func TestScanDriftAgainstThePreviousScan(t *testing.T) {
 				t.Fatalf("notified %d events, want 1", len(evs))
 			}
 			ev := evs[0]
-			if ev.Kind != activities.EventScanDrift || !strings.HasPrefix(ev.Key, "scan/nightly/") ||
+			if ev.Kind != contract.EventScanDrift || !strings.HasPrefix(ev.Key, "scan/nightly/") ||
 				!strings.Contains(ev.Text, "WS-EMEA-0002 KB958644: compliant -> not_effective") || fmt.Sprint(ev.Channels) != "[security]" {
 				t.Errorf("event = %+v", ev)
 			}

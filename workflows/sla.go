@@ -8,7 +8,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -39,18 +39,18 @@ func (r *run) slaClock(ctx workflow.Context) {
 
 // escalate marks a breach, asks the escalation policy who to tell and
 // which accelerations it allows, records the decision and notifies.
-func (r *run) escalate(ctx workflow.Context, m activities.Milestone) {
+func (r *run) escalate(ctx workflow.Context, m contract.Milestone) {
 	if m.Breach && !r.st.Breached {
 		r.st.Breached = true
 		r.upsert(ctx, AttrSLABreached.ValueSet(true))
 	}
 	p := r.progress()
-	in := activities.DecideEscalationInput{
+	in := contract.DecideEscalationInput{
 		Rollout: r.in.Rollout, Milestone: m, Deadline: r.st.Risk.Deadline, Stage: p.Stage, Waiting: p.WaitingGate,
 		HostsDone: p.HostsDone, HostsTotal: p.HostsTotal, Now: workflow.Now(ctx),
 	}
-	var dec activities.EscalationDecision
-	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), activities.DecideEscalationName, in).Get(ctx, &dec); err != nil {
+	var dec contract.EscalationDecision
+	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.DecideEscalationName, in).Get(ctx, &dec); err != nil {
 		// Fail loud, not silent: tell every channel the rollout declares.
 		dec.Allow, dec.Error = false, err.Error()
 	}
@@ -69,9 +69,9 @@ func (r *run) escalate(ctx workflow.Context, m activities.Milestone) {
 	r.record(Record{At: workflow.Now(ctx), Kind: "escalation", Subject: milestoneName(m), Allow: dec.Allow,
 		Reason: reason, Violations: dec.Violations, Revision: dec.Revision})
 
-	kind, title := activities.EventSLAMilestone, fmt.Sprintf("%s: %g%% of the SLA elapsed", r.in.Rollout.Patch.KB, m.AtPercent)
+	kind, title := contract.EventSLAMilestone, fmt.Sprintf("%s: %g%% of the SLA elapsed", r.in.Rollout.Patch.KB, m.AtPercent)
 	if m.Breach {
-		kind, title = activities.EventSLABreached, fmt.Sprintf("%s: SLA breached (%s)", r.in.Rollout.Patch.KB, milestoneName(m))
+		kind, title = contract.EventSLABreached, fmt.Sprintf("%s: SLA breached (%s)", r.in.Rollout.Patch.KB, milestoneName(m))
 	}
 	text := fmt.Sprintf("Rollout %s is %s at %s; %d of %d hosts done; deadline %s.",
 		r.in.Rollout.ID, p.Status, orDefault(p.Stage, "its start"), p.HostsDone, p.HostsTotal, in.Deadline.UTC().Format(time.RFC3339))
@@ -79,13 +79,13 @@ func (r *run) escalate(ctx workflow.Context, m activities.Milestone) {
 		text += fmt.Sprintf(" Gate %s waits for approval.", p.WaitingGate)
 	}
 	r.notify(ctx, kind, title, text, dec.Contacts, dec.Channels,
-		activities.Field{Name: "milestone_percent", Value: fmt.Sprintf("%g", m.AtPercent)},
-		activities.Field{Name: "deadline", Value: in.Deadline.UTC().Format(time.RFC3339)},
-		activities.Field{Name: "stage", Value: p.Stage})
+		contract.Field{Name: "milestone_percent", Value: fmt.Sprintf("%g", m.AtPercent)},
+		contract.Field{Name: "deadline", Value: in.Deadline.UTC().Format(time.RFC3339)},
+		contract.Field{Name: "stage", Value: p.Stage})
 	r.refresh(ctx)
 }
 
-func milestoneName(m activities.Milestone) string {
+func milestoneName(m contract.Milestone) string {
 	if m.Breach && m.AtPercent > 100 {
 		return fmt.Sprintf("SLA %g%% (after breach)", m.AtPercent)
 	}
@@ -109,28 +109,28 @@ func (r *run) sendAdvisory(ctx workflow.Context, edition int) {
 		return
 	}
 	ro := r.in.Rollout
-	adv := activities.Advisory{
+	adv := contract.Advisory{
 		RolloutID: ro.ID, Patch: ro.Patch, Risk: ro.Risk, Edition: edition,
 		Deadline: r.st.Risk.Deadline, SLA: r.st.Risk.SLA.String(),
 	}
 	if edition == advisoryAfterLab {
 		adv.Lab = r.labFindings()
 	}
-	r.notifyRendered(ctx, activities.EventAdvisory, adv.Title(), adv.Markdown(), adv.Text(), nil, nil,
-		activities.Field{Name: "edition", Value: fmt.Sprint(edition)},
-		activities.Field{Name: "severity", Value: string(ro.Patch.Severity)})
+	r.notifyRendered(ctx, contract.EventAdvisory, adv.Title(), adv.Markdown(), adv.Text(), nil, nil,
+		contract.Field{Name: "edition", Value: fmt.Sprint(edition)},
+		contract.Field{Name: "severity", Value: string(ro.Patch.Severity)})
 	r.st.Advisory = edition
 }
 
 // labFindings summarises the first stage's host outcomes and the reasons
 // of its non-compliant hosts (the side effects the lab saw).
-func (r *run) labFindings() *activities.LabFindings {
+func (r *run) labFindings() *contract.LabFindings {
 	i := slices.IndexFunc(r.st.Steps, func(s *stepState) bool { return s.Kind == KindStage })
 	if i < 0 {
-		return &activities.LabFindings{Stage: "lab"}
+		return &contract.LabFindings{Stage: "lab"}
 	}
 	lab := r.st.Steps[i]
-	f := &activities.LabFindings{Stage: lab.Name, Hosts: len(lab.Members)}
+	f := &contract.LabFindings{Stage: lab.Name, Hosts: len(lab.Members)}
 	counts := map[rollout.HostState]int{}
 	for _, m := range lab.Members {
 		h := r.st.Hosts[m]
@@ -141,7 +141,7 @@ func (r *run) labFindings() *activities.LabFindings {
 	}
 	for _, st := range rollout.HostStates {
 		if counts[st] > 0 {
-			f.States = append(f.States, activities.StateCount{State: st, Count: counts[st]})
+			f.States = append(f.States, contract.StateCount{State: st, Count: counts[st]})
 		}
 	}
 	return f
@@ -151,14 +151,14 @@ func (r *run) labFindings() *activities.LabFindings {
 // key is the rollout id, the kind and a per-kind sequence carried in
 // state, so retries and replays never notify twice. A notification that
 // cannot be delivered is recorded, never fatal to the rollout.
-func (r *run) notify(ctx workflow.Context, kind activities.EventKind, title, text string, contacts, channels []string, fields ...activities.Field) {
+func (r *run) notify(ctx workflow.Context, kind contract.EventKind, title, text string, contacts, channels []string, fields ...contract.Field) {
 	r.notifyRendered(ctx, kind, title, text, text, contacts, channels, fields...)
 }
 
 // notifyRendered is notify with separate Markdown and plain-text bodies.
-func (r *run) notifyRendered(ctx workflow.Context, kind activities.EventKind, title, markdown, text string, contacts, channels []string, fields ...activities.Field) {
+func (r *run) notifyRendered(ctx workflow.Context, kind contract.EventKind, title, markdown, text string, contacts, channels []string, fields ...contract.Field) {
 	r.st.Sent[string(kind)]++
-	ev := activities.Event{
+	ev := contract.Event{
 		Key:  fmt.Sprintf("%s/%s/%d", r.in.Rollout.ID, kind, r.st.Sent[string(kind)]),
 		Kind: kind, RolloutID: r.in.Rollout.ID, At: workflow.Now(ctx),
 		Title: title, Markdown: markdown, Text: text, Contacts: contacts, Channels: channels, Fields: fields,
@@ -168,9 +168,9 @@ func (r *run) notifyRendered(ctx workflow.Context, kind activities.EventKind, ti
 			ev.Channels = append(ev.Channels, c.Name)
 		}
 	}
-	var res activities.NotifyResult
-	err := workflow.ExecuteActivity(withNotifyOptions(ctx, string(kind)+": "+title), activities.NotifyName,
-		activities.NotifyInput{Event: ev, Channels: r.in.Rollout.Channels}).Get(ctx, &res)
+	var res contract.NotifyResult
+	err := workflow.ExecuteActivity(withNotifyOptions(ctx, string(kind)+": "+title), contract.NotifyName,
+		contract.NotifyInput{Event: ev, Channels: r.in.Rollout.Channels}).Get(ctx, &res)
 	if err != nil || len(res.Failed) > 0 {
 		reason := "undelivered on " + strings.Join(res.Failed, ", ")
 		if len(res.Errors) > 0 {

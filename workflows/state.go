@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -20,21 +20,21 @@ const maxRecords = 50
 // RolloutCarry is the rollout workflow's state, carried across
 // continue-as-new. Clients never set it.
 type RolloutCarry struct {
-	Risk      *activities.RiskDecision `json:"risk,omitempty"`
-	Steps     []*stepState             `json:"steps"`
-	Current   int                      `json:"current"`
-	Hosts     []hostRecord             `json:"hosts"`
-	Records   []Record                 `json:"records,omitempty"`
-	Excepted  []Exception              `json:"excepted,omitempty"`
-	Paused    bool                     `json:"paused,omitempty"`
-	Abort     *AbortRequest            `json:"abort,omitempty"`
-	Rejected  bool                     `json:"rejected,omitempty"`
-	Breached  bool                     `json:"breached,omitempty"`
-	Fired     int                      `json:"fired"`
-	Accel     []string                 `json:"accel,omitempty"`
-	Sent      map[string]int           `json:"sent,omitempty"`
-	Advisory  int                      `json:"advisory"`
-	Completed bool                     `json:"completed,omitempty"`
+	Risk      *contract.RiskDecision `json:"risk,omitempty"`
+	Steps     []*stepState           `json:"steps"`
+	Current   int                    `json:"current"`
+	Hosts     []hostRecord           `json:"hosts"`
+	Records   []Record               `json:"records,omitempty"`
+	Excepted  []Exception            `json:"excepted,omitempty"`
+	Paused    bool                   `json:"paused,omitempty"`
+	Abort     *AbortRequest          `json:"abort,omitempty"`
+	Rejected  bool                   `json:"rejected,omitempty"`
+	Breached  bool                   `json:"breached,omitempty"`
+	Fired     int                    `json:"fired"`
+	Accel     []string               `json:"accel,omitempty"`
+	Sent      map[string]int         `json:"sent,omitempty"`
+	Advisory  int                    `json:"advisory"`
+	Completed bool                   `json:"completed,omitempty"`
 	// Runs counts continue-as-new generations, for batch ids.
 	Runs int `json:"runs"`
 }
@@ -72,7 +72,7 @@ type stepState struct {
 	Decided *gateDecision `json:"decided,omitempty"`
 	Done    bool          `json:"done,omitempty"`
 	// Wave limits from the wave policy.
-	Limits *activities.WaveDecision `json:"limits,omitempty"`
+	Limits *contract.WaveDecision `json:"limits,omitempty"`
 }
 
 // hostRecord is what the rollout knows about one host.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -84,7 +85,7 @@ func (d *devInbox) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
-	var ev activities.Event
+	var ev contract.Event
 	if err := json.Unmarshal(body, &ev); err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		return
@@ -94,7 +95,7 @@ func (d *devInbox) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // print writes one line: when, on which channel, what, and for whom.
-func (d *devInbox) print(channel string, ev activities.Event) {
+func (d *devInbox) print(channel string, ev contract.Event) {
 	line := fmt.Sprintf("  notification %s [%s] %s: %s", ev.At.Local().Format("15:04:05"), channel, ev.Kind, ev.Title)
 	if len(ev.Contacts) > 0 {
 		line += " -> " + strings.Join(ev.Contacts, ", ")

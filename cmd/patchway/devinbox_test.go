@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -27,7 +28,7 @@ func TestDevInboxPrintsDeliveriesOfUnconfiguredChannels(t *testing.T) {
 	channels := []rollout.Channel{{Name: "security-chat", Type: "slack"}, {Name: "pager", Type: "webhook"}, {Name: "ciso-mail", Type: "email"}}
 	n := &activities.Notifier{Channels: inbox, Attempts: 1}
 	at := time.Date(2026, 12, 3, 9, 30, 0, 0, time.Local)
-	res, err := n.Notify(ctx, activities.NotifyInput{Channels: channels, Event: activities.Event{
+	res, err := n.Notify(ctx, contract.NotifyInput{Channels: channels, Event: contract.Event{
 		Key: "ms08-067/escalation/75", Kind: "escalation", RolloutID: "ms08-067", At: at,
 		Title: "MS08-067: 75% of the SLA used", Contacts: []string{"secops-oncall", "ciso"},
 		Channels: []string{"security-chat", "pager", "ciso-mail"},

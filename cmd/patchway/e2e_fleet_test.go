@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/fleetsim"
 	"github.com/patchway/patchway/rollout"
 	"github.com/patchway/patchway/workflows"
@@ -207,7 +207,7 @@ func TestE2EEscalationReachesTheWebhookWhileTheRolloutWaitsAtAGate(t *testing.T)
 	deadline := time.Now().Add(2 * time.Minute)
 	for breach == nil && time.Now().Before(deadline) {
 		for _, ev := range pager.received() {
-			if ev["kind"] == string(activities.EventSLABreached) {
+			if ev["kind"] == string(contract.EventSLABreached) {
 				breach = ev
 			}
 		}

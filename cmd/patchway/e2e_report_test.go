@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/workflows"
 )
 
@@ -52,11 +52,11 @@ func TestE2EReportOfARunningThenEndedRollout(t *testing.T) {
 	}
 
 	e.mustCLI(ctx, "abort", id, "--as", "bob", "--reason", "e2e: report test over")
-	var rep activities.Report
+	var rep contract.Report
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		out := e.mustCLI(ctx, "report", id, "--format", "json")
-		rep = activities.Report{}
+		rep = contract.Report{}
 		if err := json.Unmarshal([]byte(out), &rep); err != nil {
 			t.Fatalf("report --format json: %v\n%s", err, out)
 		}

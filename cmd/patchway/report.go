@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 	"github.com/patchway/patchway/workflows"
 )
@@ -41,7 +42,7 @@ type reportOptions struct {
 }
 
 // reportFormats renders a report, expanded (Hosts filled), in each format.
-var reportFormats = map[string]func(io.Writer, activities.Report, reportOptions) error{
+var reportFormats = map[string]func(io.Writer, contract.Report, reportOptions) error{
 	"table": renderReportTable,
 	"json":  renderReportJSON,
 	"csv":   renderReportCSV,
@@ -106,16 +107,16 @@ func newReportCmd(_ *globalFlags) *cobra.Command {
 // provisional one built now with the same BuildReport from the report
 // query: while the rollout runs, or when it ended without a report
 // (terminated, failed).
-func fetchReport(ctx context.Context, c client.Client, rolloutID string, now time.Time) (activities.Report, error) {
+func fetchReport(ctx context.Context, c client.Client, rolloutID string, now time.Time) (contract.Report, error) {
 	id := workflows.WorkflowID(rolloutID)
 	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
 	if err != nil {
-		return activities.Report{}, fmt.Errorf("find rollout %s: %w", rolloutID, err)
+		return contract.Report{}, fmt.Errorf("find rollout %s: %w", rolloutID, err)
 	}
 	info := desc.GetWorkflowExecutionInfo()
 	status := info.GetStatus()
 	if status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
-		var rep activities.Report
+		var rep contract.Report
 		if err := c.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, &rep); err != nil {
 			return rep, fmt.Errorf("read the report of rollout %s: %w", rolloutID, err)
 		}
@@ -123,7 +124,7 @@ func fetchReport(ctx context.Context, c client.Client, rolloutID string, now tim
 	}
 	in, err := queryReportInput(ctx, c, rolloutID)
 	if err != nil {
-		return activities.Report{}, err
+		return contract.Report{}, err
 	}
 	// Exceptions expire by the wall clock, not by the rollout's last
 	// workflow task.
@@ -138,8 +139,8 @@ func fetchReport(ctx context.Context, c client.Client, rolloutID string, now tim
 
 // queryReportInput asks a rollout for the input its report would be
 // built from now.
-func queryReportInput(ctx context.Context, c client.Client, rolloutID string) (activities.ReportInput, error) {
-	var in activities.ReportInput
+func queryReportInput(ctx context.Context, c client.Client, rolloutID string) (contract.ReportInput, error) {
+	var in contract.ReportInput
 	if err := queryRollout(ctx, c, rolloutID, workflows.QueryReport, "the report input (a worker must be up to answer)", &in); err != nil {
 		return in, err
 	}
@@ -153,7 +154,7 @@ func queryReportInput(ctx context.Context, c client.Client, rolloutID string) (a
 // emitReport renders the report, writes it to the output file or stdout,
 // and only then applies --fail-under, so a failing pipeline still has the
 // report to show.
-func emitReport(stdout, stderr io.Writer, rep activities.Report, o reportOptions) error {
+func emitReport(stdout, stderr io.Writer, rep contract.Report, o reportOptions) error {
 	var buf bytes.Buffer
 	if err := reportFormats[o.format](&buf, rep, o); err != nil {
 		return fmt.Errorf("render the %s report of rollout %s: %w", o.format, rep.RolloutID, err)
@@ -198,14 +199,14 @@ func attentionRank(s rollout.HostState) int {
 // listedHosts are the hosts a human format lists: those that are not
 // compliant (and applicable), or every host with --all, most urgent
 // first, then by name.
-func listedHosts(rep activities.Report, all bool) []activities.HostReport {
-	var out []activities.HostReport
+func listedHosts(rep contract.Report, all bool) []contract.HostReport {
+	var out []contract.HostReport
 	for _, h := range rep.Hosts {
 		if all || (h.State != rollout.StateCompliant && h.State != rollout.StateNotApplicable) {
 			out = append(out, h)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b activities.HostReport) int {
+	slices.SortStableFunc(out, func(a, b contract.HostReport) int {
 		if d := attentionRank(a.State) - attentionRank(b.State); d != 0 {
 			return d
 		}
@@ -215,7 +216,7 @@ func listedHosts(rep activities.Report, all bool) []activities.HostReport {
 }
 
 // headline is the one sentence a CIO reads.
-func headline(rep activities.Report) string {
+func headline(rep contract.Report) string {
 	applicable := rep.HostCount - rep.Totals[rollout.StateNotApplicable]
 	return fmt.Sprintf("%s compliant: %d of %d applicable hosts proven patched (%d hosts, %d not applicable)",
 		percentText(rep.CompliancePercent), rep.Totals[rollout.StateCompliant], applicable, rep.HostCount, rep.Totals[rollout.StateNotApplicable])
@@ -234,8 +235,8 @@ func otherStates(totals map[rollout.HostState]int) string {
 }
 
 // breakdownsOf returns the breakdowns of one dimension, in report order.
-func breakdownsOf(rep activities.Report, dimension string) []activities.Breakdown {
-	var out []activities.Breakdown
+func breakdownsOf(rep contract.Report, dimension string) []contract.Breakdown {
+	var out []contract.Breakdown
 	for _, b := range rep.By {
 		if b.Dimension == dimension {
 			out = append(out, b)
@@ -253,7 +254,7 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-func renderReportTable(w io.Writer, rep activities.Report, o reportOptions) error {
+func renderReportTable(w io.Writer, rep contract.Report, o reportOptions) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Compliance report  %s  %s (%s)  generated %s\n", oneLine(rep.RolloutID), oneLine(rep.KB), oneLine(rep.Severity), rep.GeneratedAt.UTC().Format("2006-01-02 15:04Z"))
 	if rep.Provisional != "" {
@@ -332,7 +333,7 @@ func trimLines(s string) string {
 
 // hostLines are a host's reasons, then its evidence marked as such, each
 // on one line.
-func hostLines(h activities.HostReport) []string {
+func hostLines(h contract.HostReport) []string {
 	var out []string
 	for _, r := range h.Reasons {
 		out = append(out, oneLine(r))
@@ -350,7 +351,7 @@ func orDash(s string) string {
 	return s
 }
 
-func renderReportJSON(w io.Writer, rep activities.Report, _ reportOptions) error {
+func renderReportJSON(w io.Writer, rep contract.Report, _ reportOptions) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(rep); err != nil {
@@ -362,7 +363,7 @@ func renderReportJSON(w io.Writer, rep activities.Report, _ reportOptions) error
 // csvHeader is the CSV format's header; one host per row follows.
 var csvHeader = []string{"name", "region", "site", "tier", "role", "owner", "purpose", "state", "reasons", "evidence"}
 
-func renderReportCSV(w io.Writer, rep activities.Report, _ reportOptions) error {
+func renderReportCSV(w io.Writer, rep contract.Report, _ reportOptions) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(csvHeader); err != nil {
 		return fmt.Errorf("write CSV: %w", err)
@@ -403,7 +404,7 @@ var mdEscaper = strings.NewReplacer(
 
 func md(s string) string { return mdEscaper.Replace(oneLine(s)) }
 
-func renderReportMarkdown(w io.Writer, rep activities.Report, o reportOptions) error {
+func renderReportMarkdown(w io.Writer, rep contract.Report, o reportOptions) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Compliance report: %s\n\n", md(rep.RolloutID))
 	fmt.Fprintf(&b, "%s (%s), generated %s\n\n", md(rep.KB), md(rep.Severity), rep.GeneratedAt.UTC().Format("2006-01-02 15:04Z"))

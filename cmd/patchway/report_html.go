@@ -6,7 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -38,7 +38,7 @@ func stateColor(s rollout.HostState) string {
 // escaped by html/template, inventories being untrusted input.
 type htmlView struct {
 	Title      string
-	Report     activities.Report
+	Report     contract.Report
 	Generated  string
 	Headline   string
 	Percent    string
@@ -70,7 +70,7 @@ type htmlBreakdown struct {
 }
 
 type htmlHost struct {
-	activities.HostReport
+	contract.HostReport
 	Color string
 }
 
@@ -115,7 +115,7 @@ const (
 
 // regionChart lays out one bar per region, as long as its host count
 // relative to the largest region, split into its states.
-func regionChart(rep activities.Report) svgChart {
+func regionChart(rep contract.Report) svgChart {
 	regions := breakdownsOf(rep, "region")
 	most := 1
 	for _, r := range regions {
@@ -154,7 +154,7 @@ func regionChart(rep activities.Report) svgChart {
 	return c
 }
 
-func renderReportHTML(w io.Writer, rep activities.Report, o reportOptions) error {
+func renderReportHTML(w io.Writer, rep contract.Report, o reportOptions) error {
 	v := htmlView{
 		Title:     fmt.Sprintf("Compliance report %s (%s)", rep.RolloutID, rep.KB),
 		Report:    rep,

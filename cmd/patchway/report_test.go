@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -26,7 +27,7 @@ var updateGolden = flag.Bool("update", false, "rewrite the report golden files i
 // fixtureReport is the report of a small MS08-067 rollout, built by the
 // real BuildReport from what a workflow would pass it: every kind of
 // outcome, an exception, hosts of unknown owner or purpose, evidence.
-func fixtureReport() activities.Report {
+func fixtureReport() contract.Report {
 	at := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	host := func(name, region, site string, tier rollout.Tier, role, owner, purpose string) rollout.Host {
 		return rollout.Host{Name: name, Region: region, Site: site, Tier: tier, Role: role, Owner: owner, Purpose: purpose, OS: "windows-xp-sp3", Credential: "fleet"}
@@ -35,11 +36,11 @@ func fixtureReport() activities.Report {
 	proof := func(boot string) []string {
 		return []string{netapi + " 5.1.2600.5694 (expected >= 5.1.2600.5694)", "hotfix KB958644 present", "booted " + boot + " after install at 2026-12-02T10:01:00Z"}
 	}
-	compliant := func(name, boot string) activities.HostVerdict {
-		return activities.HostVerdict{Host: name, State: rollout.StateCompliant, Proof: proof(boot),
+	compliant := func(name, boot string) contract.HostVerdict {
+		return contract.HostVerdict{Host: name, State: rollout.StateCompliant, Proof: proof(boot),
 			Reasons: []string{"1 file(s) at or above expected versions, KB958644 present, no reboot pending, booted at " + boot + " after the install"}}
 	}
-	in := activities.ReportInput{
+	in := contract.ReportInput{
 		Rollout: rollout.Rollout{ID: "ms08-067", Patch: rollout.Patch{KB: "KB958644", Severity: rollout.SeverityCritical}},
 		Hosts: []rollout.Host{
 			host("LAB-PAR-01", "emea", "paris", rollout.TierLab, "web", "it-paris", "patch test lab"),
@@ -56,7 +57,7 @@ func fixtureReport() activities.Report {
 			host("WS-TYO-0002", "apac", "tokyo", rollout.TierProduction, "workstation", "it-tokyo", "kiosk"),
 			host("WS-TYO-0003", "apac", "tokyo", rollout.TierProduction, "workstation", "unknown", "office desktop"),
 		},
-		Verdicts: []activities.HostVerdict{
+		Verdicts: []contract.HostVerdict{
 			compliant("LAB-PAR-01", "2026-12-01T09:12:40Z"),
 			compliant("PL-PAR-DC1", "2026-12-01T14:03:05Z"),
 			compliant("WS-PAR-0001", "2026-12-02T10:03:00Z"),
@@ -74,14 +75,14 @@ func fixtureReport() activities.Report {
 			{Host: "WS-TYO-0002", State: rollout.StateNotApplicable, Reasons: []string{`no package of KB958644 for OS "windows-embedded-posready"`}},
 			compliant("WS-TYO-0003", "2026-12-02T10:06:59Z"),
 		},
-		Exceptions: []activities.HostException{{Host: "SRV-DAL-SQL1", GrantedBy: "carol", Reason: "vendor certifies the billing stack in January",
+		Exceptions: []contract.HostException{{Host: "SRV-DAL-SQL1", GrantedBy: "carol", Reason: "vendor certifies the billing stack in January",
 			Expires: time.Date(2027, 1, 15, 0, 0, 0, 0, time.UTC)}},
 		GeneratedAt: at,
 	}
 	return activities.BuildReport(in)
 }
 
-func render(t *testing.T, rep activities.Report, o reportOptions) string {
+func render(t *testing.T, rep contract.Report, o reportOptions) string {
 	t.Helper()
 	var b bytes.Buffer
 	if err := reportFormats[o.format](&b, rep, o); err != nil {
@@ -192,7 +193,7 @@ func TestReportProvisionalIsMarkedInEveryHumanFormat(t *testing.T) {
 
 func TestReportCSVHasOneRowPerHost(t *testing.T) {
 	rep := fixtureReport()
-	rep.Hosts = append(rep.Hosts, activities.HostReport{Name: "=HYPERLINK(\"http://evil\")", Owner: "-1+1", State: rollout.StateUnknown,
+	rep.Hosts = append(rep.Hosts, contract.HostReport{Name: "=HYPERLINK(\"http://evil\")", Owner: "-1+1", State: rollout.StateUnknown,
 		Reasons: []string{"a, b", "line\nbreak"}})
 	rows, err := csv.NewReader(strings.NewReader(render(t, rep, reportOptions{format: "csv"}))).ReadAll()
 	if err != nil {
@@ -238,7 +239,7 @@ func TestReportJSONExpandsAGzippedHostList(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := render(t, expanded, reportOptions{format: "json"})
-	var back activities.Report
+	var back contract.Report
 	if err := json.Unmarshal([]byte(out), &back); err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +256,7 @@ func TestReportHTMLIsSelfContainedAndEscaped(t *testing.T) {
 	hostile := `<script>alert("owned")</script><img src=http://evil/x.png>`
 	rep.Hosts[3].Name = hostile
 	rep.Hosts[3].Reasons = append(rep.Hosts[3].Reasons, `"><a href="http://evil">click</a>`)
-	rep.Unowned = append(rep.Unowned, activities.UnownedHost{Host: hostile, Reason: "no owner"})
+	rep.Unowned = append(rep.Unowned, contract.UnownedHost{Host: hostile, Reason: "no owner"})
 	page := render(t, rep, reportOptions{format: "html", all: true})
 	doc, err := html.Parse(strings.NewReader(page))
 	if err != nil {

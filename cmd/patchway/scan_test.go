@@ -20,9 +20,10 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/patchway/patchway/activities"
-	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/devserver"
 	"github.com/patchway/patchway/fleetsim"
+	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 	"github.com/patchway/patchway/workflows"
@@ -208,7 +209,7 @@ func TestE2EScheduledScanReportsARegressionAfterAFileIsOverwritten(t *testing.T)
 	}
 	var drift []map[string]any
 	for _, ev := range pager.received() {
-		if ev["kind"] == string(activities.EventScanDrift) {
+		if ev["kind"] == string(contract.EventScanDrift) {
 			drift = append(drift, ev)
 		}
 	}
@@ -331,7 +332,7 @@ func BenchmarkScanOnTheEmbeddedServer(b *testing.B) {
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
 	workflows.Register(w)
 	hosts := &activities.HostActivities{Runner: benchRunner{boot: time.Now().Add(-72 * time.Hour)}, Policy: engine}
-	w.RegisterActivityWithOptions(hosts.VerifyPatch, activity.RegisterOptions{Name: activities.VerifyPatchName})
+	w.RegisterActivityWithOptions(hosts.VerifyPatch, activity.RegisterOptions{Name: contract.VerifyPatchName})
 	if err := w.Start(); err != nil {
 		b.Fatal(err)
 	}

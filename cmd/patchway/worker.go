@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/workflows"
 )
@@ -73,13 +74,13 @@ func newWorker(ctx context.Context, c client.Client, cfg workerConfig) (worker.W
 		Policy: engine,
 	}
 	register(w, map[string]any{
-		activities.ScanHostName:       hosts.ScanHost,
-		activities.InstallPatchName:   hosts.InstallPatch,
-		activities.RebootHostName:     hosts.RebootHost,
-		activities.WaitForBootName:    hosts.WaitForBoot,
-		activities.VerifyPatchName:    hosts.VerifyPatch,
-		activities.UninstallPatchName: hosts.UninstallPatch,
-		activities.PatchHostName:      hosts.PatchHost,
+		contract.ScanHostName:       hosts.ScanHost,
+		contract.InstallPatchName:   hosts.InstallPatch,
+		contract.RebootHostName:     hosts.RebootHost,
+		contract.WaitForBootName:    hosts.WaitForBoot,
+		contract.VerifyPatchName:    hosts.VerifyPatch,
+		contract.UninstallPatchName: hosts.UninstallPatch,
+		contract.PatchHostName:      hosts.PatchHost,
 	})
 	channels := cfg.Channels
 	if channels == nil {
@@ -87,18 +88,18 @@ func newWorker(ctx context.Context, c client.Client, cfg workerConfig) (worker.W
 	}
 	notifier := &activities.Notifier{Channels: channels}
 	register(w, map[string]any{
-		activities.NotifyName: notifier.Notify,
+		contract.NotifyName: notifier.Notify,
 	})
 	pol := activities.NewPolicyActivities(engine)
 	register(w, map[string]any{
-		activities.EvaluateRiskName:     pol.EvaluateRisk,
-		activities.AuthorizeGateName:    pol.AuthorizeGate,
-		activities.DecideRebootName:     pol.DecideReboot,
-		activities.DecideWaveName:       pol.DecideWave,
-		activities.DecideEscalationName: pol.DecideEscalation,
+		contract.EvaluateRiskName:     pol.EvaluateRisk,
+		contract.AuthorizeGateName:    pol.AuthorizeGate,
+		contract.DecideRebootName:     pol.DecideReboot,
+		contract.DecideWaveName:       pol.DecideWave,
+		contract.DecideEscalationName: pol.DecideEscalation,
 	})
 	register(w, map[string]any{
-		activities.BuildReportName: activities.ReportActivities{}.BuildReport,
+		contract.BuildReportName: activities.ReportActivities{}.BuildReport,
 	})
 	return w, engine, nil
 }

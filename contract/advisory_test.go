@@ -1,4 +1,4 @@
-package activities_test
+package contract_test
 
 import (
 	"flag"
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -53,7 +53,7 @@ func exampleRollout(t *testing.T, name string) *rollout.Rollout {
 // second edition adds what the lab found.
 func TestAdvisoryRendersEveryFactInMarkdownAndText(t *testing.T) {
 	ro := exampleRollout(t, "ms08-067.hcl")
-	adv := activities.Advisory{
+	adv := contract.Advisory{
 		RolloutID: ro.ID, Patch: ro.Patch, Risk: ro.Risk, Edition: 1,
 		Deadline: time.Date(2008, 10, 24, 5, 0, 0, 0, time.UTC), SLA: "12h0m0s",
 	}
@@ -66,15 +66,15 @@ func TestAdvisoryRendersEveryFactInMarkdownAndText(t *testing.T) {
 	}
 
 	adv.Edition = 2
-	adv.Lab = &activities.LabFindings{Stage: "lab", Hosts: 4,
-		States:   []activities.StateCount{{State: rollout.StateCompliant, Count: 3}, {State: rollout.StateNotEffective, Count: 1}},
+	adv.Lab = &contract.LabFindings{Stage: "lab", Hosts: 4,
+		States:   []contract.StateCount{{State: rollout.StateCompliant, Count: 3}, {State: rollout.StateNotEffective, Count: 1}},
 		Problems: []string{`LAB-0002: not_effective: KB958644 is present but the fix is not in effect: C:\Windows\System32\netapi32.dll is 5.1.2600.5512, below 5.1.2600.5694`}}
 	golden(t, "advisory-ms08-067-after-lab.md", adv.Markdown())
 	golden(t, "advisory-ms08-067-after-lab.txt", adv.Text())
 }
 
 func TestAdvisoryEscapesMarkdownFromTheRolloutFile(t *testing.T) {
-	adv := activities.Advisory{RolloutID: "x", Patch: rollout.Patch{KB: "KB1", Title: "*bold* [link](http://evil.example) <script>"}}
+	adv := contract.Advisory{RolloutID: "x", Patch: rollout.Patch{KB: "KB1", Title: "*bold* [link](http://evil.example) <script>"}}
 	md := adv.Markdown()
 	if strings.Contains(md, "[link](") || strings.Contains(md, "<script>") || strings.Contains(md, " *bold*") {
 		t.Errorf("title markup leaks into the Markdown:\n%s", md)

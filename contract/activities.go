@@ -3,12 +3,12 @@
 // the contract the workflows call: activity names and their input and
 // output types. Everything here is plain data, JSON in history, and carries
 // no secret: hosts name their credential set, the worker resolves it.
-package activities
+package contract
 
 import (
 	"time"
 
-	"github.com/patchway/patchway/activities/hostscript"
+	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -37,20 +37,6 @@ const (
 	// Notification and reporting.
 	NotifyName      = "Notify"
 	BuildReportName = "BuildReport"
-)
-
-// Error types: stable names for temporal.ApplicationError types, so
-// workflows and tests can tell failures apart. The non-retryable ones are
-// marked so in the error itself.
-const (
-	ErrAuthFailed       = "AuthFailed"       // non-retryable
-	ErrNotApplicable    = "NotApplicable"    // non-retryable
-	ErrChecksumMismatch = "ChecksumMismatch" // non-retryable
-	ErrUnsupportedOS    = "UnsupportedOS"    // non-retryable
-	ErrInstallFailed    = "InstallFailed"    // non-retryable: carries the exit code
-	ErrHostDidNotReturn = "HostDidNotReturn" // non-retryable: reboot never came back
-	ErrTransportRefused = "TransportRefused" // non-retryable: policy forbids http/insecure/ntlm-over-http
-	ErrUnreachable      = "Unreachable"      // retryable: connection refused, timeouts
 )
 
 // HostTarget is one host to operate on, with the patch facts the scripts
