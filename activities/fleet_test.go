@@ -51,11 +51,11 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 		t.Fatalf("load ms08-067.hcl: %v", diags)
 	}
 	const os = "windows-xp-sp3"
-	evidence := ro.Patch.EvidenceFor(os)
-	if len(evidence.Files) == 0 {
+	evidence := ro.Patch.FilesDeclaredFor(os)
+	if len(evidence) == 0 {
 		t.Fatal("ms08-067.hcl has no file evidence for " + os)
 	}
-	file := evidence.Files[0]
+	file := evidence[0]
 
 	tests := []struct {
 		name         string

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -56,17 +55,21 @@ func activityError(step string, err error) error {
 	return temporal.NewApplicationError(step+": "+err.Error(), contract.ErrScriptFailed)
 }
 
-// CompliancePolicy judges a host's evidence; *policies.Engine is the
+// HostPolicy decides for the host operations: which package and evidence
+// apply, whether a reboot is needed, and the host's compliance;
+// *policies.Engine is the
 // implementation (a one-method interface keeps activities testable).
-type CompliancePolicy interface {
+type HostPolicy interface {
+	Applicability(ctx context.Context, in policies.ApplicabilityInput) (policies.ApplicabilityDecision, error)
 	Compliance(ctx context.Context, in policies.ComplianceInput) (policies.ComplianceDecision, error)
+	Reboot(ctx context.Context, in policies.RebootInput) (policies.RebootDecision, error)
 }
 
 // HostActivities are the WinRM host operations, registered with the
 // worker by method name (the names in api.go).
 type HostActivities struct {
 	Runner HostRunner
-	Policy CompliancePolicy
+	Policy HostPolicy
 	// PollInitial and PollMax shape WaitForBoot's capped exponential
 	// backoff (jittered); defaults 2s and 30s.
 	PollInitial time.Duration
@@ -175,7 +178,6 @@ type patchProgress struct {
 	InstallDone      bool      `json:"install_done,omitempty"`
 	InstalledAt      time.Time `json:"installed_at,omitzero"`
 	ExitCode         int64     `json:"exit_code,omitempty"`
-	RebootRequired   bool      `json:"reboot_required,omitempty"`
 	PreviousBootTime time.Time `json:"previous_boot_time,omitzero"`
 	RebootIssued     bool      `json:"reboot_issued,omitempty"`
 	Wait             waitState `json:"wait"`
@@ -242,13 +244,13 @@ func (a *HostActivities) patchHost(ctx context.Context, in contract.PatchHostInp
 					p.InstalledAt = hotfixInstalledOn(scan, t.Patch)
 				}
 			} else {
-				if _, err := packageFor(t); err != nil {
+				if _, err := a.packageFor(ctx, t); err != nil {
 					// No package for this OS: the compliance policy calls
 					// the host not_applicable, with its reason.
 					v, jerr := a.judge(ctx, t, &scan, time.Time{})
 					return result(v), jerr
 				}
-				p.InstallStarted, p.InstallStartedAt = true, time.Now().UTC()
+				p.InstallStarted, p.InstallStartedAt = true, a.now()
 				beat()
 				ir, err := a.install(ctx, t, progress)
 				var he *contract.HostError
@@ -261,7 +263,7 @@ func (a *HostActivities) patchHost(ctx context.Context, in contract.PatchHostInp
 					return contract.PatchHostResult{}, err
 				}
 				p.step("install")
-				p.InstallDone, p.ExitCode, p.RebootRequired = true, ir.ExitCode, ir.RebootRequired
+				p.InstallDone, p.ExitCode = true, ir.ExitCode
 				p.InstalledAt = ir.InstalledAt
 				if p.InstalledAt.IsZero() {
 					p.InstalledAt = p.InstallStartedAt
@@ -276,8 +278,10 @@ func (a *HostActivities) patchHost(ctx context.Context, in contract.PatchHostInp
 			p.step("wait_for_boot")
 			p.RebootIssued, p.Booted = true, true
 		}
-		needReboot := !p.Booted && (p.RebootRequired || scan.Reboot.CBSRebootPending || scan.Reboot.WURebootRequired ||
-			(p.InstallStarted && t.Patch.Reboot == rollout.RebootRequired))
+		needReboot, err := a.rebootNeeded(ctx, in, scan, &p)
+		if err != nil {
+			return contract.PatchHostResult{}, err
+		}
 		if needReboot && in.Reboot {
 			// Record the boot time to wait past before asking, so a lost
 			// reply still lets the next attempt recognise the reboot.
@@ -362,7 +366,11 @@ func outcomeVerdict(t contract.HostTarget, scan hostscript.ScanResult, he *contr
 // scan runs the scan script for the target's patch evidence.
 func (a *HostActivities) scan(ctx context.Context, t contract.HostTarget) (hostscript.ScanResult, error) {
 	params := hostscript.ScanParams{KB: evidenceKB(t.Patch), Files: []hostscript.FileCheck{}}
-	for _, f := range t.Patch.EvidenceFor(t.Host.OS).Files {
+	files, err := a.evidenceFor(ctx, t)
+	if err != nil {
+		return hostscript.ScanResult{}, err
+	}
+	for _, f := range files {
 		params.Files = append(params.Files, hostscript.FileCheck{Path: f.Path})
 	}
 	// The scan only reads, so a connection lost mid-scan is simply
@@ -391,7 +399,7 @@ const (
 // install fetches and installs the package for the host's OS and maps the
 // outcome to a result or a classified error.
 func (a *HostActivities) install(ctx context.Context, t contract.HostTarget, progress func() any) (hostscript.InstallResult, error) {
-	pkg, err := packageFor(t)
+	pkg, err := a.packageFor(ctx, t)
 	if err != nil {
 		return hostscript.InstallResult{}, err
 	}
@@ -551,14 +559,39 @@ func (a *HostActivities) judge(ctx context.Context, t contract.HostTarget, scan 
 	if err != nil {
 		return contract.HostVerdict{}, &policyError{fmt.Errorf("compliance policy for host %s: %w", t.Host.Name, err)}
 	}
-	hv := contract.HostVerdict{Host: t.Host.Name, State: v.State, Reasons: v.Reasons, Decision: v.Decision, Proof: proofLines(t, scan, installedAt)}
+	files, err := a.evidenceFor(ctx, t)
+	if err != nil {
+		return contract.HostVerdict{}, err
+	}
+	hv := contract.HostVerdict{Host: t.Host.Name, State: v.State, Reasons: v.Reasons, Decision: v.Decision, Proof: proofLines(t.Patch.Evidence.Hotfix, files, scan, installedAt)}
 	if scan != nil {
 		hv.Evidence = *scan
 	}
 	return hv, nil
 }
 
-// policyError marks a failed compliance evaluation.
+// rebootNeeded asks the reboot policy whether the host needs a reboot
+// now, on what it showed after the install. Whether it may reboot was
+// decided at admission (in.Reboot).
+func (a *HostActivities) rebootNeeded(ctx context.Context, in contract.PatchHostInput, scan hostscript.ScanResult, p *patchProgress) (bool, error) {
+	if a.Policy == nil {
+		return false, errors.New("no reboot policy configured")
+	}
+	t := in.Target
+	d, err := a.Policy.Reboot(ctx, policies.RebootInput{
+		Host: t.Host, Patch: t.Patch, RebootPending: in.RebootPending, Now: a.now(), CheckedIn: true,
+		Facts: &policies.RebootFacts{
+			InstalledThisRun: p.InstallStarted, InstallerExitCode: p.ExitCode, Rebooted: p.Booted,
+			CBSRebootPending: scan.Reboot.CBSRebootPending, WURebootRequired: scan.Reboot.WURebootRequired,
+		},
+	})
+	if err != nil {
+		return false, &policyError{fmt.Errorf("reboot policy for host %s: %w", t.Host.Name, err)}
+	}
+	return d.Required, nil
+}
+
+// policyError marks a failed policy evaluation.
 type policyError struct{ err error }
 
 func (e *policyError) Error() string { return e.err.Error() }
@@ -665,23 +698,44 @@ func hotfixInstalledOn(scan hostscript.ScanResult, p rollout.Patch) time.Time {
 	return time.Time{}
 }
 
-// packageFor picks the patch's package for the host's OS (Package.OS may
-// be a glob); none means UnsupportedOS.
-func packageFor(t contract.HostTarget) (rollout.Package, error) {
-	for _, pkg := range t.Patch.Packages {
-		if strings.EqualFold(pkg.OS, t.Host.OS) {
-			return pkg, nil
-		}
-		if ok, _ := path.Match(strings.ToLower(pkg.OS), strings.ToLower(t.Host.OS)); ok {
-			return pkg, nil
-		}
+// applicability asks the applicability policy which package and file
+// evidence of the patch apply to the host.
+func (a *HostActivities) applicability(ctx context.Context, t contract.HostTarget) (policies.ApplicabilityDecision, error) {
+	if a.Policy == nil {
+		return policies.ApplicabilityDecision{}, errors.New("no applicability policy configured")
 	}
-	var oses []string
-	for _, pkg := range t.Patch.Packages {
-		oses = append(oses, pkg.OS)
+	d, err := a.Policy.Applicability(ctx, policies.ApplicabilityInput{Host: t.Host, Patch: t.Patch, Now: a.now()})
+	if err != nil {
+		return d, &policyError{fmt.Errorf("applicability policy for host %s: %w", t.Host.Name, err)}
 	}
-	return rollout.Package{}, &contract.HostError{Type: contract.ErrUnsupportedOS, Host: t.Host.Name,
-		Msg: fmt.Sprintf("%s has no package for OS %q (packages for: %s)", t.Patch.KB, t.Host.OS, strings.Join(oses, ", "))}
+	return d, nil
+}
+
+// packageFor is the patch's package for the host's OS, as the
+// applicability policy names it; none is an UnsupportedOS error with the
+// policy's reason.
+func (a *HostActivities) packageFor(ctx context.Context, t contract.HostTarget) (rollout.Package, error) {
+	d, err := a.applicability(ctx, t)
+	if err != nil {
+		return rollout.Package{}, err
+	}
+	if d.Package < 0 || d.Package >= len(t.Patch.Packages) {
+		msg := fmt.Sprintf("%s has no package for OS %q", t.Patch.KB, t.Host.OS)
+		if len(d.Violations) > 0 {
+			msg = d.Violations[0].Msg
+		}
+		return rollout.Package{}, &contract.HostError{Type: contract.ErrUnsupportedOS, Host: t.Host.Name, Msg: msg}
+	}
+	return t.Patch.Packages[d.Package], nil
+}
+
+// evidenceFor is the file evidence that proves the fix on the host.
+func (a *HostActivities) evidenceFor(ctx context.Context, t contract.HostTarget) ([]rollout.FileEvidence, error) {
+	d, err := a.applicability(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return d.Evidence(t.Patch), nil
 }
 
 // packageSource joins a relative package source with the site's
@@ -714,13 +768,12 @@ func minTime(a, b time.Time) time.Time {
 // one expected, the hotfix, the pending-reboot signals, and the boot time
 // against the install time. They quote what the host said, not the
 // policy's conclusion.
-func proofLines(t contract.HostTarget, scan *hostscript.ScanResult, installedAt time.Time) []string {
+func proofLines(hotfix string, files []rollout.FileEvidence, scan *hostscript.ScanResult, installedAt time.Time) []string {
 	if scan == nil {
 		return []string{"no scan: the host did not answer"}
 	}
-	ev := t.Patch.EvidenceFor(t.Host.OS)
 	var out []string
-	for _, want := range ev.Files {
+	for _, want := range files {
 		i := slices.IndexFunc(scan.Files, func(f hostscript.File) bool { return strings.EqualFold(f.Path, want.Path) })
 		switch {
 		case i < 0 || !scan.Files[i].Exists:
@@ -738,12 +791,12 @@ func proofLines(t contract.HostTarget, scan *hostscript.ScanResult, installedAt 
 			out = append(out, line)
 		}
 	}
-	if ev.Hotfix != "" {
+	if hotfix != "" {
 		listed := "not listed"
-		if slices.ContainsFunc(scan.Hotfixes, func(h hostscript.Hotfix) bool { return strings.EqualFold(h.ID, ev.Hotfix) }) {
+		if slices.ContainsFunc(scan.Hotfixes, func(h hostscript.Hotfix) bool { return strings.EqualFold(h.ID, hotfix) }) {
 			listed = "listed"
 		}
-		out = append(out, fmt.Sprintf("hotfix %s %s by Get-HotFix", ev.Hotfix, listed))
+		out = append(out, fmt.Sprintf("hotfix %s %s by Get-HotFix", hotfix, listed))
 	}
 	var flags []string
 	if scan.Reboot.CBSRebootPending {

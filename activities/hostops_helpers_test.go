@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -46,10 +47,11 @@ func TestPackageSelectionAndSource(t *testing.T) {
 		{"no package for the OS", "windows-xp", `\\dp01`, "", contract.ErrUnsupportedOS},
 		{"relative source without a distribution point", "windows-server-2008-r2", "", "", contract.ErrHostConfigInvalid},
 	}
+	hosts := &HostActivities{Policy: testPolicy(t)}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			target := contract.HostTarget{Host: rollout.Host{Name: "h", OS: tt.os, Site: "paris"}, Patch: patch, DistributionPoint: tt.dp}
-			pkg, err := packageFor(target)
+			pkg, err := hosts.packageFor(context.Background(), target)
 			var src string
 			if err == nil {
 				src, err = packageSource(target, pkg)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/patchway/patchway/contract"
 
@@ -53,23 +52,15 @@ func (p *PolicyActivities) EvaluateRisk(ctx context.Context, in contract.Evaluat
 }
 
 // AuthorizeGate asks the gates policy whether a person may take an action
-// on a rollout. The default bundle governs approve and reject; a control
-// (pause, resume, abort, except, skip_host) that the bundle's
-// data.gates.actions does not list is not governed by it: it is allowed
-// and recorded with who and why, and becomes governed, with the same
-// group and four-eyes rules, as soon as the bundle lists it.
+// on a rollout: approve or reject a gate, or a control. Every action is
+// governed; one the policy does not know is refused.
 func (p *PolicyActivities) AuthorizeGate(ctx context.Context, in contract.AuthorizeGateInput) (contract.GateDecision, error) {
-	d, err := p.Engine.Gate(ctx, policies.GateInput{
+	d, _ := p.Engine.Gate(ctx, policies.GateInput{ // an evaluation error refuses, with its reason
 		RolloutID: in.RolloutID, FiledBy: in.FiledBy, Gate: in.Gate, Group: in.Group, Action: in.Action,
-		User: in.User, Reason: in.Reason, Severity: in.Severity, Now: in.Now,
+		User: in.User, Reason: in.Reason, Severity: in.Severity, Now: in.Now, Halted: in.Halted, Rollback: in.Rollback,
 	})
 	if cerr := ctx.Err(); cerr != nil {
 		return contract.GateDecision{}, fmt.Errorf("authorize %s: %w", in.Action, cerr)
-	}
-	if err == nil && in.Action != contract.ActionApprove && in.Action != contract.ActionReject && hasCode(d.Violations, "unknown_action") {
-		return contract.GateDecision{Decision: rollout.Decision{Allow: true, Revision: d.Revision, Violations: []rollout.Violation{{
-			Code: "not_governed", Msg: fmt.Sprintf("the gates policy does not govern %s; recorded with who and why", in.Action),
-		}}}}, nil
 	}
 	return contract.GateDecision{Decision: d.Decision}, nil
 }
@@ -92,7 +83,7 @@ func (p *PolicyActivities) DecideReboot(ctx context.Context, in contract.DecideR
 			break
 		}
 		d, err := p.Engine.Reboot(ctx, policies.RebootInput{
-			Host: h, Patch: in.Patch, RebootPending: in.Patch.Reboot == rollout.RebootRequired,
+			Host: h, Patch: in.Patch, RebootPending: slices.Contains(in.RebootPending, h.Name),
 			Window: in.Window, TimeZone: zones[h.Site], Deadline: in.Deadline, InFlight: inFlight,
 			Accelerations: in.Accelerations, Now: in.Now,
 			// The host is being reached now: if it answers, a laptop has
@@ -124,15 +115,16 @@ func (p *PolicyActivities) DecideReboot(ctx context.Context, in contract.DecideR
 func (p *PolicyActivities) DecideWave(ctx context.Context, in contract.DecideWaveInput) (contract.WaveDecision, error) {
 	// An evaluation error is in d.Error: the engine fails the decision closed.
 	d, _ := p.Engine.Wave(ctx, policies.WaveInput{
-		Wave: in.Wave, TimeZone: in.TimeZone, Done: in.Done, Hosts: in.Hosts, States: in.States,
-		Deadline: in.Deadline, Now: in.Now,
+		Kind: in.Kind, Wave: in.Wave, TimeZone: in.TimeZone, Done: in.Done, Hosts: in.Hosts, States: in.States,
+		Deadline: in.Deadline, Accelerations: in.Accelerations, Now: in.Now,
 	})
 	if cerr := ctx.Err(); cerr != nil {
 		return contract.WaveDecision{}, fmt.Errorf("decide wave %s: %w", in.Wave.Name, cerr)
 	}
 	return contract.WaveDecision{
-		Decision: d.Decision, NextWindow: d.NextWindow, WindowEnd: d.WindowEnd, HostBudget: defaultHostBudget,
+		Decision: d.Decision, NextWindow: d.NextWindow, WindowEnd: d.WindowEnd, HostBudget: d.HostBudget,
 		MaxParallel: d.MaxParallel, DownloadConcurrency: d.DownloadConcurrency, MaxFailures: d.MaxFailures,
+		Halt: d.Halt, Failures: d.Failures, FailureStates: d.FailureStates, FailureBudget: d.FailureBudget,
 	}, nil
 }
 
@@ -150,10 +142,6 @@ func (p *PolicyActivities) DecideEscalation(ctx context.Context, in contract.Dec
 	return contract.EscalationDecision{Decision: d.Decision, Contacts: d.Contacts, Channels: d.Channels, Accelerations: d.Accelerations}, nil
 }
 
-func hasCode(vs []rollout.Violation, code string) bool {
-	return slices.ContainsFunc(vs, func(v rollout.Violation) bool { return v.Code == code })
-}
-
 func joinErrors(errs ...error) string {
 	var s string
 	for _, err := range errs {
@@ -166,7 +154,3 @@ func joinErrors(errs ...error) string {
 	}
 	return s
 }
-
-// defaultHostBudget is how long a host's install plus reboot is assumed to
-// take when deciding whether it still fits in a maintenance window.
-const defaultHostBudget = time.Hour

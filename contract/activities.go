@@ -115,9 +115,13 @@ type UninstallPatchInput struct {
 // workflow's reboot decision allowed a reboot now; BootTimeout bounds
 // WaitForBoot.
 type PatchHostInput struct {
-	Target      HostTarget    `json:"target"`
-	Reboot      bool          `json:"reboot"`
-	BootTimeout time.Duration `json:"boot_timeout"`
+	Target HostTarget `json:"target"`
+	// Reboot: the reboot policy allowed the host to reboot in this run;
+	// whether it needs to, the policy decides on what the host shows.
+	Reboot bool `json:"reboot"`
+	// RebootPending: an earlier attempt left the host pending_reboot.
+	RebootPending bool          `json:"reboot_pending,omitempty"`
+	BootTimeout   time.Duration `json:"boot_timeout"`
 }
 
 // PatchHostResult is the host's outcome. Steps lists what was done, in
@@ -189,6 +193,10 @@ type AuthorizeGateInput struct {
 	Reason    string    `json:"reason,omitempty"`
 	Severity  string    `json:"severity"`
 	Now       time.Time `json:"now"`
+	// Halted: the resume lifts a halt (not a pause). Rollback: the abort
+	// uninstalls. Each has its own rule in the gates policy.
+	Halted   bool `json:"halted,omitempty"`
+	Rollback bool `json:"rollback,omitempty"`
 }
 
 // GateDecision is the gates policy's answer; the violations say why not.
@@ -203,6 +211,9 @@ type GateDecision struct {
 type DecideRebootInput struct {
 	Patch      rollout.Patch  `json:"patch"`
 	Candidates []rollout.Host `json:"candidates"`
+	// RebootPending names the candidates an earlier attempt left
+	// pending_reboot.
+	RebootPending []string     `json:"reboot_pending,omitempty"`
 	InFlight   []rollout.Host `json:"in_flight,omitempty"`
 	// Slots bounds how many candidates may be admitted (free parallelism).
 	Slots int `json:"slots"`
@@ -235,10 +246,12 @@ type RebootDecision struct {
 	Held  []HeldHost   `json:"held,omitempty"`
 }
 
-// DecideWaveInput asks the wave policy whether a wave may start now and
-// with which limits.
+// DecideWaveInput asks the wave policy whether a wave (or a stage, Kind
+// "stage") may start now, with which limits, and whether its failures so
+// far (States, less those a person acknowledged) must halt it.
 type DecideWaveInput struct {
 	RolloutID string                 `json:"rollout_id"`
+	Kind      string                 `json:"kind,omitempty"`
 	Severity  string                 `json:"severity"`
 	Wave      rollout.Wave           `json:"wave"`
 	Sites     []rollout.Site         `json:"sites,omitempty"`
@@ -252,20 +265,28 @@ type DecideWaveInput struct {
 	// hosts by state so far.
 	Done   []string                  `json:"done,omitempty"`
 	States map[rollout.HostState]int `json:"states,omitempty"`
+	// Accelerations the escalation policy allowed (raise_parallelism).
+	Accelerations []string `json:"accelerations,omitempty"`
 }
 
 // WaveDecision says whether the wave may start now (Allow), and if not,
 // when its next window opens; WindowEnd bounds when the last host may
-// start (its install and reboot must fit: HostBudget). MaxFailures is the
-// wave's threshold in hosts.
+// start (its install and reboot must fit: HostBudget). Halt says the
+// failures so far are over the threshold (MaxFailures hosts): the step
+// stops for a person. FailureStates are the states that count as
+// failures; FailureBudget is how many more the step may take.
 type WaveDecision struct {
 	rollout.Decision
-	NextWindow          time.Time     `json:"next_window,omitzero"`
-	WindowEnd           time.Time     `json:"window_end,omitzero"`
-	HostBudget          time.Duration `json:"host_budget"`
-	MaxParallel         int           `json:"max_parallel"`
-	DownloadConcurrency int           `json:"download_concurrency"`
-	MaxFailures         int           `json:"max_failures"`
+	NextWindow          time.Time           `json:"next_window,omitzero"`
+	WindowEnd           time.Time           `json:"window_end,omitzero"`
+	HostBudget          time.Duration       `json:"host_budget"`
+	MaxParallel         int                 `json:"max_parallel"`
+	DownloadConcurrency int                 `json:"download_concurrency"`
+	MaxFailures         int                 `json:"max_failures"`
+	Halt                bool                `json:"halt,omitempty"`
+	Failures            int                 `json:"failures"`
+	FailureStates       []rollout.HostState `json:"failure_states,omitempty"`
+	FailureBudget       int                 `json:"failure_budget"`
 }
 
 // DecideEscalationInput asks the escalation policy who hears about the

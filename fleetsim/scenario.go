@@ -64,7 +64,7 @@ func CatalogFromPatch(p rollout.Patch) CatalogEntry {
 	for _, pk := range p.Packages {
 		os := strings.ToLower(pk.OS)
 		e.Packages[os] = CatalogPackage{SHA256: strings.ToLower(pk.SHA256), Size: 1 << 20}
-		e.Files[os] = p.EvidenceFor(pk.OS).Files
+		e.Files[os] = p.FilesDeclaredFor(pk.OS)
 	}
 	return e
 }

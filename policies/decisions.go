@@ -52,13 +52,55 @@ func (e *Engine) Compliance(ctx context.Context, in ComplianceInput) (Compliance
 	return d, err
 }
 
-// RebootInput asks whether Host may reboot now.
+// ApplicabilityInput asks which of Patch's packages and file evidence
+// apply to Host.
+type ApplicabilityInput struct {
+	Host  rollout.Host  `json:"host"`
+	Patch rollout.Patch `json:"patch"`
+	Now   time.Time     `json:"now"`
+}
+
+// ApplicabilityDecision names the package for the host's OS (Package,
+// -1 and a violation when there is none) and the evidence files that
+// prove the fix on it (indices into Patch.Evidence.Files).
+type ApplicabilityDecision struct {
+	rollout.Decision
+	Package       int   `json:"package"`
+	EvidenceFiles []int `json:"evidence_files"`
+}
+
+// Applicability asks the applicability policy. On an evaluation error no
+// package applies (nothing is installed) and the error is returned.
+func (e *Engine) Applicability(ctx context.Context, in ApplicabilityInput) (ApplicabilityDecision, error) {
+	var d ApplicabilityDecision
+	err := e.evalInto(ctx, DecisionApplicability, in, in.Now, &d)
+	if err != nil {
+		d = ApplicabilityDecision{Package: -1}
+	}
+	d.Decision = e.finish(d.Decision, err)
+	return d, err
+}
+
+// Evidence returns the file evidence the decision says applies.
+func (d ApplicabilityDecision) Evidence(p rollout.Patch) []rollout.FileEvidence {
+	var out []rollout.FileEvidence
+	for _, i := range d.EvidenceFiles {
+		if i >= 0 && i < len(p.Evidence.Files) {
+			out = append(out, p.Evidence.Files[i])
+		}
+	}
+	return out
+}
+
+// RebootInput asks whether Host needs a reboot and may reboot now.
 type RebootInput struct {
 	Host  rollout.Host  `json:"host"`
 	Patch rollout.Patch `json:"patch"`
-	// RebootPending is true when the installer (3010, 1641) or the scan
-	// says a reboot is needed, whatever the patch's declared behaviour.
+	// RebootPending: an earlier attempt left the host pending_reboot.
 	RebootPending bool `json:"reboot_pending"`
+	// Facts are what the host showed after the install; nil at admission,
+	// before the host starts.
+	Facts *RebootFacts `json:"facts,omitempty"`
 	// Window is the wave's maintenance window; nil means any time.
 	Window *rollout.Window `json:"window,omitempty"`
 	// TimeZone is the host's site zone, used when Window has none.
@@ -71,6 +113,17 @@ type RebootInput struct {
 	// Accelerations granted by the escalation policy (reboot_outside_window).
 	Accelerations []string  `json:"accelerations,omitempty"`
 	Now           time.Time `json:"now"`
+}
+
+// RebootFacts are the host's evidence the reboot policy weighs after the
+// install: the installer's exit code, the pending-reboot flags of the
+// scan, and whether the host has rebooted since.
+type RebootFacts struct {
+	InstalledThisRun  bool  `json:"installed_this_run"`
+	InstallerExitCode int64 `json:"installer_exit_code"`
+	CBSRebootPending  bool  `json:"cbs_reboot_pending"`
+	WURebootRequired  bool  `json:"wu_reboot_required"`
+	Rebooted          bool  `json:"rebooted"`
 }
 
 // RebootDecision says whether the host may reboot now (Allow). Required
@@ -182,6 +235,8 @@ type GateInput struct {
 	Severity  string    `json:"severity,omitempty"`
 	Override  bool      `json:"override,omitempty"`
 	Now       time.Time `json:"now"`
+	Halted    bool      `json:"halted,omitempty"`
+	Rollback  bool      `json:"rollback,omitempty"`
 }
 
 // GateDecision says whether the user may act on the gate, and as which
@@ -206,6 +261,9 @@ func (e *Engine) Gate(ctx context.Context, in GateInput) (GateDecision, error) {
 // WaveInput asks whether a wave may dispatch hosts now and whether it must
 // halt.
 type WaveInput struct {
+	// Kind is "wave", "stage" (judged as a wave without a window, with
+	// the stage threshold) or "retry" (never halts).
+	Kind string       `json:"kind,omitempty"`
 	Wave rollout.Wave `json:"wave"`
 	// TimeZone is the wave's zone when its window names none.
 	TimeZone string `json:"time_zone,omitempty"`
@@ -216,17 +274,26 @@ type WaveInput struct {
 	// States counts the wave's hosts by state so far.
 	States   map[rollout.HostState]int `json:"states,omitempty"`
 	Deadline time.Time                 `json:"deadline,omitzero"`
-	Now      time.Time                 `json:"now"`
+	// Accelerations granted by the escalation policy (raise_parallelism).
+	Accelerations []string  `json:"accelerations,omitempty"`
+	Now           time.Time `json:"now"`
 }
 
 // WaveDecision: Allow means the wave may dispatch hosts now; Halt means it
-// must stop for good (failures over its threshold).
+// must stop for a person (failures over its threshold). FailureStates are
+// the host states that count as failures, FailureBudget how many more the
+// step may take before it halts.
 type WaveDecision struct {
 	rollout.Decision
-	Halt        bool `json:"halt"`
-	Failures    int  `json:"failures"`
-	MaxFailures int  `json:"max_failures"`
-	WindowOpen  bool `json:"window_open"`
+	Halt          bool                `json:"halt"`
+	Failures      int                 `json:"failures"`
+	MaxFailures   int                 `json:"max_failures"`
+	FailureStates []rollout.HostState `json:"failure_states"`
+	FailureBudget int                 `json:"failure_budget"`
+	WindowOpen    bool                `json:"window_open"`
+	// HostBudget is how long one host's install and reboot is given when
+	// deciding whether it still fits in the window.
+	HostBudget time.Duration `json:"host_budget"`
 	// NextWindow is when the window next opens (if closed now).
 	NextWindow time.Time `json:"next_window,omitzero"`
 	// WindowEnd is when the current window closes (if open now).

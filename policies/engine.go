@@ -54,13 +54,15 @@ const (
 	DecisionWaves      = "waves"
 	DecisionEscalation = "escalation"
 	DecisionTransport  = "transport"
+	// DecisionApplicability: which package and evidence apply to a host.
+	DecisionApplicability = "applicability"
 )
 
 // Decisions lists every decision the engine prepares; a bundle must define
 // the rule `decision` in each package `patchway.<name>`.
 var Decisions = []string{
 	DecisionCompliance, DecisionReboot, DecisionSLA, DecisionPlan,
-	DecisionGates, DecisionWaves, DecisionEscalation, DecisionTransport,
+	DecisionGates, DecisionWaves, DecisionEscalation, DecisionTransport, DecisionApplicability,
 }
 
 // requiredRule is the rule every decision package must define.

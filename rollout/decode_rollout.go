@@ -357,7 +357,7 @@ func (d *decoder) checkEvidenceOS(p Patch, patch, evidence *hclsyntax.Block, pac
 		return
 	}
 	for _, pkg := range p.Packages {
-		if len(p.EvidenceFor(pkg.OS).Files) == 0 {
+		if len(p.FilesDeclaredFor(pkg.OS)) == 0 {
 			d.errorf(blockHeader(packages[pkg.OS]), "Reboot required but no file evidence",
 				"The patch needs a reboot, but no file evidence applies to %q: add a file { os = %q, path = \"...\", min_version = \"...\" } to the evidence block, or one without os for every OS.", pkg.OS, pkg.OS)
 		}

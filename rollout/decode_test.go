@@ -311,12 +311,12 @@ func TestLoadOptionsInventoryOverridesTheRolloutsOwn(t *testing.T) {
 	}
 }
 
-func TestEvidenceForSelectsTheHostsOS(t *testing.T) {
+func TestFilesDeclaredForNameTheOSOrNone(t *testing.T) {
 	p := Patch{Evidence: Evidence{Hotfix: "KB1", Files: []FileEvidence{
 		{Path: "a", OS: "windows-xp-sp3"}, {Path: "b", OS: "windows-server-2003-sp2"}, {Path: "c"},
 	}}}
-	got := p.EvidenceFor("windows-xp-sp3")
-	if got.Hotfix != "KB1" || len(got.Files) != 2 || got.Files[0].Path != "a" || got.Files[1].Path != "c" {
-		t.Errorf("EvidenceFor = %+v", got)
+	got := p.FilesDeclaredFor("windows-xp-sp3")
+	if len(got) != 2 || got[0].Path != "a" || got[1].Path != "c" {
+		t.Errorf("FilesDeclaredFor = %+v", got)
 	}
 }

@@ -142,22 +142,23 @@ type FileEvidence struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// OS limits this evidence to hosts of one OS (a package's OS), since
 	// each OS ships its own file version; empty means every host. Use
-	// Patch.EvidenceFor to get the evidence that applies to a host.
+	// the applicability policy to decide the evidence that applies to a host.
 	OS string `json:"os,omitempty"`
 }
 
-// EvidenceFor returns the evidence that applies to a host running os: the
-// hotfix, and the files for that OS or for every OS. Scans and compliance
-// checks use it so that an XP host is not held to the Server 2003 version
-// of the same file.
-func (p Patch) EvidenceFor(os string) Evidence {
-	e := Evidence{Hotfix: p.Evidence.Hotfix}
+// FilesDeclaredFor returns the file evidence entries whose os is exactly
+// os or empty: how the rollout file is written, used to check that each
+// package has evidence and to build the simulator's catalogue. Which
+// evidence applies to a host is the applicability policy's decision
+// (OS names without regard to case, globs).
+func (p Patch) FilesDeclaredFor(os string) []FileEvidence {
+	var out []FileEvidence
 	for _, f := range p.Evidence.Files {
 		if f.OS == "" || f.OS == os {
-			e.Files = append(e.Files, f)
+			out = append(out, f)
 		}
 	}
-	return e
+	return out
 }
 
 // Risk holds the facts the security team weighed when it filed.

@@ -242,8 +242,8 @@ type StepProgress struct {
 	Hosts  int        `json:"hosts"`
 	// Totals counts the step's hosts per state.
 	Totals map[rollout.HostState]int `json:"totals"`
-	// Failures counted against the threshold, and the threshold itself
-	// (hosts); zero threshold for stages, which halt on any failure.
+	// Failures the wave policy last counted against the threshold, and
+	// the threshold itself (hosts), both from its decision.
 	Failures  int `json:"failures"`
 	Threshold int `json:"threshold"`
 	// Batches started so far (child workflows).

@@ -24,7 +24,8 @@ const (
 // HostBatchInput is one batch of hosts a child workflow works through: one
 // activity per host (PatchHost or UninstallPatch), at most Parallel at a
 // time and SiteParallel per site, asking the reboot policy before each
-// host starts. DESIGN.md §3: a child per batch, not per host.
+// host starts. A child per batch, not per host, keeps a 100,000-host
+// rollout's history within Temporal's limits.
 type HostBatchInput struct {
 	RolloutID string        `json:"rollout_id"`
 	Step      string        `json:"step"`
@@ -34,9 +35,11 @@ type HostBatchInput struct {
 	Hosts     []BatchHost   `json:"hosts"`
 	Parallel  int           `json:"parallel"`
 	SiteLimit int           `json:"site_limit"`
-	// MaxFailures stops starting hosts once this many failed in the
-	// batch; negative means no limit.
-	MaxFailures int `json:"max_failures"`
+	// MaxFailures stops starting hosts once more than this many failed
+	// in the batch (the wave policy's failure budget); negative means no
+	// limit. FailureStates are the states the policy counts as failures.
+	MaxFailures   int                 `json:"max_failures"`
+	FailureStates []rollout.HostState `json:"failure_states,omitempty"`
 	// StartBy: no host starts after it (its maintenance window closes);
 	// zero means no window.
 	StartBy time.Time `json:"start_by,omitzero"`
@@ -57,6 +60,8 @@ type BatchHost struct {
 	Index             int          `json:"index"`
 	Host              rollout.Host `json:"host"`
 	DistributionPoint string       `json:"distribution_point,omitempty"`
+	// RebootPending: an earlier attempt left the host pending_reboot.
+	RebootPending bool `json:"reboot_pending,omitempty"`
 }
 
 // HostOutcome is what happened to one host of a batch. Started false
@@ -133,7 +138,7 @@ func newBatch(in HostBatchInput) *batch {
 		policyHeld: map[string]bool{},
 	}
 	for _, o := range in.Done {
-		if isFailure(o.State) {
+		if slices.Contains(b.in.FailureStates, o.State) {
 			b.failures++
 		}
 	}
@@ -253,6 +258,9 @@ func (b *batch) decideReboot(ctx workflow.Context, candidates []BatchHost, slots
 		Deadline: b.in.Deadline, Accelerations: b.in.Accelerations, Now: workflow.Now(ctx)}
 	for _, h := range candidates {
 		in.Candidates = append(in.Candidates, h.Host)
+		if h.RebootPending {
+			in.RebootPending = append(in.RebootPending, h.Host.Name)
+		}
 	}
 	for _, name := range sortedKeys(b.running) {
 		in.InFlight = append(in.InFlight, b.running[name].Host)
@@ -281,11 +289,12 @@ func (b *batch) start(ctx workflow.Context, h BatchHost, reboot bool) {
 			contract.UninstallPatchName, contract.UninstallPatchInput{Target: target})
 	} else {
 		f = workflow.ExecuteActivity(withHostOptions(ctx, "patch "+h.Host.Name, b.in.BootTimeout),
-			contract.PatchHostName, contract.PatchHostInput{Target: target, Reboot: reboot, BootTimeout: b.in.BootTimeout})
+			contract.PatchHostName, contract.PatchHostInput{Target: target, Reboot: reboot, RebootPending: h.RebootPending,
+				BootTimeout: b.in.BootTimeout})
 	}
 	b.sel.AddFuture(f, func(f workflow.Future) {
 		o := b.outcome(ctx, f, h)
-		if isFailure(o.State) {
+		if slices.Contains(b.in.FailureStates, o.State) {
 			b.failures++
 		}
 		b.done = append(b.done, o)

@@ -117,3 +117,38 @@ func TestValidatorsRejectBadRequestsBeforeTheyReachHistory(t *testing.T) {
 		})
 	}
 }
+
+// The wave policy counts what data.waves.failure_states lists: a host
+// that never came back (unreachable) and one whose state could not be
+// proven (unknown) count with the failed one against max_failures = 2.
+func TestUnreachableAndUnknownHostsCountTowardTheWavesFailures(t *testing.T) {
+	h := newHarness(t, standardInput(30))
+	h.fleet.behave = func(host rollout.Host, _ time.Time) (rollout.HostState, error) {
+		switch host.Name {
+		case "WS-EMEA-0001":
+			return rollout.StateFailed, nil
+		case "WS-EMEA-0002":
+			return "", unreachable(host)
+		case "WS-EMEA-0003":
+			return rollout.StateUnknown, nil
+		}
+		return rollout.StateCompliant, nil
+	}
+	h.approveGates("bob")
+	var halted Progress
+	h.when(func(p Progress) bool { return p.Status == StatusHalted }, func(p Progress) {
+		halted = p
+		h.update("abort", UpdateAbort, AbortRequest{User: "carol", Reason: "three bad hosts"})
+	})
+	if _, err := h.run(); err != nil {
+		t.Fatalf("rollout failed: %v", err)
+	}
+	if halted.Stage != "emea" {
+		t.Fatalf("emea never halted with 1 failed, 1 unreachable and 1 unknown host over max_failures 2")
+	}
+	for _, s := range halted.Steps {
+		if s.Name == "emea" && (s.Failures != 3 || s.Threshold != 2) {
+			t.Errorf("emea shows failures %d/%d, want 3/2", s.Failures, s.Threshold)
+		}
+	}
+}

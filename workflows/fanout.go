@@ -13,10 +13,6 @@ import (
 	"github.com/patchway/patchway/rollout"
 )
 
-// stageParallel bounds hosts in flight in a stage (lab, production-like)
-// and in retry rounds; waves take theirs from the wave policy.
-const stageParallel = 10
-
 // batchPlan is how a step's hosts fan out: the operation, the sliding
 // window of batch children, the hosts in flight per child and per site.
 type batchPlan struct {
@@ -28,22 +24,19 @@ type batchPlan struct {
 	startBy time.Time
 }
 
-// planBatches decides how the step's next hosts run; for a wave it first
-// waits for the wave policy to let it start (window, limits).
+// planBatches decides how the step's next hosts run: it waits for the
+// wave policy to let the step start (window, waves before it) and takes
+// the hosts in flight, the per-site limit and the host budget from it.
 func (r *run) planBatches(ctx workflow.Context, s *stepState) (batchPlan, error) {
-	maxParallel, siteLimit := stageParallel, 0
-	var startBy time.Time
-	if s.Kind == KindWave {
-		dec, err := r.waitForWindow(ctx, s)
-		if err != nil {
-			return batchPlan{}, err
-		}
-		maxParallel, siteLimit = dec.MaxParallel, dec.DownloadConcurrency
-		if !dec.WindowEnd.IsZero() {
-			startBy = dec.WindowEnd.Add(-dec.HostBudget)
-		}
+	dec, err := r.waitForWindow(ctx, s)
+	if err != nil {
+		return batchPlan{}, err
 	}
-	return newBatchPlan(OpPatch, maxParallel, siteLimit, r.tune.MaxPendingBatches, startBy), nil
+	var startBy time.Time
+	if !dec.WindowEnd.IsZero() {
+		startBy = dec.WindowEnd.Add(-dec.HostBudget)
+	}
+	return newBatchPlan(OpPatch, dec.MaxParallel, dec.DownloadConcurrency, r.tune.MaxPendingBatches, startBy), nil
 }
 
 // newBatchPlan spreads a step's parallelism over the children in flight
@@ -60,15 +53,18 @@ func newBatchPlan(op string, maxParallel, siteLimit, maxWindow int, startBy time
 	return p
 }
 
-// waitForWindow asks the wave policy whether the wave may start now. If
+// waitForWindow asks the wave policy whether the step may start now. If
 // not, it waits for the next window with a durable timer; if the policy
-// refuses outright, the wave halts for a person (resume overrides).
+// refuses outright, the step halts for a person (resume overrides). A
+// decision to halt on failures returns at once: patchHosts halts.
 func (r *run) waitForWindow(ctx workflow.Context, s *stepState) (contract.WaveDecision, error) {
 	for attempt := 0; attempt < 1000; attempt++ {
 		dec := r.decideWave(ctx, s)
 		now := workflow.Now(ctx)
 		var until time.Time
 		switch {
+		case dec.Halt:
+			return dec, nil
 		case dec.Allow && (dec.WindowEnd.IsZero() || now.Add(dec.HostBudget).Before(dec.WindowEnd)):
 			return dec, nil
 		case dec.Allow:
@@ -96,14 +92,35 @@ func (r *run) waitForWindow(ctx workflow.Context, s *stepState) (contract.WaveDe
 	return contract.WaveDecision{}, fmt.Errorf("wave %s: no window found after 1000 decisions", s.Name)
 }
 
-// decideWave runs the wave policy and records its decision. A policy
-// that fails to evaluate refuses (fail closed).
+// decideWave runs the wave policy over the step (judge) and records its
+// decision.
 func (r *run) decideWave(ctx workflow.Context, s *stepState) contract.WaveDecision {
-	w := r.in.Rollout.Waves[s.Index]
+	dec := r.judge(ctx, s)
+	reason := fmt.Sprintf("max parallel %d, download concurrency %d, failures %d of %d", dec.MaxParallel, dec.DownloadConcurrency,
+		dec.Failures, dec.MaxFailures)
+	switch {
+	case !dec.Allow && !dec.NextWindow.IsZero():
+		reason = "outside its window; next window " + dec.NextWindow.UTC().Format(time.RFC3339)
+	case !dec.WindowEnd.IsZero():
+		reason += ", window ends " + dec.WindowEnd.UTC().Format(time.RFC3339)
+	}
+	r.record(Record{At: workflow.Now(ctx), Kind: "wave", Subject: s.Name, Allow: dec.Allow, Reason: reason,
+		Violations: dec.Violations, Revision: dec.Revision})
+	return dec
+}
+
+// judge asks the wave policy about the step as it stands: its limits,
+// which host states count as failures and how many more it may take, and
+// whether it must halt. A policy that fails to evaluate refuses and halts
+// (fail closed).
+func (r *run) judge(ctx workflow.Context, s *stepState) contract.WaveDecision {
 	in := contract.DecideWaveInput{
-		RolloutID: r.in.Rollout.ID, Severity: string(r.in.Rollout.Patch.Severity), Wave: w, Sites: r.in.Sites,
-		Hosts: len(s.Members), Deadline: r.st.Risk.Deadline, Now: workflow.Now(ctx), Reboot: r.in.Rollout.Patch.Reboot,
-		States: unacknowledged(s),
+		RolloutID: r.in.Rollout.ID, Kind: string(s.Kind), Severity: string(r.in.Rollout.Patch.Severity),
+		Wave: rollout.Wave{Name: s.Name}, Sites: r.in.Sites, Hosts: len(s.Members), Deadline: r.st.Risk.Deadline,
+		Now: workflow.Now(ctx), Reboot: r.in.Rollout.Patch.Reboot, States: unacknowledged(s), Accelerations: r.st.Accel,
+	}
+	if s.Kind == KindWave {
+		in.Wave = r.in.Rollout.Waves[s.Index]
 	}
 	if len(s.Members) > 0 {
 		in.TimeZone = r.sites[r.in.Hosts[s.Members[0]].Site].TimeZone
@@ -115,28 +132,10 @@ func (r *run) decideWave(ctx workflow.Context, s *stepState) contract.WaveDecisi
 	}
 	var dec contract.WaveDecision
 	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.DecideWaveName, in).Get(ctx, &dec); err != nil {
-		dec = contract.WaveDecision{Decision: rollout.Decision{Error: err.Error()}}
-	}
-	if dec.MaxParallel <= 0 {
-		dec.MaxParallel = max(1, w.MaxParallel)
-	}
-	if dec.HostBudget <= 0 {
-		dec.HostBudget = r.tune.BootTimeout + 30*time.Minute
-	}
-	if r.accelerated("raise_parallelism") {
-		dec.MaxParallel *= 2
+		dec = contract.WaveDecision{Decision: rollout.Decision{Error: err.Error()}, Halt: true}
 	}
 	s.Limits = &dec
-	s.Threshold = dec.MaxFailures
-	reason := fmt.Sprintf("max parallel %d, download concurrency %d, failure threshold %d", dec.MaxParallel, dec.DownloadConcurrency, dec.MaxFailures)
-	switch {
-	case !dec.Allow && !dec.NextWindow.IsZero():
-		reason = "outside its window; next window " + dec.NextWindow.UTC().Format(time.RFC3339)
-	case !dec.WindowEnd.IsZero():
-		reason += ", window ends " + dec.WindowEnd.UTC().Format(time.RFC3339)
-	}
-	r.record(Record{At: workflow.Now(ctx), Kind: "wave", Subject: s.Name, Allow: dec.Allow, Reason: reason,
-		Violations: dec.Violations, Revision: dec.Revision})
+	s.Halt = dec.Halt
 	return dec
 }
 
@@ -189,6 +188,9 @@ func (r *run) runBatches(ctx workflow.Context, s *stepState, plan batchPlan) err
 		}
 		sel.Select(ctx)
 		pending--
+		if plan.op == OpPatch {
+			r.judge(ctx, s)
+		}
 		r.refresh(ctx)
 	}
 }
@@ -217,17 +219,18 @@ func (r *run) startBatch(ctx workflow.Context, sel workflow.Selector, s *stepSta
 	if s.Kind == KindWave {
 		in.Window = r.in.Rollout.Waves[s.Index].Window
 	}
-	seen := map[string]bool{}
-	if plan.op == OpPatch && s.Kind != KindRetry {
-		in.MaxFailures = max(0, s.Threshold-(s.Failures-s.Forgiven))
+	if plan.op == OpPatch && s.Limits != nil {
+		in.MaxFailures, in.FailureStates = s.Limits.FailureBudget, s.Limits.FailureStates
 	}
+	seen := map[string]bool{}
 	var names []string
 	for _, i := range take {
 		if plan.op == OpPatch && isSettled(r.st.Hosts[i].State) {
 			continue
 		}
 		h := r.in.Hosts[i]
-		in.Hosts = append(in.Hosts, BatchHost{Index: i, Host: h, DistributionPoint: r.sites[h.Site].DistributionPoint})
+		in.Hosts = append(in.Hosts, BatchHost{Index: i, Host: h, DistributionPoint: r.sites[h.Site].DistributionPoint,
+			RebootPending: r.st.Hosts[i].State == rollout.StatePendingReboot})
 		if site, ok := r.sites[h.Site]; ok && !seen[h.Site] {
 			seen[h.Site] = true
 			in.Sites = append(in.Sites, site)
@@ -327,7 +330,7 @@ func (r *run) rollback(ctx workflow.Context, s *stepState) error {
 	s.Status = StepRollingBk
 	r.refresh(ctx)
 	rb := &stepState{Name: s.Name, Kind: s.Kind, Queue: hosts, Batches: s.Batches}
-	parallel := stageParallel
+	parallel := 1
 	if s.Limits != nil {
 		parallel = s.Limits.MaxParallel
 	}

@@ -93,7 +93,7 @@ func (r *run) reject(ctx workflow.Context, req GateRequest) (Record, error) {
 // the gate the rollout waits at.
 func (r *run) decideGate(ctx workflow.Context, action string, req GateRequest) (Record, error) {
 	s := r.current()
-	rec, err := r.authorize(ctx, action, s.Name, s.Group, req.User, req.Reason)
+	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: action, Gate: s.Name, Group: s.Group, User: req.User, Reason: req.Reason})
 	if err != nil {
 		return rec, err
 	}
@@ -146,7 +146,7 @@ func (r *run) validatePause(_ workflow.Context, req ControlRequest) error {
 }
 
 func (r *run) pause(ctx workflow.Context, req ControlRequest) (Record, error) {
-	rec, err := r.authorize(ctx, contract.ActionPause, r.subject(), "", req.User, req.Reason)
+	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionPause, Gate: r.subject(), User: req.User, Reason: req.Reason})
 	if err == nil {
 		r.st.Paused = true
 		r.refresh(ctx)
@@ -167,21 +167,23 @@ func (r *run) validateResume(_ workflow.Context, req ControlRequest) error {
 // resume lifts a pause, or acknowledges a halted wave's failures so far
 // (they no longer count against its threshold) and lets it go on.
 func (r *run) resume(ctx workflow.Context, req ControlRequest) (Record, error) {
-	rec, err := r.authorize(ctx, contract.ActionResume, r.subject(), "", req.User, req.Reason)
+	s := r.current()
+	halted := !r.st.Paused && s != nil && s.Halted
+	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionResume, Gate: r.subject(), User: req.User,
+		Reason: req.Reason, Halted: halted})
 	if err != nil {
 		return rec, err
 	}
 	if r.st.Paused {
 		r.st.Paused = false
-	} else if s := r.current(); s != nil && s.Halted {
-		s.Forgiven = s.Failures
+	} else if halted {
 		s.Acked = map[rollout.HostState]int{}
 		for k, v := range s.Totals {
 			if k != rollout.StatePending && k != rollout.StateInProgress && k != rollout.StateCompliant {
 				s.Acked[k] = v
 			}
 		}
-		s.Halted = false
+		s.Halt, s.Halted = false, false
 	}
 	r.refresh(ctx)
 	return rec, nil
@@ -202,7 +204,8 @@ func (r *run) abort(ctx workflow.Context, req AbortRequest) (Record, error) {
 	if req.Rollback {
 		reason += " (with rollback)"
 	}
-	rec, err := r.authorize(ctx, contract.ActionAbort, r.subject(), "", req.User, reason)
+	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionAbort, Gate: r.subject(), User: req.User, Reason: reason,
+		Rollback: req.Rollback})
 	if err == nil && r.st.Abort == nil {
 		r.st.Abort = &req
 	}
@@ -225,14 +228,16 @@ func (r *run) validateExcept(ctx workflow.Context, req ExceptRequest) error {
 // except grants an exception: the host is no longer patched and is
 // reported excepted (never compliant) until the expiry.
 func (r *run) except(ctx workflow.Context, req ExceptRequest) (Record, error) {
-	rec, err := r.authorize(ctx, contract.ActionExcept, req.Host, "", req.User, req.Reason)
+	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionExcept, Gate: req.Host, User: req.User, Reason: req.Reason})
 	if err != nil {
 		return rec, err
 	}
 	i := r.byName[req.Host]
 	r.setHost(i, rollout.StateExcepted, []string{fmt.Sprintf("exception by %s until %s: %s", req.User, req.Expires.UTC().Format("2006-01-02T15:04Z"), req.Reason)})
 	r.st.Excepted = append(r.st.Excepted, Exception{Host: req.Host, Reason: req.Reason, GrantedBy: req.User, Expires: req.Expires})
-	r.releaseHalt()
+	if s := r.stepOf(i); s != nil {
+		s.Acks++ // a halted step is judged again without the host
+	}
 	r.refresh(ctx)
 	return rec, nil
 }
@@ -252,40 +257,30 @@ func (r *run) validateSkipHost(_ workflow.Context, req SkipHostRequest) error {
 	if r.stepOf(i) != s {
 		return fmt.Errorf("host %s is not in halted %s", req.Host, s.Name)
 	}
-	if !isFailure(r.st.Hosts[i].State) || slices.Contains(s.Skipped, i) {
+	if s.Limits == nil || !slices.Contains(s.Limits.FailureStates, r.st.Hosts[i].State) || slices.Contains(s.Skipped, i) {
 		return fmt.Errorf("host %s is %s, not a counted failure", req.Host, r.st.Hosts[i].State)
 	}
 	return nil
 }
 
-// skipHost takes a failed host out of the halted wave's failure count; if
-// the wave is then within its threshold it goes on.
+// skipHost takes a failed host out of what the wave policy counts; the
+// halted step is judged again and goes on if the policy lets it.
 func (r *run) skipHost(ctx workflow.Context, req SkipHostRequest) (Record, error) {
-	rec, err := r.authorize(ctx, contract.ActionSkipHost, req.Host, "", req.User, req.Reason)
+	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionSkipHost, Gate: req.Host, User: req.User, Reason: req.Reason})
 	if err != nil {
 		return rec, err
 	}
 	i := r.byName[req.Host]
 	if s := r.stepOf(i); s != nil && !slices.Contains(s.Skipped, i) {
 		s.Skipped = append(s.Skipped, i)
-		if isFailure(r.st.Hosts[i].State) {
-			s.Failures--
-		}
 		if s.Acked == nil {
 			s.Acked = map[rollout.HostState]int{}
 		}
 		s.Acked[r.st.Hosts[i].State]++
+		s.Acks++
 	}
-	r.releaseHalt()
 	r.refresh(ctx)
 	return rec, nil
-}
-
-// releaseHalt lifts a halt whose wave is back within its threshold.
-func (r *run) releaseHalt() {
-	if s := r.current(); s != nil && s.Halted && !s.overThreshold() {
-		s.Halted = false
-	}
 }
 
 func (r *run) validateControl(user, reason string) error {
@@ -314,11 +309,9 @@ func (r *run) subject() string {
 // action, records the decision, and returns a Refused application error
 // carrying the policy's reason when it does not allow. A policy that fails
 // to evaluate refuses (fail closed).
-func (r *run) authorize(ctx workflow.Context, action, subject, group, user, reason string) (Record, error) {
-	in := contract.AuthorizeGateInput{
-		RolloutID: r.in.Rollout.ID, FiledBy: r.in.Rollout.FiledBy, Gate: subject, Group: group,
-		Action: action, User: user, Reason: reason, Severity: string(r.in.Rollout.Patch.Severity), Now: workflow.Now(ctx),
-	}
+func (r *run) authorize(ctx workflow.Context, in contract.AuthorizeGateInput) (Record, error) {
+	in.RolloutID, in.FiledBy, in.Severity, in.Now = r.in.Rollout.ID, r.in.Rollout.FiledBy, string(r.in.Rollout.Patch.Severity), workflow.Now(ctx)
+	action, subject, user, reason := in.Action, in.Gate, in.User, in.Reason
 	var dec contract.GateDecision
 	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.AuthorizeGateName, in).Get(ctx, &dec); err != nil {
 		dec.Allow, dec.Error = false, err.Error()

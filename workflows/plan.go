@@ -56,9 +56,6 @@ func planSteps(ro rollout.Rollout, hosts []rollout.Host) ([]*stepState, int, err
 		})
 		s.Queue = slices.Clone(s.Members)
 		s.Totals = map[rollout.HostState]int{rollout.StatePending: len(s.Members)}
-		if s.Kind == KindStage {
-			s.Threshold = 0
-		}
 	}
 	return steps, unplanned, nil
 }

@@ -280,32 +280,43 @@ func (r *run) announceGate(ctx workflow.Context, s *stepState) {
 	}
 }
 
-// halt stops a step whose failures crossed its threshold, tells the
+// halt stops a step the wave policy halted on its failures, tells the
 // people who can decide, and waits for one of them: resume, skip_host,
-// except or abort.
+// except or abort. A skip or an exception changes what the policy
+// counts, so it judges the step again.
 func (r *run) halt(ctx workflow.Context, s *stepState) error {
 	if !s.Halted {
 		s.Halted = true
 		s.HaltCount++
-		reason := fmt.Sprintf("%d failed hosts exceed the threshold of %d", s.Failures-s.Forgiven, s.Threshold)
-		r.record(Record{At: workflow.Now(ctx), Kind: "halt", Subject: s.Name, Reason: reason})
+		reason := fmt.Sprintf("%d failed hosts exceed the threshold of %d", s.Limits.Failures, s.Limits.MaxFailures)
+		r.record(Record{At: workflow.Now(ctx), Kind: "halt", Subject: s.Name, Reason: reason,
+			Violations: s.Limits.Violations, Revision: s.Limits.Revision})
 		r.notify(ctx, contract.EventWaveHalted, fmt.Sprintf("%s halted: %s", s.Name, reason),
 			"The rollout waits for a person: resume, skip a host, or abort (with rollback).", nil, nil,
 			contract.Field{Name: "step", Value: s.Name},
-			contract.Field{Name: "failures", Value: fmt.Sprint(s.Failures - s.Forgiven)},
-			contract.Field{Name: "threshold", Value: fmt.Sprint(s.Threshold)})
+			contract.Field{Name: "failures", Value: fmt.Sprint(s.Limits.Failures)},
+			contract.Field{Name: "threshold", Value: fmt.Sprint(s.Limits.MaxFailures)})
 	}
 	s.Status = StepHalted
 	r.refresh(ctx)
-	if err := workflow.Await(ctx, func() bool {
-		return !s.Halted || r.st.Abort != nil || r.shouldContinueAsNew(ctx)
-	}); err != nil {
-		return fmt.Errorf("halted %s: %w", s.Name, err)
+	for s.Halt {
+		acks := s.Acks
+		if err := workflow.Await(ctx, func() bool {
+			return !s.Halt || s.Acks != acks || r.st.Abort != nil || r.shouldContinueAsNew(ctx)
+		}); err != nil {
+			return fmt.Errorf("halted %s: %w", s.Name, err)
+		}
+		if err := r.check(ctx); err != nil {
+			return err
+		}
+		if s.Halt {
+			r.judge(ctx, s)
+			r.refresh(ctx)
+		}
 	}
-	if !s.Halted {
-		s.Status = StepRunning
-	}
-	return r.check(ctx)
+	s.Halted = false
+	s.Status = StepRunning
+	return nil
 }
 
 func (r *run) awaitUnpaused(ctx workflow.Context) error {
@@ -336,9 +347,9 @@ func (r *run) shouldContinueAsNew(ctx workflow.Context) bool {
 	return workflow.GetInfo(ctx).GetContinueAsNewSuggested() || r.batchesThisRun >= r.tune.MaxBatchesPerRun
 }
 
-// overThreshold: stages halt on any failure, waves past their threshold.
+// overThreshold: the wave policy's last judgement halted the step.
 func (s *stepState) overThreshold() bool {
-	return s.Kind != KindRetry && s.Failures-s.Forgiven > s.Threshold
+	return s.Halt
 }
 
 // retryUntilDeadline retries unreachable hosts (laptops, hosts that did

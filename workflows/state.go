@@ -52,18 +52,19 @@ type stepState struct {
 	Queue   []int `json:"queue"`
 	// Started lists hosts handed to a batch (the rollback set).
 	Started  []int `json:"started,omitempty"`
-	Skipped  []int `json:"skipped,omitempty"`
-	Batches  int   `json:"batches"`
-	Failures int   `json:"failures"`
-	// Forgiven failures were acknowledged by a resume after a halt; Acked
-	// are the host states so acknowledged (and of skipped hosts), taken
-	// out of what the wave policy counts.
-	Forgiven  int                       `json:"forgiven"`
-	Acked     map[rollout.HostState]int `json:"acked,omitempty"`
-	Threshold int                       `json:"threshold"`
+	Skipped []int `json:"skipped,omitempty"`
+	Batches int   `json:"batches"`
+	// Acked are the host states a person acknowledged (a resume after a
+	// halt, a skipped host), taken out of what the wave policy counts.
+	Acked map[rollout.HostState]int `json:"acked,omitempty"`
 	// Totals counts the step's hosts per state, kept by setHost.
-	Totals    map[rollout.HostState]int `json:"totals,omitempty"`
+	Totals map[rollout.HostState]int `json:"totals,omitempty"`
+	// Halt is the wave policy's last word on the step's failures: halt
+	// for a person. Halted is true while the step waits for one; Acks
+	// counts the controls that changed what the policy counts since.
+	Halt      bool                      `json:"halt,omitempty"`
 	Halted    bool                      `json:"halted,omitempty"`
+	Acks      int                       `json:"acks,omitempty"`
 	HaltCount int                       `json:"halt_count,omitempty"`
 	SoakUntil time.Time                 `json:"soak_until,omitzero"`
 	Approved  bool                      `json:"approved,omitempty"`
@@ -165,24 +166,15 @@ func (r *run) current() *stepState {
 	return r.st.Steps[r.st.Current]
 }
 
-// setHost changes a host's state and keeps its step's totals and failure
-// count.
+// setHost changes a host's state and keeps its step's totals.
 func (r *run) setHost(i int, state rollout.HostState, reasons []string) {
 	h := &r.st.Hosts[i]
-	step := r.stepOf(i)
-	if step != nil {
+	if step := r.stepOf(i); step != nil {
 		if step.Totals == nil {
 			step.Totals = map[rollout.HostState]int{}
 		}
 		step.Totals[h.State]--
 		step.Totals[state]++
-		skipped := slices.Contains(step.Skipped, i)
-		if isFailure(h.State) && !skipped {
-			step.Failures--
-		}
-		if isFailure(state) && !skipped {
-			step.Failures++
-		}
 	}
 	h.State, h.Reasons = state, reasons
 }
@@ -193,12 +185,6 @@ func (r *run) stepOf(host int) *stepState {
 		return nil
 	}
 	return r.st.Steps[t]
-}
-
-// isFailure says which states count against a wave's failure threshold.
-// Unreachable hosts do not: laptops come back and are retried.
-func isFailure(s rollout.HostState) bool {
-	return s == rollout.StateFailed || s == rollout.StateNotEffective || s == rollout.StateUnknown
 }
 
 // isSettled says a host needs no more work from this rollout.
@@ -297,10 +283,11 @@ func (r *run) progress() Progress {
 		if s.Kind == KindRetry {
 			totals = map[rollout.HostState]int{rollout.StatePending: len(s.Members)}
 		}
-		p.Steps = append(p.Steps, StepProgress{
-			Name: s.Name, Kind: s.Kind, Status: s.Status, Hosts: len(s.Members),
-			Totals: totals, Failures: s.Failures - s.Forgiven, Threshold: s.Threshold, Batches: s.Batches,
-		})
+		sp := StepProgress{Name: s.Name, Kind: s.Kind, Status: s.Status, Hosts: len(s.Members), Totals: totals, Batches: s.Batches}
+		if s.Limits != nil {
+			sp.Failures, sp.Threshold = s.Limits.Failures, s.Limits.MaxFailures
+		}
+		p.Steps = append(p.Steps, sp)
 	}
 	return p
 }

@@ -360,12 +360,12 @@ func testSDKLogger(w io.Writer) sdklog.Logger {
 // TestE2EGateAndControlCommandsAgainstARunningRollout drives every operator
 // command through the real binary against a real rollout workflow and the
 // real policies: what is refused exits 1 with the reason, what is allowed
-// is recorded with who and why. The policy override makes the gates policy
-// govern the controls too (by default it governs approve and reject only).
-// The hosts of examples/ are never reached here (the rollout is
+// is recorded with who and why. The default gates data governs every
+// control: pause is a brake the filer may pull too; an exception needs
+// another person. The hosts of examples/ are never reached here (the rollout is
 // controlled, not completed).
 func TestE2EGateAndControlCommandsAgainstARunningRollout(t *testing.T) {
-	e := newE2E(t, e2eOptions{policyData: `{"gates": {"actions": ["approve", "reject", "pause", "resume", "abort", "except", "skip_host"]}}`})
+	e := newE2E(t, e2eOptions{})
 	e.startWorker()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -391,16 +391,17 @@ func TestE2EGateAndControlCommandsAgainstARunningRollout(t *testing.T) {
 			[]string{"pause", id, "--as", "bob"}, 1, `required flag(s) "reason" not set`, nil},
 		{"someone outside the security team may not pause",
 			[]string{"pause", id, "--as", "mallory", "--reason", "curious"}, 1, "not_in_group", nil},
-		{"the filer may not pause her own rollout (four-eyes)",
-			[]string{"pause", id, "--as", "alice", "--reason", "mine"}, 1, "four_eyes", nil},
-		{"a security team member pauses, recorded with the reason",
-			[]string{"pause", id, "--as", "bob", "--reason", "change freeze"}, 0, "bob paused ms08-067",
-			func(p workflows.Progress) bool { return p.Paused && hasRecord(p, "pause", "bob", "change freeze") }},
+		{"the filer may pull the pause brake on her own rollout, recorded with the reason",
+			[]string{"pause", id, "--as", "alice", "--reason", "change freeze"}, 0, "alice paused ms08-067",
+			func(p workflows.Progress) bool { return p.Paused && hasRecord(p, "pause", "alice", "change freeze") }},
 		{"pausing twice is refused",
 			[]string{"pause", id, "--as", "carol", "--reason", "again"}, 1, "already paused", nil},
 		{"resume lifts the pause",
 			[]string{"resume", id, "--as", "carol", "--reason", "freeze over"}, 0, "carol resumed ms08-067",
 			func(p workflows.Progress) bool { return !p.Paused && hasRecord(p, "resume", "carol", "freeze over") }},
+		{"the filer may not grant an exception on her own rollout (four-eyes)",
+			[]string{"except", id, "lab-par01", "--as", "alice", "--reason", "mine", "--expires", "7d"}, 1,
+			"alice filed rollout ms08-067 and may not except lab-par01: another person must (four-eyes)", nil},
 		{"an exception is granted to a host until its expiry",
 			[]string{"except", id, "lab-par01", "--as", "bob", "--reason", "vendor support pending", "--expires", "7d"}, 0, "excepted lab-par01",
 			func(p workflows.Progress) bool { return len(p.Exceptions) == 1 && p.Exceptions[0].Host == "lab-par01" }},

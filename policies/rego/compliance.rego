@@ -8,6 +8,8 @@
 #   Missing evidence is unknown, never compliant.
 package patchway.compliance
 
+import data.patchway.applicability
+
 # This decision runs for every host of every scan, so its common case
 # (every signal clean) is decided early and cheaply. With OPA's evaluator a
 # rule or function evaluation costs about 8 µs and 20 allocations on the
@@ -30,20 +32,17 @@ exception_expired if time.parse_rfc3339_ns(input.exception.expires) <= now
 
 not_applicable if {
 	count(input.patch.packages) > 0
-	os := lower(input.host.os)
-	every p in input.patch.packages {
-		lower(p.os) != os
-	}
+	applicability.package_index < 0
 }
 
 scanned := {lower(f.path): f | some f in object.get(input.scan, "files", [])}
 
-# file_checks holds each file that proves the fix on this host (those for
-# its OS or for every OS: each OS ships its own file version) with the
-# scanned file of the same path, and whether it proves the fix.
+# file_checks holds each file that proves the fix on this host (the
+# applicability policy's evidence_files) with the scanned file of the same
+# path, and whether it proves the fix.
 file_checks := [{"file": f, "scanned": s, "ok": file_ok(f, s)} |
-	some f in object.get(input.patch.evidence, "files", [])
-	object.get(f, "os", "") in {"", input.host.os}
+	some i in applicability.evidence_files
+	f := input.patch.evidence.files[i]
 	s := object.get(scanned, lower(f.path), null)
 ]
 

@@ -227,3 +227,13 @@ test_only_the_evidence_for_the_hosts_os_applies if {
 	d.state == "not_effective"
 	contains(d.reasons[0], "5.1.2600.3462, below 5.2.3790.4392")
 }
+
+# Applicability is one rule (the applicability policy): the installer took
+# the glob package, so compliance judges the host on its evidence too.
+test_a_host_matched_by_an_os_glob_is_judged_on_its_evidence if {
+	d := compliance.decision with input as json.patch(base, [
+		{"op": "replace", "path": "/patch/packages/0/os", "value": "Windows-Server-2003*"},
+		{"op": "replace", "path": "/host/os", "value": "windows-server-2003-sp2"},
+	])
+	d.state == "compliant"
+}

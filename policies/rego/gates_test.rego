@@ -23,7 +23,7 @@ test_member_may_reject if {
 test_filer_may_never_approve_four_eyes if {
 	d := decide({"user": "alice"})
 	codes(d) == {"four_eyes"}
-	d.violations[0].msg == "alice filed rollout r1 and may not approve its gates (four-eyes)"
+	d.violations[0].msg == "alice filed rollout r1 and may not approve lab: another person must (four-eyes)"
 }
 
 test_non_member_is_refused if {
@@ -63,4 +63,58 @@ test_empty_user_is_refused_even_without_filer if {
 	d := gates.decision with input as {"gate": "lab", "action": "approve", "now": "2026-11-23T10:00:00Z"}
 	not d.allow
 	{v.code | some v in d.violations} == {"four_eyes", "not_in_group"}
+}
+
+control(action, user, over) := d if {
+	ctl := {"rollout_id": "r1", "filed_by": "alice", "gate": "r1", "action": action, "user": user, "now": "2026-11-23T10:00:00Z"}
+	d := gates.decision with input as object.union(ctl, over)
+}
+
+test_the_filer_may_pull_the_pause_brake if {
+	d := control("pause", "alice", {})
+	d.allow
+	d.rule == "pause"
+}
+
+test_pause_is_for_the_security_team_only if {
+	codes(control("pause", "mallory", {})) == {"not_in_group"}
+}
+
+test_the_filer_may_resume_her_own_pause_but_not_lift_a_halt if {
+	control("resume", "alice", {}).allow
+	d := control("resume", "alice", {"halted": true})
+	codes(d) == {"four_eyes"}
+	d.rule == "resume_after_halt"
+	control("resume", "bob", {"halted": true}).allow
+}
+
+test_abort_is_a_brake_abort_with_rollback_needs_another_person if {
+	control("abort", "alice", {}).allow
+	codes(control("abort", "alice", {"rollback": true})) == {"four_eyes"}
+	control("abort", "carol", {"rollback": true}).allow
+}
+
+test_skip_host_and_except_need_another_person_in_the_group if {
+	d := control("skip_host", "alice", {"gate": "WS-1"})
+	codes(d) == {"four_eyes"}
+	d.violations[0].msg == "alice filed rollout r1 and may not skip host WS-1: another person must (four-eyes)"
+	codes(control("except", "alice", {})) == {"four_eyes"}
+	control("skip_host", "bob", {}).allow
+	codes(control("except", "erin", {})) == {"not_in_group"}
+}
+
+test_an_action_takes_its_group_from_data if {
+	d := control("skip_host", "erin", {}) with data.gates.actions.skip_host as {"group": "change-board", "four_eyes": true}
+	d.allow
+	d.group == "change-board"
+}
+
+test_four_eyes_can_be_lifted_per_action_in_data if {
+	d := control("skip_host", "alice", {}) with data.gates.actions.skip_host.four_eyes as false
+	d.allow
+}
+
+test_an_action_missing_from_data_is_refused if {
+	d := control("skip_host", "bob", {}) with data.gates.actions as {"approve": {}, "reject": {}}
+	codes(d) == {"unknown_action"}
 }

@@ -1,9 +1,15 @@
 # METADATA
 # title: Reboot
 # description: |
-#   May host H reboot now? A required reboot must happen before the host
-#   counts compliant; only inside its window unless the SLA breach is near
-#   and policy allows it (or escalation granted reboot_outside_window); at
+#   Does host H need a reboot, and may it reboot now? Before the install
+#   the need is the patch's declared behaviour (or a reboot the host was
+#   left waiting for); after it, the host's own evidence: the installer's
+#   exit code (data.reboot.pending_exit_codes) and the pending-reboot flags
+#   the scan found (data.reboot.pending_evidence), none once the host has
+#   rebooted. A patch that "may" reboot is admitted as one that might. A
+#   required reboot must happen before the host counts compliant; a reboot
+#   happens only inside the window unless the SLA breach is near and
+#   policy allows it (or escalation granted reboot_outside_window); at
 #   most N concurrent reboots per site; one domain controller per site at a
 #   time; one member per cluster; laptops at their next check-in.
 package patchway.reboot
@@ -22,11 +28,50 @@ role := object.get(host, "role", "")
 
 site := object.get(host, "site", "")
 
+# facts are what PatchHost saw on the host after the install; absent at
+# admission, before the host starts.
+has_facts if is_object(input.facts)
+
+facts := object.get(input, "facts", {})
+
+# need lists why the host needs a reboot.
+need contains "the patch declares reboot required" if {
+	not has_facts
+	patch.reboot == "required"
+}
+
+need contains "a reboot is pending from an earlier attempt" if input.reboot_pending == true
+
+need contains "the patch declares reboot required and was installed in this run" if {
+	patch.reboot == "required"
+	object.get(facts, "installed_this_run", false) == true
+}
+
+need contains sprintf("the installer exited %d", [code]) if {
+	code := object.get(facts, "installer_exit_code", 0)
+	code in data.reboot.pending_exit_codes
+}
+
+need contains sprintf("the scan found %s", [flag]) if {
+	some flag in data.reboot.pending_evidence
+	object.get(facts, flag, false) == true
+}
+
 default required := false
 
-required if patch.reboot == "required"
+required if {
+	count(need) > 0
+	object.get(facts, "rebooted", false) != true
+}
 
-required if input.reboot_pending == true
+# may_need: admission weighs the reboot rules for a host that might need
+# a reboot, so a "may" patch whose installer asks for one can have it.
+may_need if required
+
+may_need if {
+	not has_facts
+	patch.reboot == "may"
+}
 
 checkin_host if role in data.reboot.checkin_roles
 
@@ -58,18 +103,19 @@ else := data.reboot.max_concurrent_per_site
 
 site_in_flight := count([h | some h in others; h.site == site])
 
-violations contains {"code": "reboot_not_required", "msg": sprintf("%s declares reboot %q and no reboot is pending on %s", [object.get(patch, "kb", ""), object.get(patch, "reboot", ""), name])} if {
-	not required
+violations contains {"code": "reboot_not_required", "msg": msg} if {
+	not may_need
+	msg := sprintf("%s declares reboot %q and no reboot is pending on %s", [object.get(patch, "kb", ""), object.get(patch, "reboot", ""), name])
 }
 
 violations contains {"code": "laptop_not_checked_in", "msg": sprintf("%s is a %s: it reboots at its next check-in, and has not checked in", [name, role])} if {
-	required
+	may_need
 	checkin_host
 	object.get(input, "checked_in", false) != true
 }
 
 violations contains {"code": "outside_window", "msg": msg} if {
-	required
+	may_need
 	not checkin_host
 	not in_window
 	not outside_window_allowed
@@ -77,13 +123,13 @@ violations contains {"code": "outside_window", "msg": msg} if {
 }
 
 violations contains {"code": "site_reboot_limit", "msg": msg} if {
-	required
+	may_need
 	site_in_flight >= site_limit
 	msg := sprintf("%d hosts of site %s are already rebooting; the limit is %d", [site_in_flight, site, site_limit])
 }
 
 violations contains {"code": "one_per_site", "msg": msg} if {
-	required
+	may_need
 	role in data.reboot.one_per_site_roles
 	some h in others
 	h.site == site
@@ -92,7 +138,7 @@ violations contains {"code": "one_per_site", "msg": msg} if {
 }
 
 violations contains {"code": "cluster_member_rebooting", "msg": msg} if {
-	required
+	may_need
 	object.get(host, "cluster", "") != ""
 	some h in others
 	object.get(h, "cluster", "") == host.cluster
@@ -102,7 +148,7 @@ violations contains {"code": "cluster_member_rebooting", "msg": msg} if {
 default outside_window := false
 
 outside_window if {
-	required
+	may_need
 	not checkin_host
 	not in_window
 	outside_window_allowed
@@ -113,13 +159,15 @@ reasons contains sprintf("reboot outside the window allowed: the deadline %s is 
 	breach_near
 }
 
+reasons contains sprintf("reboot needed: %s", [concat(", ", sort(need))]) if required
+
 reasons contains "reboot outside the window granted by escalation (reboot_outside_window)" if {
 	outside_window
 	"reboot_outside_window" in lib.list(input, "accelerations")
 }
 
 reasons contains sprintf("%s reboots now, at its check-in", [name]) if {
-	required
+	may_need
 	checkin_host
 	input.checked_in == true
 }

@@ -62,7 +62,10 @@ test_near_breach_allows_reboot_outside_window if {
 	d := decide({"window": night, "deadline": "2026-11-23T14:00:00Z"})
 	d.allow
 	d.outside_window
-	d.reasons == ["reboot outside the window allowed: the deadline 2026-11-23T14:00:00Z is within 6h"]
+	d.reasons == [
+		"reboot needed: the patch declares reboot required",
+		"reboot outside the window allowed: the deadline 2026-11-23T14:00:00Z is within 6h",
+	]
 }
 
 test_near_breach_policy_can_be_switched_off if {
@@ -74,7 +77,10 @@ test_near_breach_policy_can_be_switched_off if {
 test_escalation_grants_reboot_outside_window if {
 	d := decide({"window": night, "accelerations": ["reboot_outside_window"]})
 	d.allow
-	d.reasons == ["reboot outside the window granted by escalation (reboot_outside_window)"]
+	d.reasons == [
+		"reboot needed: the patch declares reboot required",
+		"reboot outside the window granted by escalation (reboot_outside_window)",
+	]
 }
 
 test_site_limit_counts_other_hosts_in_flight if {
@@ -113,11 +119,54 @@ test_laptop_reboots_at_check_in_not_in_window if {
 	codes(away) == {"laptop_not_checked_in"}
 	back := decide({"host": laptop, "window": night, "checked_in": true})
 	back.allow
-	back.reasons == ["lt1 reboots now, at its check-in"]
+	back.reasons == ["lt1 reboots now, at its check-in", "reboot needed: the patch declares reboot required"]
 }
 
 test_missing_patch_and_host_facts_never_allow_a_reboot if {
 	d := reboot.decision with input as {"now": now}
 	not d.allow
 	codes(d) == {"reboot_not_required"}
+}
+
+facts(f) := d if {
+	d := reboot.decision with input as object.union(base, {"patch": {"reboot": "may"}, "facts": f})
+}
+
+test_a_may_patch_is_admitted_with_the_reboot_rules if {
+	d := decide({"patch": {"reboot": "may"}})
+	d.allow
+	not d.required
+	codes(decide({"patch": {"reboot": "may"}, "window": night})) == {"outside_window"}
+}
+
+test_installer_exit_codes_make_the_reboot_needed if {
+	d := facts({"installer_exit_code": 3010})
+	d.required
+	d.allow
+	"reboot needed: the installer exited 3010" in d.reasons
+	facts({"installer_exit_code": 1641}).required
+	not facts({"installer_exit_code": 0}).required
+}
+
+test_pending_evidence_makes_the_reboot_needed if {
+	facts({"cbs_reboot_pending": true}).required
+	facts({"wu_reboot_required": true}).required
+	d := facts({"cbs_reboot_pending": true}) with data.reboot.pending_evidence as ["wu_reboot_required"]
+	not d.required
+	codes(d) == {"reboot_not_required"}
+}
+
+test_exit_codes_come_from_data if {
+	d := facts({"installer_exit_code": 3010}) with data.reboot.pending_exit_codes as [1641]
+	not d.required
+}
+
+test_a_rebooted_host_needs_no_more_reboot if {
+	not facts({"installer_exit_code": 3010, "rebooted": true}).required
+}
+
+test_a_required_patch_installed_this_run_needs_its_reboot if {
+	d := decide({"facts": {"installed_this_run": true}})
+	d.required
+	not decide({"facts": {"installed_this_run": false}}).required
 }

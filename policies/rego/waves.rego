@@ -1,9 +1,12 @@
 # METADATA
 # title: Waves
 # description: |
-#   May wave W start (its after waves done, its window open)? Must it halt
-#   (failures over max_failures, where not_effective and unreachable count
-#   as failures)?
+#   May wave W start (its after waves done, its window open), with how many
+#   hosts in flight and how long each host is given? Which host states count
+#   as failures, how many it may still take, and must it halt? A stage
+#   (lab, production-like) is judged as a wave with no window whose
+#   threshold is data.waves.stage_max_failures; the retry rounds after the
+#   waves never halt (their hosts were judged in their own wave).
 package patchway.waves
 
 import data.patchway.lib
@@ -28,13 +31,23 @@ window_open if not has_window
 
 window_open if lib.window_open(wave.window, tz, now)
 
-failures := sum([n | some s in data.waves.failure_states; n := object.get(object.get(input, "states", {}), s, 0)])
+# kind is "wave", "stage" or "retry"; waves are the default.
+kind := object.get(input, "kind", "wave")
+
+accelerations := lib.list(input, "accelerations")
+
+failure_states := data.waves.failure_states
+
+failures := sum([n | some s in failure_states; n := object.get(object.get(input, "states", {}), s, 0)])
 
 threshold := object.get(wave, "max_failures", {})
 
-# The threshold in hosts: a count, or a percentage of the wave (rounded
-# down); none set means no failure is tolerated.
-max_failures := threshold.count if {
+# The threshold in hosts: a stage's from data; a wave's a count, or a
+# percentage of the wave (rounded down); none set means no failure is
+# tolerated.
+max_failures := data.waves.stage_max_failures if {
+	kind == "stage"
+} else := threshold.count if {
 	object.get(threshold, "count", 0) > 0
 } else := floor((object.get(input, "hosts", 0) * threshold.percent) / 100) if {
 	object.get(threshold, "percent", 0) > 0
@@ -42,7 +55,25 @@ max_failures := threshold.count if {
 
 default halt := false
 
-halt if failures > max_failures
+halt if {
+	kind != "retry"
+	failures > max_failures
+}
+
+# How many more failures the step may take before it halts: a batch stops
+# starting hosts once its own failures pass it; -1 is no limit.
+failure_budget := -1 if {
+	kind == "retry"
+} else := max([0, max_failures - failures])
+
+base_parallel := data.waves.stage_max_parallel if {
+	kind != "wave"
+} else := positive_or(object.get(wave, "max_parallel", 0), data.waves.default_max_parallel)
+
+# Escalation's raise_parallelism multiplies the hosts in flight.
+max_parallel := base_parallel * data.waves.raise_parallelism_factor if {
+	"raise_parallelism" in accelerations
+} else := base_parallel
 
 violations contains {"code": "waiting_for_waves", "msg": sprintf("wave %s starts after %s", [wave_name, concat(", ", waiting)])} if {
 	count(waiting) > 0
@@ -79,8 +110,11 @@ decision := object.union(
 		"halt": halt,
 		"failures": failures,
 		"max_failures": max_failures,
+		"failure_states": failure_states,
+		"failure_budget": failure_budget,
 		"window_open": window_open,
-		"max_parallel": positive_or(object.get(wave, "max_parallel", 0), data.waves.default_max_parallel),
+		"host_budget": data.waves.host_budget_minutes * lib.minute_ns,
+		"max_parallel": max_parallel,
 		"download_concurrency": positive_or(object.get(wave, "download_concurrency", 0), data.waves.default_download_concurrency),
 	},
 	window_times,

@@ -81,3 +81,56 @@ test_nameless_wave_still_waits if {
 	d := waves.decision with input as {"wave": {"after": ["pilot"]}, "hosts": 1, "now": "2026-11-23T10:00:00Z"}
 	codes(d) == {"waiting_for_waves"}
 }
+
+test_unknown_counts_as_a_failure if {
+	d := decide({"states": {"failed": 1, "unknown": 2}})
+	d.failures == 3
+	d.halt
+	"unknown" in d.failure_states
+}
+
+test_failure_states_come_from_data if {
+	d := waves.decision with input as object.union(base, {"states": {"failed": 1, "unreachable": 5}})
+		with data.waves.failure_states as ["failed"]
+	d.failures == 1
+	not d.halt
+	d.failure_budget == 1
+}
+
+test_failure_budget_is_what_is_left_of_the_threshold if {
+	decide({}).failure_budget == 2
+	decide({"states": {"failed": 1}}).failure_budget == 1
+	decide({"states": {"failed": 5}}).failure_budget == 0
+}
+
+test_a_stage_halts_on_its_first_failure if {
+	d := decide({"kind": "stage", "wave": {"name": "lab"}, "states": {"not_effective": 1}})
+	d.max_failures == 0
+	d.halt
+	d.max_parallel == 10
+	d.failure_budget == 0
+}
+
+test_a_stage_without_failures_may_start if {
+	d := waves.decision with input as {"kind": "stage", "wave": {"name": "lab"}, "hosts": 3, "now": base.now, "states": {"compliant": 3}}
+	d.allow
+	not d.halt
+}
+
+test_retry_rounds_never_halt_and_have_no_budget if {
+	d := decide({"kind": "retry", "wave": {"name": "retry"}, "states": {"failed": 40}})
+	not d.halt
+	d.failure_budget == -1
+	d.max_parallel == 10
+}
+
+test_raise_parallelism_multiplies_hosts_in_flight if {
+	decide({"accelerations": ["raise_parallelism"]}).max_parallel == 50
+	decide({"kind": "stage", "wave": {"name": "lab"}, "accelerations": ["raise_parallelism"]}).max_parallel == 20
+}
+
+test_host_budget_comes_from_data if {
+	decide({}).host_budget == (60 * 60) * 1000000000
+	d := waves.decision with input as base with data.waves.host_budget_minutes as 15
+	d.host_budget == (15 * 60) * 1000000000
+}
