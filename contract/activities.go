@@ -213,8 +213,8 @@ type DecideRebootInput struct {
 	Candidates []rollout.Host `json:"candidates"`
 	// RebootPending names the candidates an earlier attempt left
 	// pending_reboot.
-	RebootPending []string     `json:"reboot_pending,omitempty"`
-	InFlight   []rollout.Host `json:"in_flight,omitempty"`
+	RebootPending []string       `json:"reboot_pending,omitempty"`
+	InFlight      []rollout.Host `json:"in_flight,omitempty"`
 	// Slots bounds how many candidates may be admitted (free parallelism).
 	Slots int `json:"slots"`
 	// Window is the wave's maintenance window (nil: any time); Sites give

@@ -51,7 +51,7 @@ type stepState struct {
 	Members []int `json:"members"`
 	Queue   []int `json:"queue"`
 	// Started lists hosts handed to a batch (the rollback set).
-	Started  []int `json:"started,omitempty"`
+	Started []int `json:"started,omitempty"`
 	Skipped []int `json:"skipped,omitempty"`
 	Batches int   `json:"batches"`
 	// Acked are the host states a person acknowledged (a resume after a
@@ -62,13 +62,13 @@ type stepState struct {
 	// Halt is the wave policy's last word on the step's failures: halt
 	// for a person. Halted is true while the step waits for one; Acks
 	// counts the controls that changed what the policy counts since.
-	Halt      bool                      `json:"halt,omitempty"`
-	Halted    bool                      `json:"halted,omitempty"`
-	Acks      int                       `json:"acks,omitempty"`
-	HaltCount int                       `json:"halt_count,omitempty"`
-	SoakUntil time.Time                 `json:"soak_until,omitzero"`
-	Approved  bool                      `json:"approved,omitempty"`
-	Rejected  bool                      `json:"rejected,omitempty"`
+	Halt      bool      `json:"halt,omitempty"`
+	Halted    bool      `json:"halted,omitempty"`
+	Acks      int       `json:"acks,omitempty"`
+	HaltCount int       `json:"halt_count,omitempty"`
+	SoakUntil time.Time `json:"soak_until,omitzero"`
+	Approved  bool      `json:"approved,omitempty"`
+	Rejected  bool      `json:"rejected,omitempty"`
 	// Decided is the gate decision the rollout has yet to announce.
 	Decided *gateDecision `json:"decided,omitempty"`
 	Done    bool          `json:"done,omitempty"`
