@@ -2,12 +2,14 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/policies"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -18,21 +20,33 @@ import (
 // hosts missing from the inventory's dimensions still add up.
 const NoValue = "(none)"
 
+// ExceptionPolicy says what an exception makes of a host's state;
+// *policies.Engine is the production implementation.
+type ExceptionPolicy interface {
+	Exception(ctx context.Context, in policies.ExceptionInput) (policies.ExceptionDecision, error)
+}
+
 // ReportActivities builds the compliance report at the end of a rollout.
-// It holds nothing: the report is a pure function of its input, so a
-// retried or replayed activity gives the same report.
-type ReportActivities struct{}
+// The report is a function of its input and the policy, so a retried or
+// replayed activity gives the same report.
+type ReportActivities struct {
+	Policy ExceptionPolicy
+}
 
 // BuildReport is the BuildReport activity: it unpacks the input, builds
 // the report and gzips its host list when large (Report.Compact). A
 // corrupt packed input is not retried: it would fail the same way.
-func (ReportActivities) BuildReport(_ context.Context, in contract.ReportInput) (contract.Report, error) {
+func (a ReportActivities) BuildReport(ctx context.Context, in contract.ReportInput) (contract.Report, error) {
 	in, err := in.Unpack()
 	if err != nil {
 		return contract.Report{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("build report of rollout %s: %v", in.Rollout.ID, err), "InvalidInput", err)
 	}
-	rep, err := BuildReport(in).Compact()
+	rep, err := BuildReport(ctx, a.Policy, in)
+	if err != nil {
+		return contract.Report{}, fmt.Errorf("build report of rollout %s: %w", in.Rollout.ID, err)
+	}
+	rep, err = rep.Compact()
 	if err != nil {
 		return contract.Report{}, fmt.Errorf("build report of rollout %s: %w", in.Rollout.ID, err)
 	}
@@ -43,17 +57,20 @@ func (ReportActivities) BuildReport(_ context.Context, in contract.ReportInput) 
 // ReportInput.Unpack), with every host in Hosts, sorted by name.
 //
 // A host's state is its verdict's; only compliant ever counts as
-// compliant. An exception that has not expired at in.GeneratedAt makes
-// the host excepted (the workflow marks it so already: the host counts
-// once, and the exception's reason is added only if missing). An expired
-// exception leaves the host unknown: it was not patched under the
-// exception and nothing has verified it since. A host without a verdict
+// compliant. What an exception makes of a host at in.GeneratedAt is the
+// exceptions policy's decision (the workflow marks an excepted host
+// already: the host counts once, and the policy's reason is added only if
+// the workflow's is missing). A policy that fails to evaluate fails the
+// report, rather than report a state nobody decided. A host without a verdict
 // is pending, and a state outside rollout.HostStates is unknown.
 //
 // CompliancePercent is compliant / (all - not_applicable) * 100. With no
 // applicable host it is 0, not 100: nothing was proven patched.
-func BuildReport(in contract.ReportInput) contract.Report {
-	hosts := reportHosts(in)
+func BuildReport(ctx context.Context, policy ExceptionPolicy, in contract.ReportInput) (contract.Report, error) {
+	hosts, err := reportHosts(ctx, policy, in)
+	if err != nil {
+		return contract.Report{}, err
+	}
 	totals := map[rollout.HostState]int{}
 	for _, st := range rollout.HostStates {
 		totals[st] = 0
@@ -72,13 +89,13 @@ func BuildReport(in contract.ReportInput) contract.Report {
 		By:                breakdowns(hosts),
 		Unowned:           unowned(hosts),
 		Hosts:             hosts,
-	}
+	}, nil
 }
 
 // reportHosts joins inventory, verdicts and exceptions into one line per
 // host, sorted by name. Verdicts for hosts the inventory no longer lists
 // are kept (with empty dimensions): the evidence is still evidence.
-func reportHosts(in contract.ReportInput) []contract.HostReport {
+func reportHosts(ctx context.Context, policy ExceptionPolicy, in contract.ReportInput) ([]contract.HostReport, error) {
 	verdicts := make(map[string]contract.HostVerdict, len(in.Verdicts))
 	for _, v := range in.Verdicts {
 		verdicts[v.Host] = v
@@ -91,6 +108,7 @@ func reportHosts(in contract.ReportInput) []contract.HostReport {
 	}
 	seen := make(map[string]bool, len(in.Hosts))
 	out := make([]contract.HostReport, 0, len(in.Hosts))
+	var errs []error
 	add := func(hr contract.HostReport) {
 		seen[hr.Name] = true
 		v, ok := verdicts[hr.Name]
@@ -104,7 +122,9 @@ func reportHosts(in contract.ReportInput) []contract.HostReport {
 			hr.State = rollout.StateUnknown
 		}
 		if e, ok := exceptions[hr.Name]; ok {
-			applyException(&hr, e, in.GeneratedAt)
+			if err := applyException(ctx, policy, &hr, e, in.GeneratedAt); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		out = append(out, hr)
 	}
@@ -120,28 +140,31 @@ func reportHosts(in contract.ReportInput) []contract.HostReport {
 		}
 	}
 	slices.SortFunc(out, func(a, b contract.HostReport) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	return out, errors.Join(errs...)
 }
 
 // exceptionPrefix starts the reason the workflow records when it grants
 // an exception; the report adds its own only when that one is missing.
 const exceptionPrefix = "exception by "
 
-// applyException makes a host excepted while its exception holds, and
-// unknown once it expired.
-func applyException(hr *contract.HostReport, e contract.HostException, now time.Time) {
-	until := e.Expires.UTC().Format("2006-01-02T15:04Z")
-	if e.Expires.After(now) {
-		hr.State = rollout.StateExcepted
-		if !slices.ContainsFunc(hr.Reasons, func(r string) bool { return strings.HasPrefix(r, exceptionPrefix) }) {
-			hr.Reasons = append(hr.Reasons, fmt.Sprintf("%s%s until %s: %s", exceptionPrefix, e.GrantedBy, until, e.Reason))
-		}
-		return
+// applyException gives the host the state and reason the exceptions
+// policy decides for its exception.
+func applyException(ctx context.Context, policy ExceptionPolicy, hr *contract.HostReport, e contract.HostException, now time.Time) error {
+	if policy == nil {
+		return errors.New("no exceptions policy configured")
 	}
-	if hr.State == rollout.StateExcepted {
-		hr.State = rollout.StateUnknown
-		hr.Reasons = append(hr.Reasons, fmt.Sprintf("exception by %s expired %s: the host was left unpatched under it and nothing has verified it since", e.GrantedBy, until))
+	d, err := policy.Exception(ctx, policies.ExceptionInput{
+		Exception: policies.Exception{Reason: e.Reason, GrantedBy: e.GrantedBy, Expires: e.Expires}, State: hr.State, Now: now,
+	})
+	if err != nil {
+		return fmt.Errorf("exception of host %s: %w", hr.Name, err)
 	}
+	duplicate := d.Active && slices.ContainsFunc(hr.Reasons, func(r string) bool { return strings.HasPrefix(r, exceptionPrefix) })
+	hr.State = d.State
+	if d.Reason != "" && !duplicate && !slices.Contains(hr.Reasons, d.Reason) {
+		hr.Reasons = append(hr.Reasons, d.Reason)
+	}
+	return nil
 }
 
 // compliance is compliant hosts over applicable ones, in percent; 0 when

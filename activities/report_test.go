@@ -237,14 +237,14 @@ func TestBuildReport(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.check(t, BuildReport(tt.in))
+			tt.check(t, mustReport(t, tt.in))
 		})
 	}
 }
 
 func TestBuildReportIsDeterministic(t *testing.T) {
 	in := bigReportInput(200)
-	want, err := json.Marshal(BuildReport(in))
+	want, err := json.Marshal(mustReport(t, in))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestBuildReportIsDeterministic(t *testing.T) {
 		rng.Shuffle(len(shuffled.Verdicts), func(i, j int) {
 			shuffled.Verdicts[i], shuffled.Verdicts[j] = shuffled.Verdicts[j], shuffled.Verdicts[i]
 		})
-		got, err := json.Marshal(BuildReport(shuffled))
+		got, err := json.Marshal(mustReport(t, shuffled))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -339,11 +339,11 @@ func TestReportOf10000HostsFitsInAPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	packedIn := payloadSize(t, packed)
-	rep, err := ReportActivities{}.BuildReport(context.Background(), packed)
+	rep, err := ReportActivities{Policy: testPolicy(t)}.BuildReport(context.Background(), packed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	full := BuildReport(in)
+	full := mustReport(t, in)
 	plainRep := payloadSize(t, full)
 	compactRep := payloadSize(t, rep)
 	t.Logf("10,000 hosts: report input %d bytes plain, %d packed; report %d bytes plain, %d with the host list gzipped (%d unowned hosts listed)",
@@ -388,7 +388,7 @@ func TestCompactAndPackKeepSmallThingsPlain(t *testing.T) {
 		ok   func() (bool, error)
 	}{
 		{"a small report keeps its host list plain", func() (bool, error) {
-			rep, err := BuildReport(in).Compact()
+			rep, err := mustReport(t, in).Compact()
 			return len(rep.Hosts) == 20 && rep.HostsGzip == nil, err
 		}},
 		{"a small input is not packed", func() (bool, error) {
@@ -396,7 +396,7 @@ func TestCompactAndPackKeepSmallThingsPlain(t *testing.T) {
 			return len(p.Hosts) == 20 && p.Packed == nil, err
 		}},
 		{"a report's expanded form lists every host, never the gzip blob", func() (bool, error) {
-			rep, err := BuildReport(bigReportInput(3000)).Compact()
+			rep, err := mustReport(t, bigReportInput(3000)).Compact()
 			if err != nil || rep.HostsGzip == nil {
 				return false, err
 			}
@@ -426,8 +426,18 @@ func TestCompactAndPackKeepSmallThingsPlain(t *testing.T) {
 func TestBuildReportActivityRefusesACorruptInput(t *testing.T) {
 	in := reportInput(nil, nil)
 	in.Packed = []byte("not gzip")
-	_, err := ReportActivities{}.BuildReport(context.Background(), in)
+	_, err := ReportActivities{Policy: testPolicy(t)}.BuildReport(context.Background(), in)
 	if err == nil || !strings.Contains(err.Error(), "unpack report input") {
 		t.Errorf("error = %v, want one saying the input did not unpack", err)
 	}
+}
+
+// mustReport builds the report of in with the default policies.
+func mustReport(t *testing.T, in contract.ReportInput) contract.Report {
+	t.Helper()
+	rep, err := BuildReport(context.Background(), testPolicy(t), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }

@@ -52,6 +52,35 @@ func (e *Engine) Compliance(ctx context.Context, in ComplianceInput) (Compliance
 	return d, err
 }
 
+// ExceptionInput asks what Exception makes of a host whose state is
+// State, at Now.
+type ExceptionInput struct {
+	Exception Exception         `json:"exception"`
+	State     rollout.HostState `json:"state"`
+	Now       time.Time         `json:"now"`
+}
+
+// ExceptionDecision is the host's state under the exception and the
+// reason ("" when the exception changes nothing).
+type ExceptionDecision struct {
+	rollout.Decision
+	Active bool              `json:"active"`
+	State  rollout.HostState `json:"state"`
+	Reason string            `json:"reason"`
+}
+
+// Exception asks the exceptions policy. On an evaluation error the host
+// is unknown (never compliant) and the error is returned.
+func (e *Engine) Exception(ctx context.Context, in ExceptionInput) (ExceptionDecision, error) {
+	var d ExceptionDecision
+	err := e.evalInto(ctx, DecisionExceptions, in, in.Now, &d)
+	if err != nil {
+		d = ExceptionDecision{State: rollout.StateUnknown, Reason: "exceptions policy evaluation failed: " + err.Error()}
+	}
+	d.Decision = e.finish(d.Decision, err)
+	return d, err
+}
+
 // ApplicabilityInput asks which of Patch's packages and file evidence
 // apply to Host.
 type ApplicabilityInput struct {

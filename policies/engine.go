@@ -56,6 +56,8 @@ const (
 	DecisionTransport  = "transport"
 	// DecisionApplicability: which package and evidence apply to a host.
 	DecisionApplicability = "applicability"
+	// DecisionExceptions: what an exception makes of a host's state.
+	DecisionExceptions = "exceptions"
 )
 
 // Decisions lists every decision the engine prepares; a bundle must define
@@ -63,6 +65,7 @@ const (
 var Decisions = []string{
 	DecisionCompliance, DecisionReboot, DecisionSLA, DecisionPlan,
 	DecisionGates, DecisionWaves, DecisionEscalation, DecisionTransport, DecisionApplicability,
+	DecisionExceptions,
 }
 
 // requiredRule is the rule every decision package must define.

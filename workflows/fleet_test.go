@@ -91,12 +91,16 @@ func (f *testFleet) Notify(ctx context.Context, in contract.NotifyInput) (contra
 }
 
 // BuildReport counts the reports asked for and builds them with the real
-// activity: it is a pure function, nothing to script.
+// activity and policies: nothing to script.
 func (f *testFleet) BuildReport(ctx context.Context, in contract.ReportInput) (contract.Report, error) {
 	f.mu.Lock()
 	f.reports++
 	f.mu.Unlock()
-	return activities.ReportActivities{}.BuildReport(ctx, in)
+	engine, err := testEngine()
+	if err != nil {
+		return contract.Report{}, err
+	}
+	return activities.ReportActivities{Policy: engine}.BuildReport(ctx, in)
 }
 
 func (f *testFleet) eventsOf(kind contract.EventKind) (evs []contract.Event, at []time.Duration) {

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -24,7 +25,11 @@ func (h *harness) reportNow() contract.Report {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	return activities.BuildReport(in)
+	rep, err := activities.BuildReport(context.Background(), h.engine, in)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return rep
 }
 
 // TestReportQueryBuildsTheReportFinishWould queries the report input

@@ -22,6 +22,7 @@ import (
 
 	"github.com/patchway/patchway/activities"
 	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 	"github.com/patchway/patchway/workflows"
 )
@@ -60,7 +61,7 @@ func (o reportOptions) validate() error {
 	return nil
 }
 
-func newReportCmd(_ *globalFlags) *cobra.Command {
+func newReportCmd(g *globalFlags) *cobra.Command {
 	var (
 		conn clientFlags
 		opts reportOptions
@@ -88,7 +89,7 @@ func newReportCmd(_ *globalFlags) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			rep, err := fetchReport(ctx, c, args[0], time.Now())
+			rep, err := fetchReport(ctx, c, args[0], g.policyDir, time.Now())
 			if err != nil {
 				return err
 			}
@@ -106,8 +107,9 @@ func newReportCmd(_ *globalFlags) *cobra.Command {
 // fetchReport is a completed rollout's report (its workflow result), or a
 // provisional one built now with the same BuildReport from the report
 // query: while the rollout runs, or when it ended without a report
-// (terminated, failed).
-func fetchReport(ctx context.Context, c client.Client, rolloutID string, now time.Time) (contract.Report, error) {
+// (terminated, failed). The provisional report asks the policies of
+// policyDir (the worker's) what the exceptions make of the hosts now.
+func fetchReport(ctx context.Context, c client.Client, rolloutID, policyDir string, now time.Time) (contract.Report, error) {
 	id := workflows.WorkflowID(rolloutID)
 	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
 	if err != nil {
@@ -129,7 +131,14 @@ func fetchReport(ctx context.Context, c client.Client, rolloutID string, now tim
 	// Exceptions expire by the wall clock, not by the rollout's last
 	// workflow task.
 	in.GeneratedAt = now.UTC()
-	rep := activities.BuildReport(in)
+	engine, err := policies.Load(ctx, policyDir)
+	if err != nil {
+		return contract.Report{}, fmt.Errorf("load policies for the provisional report of %s: %w", rolloutID, err)
+	}
+	rep, err := activities.BuildReport(ctx, engine, in)
+	if err != nil {
+		return contract.Report{}, fmt.Errorf("provisional report of %s: %w", rolloutID, err)
+	}
 	rep.Provisional = "rollout still running"
 	if status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		rep.Provisional = fmt.Sprintf("rollout %s before its report", strings.ToLower(strings.TrimPrefix(status.String(), "WORKFLOW_EXECUTION_STATUS_")))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/patchway/patchway/activities"
 	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -27,7 +29,7 @@ var updateGolden = flag.Bool("update", false, "rewrite the report golden files i
 // fixtureReport is the report of a small MS08-067 rollout, built by the
 // real BuildReport from what a workflow would pass it: every kind of
 // outcome, an exception, hosts of unknown owner or purpose, evidence.
-func fixtureReport() contract.Report {
+func fixtureReport(t testing.TB) contract.Report {
 	at := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	host := func(name, region, site string, tier rollout.Tier, role, owner, purpose string) rollout.Host {
 		return rollout.Host{Name: name, Region: region, Site: site, Tier: tier, Role: role, Owner: owner, Purpose: purpose, OS: "windows-xp-sp3", Credential: "fleet"}
@@ -79,7 +81,16 @@ func fixtureReport() contract.Report {
 			Expires: time.Date(2027, 1, 15, 0, 0, 0, 0, time.UTC)}},
 		GeneratedAt: at,
 	}
-	return activities.BuildReport(in)
+	t.Helper()
+	engine, err := policies.Load(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := activities.BuildReport(context.Background(), engine, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }
 
 func render(t *testing.T, rep contract.Report, o reportOptions) string {
@@ -94,7 +105,7 @@ func render(t *testing.T, rep contract.Report, o reportOptions) string {
 // TestReportFormats renders the fixture in every format, compares it with
 // its golden file and checks what a reader must find there.
 func TestReportFormats(t *testing.T) {
-	rep := fixtureReport()
+	rep := fixtureReport(t)
 	tests := []struct {
 		golden string
 		opts   reportOptions
@@ -159,7 +170,7 @@ func TestReportFormats(t *testing.T) {
 }
 
 func TestReportTableListsTheMostUrgentHostsFirst(t *testing.T) {
-	got := render(t, fixtureReport(), reportOptions{format: "table"})
+	got := render(t, fixtureReport(t), reportOptions{format: "table"})
 	order := []string{"WS-PAR-0002", "WS-DAL-0002", "WS-TYO-0001", "WS-BER-0001", "LT-DAL-0001", "SRV-DAL-SQL1"}
 	last := -1
 	for _, h := range order {
@@ -172,7 +183,7 @@ func TestReportTableListsTheMostUrgentHostsFirst(t *testing.T) {
 }
 
 func TestReportProvisionalIsMarkedInEveryHumanFormat(t *testing.T) {
-	rep := fixtureReport()
+	rep := fixtureReport(t)
 	rep.Provisional = "rollout still running"
 	tests := []struct {
 		format, want string
@@ -192,7 +203,7 @@ func TestReportProvisionalIsMarkedInEveryHumanFormat(t *testing.T) {
 }
 
 func TestReportCSVHasOneRowPerHost(t *testing.T) {
-	rep := fixtureReport()
+	rep := fixtureReport(t)
 	rep.Hosts = append(rep.Hosts, contract.HostReport{Name: "=HYPERLINK(\"http://evil\")", Owner: "-1+1", State: rollout.StateUnknown,
 		Reasons: []string{"a, b", "line\nbreak"}})
 	rows, err := csv.NewReader(strings.NewReader(render(t, rep, reportOptions{format: "csv"}))).ReadAll()
@@ -224,7 +235,7 @@ func TestReportCSVHasOneRowPerHost(t *testing.T) {
 }
 
 func TestReportJSONExpandsAGzippedHostList(t *testing.T) {
-	rep := fixtureReport()
+	rep := fixtureReport(t)
 	for i := range 1000 {
 		h := rep.Hosts[i%len(rep.Hosts)]
 		h.Name = fmt.Sprintf("%s-%04d", h.Name, i)
@@ -252,7 +263,7 @@ func TestReportJSONExpandsAGzippedHostList(t *testing.T) {
 // loaded from elsewhere, nothing runs, and names from an inventory stay
 // text, hostile or not.
 func TestReportHTMLIsSelfContainedAndEscaped(t *testing.T) {
-	rep := fixtureReport()
+	rep := fixtureReport(t)
 	hostile := `<script>alert("owned")</script><img src=http://evil/x.png>`
 	rep.Hosts[3].Name = hostile
 	rep.Hosts[3].Reasons = append(rep.Hosts[3].Reasons, `"><a href="http://evil">click</a>`)
@@ -311,7 +322,7 @@ func TestReportHTMLIsSelfContainedAndEscaped(t *testing.T) {
 }
 
 func TestEmitReportFailUnder(t *testing.T) {
-	rep := fixtureReport() // 50.0%
+	rep := fixtureReport(t) // 50.0%
 	tests := []struct {
 		name     string
 		opts     reportOptions
@@ -354,7 +365,7 @@ func TestEmitReportFailUnder(t *testing.T) {
 func TestEmitReportWritesTheOutputFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "report.html")
 	var stdout, stderr bytes.Buffer
-	if err := emitReport(&stdout, &stderr, fixtureReport(), reportOptions{format: "html", output: path}); err != nil {
+	if err := emitReport(&stdout, &stderr, fixtureReport(t), reportOptions{format: "html", output: path}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)

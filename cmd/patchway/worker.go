@@ -99,7 +99,7 @@ func newWorker(ctx context.Context, c client.Client, cfg workerConfig) (worker.W
 		contract.DecideEscalationName: pol.DecideEscalation,
 	})
 	register(w, map[string]any{
-		contract.BuildReportName: activities.ReportActivities{}.BuildReport,
+		contract.BuildReportName: activities.ReportActivities{Policy: engine}.BuildReport,
 	})
 	return w, engine, nil
 }

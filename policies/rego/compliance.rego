@@ -9,6 +9,7 @@
 package patchway.compliance
 
 import data.patchway.applicability
+import data.patchway.exceptions
 
 # This decision runs for every host of every scan, so its common case
 # (every signal clean) is decided early and cheaply. With OPA's evaluator a
@@ -26,9 +27,9 @@ hotfix_id := upper(input.patch.evidence.hotfix) if {
 now := time.parse_rfc3339_ns(input.now)
 
 # Exceptions hold only until they expire.
-exception_active if time.parse_rfc3339_ns(input.exception.expires) > now
+exception_active if exceptions.active
 
-exception_expired if time.parse_rfc3339_ns(input.exception.expires) <= now
+exception_expired if exceptions.expired
 
 not_applicable if {
 	count(input.patch.packages) > 0
@@ -148,7 +149,7 @@ unknown_reasons contains sprintf("no boot time reported; cannot prove a boot aft
 # order of precedence. The clean case comes before the unknown and
 # pending-reboot ones, which it excludes: all files ok means no file is
 # unknown, and the boot is known.
-verdict := {"state": "excepted", "reason": sprintf("excepted until %s: %s", [input.exception.expires, object.get(input.exception, "reason", "")])} if {
+verdict := {"state": "excepted", "reason": exceptions.reason} if {
 	exception_active
 } else := {"state": "not_applicable", "reason": sprintf("no package of %s for OS %q", [kb, input.host.os])} if {
 	not_applicable
@@ -208,7 +209,7 @@ notes contains "PendingFileRenameOperations is also set" if {
 	pending_rename
 }
 
-notes contains sprintf("exception expired at %s; judged on evidence", [input.exception.expires]) if exception_expired
+notes contains exceptions.reason if exception_expired
 
 decision := {
 	"allow": state == "compliant",

@@ -198,13 +198,13 @@ test_unexpired_exception_is_excepted if {
 	d := decide({"exception": {"reason": "vendor certification", "expires": "2008-11-01T00:00:00Z"}, "reachable": false})
 	d.state == "excepted"
 	not d.allow
-	d.reasons[0] == "excepted until 2008-11-01T00:00:00Z: vendor certification"
+	d.reasons[0] == "exception until 2008-11-01T00:00Z: vendor certification"
 }
 
 test_expired_exception_is_judged_on_evidence if {
 	d := decide({"exception": {"reason": "old", "expires": "2008-10-01T00:00:00Z"}})
 	d.state == "compliant"
-	d.reasons[1] == "exception expired at 2008-10-01T00:00:00Z; judged on evidence"
+	d.reasons[1] == "exception expired 2008-10-01T00:00Z; judged on evidence"
 }
 
 test_host_patched_before_this_rollout_needs_no_boot_comparison if {
