@@ -29,9 +29,11 @@ func planSteps(ro rollout.Rollout, hosts []rollout.Host) ([]*stepState, int, err
 	}
 	selectors := make([]rollout.Selector, len(steps))
 	for t, s := range steps {
-		expr := ro.Stages[min(s.Index, len(ro.Stages)-1)].Hosts
+		var expr string
 		if s.Kind == KindWave {
 			expr = ro.Waves[s.Index].Hosts
+		} else {
+			expr = ro.Stages[s.Index].Hosts
 		}
 		sel, err := rollout.ParseSelector(expr)
 		if err != nil {

@@ -235,8 +235,25 @@ func (e *e2e) startWorker(extra ...string) *workerProc {
 		w.done <- cmd.Wait()
 		_ = f.Close()
 	}()
-	e.t.Cleanup(func() { w.stop(e.t) })
+	e.t.Cleanup(func() {
+		w.stop(e.t)
+		if e.t.Failed() {
+			w.logTail(e.t, 40)
+		}
+	})
 	return w
+}
+
+// logTail logs the last n lines of the worker's log, so a failed test
+// shows what the worker saw.
+func (w *workerProc) logTail(t *testing.T, n int) {
+	b, err := os.ReadFile(w.log)
+	if err != nil {
+		t.Logf("worker log %s: %v", w.log, err)
+		return
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	t.Logf("last lines of the worker log %s:\n%s", w.log, strings.Join(lines[max(0, len(lines)-n):], "\n"))
 }
 
 // kill ends the worker as a crash would: SIGKILL, no clean-up.
