@@ -244,6 +244,7 @@ func (b *batch) candidates(slots int) []BatchHost {
 
 func copyCounts(m map[string]int) map[string]int {
 	out := make(map[string]int, len(m))
+	//workflowcheck:ignore: a copy: the order of the range makes no difference
 	for k, v := range m {
 		out[k] = v
 	}
@@ -372,6 +373,7 @@ func errorReason(err error) string {
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
+	//workflowcheck:ignore: sorted below
 	for k := range m {
 		keys = append(keys, k)
 	}

@@ -144,6 +144,7 @@ func (r *run) judge(ctx workflow.Context, s *stepState) contract.WaveDecision {
 // only failures nobody has looked at.
 func unacknowledged(s *stepState) map[rollout.HostState]int {
 	out := map[rollout.HostState]int{}
+	//workflowcheck:ignore: builds a map: the order makes no difference
 	for k, v := range s.Totals {
 		if n := v - s.Acked[k]; n > 0 {
 			out[k] = n

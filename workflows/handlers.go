@@ -178,6 +178,7 @@ func (r *run) resume(ctx workflow.Context, req ControlRequest) (Record, error) {
 		r.st.Paused = false
 	} else if halted {
 		s.Acked = map[rollout.HostState]int{}
+		//workflowcheck:ignore: builds a map: the order makes no difference
 		for k, v := range s.Totals {
 			if k != rollout.StatePending && k != rollout.StateInProgress && k != rollout.StateCompliant {
 				s.Acked[k] = v

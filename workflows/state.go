@@ -275,6 +275,7 @@ func (r *run) progress() Progress {
 	}
 	for _, s := range r.st.Steps {
 		totals := map[rollout.HostState]int{}
+		//workflowcheck:ignore: builds a map: the order makes no difference
 		for k, v := range s.Totals {
 			if v != 0 {
 				totals[k] = v

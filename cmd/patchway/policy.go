@@ -22,7 +22,7 @@ func newPolicyCmd(g *globalFlags) *cobra.Command {
 		Use:   "policy",
 		Short: "Test, evaluate and format the Rego policies (the embedded defaults, or --policy-dir)",
 	}
-	cmd.AddCommand(newPolicyTestCmd(g), newPolicyEvalCmd(g), newPolicyFmtCmd())
+	cmd.AddCommand(newPolicyTestCmd(g), newPolicyEvalCmd(g), newPolicyFmtCmd(), newPolicyCapabilitiesCmd())
 	return cmd
 }
 
@@ -259,5 +259,21 @@ func writePolicyVerdict(w io.Writer, d policies.PlanDecision) {
 	}
 	for _, r := range d.Reasons {
 		fmt.Fprintf(w, "  %s\n", r)
+	}
+}
+
+func newPolicyCapabilitiesCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "capabilities",
+		Short: "Print the OPA capabilities the policies compile with, as JSON (for opa check --capabilities)",
+		Long: "Print the builtins production policies may use: this OPA version's deterministic builtins\n" +
+			"and patchway.version_compare. `opa check --strict --capabilities FILE` then checks a bundle\n" +
+			"against exactly what the worker will accept (make lint does this).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(policies.Capabilities())
+		},
 	}
 }
