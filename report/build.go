@@ -1,4 +1,4 @@
-package activities
+package report
 
 import (
 	"context"
@@ -9,10 +9,6 @@ import (
 	"time"
 
 	"github.com/patchway/patchway/contract"
-	"github.com/patchway/patchway/policies"
-
-	"go.temporal.io/sdk/temporal"
-
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -20,40 +16,14 @@ import (
 // hosts missing from the inventory's dimensions still add up.
 const NoValue = "(none)"
 
-// ExceptionPolicy says what an exception makes of a host's state;
-// *policies.Engine is the production implementation.
+// ExceptionPolicy says what an exception makes of a host's state. The
+// worker passes its policies engine, which answers from the exceptions
+// policy; this package asks through the interface so it needs no OPA.
 type ExceptionPolicy interface {
-	Exception(ctx context.Context, in policies.ExceptionInput) (policies.ExceptionDecision, error)
+	Exception(ctx context.Context, in contract.ExceptionInput) (contract.ExceptionDecision, error)
 }
 
-// ReportActivities builds the compliance report at the end of a rollout.
-// The report is a function of its input and the policy, so a retried or
-// replayed activity gives the same report.
-type ReportActivities struct {
-	Policy ExceptionPolicy
-}
-
-// BuildReport is the BuildReport activity: it unpacks the input, builds
-// the report and gzips its host list when large (Report.Compact). A
-// corrupt packed input is not retried: it would fail the same way.
-func (a ReportActivities) BuildReport(ctx context.Context, in contract.ReportInput) (contract.Report, error) {
-	in, err := in.Unpack()
-	if err != nil {
-		return contract.Report{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("build report of rollout %s: %v", in.Rollout.ID, err), "InvalidInput", err)
-	}
-	rep, err := BuildReport(ctx, a.Policy, in)
-	if err != nil {
-		return contract.Report{}, fmt.Errorf("build report of rollout %s: %w", in.Rollout.ID, err)
-	}
-	rep, err = rep.Compact()
-	if err != nil {
-		return contract.Report{}, fmt.Errorf("build report of rollout %s: %w", in.Rollout.ID, err)
-	}
-	return rep, nil
-}
-
-// BuildReport is the compliance report of an unpacked input (see
+// Build is the compliance report of an unpacked input (see
 // ReportInput.Unpack), with every host in Hosts, sorted by name.
 //
 // A host's state is its verdict's; only compliant ever counts as
@@ -66,7 +36,7 @@ func (a ReportActivities) BuildReport(ctx context.Context, in contract.ReportInp
 //
 // CompliancePercent is compliant / (all - not_applicable) * 100. With no
 // applicable host it is 0, not 100: nothing was proven patched.
-func BuildReport(ctx context.Context, policy ExceptionPolicy, in contract.ReportInput) (contract.Report, error) {
+func Build(ctx context.Context, policy ExceptionPolicy, in contract.ReportInput) (contract.Report, error) {
 	hosts, err := reportHosts(ctx, policy, in)
 	if err != nil {
 		return contract.Report{}, err
@@ -153,8 +123,8 @@ func applyException(ctx context.Context, policy ExceptionPolicy, hr *contract.Ho
 	if policy == nil {
 		return errors.New("no exceptions policy configured")
 	}
-	d, err := policy.Exception(ctx, policies.ExceptionInput{
-		Exception: policies.Exception{Reason: e.Reason, GrantedBy: e.GrantedBy, Expires: e.Expires}, State: hr.State, Now: now,
+	d, err := policy.Exception(ctx, contract.ExceptionInput{
+		Exception: contract.Exception{Reason: e.Reason, GrantedBy: e.GrantedBy, Expires: e.Expires}, State: hr.State, Now: now,
 	})
 	if err != nil {
 		return fmt.Errorf("exception of host %s: %w", hr.Name, err)
@@ -251,8 +221,8 @@ var placeholders = []string{
 
 // unknownValue tells an inventory's placeholder for "nobody knows" (empty,
 // "unknown", "?", "n/a", "TBD", "-"...) from a real owner or purpose: a
-// quarter of one company's servers were of unknown purpose (DESIGN.md
-// §2), and such hosts must be listed, not counted as owned.
+// quarter of one company's servers were of unknown purpose, and such
+// hosts must be listed, not counted as owned.
 func unknownValue(s string) bool {
 	t := strings.Trim(strings.ToLower(strings.TrimSpace(s)), "?-_.*/ ")
 	return t == "" || slices.Contains(placeholders, t)

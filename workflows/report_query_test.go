@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchway/patchway/activities"
 	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/report"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -25,7 +25,7 @@ func (h *harness) reportNow() contract.Report {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	rep, err := activities.BuildReport(context.Background(), h.engine, in)
+	rep, err := report.Build(context.Background(), h.engine, in)
 	if err != nil {
 		h.t.Fatal(err)
 	}

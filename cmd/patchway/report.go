@@ -20,9 +20,9 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/patchway/patchway/activities"
 	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/policies"
+	"github.com/patchway/patchway/report"
 	"github.com/patchway/patchway/rollout"
 	"github.com/patchway/patchway/workflows"
 )
@@ -105,7 +105,7 @@ func newReportCmd(g *globalFlags) *cobra.Command {
 }
 
 // fetchReport is a completed rollout's report (its workflow result), or a
-// provisional one built now with the same BuildReport from the report
+// provisional one built now with the same report.Build from the report
 // query: while the rollout runs, or when it ended without a report
 // (terminated, failed). The provisional report asks the policies of
 // policyDir (the worker's) what the exceptions make of the hosts now.
@@ -135,7 +135,7 @@ func fetchReport(ctx context.Context, c client.Client, rolloutID, policyDir stri
 	if err != nil {
 		return contract.Report{}, fmt.Errorf("load policies for the provisional report of %s: %w", rolloutID, err)
 	}
-	rep, err := activities.BuildReport(ctx, engine, in)
+	rep, err := report.Build(ctx, engine, in)
 	if err != nil {
 		return contract.Report{}, fmt.Errorf("provisional report of %s: %w", rolloutID, err)
 	}

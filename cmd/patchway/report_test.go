@@ -12,13 +12,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/net/html"
 
-	"github.com/patchway/patchway/activities"
 	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/policies"
+	"github.com/patchway/patchway/report"
+	"github.com/patchway/patchway/report/reporttest"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -26,67 +26,15 @@ import (
 // go test ./cmd/patchway -run TestReportFormats -update
 var updateGolden = flag.Bool("update", false, "rewrite the report golden files in testdata/golden")
 
-// fixtureReport is the report of a small MS08-067 rollout, built by the
-// real BuildReport from what a workflow would pass it: every kind of
-// outcome, an exception, hosts of unknown owner or purpose, evidence.
+// fixtureReport is the report of reporttest.Fixture, built by the real
+// report.Build with the default policies.
 func fixtureReport(t testing.TB) contract.Report {
-	at := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
-	host := func(name, region, site string, tier rollout.Tier, role, owner, purpose string) rollout.Host {
-		return rollout.Host{Name: name, Region: region, Site: site, Tier: tier, Role: role, Owner: owner, Purpose: purpose, OS: "windows-xp-sp3", Credential: "fleet"}
-	}
-	const netapi = `C:\Windows\System32\netapi32.dll`
-	proof := func(boot string) []string {
-		return []string{netapi + " 5.1.2600.5694 (expected >= 5.1.2600.5694)", "hotfix KB958644 present", "booted " + boot + " after install at 2026-12-02T10:01:00Z"}
-	}
-	compliant := func(name, boot string) contract.HostVerdict {
-		return contract.HostVerdict{Host: name, State: rollout.StateCompliant, Proof: proof(boot),
-			Reasons: []string{"1 file(s) at or above expected versions, KB958644 present, no reboot pending, booted at " + boot + " after the install"}}
-	}
-	in := contract.ReportInput{
-		Rollout: rollout.Rollout{ID: "ms08-067", Patch: rollout.Patch{KB: "KB958644", Severity: rollout.SeverityCritical}},
-		Hosts: []rollout.Host{
-			host("LAB-PAR-01", "emea", "paris", rollout.TierLab, "web", "it-paris", "patch test lab"),
-			host("PL-PAR-DC1", "emea", "paris", rollout.TierProdlike, "domain_controller", "identity-team", "domain controller"),
-			host("WS-PAR-0001", "emea", "paris", rollout.TierProduction, "workstation", "it-paris", "office desktop"),
-			host("WS-PAR-0002", "emea", "paris", rollout.TierProduction, "workstation", "it-paris", "office desktop"),
-			host("WS-BER-0001", "emea", "berlin", rollout.TierProduction, "workstation", "it-berlin", "office desktop"),
-			host("SRV-BER-FILE1", "emea", "berlin", rollout.TierProduction, "file", "?", ""),
-			host("WS-DAL-0001", "amer", "dallas", rollout.TierProduction, "workstation", "it-dallas", "office desktop"),
-			host("WS-DAL-0002", "amer", "dallas", rollout.TierProduction, "workstation", "it-dallas", "office desktop"),
-			host("LT-DAL-0001", "amer", "dallas", rollout.TierProduction, "laptop", "it-dallas", "sales laptop"),
-			host("SRV-DAL-SQL1", "amer", "dallas", rollout.TierProduction, "sql", "dba-team", "billing database"),
-			host("WS-TYO-0001", "apac", "tokyo", rollout.TierProduction, "workstation", "it-tokyo", "office desktop"),
-			host("WS-TYO-0002", "apac", "tokyo", rollout.TierProduction, "workstation", "it-tokyo", "kiosk"),
-			host("WS-TYO-0003", "apac", "tokyo", rollout.TierProduction, "workstation", "unknown", "office desktop"),
-		},
-		Verdicts: []contract.HostVerdict{
-			compliant("LAB-PAR-01", "2026-12-01T09:12:40Z"),
-			compliant("PL-PAR-DC1", "2026-12-01T14:03:05Z"),
-			compliant("WS-PAR-0001", "2026-12-02T10:03:00Z"),
-			{Host: "WS-PAR-0002", State: rollout.StateNotEffective,
-				Reasons: []string{"KB958644 is present but the fix is not in effect: " + netapi + " is 5.1.2600.3462, below 5.1.2600.5694"},
-				Proof:   []string{netapi + " 5.1.2600.3462 (expected >= 5.1.2600.5694)", "hotfix KB958644 present"}},
-			{Host: "WS-BER-0001", State: rollout.StatePendingReboot,
-				Reasons: []string{"KB958644 installed but a reboot is pending: CBS RebootPending, last boot 2026-11-30T08:00:00Z is before the install at 2026-12-02T10:01:00Z"}},
-			compliant("SRV-BER-FILE1", "2026-12-02T10:05:12Z"),
-			compliant("WS-DAL-0001", "2026-12-02T10:04:31Z"),
-			{Host: "WS-DAL-0002", State: rollout.StateFailed, Reasons: []string{"install: wusa.exe exited 1603 (fatal error during installation)"}},
-			{Host: "LT-DAL-0001", State: rollout.StateUnreachable, Reasons: []string{"host unreachable: no evidence gathered"}},
-			{Host: "SRV-DAL-SQL1", State: rollout.StateExcepted, Reasons: []string{"exception by carol until 2027-01-15T00:00Z: vendor certifies the billing stack in January"}},
-			{Host: "WS-TYO-0001", State: rollout.StateUnknown, Reasons: []string{"no boot time reported; cannot prove a boot after the install at 2026-12-02T10:01:00Z"}},
-			{Host: "WS-TYO-0002", State: rollout.StateNotApplicable, Reasons: []string{`no package of KB958644 for OS "windows-embedded-posready"`}},
-			compliant("WS-TYO-0003", "2026-12-02T10:06:59Z"),
-		},
-		Exceptions: []contract.HostException{{Host: "SRV-DAL-SQL1", GrantedBy: "carol", Reason: "vendor certifies the billing stack in January",
-			Expires: time.Date(2027, 1, 15, 0, 0, 0, 0, time.UTC)}},
-		GeneratedAt: at,
-	}
 	t.Helper()
 	engine, err := policies.Load(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := activities.BuildReport(context.Background(), engine, in)
+	rep, err := report.Build(context.Background(), engine, reporttest.Fixture())
 	if err != nil {
 		t.Fatal(err)
 	}
