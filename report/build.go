@@ -34,8 +34,8 @@ type ExceptionPolicy interface {
 // report, rather than report a state nobody decided. A host without a verdict
 // is pending, and a state outside rollout.HostStates is unknown.
 //
-// CompliancePercent is compliant / (all - not_applicable) * 100. With no
-// applicable host it is 0, not 100: nothing was proven patched.
+// CompliancePercent is contract.Percent of compliant over all hosts less
+// not_applicable ones: 0, not 100, with no applicable host.
 func Build(ctx context.Context, policy ExceptionPolicy, in contract.ReportInput) (contract.Report, error) {
 	hosts, err := reportHosts(ctx, policy, in)
 	if err != nil {
@@ -137,14 +137,10 @@ func applyException(ctx context.Context, policy ExceptionPolicy, hr *contract.Ho
 	return nil
 }
 
-// compliance is compliant hosts over applicable ones, in percent; 0 when
-// none is applicable.
+// compliance is compliant hosts over applicable ones, in percent
+// (contract.Percent); 0 when none is applicable.
 func compliance(totals map[rollout.HostState]int, hosts int) float64 {
-	applicable := hosts - totals[rollout.StateNotApplicable]
-	if applicable <= 0 {
-		return 0
-	}
-	return 100 * float64(totals[rollout.StateCompliant]) / float64(applicable)
+	return contract.Percent(totals[rollout.StateCompliant], hosts-totals[rollout.StateNotApplicable])
 }
 
 // dimensions are the report's breakdowns, in the order the report shows

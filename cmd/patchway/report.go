@@ -176,16 +176,10 @@ func emitReport(stdout, stderr io.Writer, rep contract.Report, o reportOptions) 
 		return fmt.Errorf("write report: %w", err)
 	}
 	if o.failSet && rep.CompliancePercent < o.failUnder {
-		fmt.Fprintf(stderr, "patchway: rollout %s is %s compliant, below --fail-under %g%%\n", rep.RolloutID, percentText(rep.CompliancePercent), o.failUnder)
+		fmt.Fprintf(stderr, "patchway: rollout %s is %s compliant, below --fail-under %g%%\n", rep.RolloutID, contract.PercentText(rep.CompliancePercent), o.failUnder)
 		return exitError{code: exitBelowThreshold}
 	}
 	return nil
-}
-
-// percentText shows a percentage rounded down to one decimal: a report
-// never shows 95.0% for a rollout at 94.96%.
-func percentText(p float64) string {
-	return fmt.Sprintf("%.1f%%", math.Floor(p*10+1e-9)/10)
 }
 
 // attentionOrder ranks states by how urgently a person must act: first
@@ -228,7 +222,7 @@ func listedHosts(rep contract.Report, all bool) []contract.HostReport {
 func headline(rep contract.Report) string {
 	applicable := rep.HostCount - rep.Totals[rollout.StateNotApplicable]
 	return fmt.Sprintf("%s compliant: %d of %d applicable hosts proven patched (%d hosts, %d not applicable)",
-		percentText(rep.CompliancePercent), rep.Totals[rollout.StateCompliant], applicable, rep.HostCount, rep.Totals[rollout.StateNotApplicable])
+		contract.PercentText(rep.CompliancePercent), rep.Totals[rollout.StateCompliant], applicable, rep.HostCount, rep.Totals[rollout.StateNotApplicable])
 }
 
 // otherStates lists a breakdown's states other than compliant, most
@@ -286,7 +280,7 @@ func renderReportTable(w io.Writer, rep contract.Report, o reportOptions) error 
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "BY %s\tHOSTS\tCOMPLIANT\t%%\tOTHER STATES\n", strings.ToUpper(dim))
 		for _, bd := range breakdownsOf(rep, dim) {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", oneLine(bd.Value), bd.Hosts, bd.Totals[rollout.StateCompliant], percentText(bd.CompliancePercent), otherStates(bd.Totals))
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", oneLine(bd.Value), bd.Hosts, bd.Totals[rollout.StateCompliant], contract.PercentText(bd.CompliancePercent), otherStates(bd.Totals))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -430,7 +424,7 @@ func renderReportMarkdown(w io.Writer, rep contract.Report, o reportOptions) err
 	for _, dim := range reportDimensions {
 		fmt.Fprintf(&b, "\n## By %s\n\n| %s | Hosts | Compliant | %% | Other states |\n|---|---:|---:|---:|---|\n", dim, strings.ToUpper(dim[:1])+dim[1:])
 		for _, bd := range breakdownsOf(rep, dim) {
-			fmt.Fprintf(&b, "| %s | %d | %d | %s | %s |\n", md(bd.Value), bd.Hosts, bd.Totals[rollout.StateCompliant], percentText(bd.CompliancePercent), md(otherStates(bd.Totals)))
+			fmt.Fprintf(&b, "| %s | %d | %d | %s | %s |\n", md(bd.Value), bd.Hosts, bd.Totals[rollout.StateCompliant], contract.PercentText(bd.CompliancePercent), md(otherStates(bd.Totals)))
 		}
 	}
 	if len(rep.Unowned) > 0 {

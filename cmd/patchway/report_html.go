@@ -125,7 +125,7 @@ func regionChart(rep contract.Report) svgChart {
 	y := 8
 	for _, r := range regions {
 		row := svgRow{Label: r.Value, LabelY: y + chartBarH - 4, BarY: y,
-			Summary: fmt.Sprintf("%d hosts, %s", r.Hosts, percentText(r.CompliancePercent))}
+			Summary: fmt.Sprintf("%d hosts, %s", r.Hosts, contract.PercentText(r.CompliancePercent))}
 		x := float64(chartLabelW)
 		for _, st := range rollout.HostStates {
 			n := r.Totals[st]
@@ -160,7 +160,7 @@ func renderReportHTML(w io.Writer, rep contract.Report, o reportOptions) error {
 		Report:    rep,
 		Generated: rep.GeneratedAt.UTC().Format("2006-01-02 15:04Z"),
 		Headline:  headline(rep),
-		Percent:   percentText(rep.CompliancePercent),
+		Percent:   contract.PercentText(rep.CompliancePercent),
 		Chart:     regionChart(rep),
 	}
 	for _, st := range attentionOrder {
@@ -172,7 +172,7 @@ func renderReportHTML(w io.Writer, rep contract.Report, o reportOptions) error {
 		d := htmlDimension{Name: dim}
 		for _, b := range breakdownsOf(rep, dim) {
 			d.Rows = append(d.Rows, htmlBreakdown{Value: b.Value, Hosts: b.Hosts, Compliant: b.Totals[rollout.StateCompliant],
-				Percent: percentText(b.CompliancePercent), Other: otherStates(b.Totals)})
+				Percent: contract.PercentText(b.CompliancePercent), Other: otherStates(b.Totals)})
 		}
 		v.Dimensions = append(v.Dimensions, d)
 	}

@@ -346,23 +346,3 @@ func TestReportCommandRefusesBadFlagsBeforeConnecting(t *testing.T) {
 		})
 	}
 }
-
-func TestPercentTextNeverRoundsUp(t *testing.T) {
-	tests := []struct {
-		name string
-		in   float64
-		want string
-	}{
-		{"94.96 shows 94.9, not 95.0", 94.96, "94.9%"},
-		{"a whole number computed in floating point stays whole", 100 * 29.0 / 100, "29.0%"},
-		{"two thirds", 200.0 / 3, "66.6%"},
-		{"all compliant", 100, "100.0%"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := percentText(tt.in); got != tt.want {
-				t.Errorf("percentText(%v) = %q, want %q", tt.in, got, tt.want)
-			}
-		})
-	}
-}
