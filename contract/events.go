@@ -110,8 +110,9 @@ type Report struct {
 	Provisional string `json:"provisional,omitempty"`
 	// HostCount is the number of hosts reported, not_applicable included.
 	HostCount int `json:"host_count"`
-	// CompliancePercent is compliant hosts over all hosts less
-	// not_applicable ones, times 100; 0 when no host is applicable.
+	// CompliancePercent is Percent of compliant hosts over all hosts less
+	// not_applicable ones, unrounded (show it with PercentText); 0 when
+	// no host is applicable.
 	CompliancePercent float64 `json:"compliance_percent"`
 	// Totals counts hosts per state over the whole rollout, with every
 	// state of rollout.HostStates present (zeros included).

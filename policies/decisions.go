@@ -4,17 +4,20 @@ import (
 	"context"
 	"time"
 
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/rollout"
 )
 
-// Exception is a granted exception for a host: it keeps the host excepted
-// (not compliant, not failing) until Expires.
-type Exception struct {
-	Reason    string    `json:"reason"`
-	GrantedBy string    `json:"granted_by,omitempty"`
-	Expires   time.Time `json:"expires"`
-}
+// Exception, ExceptionInput and ExceptionDecision are the exceptions
+// policy's terms, input and answer. They live in contract so that a
+// caller (the report) can ask the policy through an interface of its own
+// without importing this package.
+type (
+	Exception         = contract.Exception
+	ExceptionInput    = contract.ExceptionInput
+	ExceptionDecision = contract.ExceptionDecision
+)
 
 // ComplianceInput is the evidence the compliance policy judges one host on.
 type ComplianceInput struct {
@@ -50,23 +53,6 @@ func (e *Engine) Compliance(ctx context.Context, in ComplianceInput) (Compliance
 	}
 	d.Decision = e.finish(d.Decision, err)
 	return d, err
-}
-
-// ExceptionInput asks what Exception makes of a host whose state is
-// State, at Now.
-type ExceptionInput struct {
-	Exception Exception         `json:"exception"`
-	State     rollout.HostState `json:"state"`
-	Now       time.Time         `json:"now"`
-}
-
-// ExceptionDecision is the host's state under the exception and the
-// reason ("" when the exception changes nothing).
-type ExceptionDecision struct {
-	rollout.Decision
-	Active bool              `json:"active"`
-	State  rollout.HostState `json:"state"`
-	Reason string            `json:"reason"`
 }
 
 // Exception asks the exceptions policy. On an evaluation error the host

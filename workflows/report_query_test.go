@@ -1,12 +1,15 @@
 package workflows
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/patchway/patchway/activities"
 	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/report"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -25,7 +28,7 @@ func (h *harness) reportNow() contract.Report {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	rep, err := activities.BuildReport(context.Background(), h.engine, in)
+	rep, err := report.Build(context.Background(), h.engine, in)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -71,5 +74,50 @@ func TestReportQueryBuildsTheReportFinishWould(t *testing.T) {
 	}
 	if soaking.HostCount != all || len(soaking.By) == 0 {
 		t.Errorf("provisional report lists %d hosts and %d breakdowns, want all %d hosts", soaking.HostCount, len(soaking.By), all)
+	}
+}
+
+// TestCompletionNoticeAgreesWithTheReport builds, with the real
+// report.Build and policies, the reports of rollouts where 32 of 45 and 27
+// of 38 hosts end compliant, and checks that the completion notice states
+// the percent the report shows: the notice once rounded to nearest and
+// said 71.1 % where the report said 71.0 %.
+func TestCompletionNoticeAgreesWithTheReport(t *testing.T) {
+	engine, err := testEngine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		compliant, hosts int
+		want             string
+	}{
+		{32, 45, "71.1%"},
+		{27, 38, "71.0%"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d of %d", tt.compliant, tt.hosts), func(t *testing.T) {
+			in := contract.ReportInput{Rollout: testRollout(testStart), GeneratedAt: testStart}
+			for i := range tt.hosts {
+				name := fmt.Sprintf("WS-%02d", i)
+				state := rollout.StateCompliant
+				if i >= tt.compliant {
+					state = rollout.StateFailed
+				}
+				in.Hosts = append(in.Hosts, rollout.Host{Name: name, Region: "emea"})
+				in.Verdicts = append(in.Verdicts, contract.HostVerdict{Host: name, State: state})
+			}
+			rep, err := report.Build(context.Background(), engine, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var table bytes.Buffer
+			if err := report.Render(&table, rep, "table", report.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			title := completionTitle(rep.KB, StatusCompleted, rep)
+			if !strings.Contains(table.String(), "\n"+tt.want+" compliant:") || !strings.Contains(title, ": "+tt.want+" of hosts compliant") {
+				t.Errorf("notice %q and report headline disagree or are not %s:\n%s", title, tt.want, table.String())
+			}
+		})
 	}
 }

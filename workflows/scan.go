@@ -134,8 +134,8 @@ type PatchTotals struct {
 	KB     string                    `json:"kb"`
 	Hosts  int                       `json:"hosts"`
 	Totals map[rollout.HostState]int `json:"totals"`
-	// CompliancePercent is compliant over hosts less not_applicable ones,
-	// times 100; 0 when no host is applicable.
+	// CompliancePercent is contract.Percent of compliant over hosts less
+	// not_applicable ones; 0 when no host is applicable.
 	CompliancePercent float64 `json:"compliance_percent"`
 }
 
@@ -611,9 +611,7 @@ func (s *scan) result(ctx workflow.Context) ScanResult {
 		for i := range s.in.Hosts {
 			pt.Totals[res.Checks[i*np+j].State]++
 		}
-		if applicable := pt.Hosts - pt.Totals[rollout.StateNotApplicable]; applicable > 0 {
-			pt.CompliancePercent = float64(pt.Totals[rollout.StateCompliant]) * 100 / float64(applicable)
-		}
+		pt.CompliancePercent = contract.Percent(pt.Totals[rollout.StateCompliant], pt.Hosts-pt.Totals[rollout.StateNotApplicable])
 		res.ByKB = append(res.ByKB, pt)
 	}
 	for i := range s.in.Hosts {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"os"
 	"reflect"
 	"regexp"
@@ -24,6 +23,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 	"github.com/patchway/patchway/workflows"
 )
@@ -568,7 +568,7 @@ func renderScan(res workflows.ScanResult) string {
 	fmt.Fprintf(&b, "  hosts compliant with every patch: %d of %d; unreachable: %d\n", res.HostsCompliant, res.Hosts, res.HostsUnreachable)
 	for _, k := range res.ByKB {
 		applicable := k.Hosts - k.Totals[rollout.StateNotApplicable]
-		fmt.Fprintf(&b, "  %s: %.1f %% compliant (%d of %d applicable)\n", k.KB, math.Floor(k.CompliancePercent*10)/10,
+		fmt.Fprintf(&b, "  %s: %.1f %% compliant (%d of %d applicable)\n", k.KB, contract.RoundPercent(k.CompliancePercent),
 			k.Totals[rollout.StateCompliant], applicable)
 	}
 	if res.PreviousAt.IsZero() {

@@ -1,6 +1,7 @@
-package main
+package report
 
 import (
+	_ "embed"
 	"fmt"
 	"html/template"
 	"io"
@@ -125,7 +126,7 @@ func regionChart(rep contract.Report) svgChart {
 	y := 8
 	for _, r := range regions {
 		row := svgRow{Label: r.Value, LabelY: y + chartBarH - 4, BarY: y,
-			Summary: fmt.Sprintf("%d hosts, %s", r.Hosts, percentText(r.CompliancePercent))}
+			Summary: fmt.Sprintf("%d hosts, %s", r.Hosts, contract.PercentText(r.CompliancePercent))}
 		x := float64(chartLabelW)
 		for _, st := range rollout.HostStates {
 			n := r.Totals[st]
@@ -154,13 +155,14 @@ func regionChart(rep contract.Report) svgChart {
 	return c
 }
 
-func renderReportHTML(w io.Writer, rep contract.Report, o reportOptions) error {
+// renderHTML is the report as one self-contained HTML page.
+func renderHTML(w io.Writer, rep contract.Report, o Options) error {
 	v := htmlView{
 		Title:     fmt.Sprintf("Compliance report %s (%s)", rep.RolloutID, rep.KB),
 		Report:    rep,
 		Generated: rep.GeneratedAt.UTC().Format("2006-01-02 15:04Z"),
 		Headline:  headline(rep),
-		Percent:   percentText(rep.CompliancePercent),
+		Percent:   contract.PercentText(rep.CompliancePercent),
 		Chart:     regionChart(rep),
 	}
 	for _, st := range attentionOrder {
@@ -168,16 +170,16 @@ func renderReportHTML(w io.Writer, rep contract.Report, o reportOptions) error {
 			v.Totals = append(v.Totals, htmlCount{State: st, N: n, Color: stateColor(st)})
 		}
 	}
-	for _, dim := range reportDimensions {
-		d := htmlDimension{Name: dim}
-		for _, b := range breakdownsOf(rep, dim) {
+	for _, dim := range dimensions {
+		d := htmlDimension{Name: dim.name}
+		for _, b := range breakdownsOf(rep, dim.name) {
 			d.Rows = append(d.Rows, htmlBreakdown{Value: b.Value, Hosts: b.Hosts, Compliant: b.Totals[rollout.StateCompliant],
-				Percent: percentText(b.CompliancePercent), Other: otherStates(b.Totals)})
+				Percent: contract.PercentText(b.CompliancePercent), Other: otherStates(b.Totals)})
 		}
 		v.Dimensions = append(v.Dimensions, d)
 	}
-	hosts := listedHosts(rep, o.all)
-	if o.all {
+	hosts := listedHosts(rep, o.All)
+	if o.All {
 		v.HostsTitle = fmt.Sprintf("Hosts (%d)", len(hosts))
 	} else {
 		v.HostsTitle = fmt.Sprintf("Not compliant (%d of %d applicable hosts)", len(hosts), rep.HostCount-rep.Totals[rollout.StateNotApplicable])
@@ -200,73 +202,6 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 
 // reportHTML is one self-contained page: inline CSS, inline SVG, no
 // script, no external asset, so it can be mailed or archived as is.
-const reportHTML = `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}}</title>
-<style>
-body { font: 14px/1.45 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: #212121; margin: 2em auto; max-width: 1200px; padding: 0 1em; }
-h1 { font-size: 1.6em; margin-bottom: .2em; }
-h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #e0e0e0; padding-bottom: .2em; }
-.meta { color: #616161; }
-.provisional { background: #fff8e1; border-left: 4px solid #f9a825; padding: .6em 1em; margin: 1em 0; }
-.figure { font-size: 3em; font-weight: 600; margin: .3em 0 0; }
-.headline { margin: 0 0 1em; }
-table { border-collapse: collapse; margin: .5em 0; }
-th, td { text-align: left; padding: .3em .8em .3em 0; border-bottom: 1px solid #eeeeee; vertical-align: top; }
-th { font-weight: 600; border-bottom: 2px solid #bdbdbd; }
-td.n, th.n { text-align: right; }
-.dot { display: inline-block; width: .8em; height: .8em; border-radius: 2px; margin-right: .4em; vertical-align: -1px; }
-.dims { display: flex; flex-wrap: wrap; gap: 0 3em; }
-.hosts td.lines { font-size: .92em; }
-.evidence { color: #455a64; font-family: Consolas, "Liberation Mono", monospace; font-size: .95em; }
-svg text { font-size: 12px; fill: #212121; }
-</style>
-</head>
-<body>
-<h1>Compliance report: {{.Report.RolloutID}}</h1>
-<p class="meta">{{.Report.KB}} ({{.Report.Severity}}), generated {{.Generated}}</p>
-{{if .Report.Provisional}}<p class="provisional"><strong>Provisional</strong> ({{.Report.Provisional}}): hosts may still change state.</p>
-{{end}}<p class="figure">{{.Percent}}</p>
-<p class="headline">{{.Headline}}</p>
-
-<h2>Hosts per state</h2>
-<table>
-<tr><th>State</th><th class="n">Hosts</th></tr>
-{{range .Totals}}<tr><td><span class="dot" style="background: {{.Color}}"></span>{{.State}}</td><td class="n">{{.N}}</td></tr>
-{{end}}</table>
-
-<h2>States by region</h2>
-<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="Host states by region" width="{{.Chart.Width}}" height="{{.Chart.Height}}" viewBox="0 0 {{.Chart.Width}} {{.Chart.Height}}">
-{{range $row := .Chart.Rows}}<text x="0" y="{{$row.LabelY}}">{{$row.Label}}</text>
-{{range $row.Segments}}<rect x="{{f1 .X}}" y="{{$row.BarY}}" width="{{f1 .W}}" height="{{$.Chart.BarH}}" fill="{{.Color}}"><title>{{.Title}}</title></rect>
-{{end}}<text x="{{f1 $row.SummaryX}}" y="{{$row.LabelY}}">{{$row.Summary}}</text>
-{{end}}{{range .Chart.Legend}}<rect x="{{.X}}" y="{{.Y}}" width="12" height="12" fill="{{.Color}}"></rect><text x="{{.X | add 18}}" y="{{.Y | add 11}}">{{.State}}</text>
-{{end}}</svg>
-
-<h2>Breakdowns</h2>
-<div class="dims">
-{{range .Dimensions}}<table>
-<tr><th>{{title .Name}}</th><th class="n">Hosts</th><th class="n">Compliant</th><th class="n">%</th><th>Other states</th></tr>
-{{range .Rows}}<tr><td>{{.Value}}</td><td class="n">{{.Hosts}}</td><td class="n">{{.Compliant}}</td><td class="n">{{.Percent}}</td><td>{{.Other}}</td></tr>
-{{end}}</table>
-{{end}}</div>
-{{with .Report.Unowned}}
-<h2>Unknown owner or purpose ({{len .}})</h2>
-<p>Nobody answers for these hosts: a finding on them goes nowhere until the inventory names an owner and a purpose.</p>
-<table>
-<tr><th>Host</th><th>Missing</th></tr>
-{{range .}}<tr><td>{{.Host}}</td><td>{{.Reason}}</td></tr>
-{{end}}</table>
-{{end}}
-<h2>{{.HostsTitle}}</h2>
-{{with .HostsNote}}<p class="meta">{{.}}</p>
-{{end}}{{if .Hosts}}<table class="hosts">
-<tr><th>Host</th><th>State</th><th>Region</th><th>Site</th><th>Tier</th><th>Role</th><th>Owner</th><th>Purpose</th><th>Reasons and evidence</th></tr>
-{{range .Hosts}}<tr><td>{{.Name}}</td><td><span class="dot" style="background: {{.Color}}"></span>{{.State}}</td><td>{{.Region}}</td><td>{{.Site}}</td><td>{{.Tier}}</td><td>{{.Role}}</td><td>{{.Owner}}</td><td>{{.Purpose}}</td><td class="lines">{{range .Reasons}}<div>{{.}}</div>{{end}}{{range .Evidence}}<div class="evidence">{{.}}</div>{{end}}</td></tr>
-{{end}}</table>
-{{end}}</body>
-</html>
-`
+//
+//go:embed html.tmpl
+var reportHTML string

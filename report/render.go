@@ -1,0 +1,154 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/rollout"
+)
+
+// Options change what the human formats (table, md, html) list.
+type Options struct {
+	// All lists every host, compliant and not_applicable ones too; by
+	// default only the hosts that are not compliant are listed. json and
+	// csv always hold every host.
+	All bool
+}
+
+// format is one output format: its name on the command line and its
+// renderer, which gets an expanded report (Hosts filled).
+type format struct {
+	name   string
+	render func(io.Writer, contract.Report, Options) error
+}
+
+// formats are the formats Render knows, one file each, in the order they
+// are listed to a user.
+var formats = []format{
+	{"table", renderTable},
+	{"json", renderJSON},
+	{"csv", renderCSV},
+	{"md", renderMarkdown},
+	{"html", renderHTML},
+}
+
+// Known says whether Render knows the format called name.
+func Known(name string) bool {
+	return slices.ContainsFunc(formats, func(f format) bool { return f.name == name })
+}
+
+// FormatList names the formats for a user: "table, json, csv, md or html".
+func FormatList() string {
+	names := make([]string, len(formats))
+	for i, f := range formats {
+		names[i] = f.name
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// Render writes rep, expanded (see contract.Report.Expanded), in the
+// format called name. An unknown format is an error that lists the known
+// ones.
+func Render(w io.Writer, rep contract.Report, name string, o Options) error {
+	for _, f := range formats {
+		if f.name == name {
+			return f.render(w, rep, o)
+		}
+	}
+	return fmt.Errorf("unknown report format %q: want %s", name, FormatList())
+}
+
+// attentionOrder ranks states by how urgently a person must act: first
+// the hosts that look patched and are not (the MSBlast trap), then
+// failures, missing proof, missing reboots and absent hosts; excepted,
+// not_applicable and compliant hosts last.
+var attentionOrder = []rollout.HostState{
+	rollout.StateNotEffective, rollout.StateFailed, rollout.StateUnknown, rollout.StatePendingReboot,
+	rollout.StateUnreachable, rollout.StateRolledBack, rollout.StateInProgress, rollout.StatePending,
+	rollout.StateExcepted, rollout.StateNotApplicable, rollout.StateCompliant,
+}
+
+func attentionRank(s rollout.HostState) int {
+	if i := slices.Index(attentionOrder, s); i >= 0 {
+		return i
+	}
+	return -1
+}
+
+// listedHosts are the hosts a human format lists: those that are not
+// compliant (and applicable), or every host with --all, most urgent
+// first, then by name.
+func listedHosts(rep contract.Report, all bool) []contract.HostReport {
+	var out []contract.HostReport
+	for _, h := range rep.Hosts {
+		if all || (h.State != rollout.StateCompliant && h.State != rollout.StateNotApplicable) {
+			out = append(out, h)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b contract.HostReport) int {
+		if d := attentionRank(a.State) - attentionRank(b.State); d != 0 {
+			return d
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out
+}
+
+// headline is the one sentence a CIO reads.
+func headline(rep contract.Report) string {
+	applicable := rep.HostCount - rep.Totals[rollout.StateNotApplicable]
+	return fmt.Sprintf("%s compliant: %d of %d applicable hosts proven patched (%d hosts, %d not applicable)",
+		contract.PercentText(rep.CompliancePercent), rep.Totals[rollout.StateCompliant], applicable, rep.HostCount, rep.Totals[rollout.StateNotApplicable])
+}
+
+// otherStates lists a breakdown's states other than compliant, most
+// urgent first: "not_effective 2, unreachable 1".
+func otherStates(totals map[rollout.HostState]int) string {
+	var parts []string
+	for _, st := range attentionOrder {
+		if n := totals[st]; n > 0 && st != rollout.StateCompliant {
+			parts = append(parts, fmt.Sprintf("%s %d", st, n))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// breakdownsOf returns the breakdowns of one dimension, in report order.
+func breakdownsOf(rep contract.Report, dimension string) []contract.Breakdown {
+	var out []contract.Breakdown
+	for _, b := range rep.By {
+		if b.Dimension == dimension {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// oneLine flattens text from an inventory or a host onto one line, so it
+// cannot forge rows of a table.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// hostLines are a host's reasons, then its evidence marked as such, each
+// on one line.
+func hostLines(h contract.HostReport) []string {
+	var out []string
+	for _, r := range h.Reasons {
+		out = append(out, oneLine(r))
+	}
+	for _, e := range h.Evidence {
+		out = append(out, "evidence: "+oneLine(e))
+	}
+	return out
+}
+
+func orDash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}
