@@ -338,12 +338,12 @@ var SearchAttributes = []SearchAttribute{
 // terminates the parent whose child carries it.
 const hostsAttrBudget = 2000
 
-// hostsAttr returns the PatchwayHosts value of a batch: its host names, as
-// many as fit the server's size limit, in order. A batch of 100 hosts fits
-// whole while names average under 17 characters; beyond, the last names
-// are left out of the attribute (the rollout's host query still finds
-// them: patchway status --host).
-func hostsAttr(names []string) []string {
+// HostsAttr returns the PatchwayHosts value of a batch (a rollout's or a
+// scan's): its host names, as many as fit the server's size limit, in
+// order. A batch of 100 hosts fits whole while names average under 17
+// characters; beyond, the last names are left out of the attribute (the
+// rollout's host query still finds them: patchway status --host).
+func HostsAttr(names []string) []string {
 	size := 2 // []
 	for i, n := range names {
 		size += len(n) + 3 // "n",

@@ -507,7 +507,7 @@ func (s *scan) startBatch(ctx workflow.Context, sel workflow.Selector) {
 		WorkflowID: fmt.Sprintf("%s/batch-%d", workflow.GetInfo(ctx).WorkflowExecution.ID, batch),
 		StaticSummary: fmt.Sprintf("scan %s batch %d: %s on %d hosts from %s",
 			s.in.ScanID, batch, strings.Join(kbsOf(s.in.Patches), ", "), len(names), names[0]),
-		TypedSearchAttributes: temporal.NewSearchAttributes(AttrHosts.ValueSet(hostsAttr(names))),
+		TypedSearchAttributes: temporal.NewSearchAttributes(AttrHosts.ValueSet(HostsAttr(names))),
 	})
 	sel.AddFuture(workflow.ExecuteChildWorkflow(cctx, ScanBatchWorkflowName, in), func(f workflow.Future) {
 		var res ScanBatchResult
@@ -693,7 +693,7 @@ func (s *scan) notifyRegressions(ctx workflow.Context, res *ScanResult) {
 		ev.Channels = append(ev.Channels, c.Name)
 	}
 	var out contract.NotifyResult
-	err := workflow.ExecuteActivity(withNotifyOptions(ctx, string(kind)+": "+title), contract.NotifyName,
+	err := workflow.ExecuteActivity(WithNotifyOptions(ctx, string(kind)+": "+title), contract.NotifyName,
 		contract.NotifyInput{Event: ev, Channels: s.in.Channels}).Get(ctx, &out)
 	res.Notified = out.Delivered
 	res.NotifyErrors = out.Errors
