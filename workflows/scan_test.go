@@ -22,6 +22,7 @@ import (
 	"github.com/patchway/patchway/activities"
 	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/hostscript"
+	"github.com/patchway/patchway/internal/fixture"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -109,8 +110,8 @@ func (f *scanFleet) sent() []contract.Event {
 
 // scanInput is a nightly scan of the standard test inventory for MS08-067.
 func scanInput(perRegion int, channels ...rollout.Channel) ScanInput {
-	hosts, sites := testInventory(perRegion)
-	return ScanInput{ScanID: "nightly", Hosts: hosts, Sites: sites, Patches: []rollout.Patch{testRollout(testStart).Patch},
+	hosts, sites := fixture.Inventory(perRegion)
+	return ScanInput{ScanID: "nightly", Hosts: hosts, Sites: sites, Patches: []rollout.Patch{fixture.Rollout(testStart).Patch},
 		Channels: channels, RequestedBy: "alice"}
 }
 
@@ -494,7 +495,7 @@ func TestScanContinuesAsNewWithItsBaseline(t *testing.T) {
 }
 
 func TestScanInputIsRefusedWhenIncomplete(t *testing.T) {
-	patch := testRollout(testStart).Patch
+	patch := fixture.Rollout(testStart).Patch
 	host := rollout.Host{Name: "h"}
 	tests := []struct {
 		name string
