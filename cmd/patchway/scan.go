@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/patchway/patchway/rollout"
+	"github.com/patchway/patchway/scan"
 	"github.com/patchway/patchway/workflows"
 )
 
@@ -151,50 +152,50 @@ func (o *scanOptions) dial(ctx context.Context) (client.Client, error) {
 // builds the scan's input. Diagnostics are printed with their source
 // lines; a KB or channel the rollout files do not define is an error
 // naming the files searched.
-func (o *scanOptions) input(errOut io.Writer) (workflows.ScanInput, error) {
+func (o *scanOptions) input(errOut io.Writer) (scan.Input, error) {
 	switch {
 	case o.inventory == "":
-		return workflows.ScanInput{}, errors.New("--inventory is required")
+		return scan.Input{}, errors.New("--inventory is required")
 	case len(o.patches) == 0:
-		return workflows.ScanInput{}, errors.New("--patch is required (at least one KB)")
+		return scan.Input{}, errors.New("--patch is required (at least one KB)")
 	case len(o.rollouts) == 0:
-		return workflows.ScanInput{}, errors.New("--rollouts is required: the rollout files that define the patches")
+		return scan.Input{}, errors.New("--rollouts is required: the rollout files that define the patches")
 	}
 	requestedBy, err := operator(o.as)
 	if err != nil {
-		return workflows.ScanInput{}, err
+		return scan.Input{}, err
 	}
 	defs, err := loadScanDefinitions(errOut, o.rollouts)
 	if err != nil {
-		return workflows.ScanInput{}, err
+		return scan.Input{}, err
 	}
 	patches, err := defs.patches(o.patches)
 	if err != nil {
-		return workflows.ScanInput{}, err
+		return scan.Input{}, err
 	}
 	channels, err := defs.channelsNamed(o.channels)
 	if err != nil {
-		return workflows.ScanInput{}, err
+		return scan.Input{}, err
 	}
 	inv, diags := rollout.LoadInventory(o.inventory)
 	if len(diags) > 0 {
 		if err := writeDiagnostics(errOut, defs.files, diags); err != nil {
-			return workflows.ScanInput{}, err
+			return scan.Input{}, err
 		}
 	}
 	if diags.HasErrors() || inv == nil {
-		return workflows.ScanInput{}, exitError{code: 1}
+		return scan.Input{}, exitError{code: 1}
 	}
 	id := o.id
 	if id == "" {
 		id = strings.ToLower(strings.Join(kbList(patches), "-"))
 	}
 	if !scanIDPattern.MatchString(id) {
-		return workflows.ScanInput{}, fmt.Errorf("--id %q: use letters, digits, '.', '_' and '-'", id)
+		return scan.Input{}, fmt.Errorf("--id %q: use letters, digits, '.', '_' and '-'", id)
 	}
-	in := workflows.ScanInput{ScanID: id, Hosts: inv.Hosts, Sites: inv.Sites, Patches: patches, Channels: channels, RequestedBy: requestedBy}
+	in := scan.Input{ScanID: id, Hosts: inv.Hosts, Sites: inv.Sites, Patches: patches, Channels: channels, RequestedBy: requestedBy}
 	if err := in.Validate(); err != nil {
-		return workflows.ScanInput{}, err
+		return scan.Input{}, err
 	}
 	return in, nil
 }
@@ -323,15 +324,15 @@ func parseInterval(s string) (time.Duration, error) {
 }
 
 // runScan starts a one-off scan and, with wait, prints its result.
-func runScan(ctx context.Context, c client.Client, out io.Writer, in workflows.ScanInput, wait, asJSON bool) error {
-	opts := workflows.ScanStartOptions(in)
+func runScan(ctx context.Context, c client.Client, out io.Writer, in scan.Input, wait, asJSON bool) error {
+	opts := scan.StartOptions(in)
 	packed, err := in.Pack()
 	if err != nil {
 		return err
 	}
 	sctx, cancel := context.WithTimeout(ctx, scanCallTimeout)
 	defer cancel()
-	run, err := c.ExecuteWorkflow(sctx, opts, workflows.ScanWorkflowName, packed)
+	run, err := c.ExecuteWorkflow(sctx, opts, scan.WorkflowName, packed)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return fmt.Errorf("scan %s is already running (workflow %s): wait for it, or scan with another --id", in.ScanID, opts.ID)
@@ -353,8 +354,8 @@ func runScan(ctx context.Context, c client.Client, out io.Writer, in workflows.S
 
 // scanResult waits for a scan workflow (runID "" is the latest run of
 // the id; continue-as-new is followed) and returns its result, expanded.
-func scanResult(ctx context.Context, c client.Client, workflowID, runID string) (workflows.ScanResult, error) {
-	var res workflows.ScanResult
+func scanResult(ctx context.Context, c client.Client, workflowID, runID string) (scan.Result, error) {
+	var res scan.Result
 	if err := c.GetWorkflow(ctx, workflowID, runID).Get(ctx, &res); err != nil {
 		return res, fmt.Errorf("scan %s: %w", workflowID, err)
 	}
@@ -365,16 +366,16 @@ func scanResult(ctx context.Context, c client.Client, workflowID, runID string) 
 // input and interval, then with runNow starts one scan at once (after the
 // running one, if any) and with wait prints its result on out; what it
 // did goes to info.
-func scheduleScan(ctx context.Context, c client.Client, out, info io.Writer, in workflows.ScanInput, every time.Duration, runNow, wait, asJSON bool) error {
-	id := workflows.ScanWorkflowID(in.ScanID)
+func scheduleScan(ctx context.Context, c client.Client, out, info io.Writer, in scan.Input, every time.Duration, runNow, wait, asJSON bool) error {
+	id := scan.WorkflowID(in.ScanID)
 	packed, err := in.Pack()
 	if err != nil {
 		return err
 	}
 	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
 	action := &client.ScheduleWorkflowAction{
-		ID: id, Workflow: workflows.ScanWorkflowName, Args: []any{packed}, TaskQueue: workflows.TaskQueue,
-		StaticSummary: workflows.ScanSummary(in),
+		ID: id, Workflow: scan.WorkflowName, Args: []any{packed}, TaskQueue: workflows.TaskQueue,
+		StaticSummary: scan.Summary(in),
 	}
 	// A scan missed by more than an interval (server down) is replaced
 	// by the next one rather than run late.
@@ -476,7 +477,7 @@ func triggeredRun(ctx context.Context, h client.ScheduleHandle, seen map[string]
 
 // deleteScanSchedule stops a scan's schedule; past scans stay in history.
 func deleteScanSchedule(ctx context.Context, c client.Client, out io.Writer, scanID string) error {
-	id := workflows.ScanWorkflowID(scanID)
+	id := scan.WorkflowID(scanID)
 	ctx, cancel := context.WithTimeout(ctx, scanCallTimeout)
 	defer cancel()
 	err := c.ScheduleClient().GetHandle(ctx, id).Delete(ctx)
@@ -496,7 +497,7 @@ func deleteScanSchedule(ctx context.Context, c client.Client, out io.Writer, sca
 // of that id; once the schedule is deleted, the newest completed run
 // visibility still lists.
 func printLastScan(ctx context.Context, c client.Client, out io.Writer, scanID string, asJSON bool) error {
-	id := workflows.ScanWorkflowID(scanID)
+	id := scan.WorkflowID(scanID)
 	cctx, cancel := context.WithTimeout(ctx, scanCallTimeout)
 	defer cancel()
 	var candidates []string
@@ -512,7 +513,7 @@ func printLastScan(ctx context.Context, c client.Client, out io.Writer, scanID s
 	case errors.As(err, &notFound):
 		resp, err := c.ListWorkflow(cctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 1, Query: fmt.Sprintf(
 			"WorkflowType = '%s' AND ExecutionStatus = 'Completed' AND (WorkflowId = '%s' OR TemporalScheduledById = '%s')",
-			workflows.ScanWorkflowName, id, id)})
+			scan.WorkflowName, id, id)})
 		if err != nil {
 			return fmt.Errorf("list scans of %s: %w", scanID, err)
 		}
@@ -546,7 +547,7 @@ func printLastScan(ctx context.Context, c client.Client, out io.Writer, scanID s
 // printScan prints a scan's result: JSON, or the table a security
 // engineer reads (totals, compliance per KB, drift, the checks that are
 // not compliant).
-func printScan(out io.Writer, res workflows.ScanResult, asJSON bool) error {
+func printScan(out io.Writer, res scan.Result, asJSON bool) error {
 	if asJSON {
 		return writeJSON(out, res)
 	}
@@ -554,7 +555,7 @@ func printScan(out io.Writer, res workflows.ScanResult, asJSON bool) error {
 	return err
 }
 
-func renderScan(res workflows.ScanResult) string {
+func renderScan(res scan.Result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Scan %s  %s  %d hosts  %s  (%s)\n", res.ScanID, strings.Join(res.KBs, ", "), res.Hosts,
 		res.StartedAt.UTC().Format(time.RFC3339), res.FinishedAt.Sub(res.StartedAt).Round(100*time.Millisecond))
@@ -591,7 +592,7 @@ func renderScan(res workflows.ScanResult) string {
 	for _, e := range res.NotifyErrors {
 		fmt.Fprintf(&b, "  NOT notified: %s\n", e)
 	}
-	var bad []workflows.HostCheck
+	var bad []scan.HostCheck
 	for _, c := range res.Checks {
 		if c.State != rollout.StateCompliant && c.State != rollout.StateNotApplicable {
 			bad = append(bad, c)
