@@ -2,6 +2,7 @@ package scan
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +37,42 @@ type Drift struct {
 	// Regression is true for a host that was compliant and no longer is.
 	Regression bool   `json:"regression"`
 	Reason     string `json:"reason"`
+}
+
+// compare relates a scan's checks (host-major, started at startedAt) to
+// the previous scan's, nil when there is none. It returns the checks with
+// their Since (the previous Since when the state did not move, else
+// startedAt), the drift (regressions first, then the other drift, each in
+// inventory order) and the number of regressions; checks is not modified.
+// A host or patch the previous scan did not check has no drift.
+func compare(previous *Result, checks []HostCheck, startedAt time.Time) ([]HostCheck, []Drift, int) {
+	prev := map[string]HostCheck{}
+	if previous != nil {
+		for _, c := range previous.Checks {
+			prev[c.Host+"\x00"+c.KB] = c
+		}
+	}
+	var regressions, other []Drift
+	out := slices.Clone(checks)
+	for i := range out {
+		c := &out[i]
+		c.Since = startedAt
+		p, ok := prev[c.Host+"\x00"+c.KB]
+		if !ok {
+			continue // first scan, or a host or patch new since
+		}
+		if p.State == c.State && !p.Since.IsZero() {
+			c.Since = p.Since
+		}
+		if d, ok := drift(p, *c); ok {
+			if d.Regression {
+				regressions = append(regressions, d)
+			} else {
+				other = append(other, d)
+			}
+		}
+	}
+	return out, append(regressions, other...), len(regressions)
 }
 
 // drift compares one host and patch across two scans.

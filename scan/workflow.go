@@ -2,7 +2,6 @@ package scan
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -239,8 +238,8 @@ func (s *scan) progress() Progress {
 		Batches: s.c.Batches, Totals: s.totals()}
 }
 
-// result builds the scan's result: Since carried from the baseline, drift
-// against it, totals overall and per patch.
+// result builds the scan's result: Since carried from the baseline and
+// drift against it (compare), totals overall and per patch.
 func (s *scan) result(ctx workflow.Context) Result {
 	s.finished = true
 	np := len(s.in.Patches)
@@ -248,35 +247,11 @@ func (s *scan) result(ctx workflow.Context) Result {
 		ScanID: s.in.ScanID, StartedAt: s.c.StartedAt, FinishedAt: workflow.Now(ctx).UTC(),
 		KBs: s.in.KBs(), Hosts: len(s.in.Hosts), Totals: s.totals(),
 	}
-	prev := map[string]HostCheck{}
 	if p := s.c.Previous; p != nil {
 		res.PreviousAt = p.StartedAt
-		for _, c := range p.Checks {
-			prev[c.Host+"\x00"+c.KB] = c
-		}
 	}
-	var regressions, other []Drift
-	res.Checks = slices.Clone(s.c.Checks)
-	for i := range res.Checks {
-		c := &res.Checks[i]
-		c.Since = res.StartedAt
-		p, ok := prev[c.Host+"\x00"+c.KB]
-		if !ok {
-			continue // first scan, or a host or patch new since
-		}
-		if p.State == c.State && !p.Since.IsZero() {
-			c.Since = p.Since
-		}
-		if d, ok := drift(p, *c); ok {
-			if d.Regression {
-				regressions = append(regressions, d)
-			} else {
-				other = append(other, d)
-			}
-		}
-	}
-	res.Drift = append(regressions, other...)
-	res.Regressions, res.DriftCount = len(regressions), len(res.Drift)
+	res.Checks, res.Drift, res.Regressions = compare(s.c.Previous, s.c.Checks, res.StartedAt)
+	res.DriftCount = len(res.Drift)
 
 	for j, kb := range res.KBs {
 		pt := PatchTotals{KB: kb, Hosts: len(s.in.Hosts), Totals: map[rollout.HostState]int{}}
