@@ -64,18 +64,37 @@ type scanFleet struct {
 // and Notify.
 func newScanFleet(t testing.TB, env *testsuite.TestWorkflowEnvironment, hosts []rollout.Host, now time.Time) *scanFleet {
 	t.Helper()
+	f := scriptedFleet(hosts, now)
+	f.register(t, env, env.Now)
+	return f
+}
+
+// scriptedFleet gives every host the patch in effect (compliant), booted
+// three days before now.
+func scriptedFleet(hosts []rollout.Host, now time.Time) *scanFleet {
 	f := &scanFleet{hosts: map[string]*scanHost{}}
 	for _, h := range hosts {
 		f.hosts[h.Name] = &scanHost{hotfixes: []string{"KB958644"}, files: map[string]string{netapi: "6.1.7600.16385"}, boot: now.Add(-72 * time.Hour)}
 	}
+	return f
+}
+
+// activityRegistry is what both a worker and the test environment offer.
+type activityRegistry interface {
+	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
+}
+
+// register registers VerifyPatch (real, over this fleet, with the real
+// policies, on the clock now) and Notify.
+func (f *scanFleet) register(t testing.TB, r activityRegistry, now func() time.Time) {
+	t.Helper()
 	engine, err := testEngine()
 	if err != nil {
 		t.Fatalf("load policies: %v", err)
 	}
-	acts := &activities.HostActivities{Runner: f, Policy: engine, Now: env.Now}
-	env.RegisterActivityWithOptions(acts.VerifyPatch, activity.RegisterOptions{Name: contract.VerifyPatchName})
-	env.RegisterActivityWithOptions(f.Notify, activity.RegisterOptions{Name: contract.NotifyName})
-	return f
+	acts := &activities.HostActivities{Runner: f, Policy: engine, Now: now}
+	r.RegisterActivityWithOptions(acts.VerifyPatch, activity.RegisterOptions{Name: contract.VerifyPatchName})
+	r.RegisterActivityWithOptions(f.Notify, activity.RegisterOptions{Name: contract.NotifyName})
 }
 
 // set changes a host's state between scans.
