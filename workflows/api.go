@@ -34,11 +34,6 @@ func WorkflowID(rolloutID string) string { return "rollout/" + rolloutID }
 const (
 	RolloutWorkflowName   = "RolloutWorkflow"
 	HostBatchWorkflowName = "HostBatchWorkflow"
-	// ScanWorkflowName re-verifies an inventory against patches, apart
-	// from any rollout, and reports drift since its previous scan.
-	ScanWorkflowName = "ScanWorkflow"
-	// ScanBatchWorkflowName verifies one batch of a scan's hosts.
-	ScanBatchWorkflowName = "ScanBatchWorkflow"
 )
 
 // RolloutInput starts a rollout: the filed rollout (FiledBy and FiledAt set
@@ -338,12 +333,12 @@ var SearchAttributes = []SearchAttribute{
 // terminates the parent whose child carries it.
 const hostsAttrBudget = 2000
 
-// hostsAttr returns the PatchwayHosts value of a batch: its host names, as
-// many as fit the server's size limit, in order. A batch of 100 hosts fits
-// whole while names average under 17 characters; beyond, the last names
-// are left out of the attribute (the rollout's host query still finds
-// them: patchway status --host).
-func hostsAttr(names []string) []string {
+// HostsAttr returns the PatchwayHosts value of a batch (a rollout's or a
+// scan's): its host names, as many as fit the server's size limit, in
+// order. A batch of 100 hosts fits whole while names average under 17
+// characters; beyond, the last names are left out of the attribute (the
+// rollout's host query still finds them: patchway status --host).
+func HostsAttr(names []string) []string {
 	size := 2 // []
 	for i, n := range names {
 		size += len(n) + 3 // "n",
@@ -383,10 +378,9 @@ func staticSummary(in RolloutInput) string {
 		r.Patch.KB, title, r.Patch.Severity, len(in.Hosts), len(r.Stages), len(r.Waves), r.FiledBy)
 }
 
-// Register registers Patchway's workflows with a worker (or a replayer).
+// Register registers the rollout's workflows with a worker (or a
+// replayer); the compliance scan's are registered by package scan.
 func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(RolloutWorkflow, workflow.RegisterOptions{Name: RolloutWorkflowName})
 	r.RegisterWorkflowWithOptions(HostBatchWorkflow, workflow.RegisterOptions{Name: HostBatchWorkflowName})
-	r.RegisterWorkflowWithOptions(ScanWorkflow, workflow.RegisterOptions{Name: ScanWorkflowName})
-	r.RegisterWorkflowWithOptions(ScanBatchWorkflow, workflow.RegisterOptions{Name: ScanBatchWorkflowName})
 }

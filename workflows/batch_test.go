@@ -41,7 +41,7 @@ func TestHostsAttrFitsTheSearchAttributeLimit(t *testing.T) {
 		for i := range names {
 			names[i] = fmt.Sprintf("%0*d", width, i)
 		}
-		got := hostsAttr(names)
+		got := HostsAttr(names)
 		raw, _ := json.Marshal(got)
 		if len(raw) > 2048 {
 			t.Errorf("width %d: %d bytes of JSON, over 2048", width, len(raw))

@@ -257,7 +257,7 @@ func (r *run) startBatch(ctx workflow.Context, sel workflow.Selector, s *stepSta
 			AttrRolloutID.ValueSet(r.in.Rollout.ID),
 			AttrPatchKB.ValueSet(r.in.Rollout.Patch.KB),
 			AttrStage.ValueSet(s.Name),
-			AttrHosts.ValueSet(hostsAttr(names)),
+			AttrHosts.ValueSet(HostsAttr(names)),
 		),
 	})
 	sel.AddFuture(workflow.ExecuteChildWorkflow(cctx, HostBatchWorkflowName, in), func(f workflow.Future) {

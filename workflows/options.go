@@ -47,9 +47,9 @@ func withHostOptions(ctx workflow.Context, summary string, bootTimeout time.Dura
 	})
 }
 
-// withNotifyOptions delivers notifications with a few retries; the event's
-// idempotency key makes them safe.
-func withNotifyOptions(ctx workflow.Context, summary string) workflow.Context {
+// WithNotifyOptions delivers notifications with a few retries; the event's
+// idempotency key makes them safe. Rollouts and scans both notify with it.
+func WithNotifyOptions(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		Summary:             summary,
 		StartToCloseTimeout: time.Minute,

@@ -9,13 +9,11 @@ import (
 	"testing"
 	"time"
 
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/patchway/patchway/devserver"
+	"github.com/patchway/patchway/internal/fixture"
 	"github.com/patchway/patchway/policies"
 )
 
@@ -38,7 +36,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			replayer := worker.NewWorkflowReplayer()
 			Register(replayer)
-			if err := replayer.ReplayWorkflowHistoryFromJSONFile(quietLogger(), file); err != nil {
+			if err := replayer.ReplayWorkflowHistoryFromJSONFile(fixture.QuietLogger(), file); err != nil {
 				t.Errorf("replay %s: %v", file, err)
 			}
 		})
@@ -63,7 +61,7 @@ func TestRecordHistories(t *testing.T) {
 		t.Fatalf("start dev server: %v", err)
 	}
 	defer func() { _ = srv.Stop() }()
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Namespace: srv.Namespace(), Logger: quietLogger()})
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Namespace: srv.Namespace(), Logger: fixture.QuietLogger()})
 	if err != nil {
 		t.Fatalf("dial dev server: %v", err)
 	}
@@ -115,8 +113,8 @@ func TestRecordHistories(t *testing.T) {
 	if err := run.Get(ctx, nil); err != nil {
 		t.Fatalf("rollout: %v", err)
 	}
-	writeHistory(ctx, t, c, run.GetID(), run.GetRunID(), "rollout.history.json")
-	writeHistory(ctx, t, c, WorkflowID(in.Rollout.ID)+"/emea/0", "", "batch.history.json")
+	fixture.WriteHistory(ctx, t, c, run.GetID(), run.GetRunID(), "rollout.history.json")
+	fixture.WriteHistory(ctx, t, c, WorkflowID(in.Rollout.ID)+"/emea/0", "", "batch.history.json")
 }
 
 func sendUpdate(ctx context.Context, c client.Client, id, name string, arg any) error {
@@ -139,32 +137,4 @@ func waitFor(ctx context.Context, t *testing.T, c client.Client, id string, cond
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("waiting for rollout %s: %v", id, ctx.Err())
-}
-
-func writeHistory(ctx context.Context, t *testing.T, c client.Client, id, runID, name string) {
-	t.Helper()
-	var h historypb.History
-	it := c.GetWorkflowHistory(ctx, id, runID, false, 0)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatalf("history of %s: %v", id, err)
-		}
-		h.Events = append(h.Events, ev)
-	}
-	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll("testdata", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join("testdata", name), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("wrote %s: %d events", name, len(h.Events))
-}
-
-func quietLogger() sdklog.Logger {
-	return sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 4})))
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/internal/fixture"
 	"github.com/patchway/patchway/report"
 	"github.com/patchway/patchway/rollout"
 )
@@ -96,7 +97,7 @@ func TestCompletionNoticeAgreesWithTheReport(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%d of %d", tt.compliant, tt.hosts), func(t *testing.T) {
-			in := contract.ReportInput{Rollout: testRollout(testStart), GeneratedAt: testStart}
+			in := contract.ReportInput{Rollout: fixture.Rollout(testStart), GeneratedAt: testStart}
 			for i := range tt.hosts {
 				name := fmt.Sprintf("WS-%02d", i)
 				state := rollout.StateCompliant

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/internal/fixture"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 )
@@ -53,8 +54,8 @@ func newHarness(t *testing.T, in RolloutInput) *harness {
 }
 
 func standardInput(perRegion int) RolloutInput {
-	hosts, sites := testInventory(perRegion)
-	return RolloutInput{Rollout: testRollout(testStart), Hosts: hosts, Sites: sites}
+	hosts, sites := fixture.Inventory(perRegion)
+	return RolloutInput{Rollout: fixture.Rollout(testStart), Hosts: hosts, Sites: sites}
 }
 
 // at runs fn at a simulated offset from the start.

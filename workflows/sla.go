@@ -169,7 +169,7 @@ func (r *run) notifyRendered(ctx workflow.Context, kind contract.EventKind, titl
 		}
 	}
 	var res contract.NotifyResult
-	err := workflow.ExecuteActivity(withNotifyOptions(ctx, string(kind)+": "+title), contract.NotifyName,
+	err := workflow.ExecuteActivity(WithNotifyOptions(ctx, string(kind)+": "+title), contract.NotifyName,
 		contract.NotifyInput{Event: ev, Channels: r.in.Rollout.Channels}).Get(ctx, &res)
 	if err != nil || len(res.Failed) > 0 {
 		reason := "undelivered on " + strings.Join(res.Failed, ", ")

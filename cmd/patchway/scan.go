@@ -5,39 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"os"
-	"reflect"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
-	"github.com/patchway/patchway/workflows"
+	"github.com/patchway/patchway/scan"
 )
-
-// scanCallTimeout bounds each call to Temporal that is not a wait for a
-// scan's result (connect, start, schedule create/update/describe/delete).
-const scanCallTimeout = time.Minute
-
-// minScanInterval keeps a schedule from hammering the fleet.
-const minScanInterval = time.Minute
-
-// scanIDPattern keeps scan ids usable as workflow and schedule ids and in
-// a shell.
-var scanIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // scanOptions are the flags of patchway scan.
 type scanOptions struct {
@@ -108,9 +87,17 @@ func (o *scanOptions) run(cmd *cobra.Command) error {
 		}
 		defer c.Close()
 		if o.delete {
-			return deleteScanSchedule(cmd.Context(), c, out, o.id)
+			if err := scan.DeleteSchedule(cmd.Context(), c, o.id); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "deleted schedule %s; its past scans stay in history (patchway scan --id %s --last)\n", scan.WorkflowID(o.id), o.id)
+			return nil
 		}
-		return printLastScan(cmd.Context(), c, out, o.id, o.asJSON)
+		res, err := scan.Last(cmd.Context(), c, o.id)
+		if err != nil {
+			return err
+		}
+		return printScan(out, res, o.asJSON)
 	}
 
 	var every time.Duration
@@ -142,7 +129,7 @@ func (o *scanOptions) run(cmd *cobra.Command) error {
 }
 
 func (o *scanOptions) dial(ctx context.Context) (client.Client, error) {
-	ctx, cancel := context.WithTimeout(ctx, scanCallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, scan.CallTimeout)
 	defer cancel()
 	return o.conn.dial(ctx, cliLogger())
 }
@@ -151,157 +138,57 @@ func (o *scanOptions) dial(ctx context.Context) (client.Client, error) {
 // builds the scan's input. Diagnostics are printed with their source
 // lines; a KB or channel the rollout files do not define is an error
 // naming the files searched.
-func (o *scanOptions) input(errOut io.Writer) (workflows.ScanInput, error) {
+func (o *scanOptions) input(errOut io.Writer) (scan.Input, error) {
 	switch {
 	case o.inventory == "":
-		return workflows.ScanInput{}, errors.New("--inventory is required")
+		return scan.Input{}, errors.New("--inventory is required")
 	case len(o.patches) == 0:
-		return workflows.ScanInput{}, errors.New("--patch is required (at least one KB)")
+		return scan.Input{}, errors.New("--patch is required (at least one KB)")
 	case len(o.rollouts) == 0:
-		return workflows.ScanInput{}, errors.New("--rollouts is required: the rollout files that define the patches")
+		return scan.Input{}, errors.New("--rollouts is required: the rollout files that define the patches")
 	}
 	requestedBy, err := operator(o.as)
 	if err != nil {
-		return workflows.ScanInput{}, err
+		return scan.Input{}, err
 	}
-	defs, err := loadScanDefinitions(errOut, o.rollouts)
+	defs, diags, err := scan.LoadDefinitions(o.rollouts)
 	if err != nil {
-		return workflows.ScanInput{}, err
-	}
-	patches, err := defs.patches(o.patches)
-	if err != nil {
-		return workflows.ScanInput{}, err
-	}
-	channels, err := defs.channelsNamed(o.channels)
-	if err != nil {
-		return workflows.ScanInput{}, err
-	}
-	inv, diags := rollout.LoadInventory(o.inventory)
-	if len(diags) > 0 {
-		if err := writeDiagnostics(errOut, defs.files, diags); err != nil {
-			return workflows.ScanInput{}, err
-		}
-	}
-	if diags.HasErrors() || inv == nil {
-		return workflows.ScanInput{}, exitError{code: 1}
-	}
-	id := o.id
-	if id == "" {
-		id = strings.ToLower(strings.Join(kbList(patches), "-"))
-	}
-	if !scanIDPattern.MatchString(id) {
-		return workflows.ScanInput{}, fmt.Errorf("--id %q: use letters, digits, '.', '_' and '-'", id)
-	}
-	in := workflows.ScanInput{ScanID: id, Hosts: inv.Hosts, Sites: inv.Sites, Patches: patches, Channels: channels, RequestedBy: requestedBy}
-	if err := in.Validate(); err != nil {
-		return workflows.ScanInput{}, err
-	}
-	return in, nil
-}
-
-// scanDefinitions are the patches and channels declared by rollout files.
-type scanDefinitions struct {
-	files map[string][]byte
-	order []string // files in the order given
-	// byKB maps an upper-case KB to its patch and the file defining it.
-	byKB     map[string]rollout.Patch
-	kbFile   map[string]string
-	channels map[string]rollout.Channel
-	fileKBs  map[string]string
-}
-
-func loadScanDefinitions(errOut io.Writer, paths []string) (*scanDefinitions, error) {
-	d := &scanDefinitions{files: map[string][]byte{}, byKB: map[string]rollout.Patch{}, kbFile: map[string]string{},
-		channels: map[string]rollout.Channel{}, fileKBs: map[string]string{}}
-	var diags hcl.Diagnostics
-	for _, path := range paths {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("read rollout file: %w", err)
-		}
-		d.files[path] = data
-		d.order = append(d.order, path)
-		r, _, ds := rollout.DecodeRolloutRanges(path, data)
-		diags = append(diags, ds...)
-		if r == nil || ds.HasErrors() {
-			continue
-		}
-		kb := strings.ToUpper(r.Patch.KB)
-		d.fileKBs[path] = kb
-		if prev, ok := d.byKB[kb]; ok && !reflect.DeepEqual(prev, r.Patch) {
-			return nil, fmt.Errorf("%s is defined differently in %s and %s: scan with one of them", kb, d.kbFile[kb], path)
-		}
-		if _, ok := d.byKB[kb]; !ok {
-			d.byKB[kb], d.kbFile[kb] = r.Patch, path
-		}
-		for _, c := range r.Channels {
-			if _, ok := d.channels[c.Name]; !ok {
-				d.channels[c.Name] = c
-			}
-		}
+		return scan.Input{}, err
 	}
 	if len(diags) > 0 {
-		if err := writeDiagnostics(errOut, d.files, diags); err != nil {
-			return nil, err
+		if err := writeDiagnostics(errOut, defs.Files, diags); err != nil {
+			return scan.Input{}, err
 		}
 	}
 	if diags.HasErrors() {
-		return nil, exitError{code: 1}
+		return scan.Input{}, exitError{code: 1}
 	}
-	return d, nil
-}
-
-// patches returns the patches of kbs, in the order asked.
-func (d *scanDefinitions) patches(kbs []string) ([]rollout.Patch, error) {
-	var out []rollout.Patch
-	for _, kb := range kbs {
-		p, ok := d.byKB[strings.ToUpper(strings.TrimSpace(kb))]
-		if !ok {
-			return nil, fmt.Errorf("patch %s is not defined by the rollout files searched: %s", strings.ToUpper(kb), d.searched())
-		}
-		out = append(out, p)
+	patches, err := defs.Patches(o.patches)
+	if err != nil {
+		return scan.Input{}, err
 	}
-	return out, nil
-}
-
-func (d *scanDefinitions) searched() string {
-	var parts []string
-	for _, f := range d.order {
-		parts = append(parts, fmt.Sprintf("%s (%s)", f, orDefaultString(d.fileKBs[f], "invalid")))
+	channels, err := defs.Channels(o.channels)
+	if err != nil {
+		return scan.Input{}, err
 	}
-	return strings.Join(parts, ", ")
-}
-
-// channelsNamed returns the declarations of the named channels.
-func (d *scanDefinitions) channelsNamed(names []string) ([]rollout.Channel, error) {
-	var out []rollout.Channel
-	for _, n := range names {
-		c, ok := d.channels[n]
-		if !ok {
-			declared := slices.Sorted(maps.Keys(d.channels))
-			return nil, fmt.Errorf("channel %q is not declared by the rollout files searched (%s); declared: %s",
-				n, strings.Join(d.order, ", "), orDefaultString(strings.Join(declared, ", "), "none"))
-		}
-		if !slices.Contains(out, c) {
-			out = append(out, c)
+	inv, diags := rollout.LoadInventory(o.inventory)
+	if len(diags) > 0 {
+		if err := writeDiagnostics(errOut, defs.Files, diags); err != nil {
+			return scan.Input{}, err
 		}
 	}
-	return out, nil
-}
-
-func orDefaultString(s, def string) string {
-	if s == "" {
-		return def
+	if diags.HasErrors() || inv == nil {
+		return scan.Input{}, exitError{code: 1}
 	}
-	return s
-}
-
-func kbList(patches []rollout.Patch) []string {
-	kbs := make([]string, len(patches))
-	for i, p := range patches {
-		kbs[i] = strings.ToUpper(p.KB)
+	id, err := scan.IDFor(o.id, patches)
+	if err != nil {
+		return scan.Input{}, fmt.Errorf("--id %q: %w", id, err)
 	}
-	return kbs
+	in := scan.Input{ScanID: id, Hosts: inv.Hosts, Sites: inv.Sites, Patches: patches, Channels: channels, RequestedBy: requestedBy}
+	if err := in.Validate(); err != nil {
+		return scan.Input{}, err
+	}
+	return in, nil
 }
 
 // parseInterval reads --every: Go durations plus whole days ("7d").
@@ -316,95 +203,44 @@ func parseInterval(s string) (time.Duration, error) {
 	} else {
 		d, err = time.ParseDuration(s)
 	}
-	if err != nil || d < minScanInterval {
-		return 0, fmt.Errorf("--every %q: want a duration of at least %s (\"24h\", \"7d\")", s, minScanInterval)
+	if err != nil || d < scan.MinInterval {
+		return 0, fmt.Errorf("--every %q: want a duration of at least %s (\"24h\", \"7d\")", s, scan.MinInterval)
 	}
 	return d, nil
 }
 
 // runScan starts a one-off scan and, with wait, prints its result.
-func runScan(ctx context.Context, c client.Client, out io.Writer, in workflows.ScanInput, wait, asJSON bool) error {
-	opts := workflows.ScanStartOptions(in)
-	packed, err := in.Pack()
+func runScan(ctx context.Context, c client.Client, out io.Writer, in scan.Input, wait, asJSON bool) error {
+	run, err := scan.Start(ctx, c, in)
 	if err != nil {
 		return err
 	}
-	sctx, cancel := context.WithTimeout(ctx, scanCallTimeout)
-	defer cancel()
-	run, err := c.ExecuteWorkflow(sctx, opts, workflows.ScanWorkflowName, packed)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		return fmt.Errorf("scan %s is already running (workflow %s): wait for it, or scan with another --id", in.ScanID, opts.ID)
-	}
-	if err != nil {
-		return fmt.Errorf("start scan %s: %w", in.ScanID, err)
-	}
 	if !wait {
 		fmt.Fprintf(out, "started scan %s: %s on %d hosts (workflow %s)\n  its result:  patchway scan --id %s --last\n",
-			in.ScanID, strings.Join(kbList(in.Patches), ", "), len(in.Hosts), run.GetID(), in.ScanID)
+			in.ScanID, strings.Join(in.KBs(), ", "), len(in.Hosts), run.GetID(), in.ScanID)
 		return nil
 	}
-	res, err := scanResult(ctx, c, run.GetID(), "")
+	res, err := scan.Await(ctx, c, run.GetID(), "")
 	if err != nil {
 		return err
 	}
 	return printScan(out, res, asJSON)
 }
 
-// scanResult waits for a scan workflow (runID "" is the latest run of
-// the id; continue-as-new is followed) and returns its result, expanded.
-func scanResult(ctx context.Context, c client.Client, workflowID, runID string) (workflows.ScanResult, error) {
-	var res workflows.ScanResult
-	if err := c.GetWorkflow(ctx, workflowID, runID).Get(ctx, &res); err != nil {
-		return res, fmt.Errorf("scan %s: %w", workflowID, err)
-	}
-	return res.Expanded()
-}
-
-// scheduleScan creates the scan's schedule, or updates it with the new
-// input and interval, then with runNow starts one scan at once (after the
-// running one, if any) and with wait prints its result on out; what it
-// did goes to info.
-func scheduleScan(ctx context.Context, c client.Client, out, info io.Writer, in workflows.ScanInput, every time.Duration, runNow, wait, asJSON bool) error {
-	id := workflows.ScanWorkflowID(in.ScanID)
-	packed, err := in.Pack()
+// scheduleScan creates or updates the scan's schedule, then with runNow
+// starts one scan at once (after the running one, if any) and with wait
+// prints its result on out; what it did goes to info.
+func scheduleScan(ctx context.Context, c client.Client, out, info io.Writer, in scan.Input, every time.Duration, runNow, wait, asJSON bool) error {
+	h, updated, err := scan.Schedule(ctx, c, in, every)
 	if err != nil {
 		return err
 	}
-	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
-	action := &client.ScheduleWorkflowAction{
-		ID: id, Workflow: workflows.ScanWorkflowName, Args: []any{packed}, TaskQueue: workflows.TaskQueue,
-		StaticSummary: workflows.ScanSummary(in),
-	}
-	// A scan missed by more than an interval (server down) is replaced
-	// by the next one rather than run late.
-	catchup := max(every, 10*time.Second)
-
-	sctx, cancel := context.WithTimeout(ctx, scanCallTimeout)
-	defer cancel()
-	sc := c.ScheduleClient()
 	verb := "created"
-	h, err := sc.Create(sctx, client.ScheduleOptions{
-		ID: id, Spec: spec, Action: action, Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchupWindow: catchup,
-		Note: "patchway scan, by " + in.RequestedBy,
-	})
-	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+	if updated {
 		verb = "updated"
-		h = sc.GetHandle(sctx, id)
-		err = h.Update(sctx, client.ScheduleUpdateOptions{DoUpdate: func(u client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-			s := u.Description.Schedule
-			s.Spec, s.Action = &spec, action
-			if s.Policy == nil {
-				s.Policy = &client.SchedulePolicies{}
-			}
-			s.Policy.Overlap, s.Policy.CatchupWindow = enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, catchup
-			return &client.ScheduleUpdate{Schedule: &s}, nil
-		}})
 	}
-	if err != nil {
-		return fmt.Errorf("schedule scan %s: %w", in.ScanID, err)
-	}
-	fmt.Fprintf(info, "%s schedule %s: %s on %d hosts every %s\n", verb, id, strings.Join(kbList(in.Patches), ", "), len(in.Hosts), rollout.FormatDuration(every))
+	id := h.GetID()
+	fmt.Fprintf(info, "%s schedule %s: %s on %d hosts every %s\n", verb, id, strings.Join(in.KBs(), ", "), len(in.Hosts), rollout.FormatDuration(every))
 	if len(in.Channels) > 0 {
 		var names []string
 		for _, ch := range in.Channels {
@@ -417,136 +253,30 @@ func scheduleScan(ctx context.Context, c client.Client, out, info io.Writer, in 
 	if !runNow {
 		return nil
 	}
-	before, err := h.Describe(sctx)
+	t, err := scan.Trigger(ctx, h)
 	if err != nil {
-		return fmt.Errorf("describe schedule %s: %w", id, err)
-	}
-	// Runs are told apart by run id: the server names a scheduled run
-	// by the second it started, so two triggers in one second share a
-	// workflow id.
-	seen := map[string]bool{}
-	for _, a := range before.Info.RecentActions {
-		if a.StartWorkflowResult != nil {
-			seen[a.StartWorkflowResult.FirstExecutionRunID] = true
-		}
-	}
-	// BUFFER_ONE: a scan already running finishes first; this one then
-	// compares against it.
-	if err := h.Trigger(sctx, client.ScheduleTriggerOptions{Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE}); err != nil {
-		return fmt.Errorf("start a scan of schedule %s now: %w", id, err)
+		return err
 	}
 	if !wait {
 		fmt.Fprintln(info, "  started one scan now")
 		return nil
 	}
-	run, err := triggeredRun(ctx, h, seen)
+	run, err := t.Run(ctx)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(info, "  started one scan now: workflow %s\n\n", run.WorkflowID)
-	res, err := scanResult(ctx, c, run.WorkflowID, run.FirstExecutionRunID)
+	res, err := scan.Await(ctx, c, run.WorkflowID, run.FirstExecutionRunID)
 	if err != nil {
 		return err
 	}
 	return printScan(out, res, asJSON)
 }
 
-// triggeredRun waits for the schedule to start the workflow a trigger
-// asked for: the first recent action not seen before.
-func triggeredRun(ctx context.Context, h client.ScheduleHandle, seen map[string]bool) (*client.ScheduleWorkflowExecution, error) {
-	for {
-		dctx, cancel := context.WithTimeout(ctx, scanCallTimeout)
-		d, err := h.Describe(dctx)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("describe schedule %s: %w", h.GetID(), err)
-		}
-		for _, a := range slices.Backward(d.Info.RecentActions) {
-			if r := a.StartWorkflowResult; r != nil && !seen[r.FirstExecutionRunID] {
-				return r, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for the scan of schedule %s to start: %w", h.GetID(), ctx.Err())
-		case <-time.After(300 * time.Millisecond):
-		}
-	}
-}
-
-// deleteScanSchedule stops a scan's schedule; past scans stay in history.
-func deleteScanSchedule(ctx context.Context, c client.Client, out io.Writer, scanID string) error {
-	id := workflows.ScanWorkflowID(scanID)
-	ctx, cancel := context.WithTimeout(ctx, scanCallTimeout)
-	defer cancel()
-	err := c.ScheduleClient().GetHandle(ctx, id).Delete(ctx)
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
-		return fmt.Errorf("no scan schedule %s", id)
-	}
-	if err != nil {
-		return fmt.Errorf("delete schedule %s: %w", id, err)
-	}
-	fmt.Fprintf(out, "deleted schedule %s; its past scans stay in history (patchway scan --id %s --last)\n", id, scanID)
-	return nil
-}
-
-// printLastScan prints the latest completed scan of a scan id: of its
-// schedule's recent runs the newest that completed, else the one-off scan
-// of that id; once the schedule is deleted, the newest completed run
-// visibility still lists.
-func printLastScan(ctx context.Context, c client.Client, out io.Writer, scanID string, asJSON bool) error {
-	id := workflows.ScanWorkflowID(scanID)
-	cctx, cancel := context.WithTimeout(ctx, scanCallTimeout)
-	defer cancel()
-	var candidates []string
-	d, err := c.ScheduleClient().GetHandle(cctx, id).Describe(cctx)
-	var notFound *serviceerror.NotFound
-	switch {
-	case err == nil:
-		for _, a := range slices.Backward(d.Info.RecentActions) {
-			if a.StartWorkflowResult != nil {
-				candidates = append(candidates, a.StartWorkflowResult.WorkflowID)
-			}
-		}
-	case errors.As(err, &notFound):
-		resp, err := c.ListWorkflow(cctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 1, Query: fmt.Sprintf(
-			"WorkflowType = '%s' AND ExecutionStatus = 'Completed' AND (WorkflowId = '%s' OR TemporalScheduledById = '%s')",
-			workflows.ScanWorkflowName, id, id)})
-		if err != nil {
-			return fmt.Errorf("list scans of %s: %w", scanID, err)
-		}
-		for _, e := range resp.GetExecutions() {
-			candidates = append(candidates, e.GetExecution().GetWorkflowId())
-		}
-	default:
-		return fmt.Errorf("describe schedule %s: %w", id, err)
-	}
-	candidates = append(candidates, id)
-	for _, wid := range candidates {
-		desc, err := c.DescribeWorkflowExecution(cctx, wid, "")
-		if errors.As(err, &notFound) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("describe scan %s: %w", wid, err)
-		}
-		if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
-			continue
-		}
-		res, err := scanResult(cctx, c, wid, "")
-		if err != nil {
-			return err
-		}
-		return printScan(out, res, asJSON)
-	}
-	return fmt.Errorf("no completed scan of %s yet", scanID)
-}
-
 // printScan prints a scan's result: JSON, or the table a security
 // engineer reads (totals, compliance per KB, drift, the checks that are
 // not compliant).
-func printScan(out io.Writer, res workflows.ScanResult, asJSON bool) error {
+func printScan(out io.Writer, res scan.Result, asJSON bool) error {
 	if asJSON {
 		return writeJSON(out, res)
 	}
@@ -554,7 +284,7 @@ func printScan(out io.Writer, res workflows.ScanResult, asJSON bool) error {
 	return err
 }
 
-func renderScan(res workflows.ScanResult) string {
+func renderScan(res scan.Result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Scan %s  %s  %d hosts  %s  (%s)\n", res.ScanID, strings.Join(res.KBs, ", "), res.Hosts,
 		res.StartedAt.UTC().Format(time.RFC3339), res.FinishedAt.Sub(res.StartedAt).Round(100*time.Millisecond))
@@ -591,7 +321,7 @@ func renderScan(res workflows.ScanResult) string {
 	for _, e := range res.NotifyErrors {
 		fmt.Fprintf(&b, "  NOT notified: %s\n", e)
 	}
-	var bad []workflows.HostCheck
+	var bad []scan.HostCheck
 	for _, c := range res.Checks {
 		if c.State != rollout.StateCompliant && c.State != rollout.StateNotApplicable {
 			bad = append(bad, c)

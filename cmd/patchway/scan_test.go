@@ -26,6 +26,7 @@ import (
 	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
+	"github.com/patchway/patchway/scan"
 	"github.com/patchway/patchway/workflows"
 )
 
@@ -166,12 +167,12 @@ func TestE2EScheduledScanReportsARegressionAfterAFileIsOverwritten(t *testing.T)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	rollouts := filepath.Join("..", "..", "examples", "ms08-067.hcl")
-	scan := []string{"scan", "--patch", "KB958644", "--rollouts", rollouts, "--as", "alice"}
+	scanCmd := []string{"scan", "--patch", "KB958644", "--rollouts", rollouts, "--as", "alice"}
 
 	// A one-off scan: states, no drift. (GONE-0001 only here: the WinRM
 	// client's connection retries and the scan's make an unreachable host
 	// take about 24 s.)
-	out := e.mustCLI(ctx, append(scan, "--inventory", withGone, "--id", "adhoc")...)
+	out := e.mustCLI(ctx, append(scanCmd, "--inventory", withGone, "--id", "adhoc")...)
 	t.Logf("one-off scan:\n%s", out)
 	for _, want := range []string{
 		"Scan adhoc  KB958644  8 hosts",
@@ -187,7 +188,7 @@ func TestE2EScheduledScanReportsARegressionAfterAFileIsOverwritten(t *testing.T)
 	}
 
 	// A schedule: its first scan is the baseline.
-	nightly := append(scan, "--inventory", inv, "--id", "nightly", "--every", "24h", "--channel", "pager", "--wait", "--json")
+	nightly := append(scanCmd, "--inventory", inv, "--id", "nightly", "--every", "24h", "--channel", "pager", "--wait", "--json")
 	first := e.scanJSON(ctx, nightly)
 	if first.Regressions != 0 || !first.PreviousAt.IsZero() || first.Totals[rollout.StateCompliant] != 6 {
 		t.Fatalf("first scheduled scan: %d regressions since %s, totals %v; want a baseline of 6 compliant", first.Regressions, first.PreviousAt, first.Totals)
@@ -244,27 +245,27 @@ func TestE2EScheduledScanReportsARegressionAfterAFileIsOverwritten(t *testing.T)
 }
 
 // scanJSON runs a scan command with --json and decodes its result.
-func (e *e2e) scanJSON(ctx context.Context, args []string) workflows.ScanResult {
+func (e *e2e) scanJSON(ctx context.Context, args []string) scan.Result {
 	e.t.Helper()
 	r := e.cli(ctx, args...)
 	if r.code != 0 {
 		e.t.Fatalf("patchway %s exited %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 	}
 	e.t.Logf("patchway scan --every said:\n%s", r.stderr)
-	var res workflows.ScanResult
+	var res scan.Result
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 		e.t.Fatalf("decode scan result: %v\n%s", err, r.stdout)
 	}
 	return res
 }
 
-func checkNamed(res workflows.ScanResult, host string) workflows.HostCheck {
+func checkNamed(res scan.Result, host string) scan.HostCheck {
 	for _, c := range res.Checks {
 		if c.Host == host {
 			return c
 		}
 	}
-	return workflows.HostCheck{}
+	return scan.HostCheck{}
 }
 
 // logScanHistory logs the history length of a scan and its batch
@@ -331,6 +332,7 @@ func BenchmarkScanOnTheEmbeddedServer(b *testing.B) {
 	}
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
 	workflows.Register(w)
+	scan.Register(w)
 	hosts := &activities.HostActivities{Runner: benchRunner{boot: time.Now().Add(-72 * time.Hour)}, Policy: engine}
 	w.RegisterActivityWithOptions(hosts.VerifyPatch, activity.RegisterOptions{Name: contract.VerifyPatchName})
 	if err := w.Start(); err != nil {
@@ -342,7 +344,7 @@ func BenchmarkScanOnTheEmbeddedServer(b *testing.B) {
 	if diags.HasErrors() {
 		b.Fatal(diags)
 	}
-	in := workflows.ScanInput{ScanID: "bench", Patches: []rollout.Patch{r.Patch}, Sites: []rollout.Site{{Name: "paris", Region: "emea", TimeZone: "Europe/Paris"}}}
+	in := scan.Input{ScanID: "bench", Patches: []rollout.Patch{r.Patch}, Sites: []rollout.Site{{Name: "paris", Region: "emea", TimeZone: "Europe/Paris"}}}
 	for i := range n {
 		in.Hosts = append(in.Hosts, rollout.Host{Name: fmt.Sprintf("WS-%05d", i), Address: "127.0.0.1:5986", OS: "windows-xp-sp3",
 			Site: "paris", Region: "emea", Tier: rollout.TierProduction, Role: "workstation", Credential: "fleet"})
@@ -354,11 +356,11 @@ func BenchmarkScanOnTheEmbeddedServer(b *testing.B) {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		run, err := c.ExecuteWorkflow(ctx, workflows.ScanStartOptions(in), workflows.ScanWorkflowName, packed)
+		run, err := c.ExecuteWorkflow(ctx, scan.StartOptions(in), scan.WorkflowName, packed)
 		if err != nil {
 			b.Fatal(err)
 		}
-		var res workflows.ScanResult
+		var res scan.Result
 		if err := run.Get(ctx, &res); err != nil {
 			b.Fatal(err)
 		}
@@ -377,7 +379,7 @@ func BenchmarkScanOnTheEmbeddedServer(b *testing.B) {
 			}
 			return k
 		}
-		id := workflows.ScanWorkflowID(in.ScanID)
+		id := scan.WorkflowID(in.ScanID)
 		parent, total, largest := events(id), 0, 0
 		batches := 0
 		for ; ; batches++ {

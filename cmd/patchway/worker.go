@@ -17,6 +17,7 @@ import (
 	"github.com/patchway/patchway/activities"
 	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/policies"
+	"github.com/patchway/patchway/scan"
 	"github.com/patchway/patchway/workflows"
 )
 
@@ -68,6 +69,7 @@ func newWorker(ctx context.Context, c client.Client, cfg workerConfig) (worker.W
 		Identity:                           cfg.Identity,
 	})
 	workflows.Register(w)
+	scan.Register(w)
 
 	hosts := &activities.HostActivities{
 		Runner: &activities.WinRMRunner{Credentials: cfg.Credentials, Transport: engine},

@@ -1,164 +1,22 @@
-package workflows
+package scan
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/patchway/patchway/activities"
 	"github.com/patchway/patchway/contract"
-	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/rollout"
 )
-
-// netapi is the file MS08-067 replaces on the test inventory's OS.
-const netapi = `C:\Windows\System32\netapi32.dll`
-
-// scanHost is what one scripted host shows a scan.
-type scanHost struct {
-	hotfixes []string
-	files    map[string]string // path -> version in effect
-	cbs      bool              // CBS RebootPending
-	boot     time.Time
-	down     bool
-}
-
-// scanFleet answers the scan script for scripted hosts, so that the real
-// VerifyPatch activity and the real compliance policy judge them: the
-// workflow and the policy are under test, Windows is not here. It also
-// records notifications.
-type scanFleet struct {
-	mu       sync.Mutex
-	hosts    map[string]*scanHost
-	verifies int
-	events   []contract.Event
-}
-
-// newScanFleet gives every host the patch in effect (compliant) and
-// registers VerifyPatch (real, over this runner) and Notify.
-func newScanFleet(t testing.TB, env *testsuite.TestWorkflowEnvironment, hosts []rollout.Host, now time.Time) *scanFleet {
-	t.Helper()
-	f := &scanFleet{hosts: map[string]*scanHost{}}
-	for _, h := range hosts {
-		f.hosts[h.Name] = &scanHost{hotfixes: []string{"KB958644"}, files: map[string]string{netapi: "6.1.7600.16385"}, boot: now.Add(-72 * time.Hour)}
-	}
-	engine := registerPolicies(t, env)
-	acts := &activities.HostActivities{Runner: f, Policy: engine, Now: env.Now}
-	env.RegisterActivityWithOptions(acts.VerifyPatch, activity.RegisterOptions{Name: contract.VerifyPatchName})
-	env.RegisterActivityWithOptions(f.Notify, activity.RegisterOptions{Name: contract.NotifyName})
-	return f
-}
-
-// set changes a host's state between scans.
-func (f *scanFleet) set(name string, change func(*scanHost)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	change(f.hosts[name])
-}
-
-// Run prints what the scan script would print for the host.
-func (f *scanFleet) Run(_ context.Context, host rollout.Host, script string) (activities.RunResult, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.verifies++
-	h := f.hosts[host.Name]
-	if h == nil || h.down {
-		return activities.RunResult{}, &contract.HostError{Type: contract.ErrUnreachable, Host: host.Name, Msg: "connection refused"}
-	}
-	if !strings.Contains(script, "scan") {
-		return activities.RunResult{ExitCode: 1, Stderr: "only scans in a scan"}, nil
-	}
-	res := hostscript.ScanResult{Hostname: host.Name, LastBootUpTime: h.boot, Reboot: hostscript.Reboot{CBSRebootPending: h.cbs}}
-	for _, kb := range h.hotfixes {
-		res.Hotfixes = append(res.Hotfixes, hostscript.Hotfix{ID: kb, InstalledOn: h.boot.Add(-24 * time.Hour)})
-	}
-	for p, v := range h.files {
-		res.Files = append(res.Files, hostscript.File{Path: p, Exists: true, Version: v})
-	}
-	out, err := json.Marshal(res)
-	return activities.RunResult{Stdout: string(out)}, err
-}
-
-// Notify records the event.
-func (f *scanFleet) Notify(_ context.Context, in contract.NotifyInput) (contract.NotifyResult, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.events = append(f.events, in.Event)
-	return contract.NotifyResult{Delivered: in.Event.Channels}, nil
-}
-
-func (f *scanFleet) sent() []contract.Event {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]contract.Event(nil), f.events...)
-}
-
-// scanInput is a nightly scan of the standard test inventory for MS08-067.
-func scanInput(perRegion int, channels ...rollout.Channel) ScanInput {
-	hosts, sites := testInventory(perRegion)
-	return ScanInput{ScanID: "nightly", Hosts: hosts, Sites: sites, Patches: []rollout.Patch{testRollout(testStart).Patch},
-		Channels: channels, RequestedBy: "alice"}
-}
-
-func newScanEnv(t testing.TB) *testsuite.TestWorkflowEnvironment {
-	t.Helper()
-	var suite testsuite.WorkflowTestSuite
-	suite.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel}))))
-	env := suite.NewTestWorkflowEnvironment()
-	env.SetStartTime(testStart)
-	env.SetTestTimeout(2 * time.Minute)
-	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: ScanWorkflowID("nightly"), TaskQueue: TaskQueue})
-	Register(env)
-	return env
-}
-
-// runScan runs one scan to its end and returns its result, expanded.
-func runScan(t testing.TB, env *testsuite.TestWorkflowEnvironment, in ScanInput) ScanResult {
-	t.Helper()
-	packed, err := in.Pack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.ExecuteWorkflow(ScanWorkflowName, packed)
-	if !env.IsWorkflowCompleted() {
-		t.Fatal("scan did not complete")
-	}
-	if err := env.GetWorkflowError(); err != nil {
-		t.Fatalf("scan failed: %v", err)
-	}
-	var res ScanResult
-	if err := env.GetWorkflowResult(&res); err != nil {
-		t.Fatalf("decode scan result: %v", err)
-	}
-	full, err := res.Expanded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return full
-}
-
-func checkOfHost(res ScanResult, host string) HostCheck {
-	for _, c := range res.Checks {
-		if c.Host == host {
-			return c
-		}
-	}
-	return HostCheck{}
-}
 
 func TestScanJudgesEveryHostOnItsEvidence(t *testing.T) {
 	in := scanInput(3)
@@ -255,7 +113,7 @@ func TestScanDriftAgainstThePreviousScan(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := scanInput(3, tt.channels...)
-			var previous *ScanResult
+			var previous *Result
 			var hosts map[string]*scanHost
 			if tt.before != nil {
 				env := newScanEnv(t)
@@ -401,11 +259,11 @@ func TestScanOfThousandsOfHostsStaysUnderTheHistoryLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env.ExecuteWorkflow(ScanWorkflowName, packed)
+	env.ExecuteWorkflow(WorkflowName, packed)
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatalf("scan failed: %v", err)
 	}
-	var stored ScanResult
+	var stored Result
 	if err := env.GetWorkflowResult(&stored); err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +273,7 @@ func TestScanOfThousandsOfHostsStaysUnderTheHistoryLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	parent := ScanWorkflowID("nightly")
+	parent := WorkflowID("nightly")
 	batches := len(children)
 	parentEvents := count.events(parent, batches+2)
 	worstChild := 0
@@ -444,17 +302,17 @@ func TestScanOfThousandsOfHostsStaysUnderTheHistoryLimit(t *testing.T) {
 
 func TestScanContinuesAsNewWithItsBaseline(t *testing.T) {
 	in := scanInput(20) // 50 hosts
-	in.Tuning = ScanTuning{BatchSize: 5, MaxPendingBatches: 2, MaxBatchesPerRun: 3}
+	in.Tuning = Tuning{BatchSize: 5, MaxPendingBatches: 2, MaxBatchesPerRun: 3}
 	env := newScanEnv(t)
 	fleet := newScanFleet(t, env, in.Hosts, testStart)
-	first := runScan(t, env, ScanInput{ScanID: in.ScanID, Hosts: in.Hosts, Sites: in.Sites, Patches: in.Patches})
+	first := runScan(t, env, Input{ScanID: in.ScanID, Hosts: in.Hosts, Sites: in.Sites, Patches: in.Patches})
 	fleet.set("WS-AMER-0020", func(h *scanHost) { h.files[netapi] = "6.1.7600.16000" })
 
 	next, err := in.Pack()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res ScanResult
+	var res Result
 	runs := 0
 	for ; runs < 20; runs++ {
 		env := newScanEnv(t)
@@ -464,11 +322,11 @@ func TestScanContinuesAsNewWithItsBaseline(t *testing.T) {
 		if runs == 0 {
 			env.SetLastCompletionResult(first)
 		}
-		env.ExecuteWorkflow(ScanWorkflowName, next)
+		env.ExecuteWorkflow(WorkflowName, next)
 		err := env.GetWorkflowError()
 		var can *workflow.ContinueAsNewError
 		if errors.As(err, &can) {
-			next = ScanInput{}
+			next = Input{}
 			if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
 				t.Fatalf("decode continue-as-new input: %v", err)
 			}
@@ -490,27 +348,5 @@ func TestScanContinuesAsNewWithItsBaseline(t *testing.T) {
 	}
 	if len(res.Checks) != len(in.Hosts) || res.Regressions != 1 || res.Drift[0].Host != "WS-AMER-0020" {
 		t.Errorf("after %d runs: %d checks, drift %v; want %d checks and WS-AMER-0020's regression", runs+1, len(res.Checks), res.Drift, len(in.Hosts))
-	}
-}
-
-func TestScanInputIsRefusedWhenIncomplete(t *testing.T) {
-	patch := testRollout(testStart).Patch
-	host := rollout.Host{Name: "h"}
-	tests := []struct {
-		name string
-		in   ScanInput
-		want string
-	}{
-		{"no hosts", ScanInput{ScanID: "x", Patches: []rollout.Patch{patch}}, "no hosts"},
-		{"no patches", ScanInput{ScanID: "x", Hosts: []rollout.Host{host}}, "no patches"},
-		{"the same KB twice", ScanInput{ScanID: "x", Hosts: []rollout.Host{host}, Patches: []rollout.Patch{patch, patch}}, "KB958644 twice"},
-		{"no id", ScanInput{Hosts: []rollout.Host{host}, Patches: []rollout.Patch{patch}}, "no scan id"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.in.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Validate() = %v, want %q", err, tt.want)
-			}
-		})
 	}
 }
