@@ -39,7 +39,7 @@ func (r *run) slaClock(ctx workflow.Context) {
 
 // escalate marks a breach, asks the escalation policy who to tell and
 // which accelerations it allows, records the decision and notifies.
-func (r *run) escalate(ctx workflow.Context, m contract.Milestone) {
+func (r *run) escalate(ctx workflow.Context, m rollout.Milestone) {
 	if m.Breach && !r.st.Breached {
 		r.st.Breached = true
 		r.upsert(ctx, AttrSLABreached.ValueSet(true))
@@ -85,7 +85,7 @@ func (r *run) escalate(ctx workflow.Context, m contract.Milestone) {
 	r.refresh(ctx)
 }
 
-func milestoneName(m contract.Milestone) string {
+func milestoneName(m rollout.Milestone) string {
 	if m.Breach && m.AtPercent > 100 {
 		return fmt.Sprintf("SLA %g%% (after breach)", m.AtPercent)
 	}
