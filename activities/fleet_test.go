@@ -32,7 +32,7 @@ func patchHostWorkflow(ctx workflow.Context, in contract.PatchHostInput) (contra
 		HeartbeatTimeout:    10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 100 * time.Millisecond, MaximumAttempts: 3,
-			NonRetryableErrorTypes: []string{contract.ErrAuthFailed, contract.ErrInstallFailed, contract.ErrHostDidNotReturn},
+			NonRetryableErrorTypes: []string{contract.AuthFailed, contract.InstallFailed, contract.HostDidNotReturn},
 		},
 	})
 	var res contract.PatchHostResult
@@ -88,7 +88,7 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 		{name: "slow: every answer late, still compliant", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultSlow, Delay: 200 * time.Millisecond}},
 			wantState: rollout.StateCompliant, wantInstalls: 1},
 		{name: "auth_fails: refused credentials fail without a retry", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultAuthFails}},
-			wantErrType: contract.ErrAuthFailed, wantInstalls: 0},
+			wantErrType: contract.AuthFailed, wantInstalls: 0},
 		{name: "reverts_on_boot: not_effective after the reboot", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultRevertsOnBoot}},
 			wantState: rollout.StateNotEffective, wantInstalls: 1},
 		{name: "pending_rename_noise: another program's rename entry does not block compliance", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultPendingRenameNoise}},

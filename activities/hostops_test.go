@@ -381,7 +381,7 @@ func TestHostOperationErrorsAreClassified(t *testing.T) {
 		check         func(*testing.T, *temporal.ApplicationError)
 	}{
 		{name: "install_fails carries the exit code", setup: func(h *simHost) { h.installExit = 1603 }, activity: contract.InstallPatchName,
-			input: func(t contract.HostTarget) any { return contract.InstallPatchInput{Target: t} }, wantType: contract.ErrInstallFailed, wantNonRetry: true,
+			input: func(t contract.HostTarget) any { return contract.InstallPatchInput{Target: t} }, wantType: contract.InstallFailed, wantNonRetry: true,
 			check: func(t *testing.T, ae *temporal.ApplicationError) {
 				var d contract.HostErrorDetails
 				if err := ae.Details(&d); err != nil || d.ExitCode != 1603 {
@@ -389,18 +389,18 @@ func TestHostOperationErrorsAreClassified(t *testing.T) {
 				}
 			}},
 		{name: "auth_fails is non-retryable AuthFailed", wrongPassword: true, activity: contract.ScanHostName,
-			input: func(t contract.HostTarget) any { return contract.ScanHostInput{Target: t} }, wantType: contract.ErrAuthFailed, wantNonRetry: true},
+			input: func(t contract.HostTarget) any { return contract.ScanHostInput{Target: t} }, wantType: contract.AuthFailed, wantNonRetry: true},
 		{name: "host down is retryable Unreachable", setup: func(h *simHost) { h.gone = true }, activity: contract.ScanHostName,
-			input: func(t contract.HostTarget) any { return contract.ScanHostInput{Target: t} }, wantType: contract.ErrUnreachable, wantNonRetry: false},
+			input: func(t contract.HostTarget) any { return contract.ScanHostInput{Target: t} }, wantType: contract.Unreachable, wantNonRetry: false},
 		{name: "no package for the OS is UnsupportedOS", activity: contract.InstallPatchName,
 			input: func(t contract.HostTarget) any {
 				t.Host.OS = "windows-xp"
 				return contract.InstallPatchInput{Target: t}
-			}, wantType: contract.ErrUnsupportedOS, wantNonRetry: true},
+			}, wantType: contract.UnsupportedOS, wantNonRetry: true},
 		{name: "never_returns: WaitForBoot gives HostDidNotReturn, host unreachable", setup: func(h *simHost) { h.gone = true }, activity: contract.WaitForBootName,
 			input: func(t contract.HostTarget) any {
 				return contract.WaitForBootInput{Target: t, PreviousBootTime: time.Now().Add(-time.Hour), Timeout: 300 * time.Millisecond}
-			}, wantType: contract.ErrHostDidNotReturn, wantNonRetry: true,
+			}, wantType: contract.HostDidNotReturn, wantNonRetry: true,
 			check: func(t *testing.T, ae *temporal.ApplicationError) {
 				var d contract.HostErrorDetails
 				if err := ae.Details(&d); err != nil || d.Reachable {
@@ -408,7 +408,7 @@ func TestHostOperationErrorsAreClassified(t *testing.T) {
 				}
 			}},
 		{name: "no_reboot: WaitForBoot gives HostDidNotReturn, host reachable with its old boot time", activity: contract.WaitForBootName,
-			input: func(t contract.HostTarget) any { return nil }, wantType: contract.ErrHostDidNotReturn, wantNonRetry: true,
+			input: func(t contract.HostTarget) any { return nil }, wantType: contract.HostDidNotReturn, wantNonRetry: true,
 			check: func(t *testing.T, ae *temporal.ApplicationError) {
 				var d contract.HostErrorDetails
 				if err := ae.Details(&d); err != nil || !d.Reachable || d.BootTime.IsZero() {

@@ -130,7 +130,7 @@ func (f *testFleet) patchCount(host string) int {
 
 // unreachable is the error a host that does not answer gives.
 func unreachable(h rollout.Host) error {
-	return temporal.NewApplicationError(fmt.Sprintf("host %s: connection refused", h.Name), contract.ErrUnreachable)
+	return temporal.NewApplicationError(fmt.Sprintf("host %s: connection refused", h.Name), contract.Unreachable)
 }
 
 // testInventory builds hosts: per region, lab, prodlike and production

@@ -33,7 +33,7 @@ import (
 func RolloutWorkflow(ctx workflow.Context, in RolloutInput) (contract.Report, error) {
 	in, err := unpack(in)
 	if err != nil {
-		return contract.Report{}, temporal.NewNonRetryableApplicationError("unpack carried state", "InvalidInput", err)
+		return contract.Report{}, temporal.NewNonRetryableApplicationError("unpack carried state", contract.InvalidInput, err)
 	}
 	r := newRun(in)
 	if err := r.registerHandlers(ctx); err != nil {
@@ -137,11 +137,11 @@ func (r *run) evaluateRisk(ctx workflow.Context) error {
 		Violations: risk.Violations, Revision: risk.Revision,
 	})
 	if !risk.Allow {
-		return temporal.NewNonRetryableApplicationError(refusal("rollout", ro.ID, risk.Decision), ErrRefused, nil, risk.Violations)
+		return temporal.NewNonRetryableApplicationError(refusal("rollout", ro.ID, risk.Decision), contract.Refused, nil, risk.Violations)
 	}
 	steps, unplanned, err := planSteps(ro, r.in.Hosts)
 	if err != nil {
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan rollout %s: %v", ro.ID, err), "InvalidRollout", err)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan rollout %s: %v", ro.ID, err), contract.InvalidRollout, err)
 	}
 	r.st.Steps = steps
 	for t, s := range steps {
