@@ -83,7 +83,10 @@ type HostActivities struct {
 	// RebootDelay is PatchHost's shutdown /t delay, so the reboot script
 	// returns its result before WinRM goes down; default 5s, negative for 0.
 	RebootDelay time.Duration
-	// Now reads the clock for policy inputs; nil means time.Now.
+	// Now is the clock of every time policy reads: the policies' now and
+	// the install stamp judged against the boot time (InstalledAt when the
+	// installer reports none); nil means time.Now. The boot wait measures
+	// its timeout on the real clock, because it sleeps in real time.
 	Now func() time.Time
 }
 

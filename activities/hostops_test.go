@@ -47,7 +47,9 @@ type simHost struct {
 	// profile: "", "registry_only", "no_reboot", "never_returns", "reverts_on_boot".
 	profile      string
 	loseInstalls int // install replies still to lose (flaky)
-	downtime     time.Duration
+	// noInstallTime: the installer reports no install time.
+	noInstallTime bool
+	downtime      time.Duration
 }
 
 const (
@@ -118,6 +120,9 @@ func (h *simHost) answer(_, stdin string) (string, int) {
 				h.staged = newVersion
 			}
 			r.Outcome, r.RebootRequired, r.InstalledAt = hostscript.InstallOKRebootRequired, true, time.Now().UTC()
+			if h.noInstallTime {
+				r.InstalledAt = time.Time{}
+			}
 		default:
 			r.Outcome = hostscript.InstallFailed
 		}
@@ -336,6 +341,24 @@ func TestPatchHostResumesAfterAWorkerCrashWithoutReinstalling(t *testing.T) {
 	}
 	if res.Verdict.State != rollout.StateCompliant || !res.InstalledAt.Equal(started) {
 		t.Errorf("state %s installed_at %s; want compliant with the recorded start %s", res.Verdict.State, res.InstalledAt, started)
+	}
+}
+
+// TestPatchHostStampsTheInstallWithItsClock: when the installer reports
+// no install time, the one the compliance policy judges is read from
+// HostActivities.Now, the clock a test sets.
+func TestPatchHostStampsTheInstallWithItsClock(t *testing.T) {
+	sim := newSimHost("")
+	sim.noInstallTime = true
+	h := newHarness(t, sim, "")
+	clock := time.Now().UTC().Add(-10 * time.Minute).Truncate(time.Second)
+	h.acts.Now = func() time.Time { return clock }
+	var res contract.PatchHostResult
+	if err := h.run(contract.PatchHostName, contract.PatchHostInput{Target: h.target, Reboot: true, BootTimeout: time.Second}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict.State != rollout.StateCompliant || !res.InstalledAt.Equal(clock) {
+		t.Errorf("state %s installed_at %s; want compliant, installed at the clock's %s", res.Verdict.State, res.InstalledAt, clock)
 	}
 }
 
