@@ -67,6 +67,7 @@ type HostPolicy interface {
 
 // HostActivities are the WinRM host operations, registered with the
 // worker by method name (the names in api.go).
+// A zero duration below takes its default.
 type HostActivities struct {
 	Runner HostRunner
 	Policy HostPolicy
@@ -484,12 +485,12 @@ const bootTolerance = time.Second
 
 func (a *HostActivities) waitForBoot(ctx context.Context, host rollout.Host, previous time.Time, timeout time.Duration, st *waitState, progress func() any) (contract.WaitForBootResult, error) {
 	if timeout <= 0 {
-		timeout = orDefault(a.DefaultBootTimeout, 30*time.Minute)
+		timeout = cmp.Or(a.DefaultBootTimeout, 30*time.Minute)
 	}
 	deadline := st.StartedAt.Add(timeout)
-	initial := orDefault(a.PollInitial, 2*time.Second)
-	maxDelay := orDefault(a.PollMax, 30*time.Second)
-	pollTimeout := orDefault(a.PollTimeout, 30*time.Second)
+	initial := cmp.Or(a.PollInitial, 2*time.Second)
+	maxDelay := cmp.Or(a.PollMax, 30*time.Second)
+	pollTimeout := cmp.Or(a.PollTimeout, 30*time.Second)
 	t := contract.HostTarget{Host: host}
 	// Bounded: every iteration sleeps at least initial/2 and the loop ends
 	// at the deadline.
@@ -536,7 +537,7 @@ func (a *HostActivities) waitForBoot(ctx context.Context, host rollout.Host, pre
 func (a *HostActivities) sleepWithHeartbeat(ctx context.Context, d time.Duration, progress func() any) error {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
-	tick := time.NewTicker(orDefault(a.HeartbeatEvery, 10*time.Second))
+	tick := time.NewTicker(cmp.Or(a.HeartbeatEvery, 10*time.Second))
 	defer tick.Stop()
 	for {
 		select {
@@ -620,7 +621,7 @@ func (a *HostActivities) runScript(ctx context.Context, host rollout.Host, op ho
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tick := time.NewTicker(orDefault(a.HeartbeatEvery, 10*time.Second))
+			tick := time.NewTicker(cmp.Or(a.HeartbeatEvery, 10*time.Second))
 			defer tick.Stop()
 			for {
 				select {

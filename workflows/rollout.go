@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -247,9 +248,9 @@ func (r *run) waitAtGate(ctx workflow.Context, s *stepState) error {
 	if s.Status != StepWaiting {
 		s.Status = StepWaiting
 		r.record(Record{At: workflow.Now(ctx), Kind: "gate", Subject: s.Name, Allow: false,
-			Reason: "waiting for approval by " + orDefault(s.Group, "the gates policy's approvers")})
+			Reason: "waiting for approval by " + cmp.Or(s.Group, "the gates policy's approvers")})
 		r.notify(ctx, contract.EventGateWaiting, fmt.Sprintf("Gate %s waits for approval", s.Name),
-			fmt.Sprintf("%s of %s is done; approval group: %s.", s.Name, r.in.Rollout.Patch.KB, orDefault(s.Group, "default")),
+			fmt.Sprintf("%s of %s is done; approval group: %s.", s.Name, r.in.Rollout.Patch.KB, cmp.Or(s.Group, "default")),
 			nil, nil, contract.Field{Name: "gate", Value: s.Name})
 	}
 	r.refresh(ctx)
@@ -503,11 +504,4 @@ func (r *run) completionText(rep contract.Report) string {
 		}
 	}
 	return b.String()
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

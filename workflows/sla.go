@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -59,7 +60,7 @@ func (r *run) escalate(ctx workflow.Context, m rollout.Milestone) {
 			r.st.Accel = append(r.st.Accel, a)
 		}
 	}
-	reason := "notify " + orDefault(strings.Join(dec.Contacts, ", "), "nobody")
+	reason := "notify " + cmp.Or(strings.Join(dec.Contacts, ", "), "nobody")
 	if len(dec.Accelerations) > 0 {
 		reason += "; allows " + strings.Join(dec.Accelerations, ", ")
 	}
@@ -74,7 +75,7 @@ func (r *run) escalate(ctx workflow.Context, m rollout.Milestone) {
 		kind, title = contract.EventSLABreached, fmt.Sprintf("%s: SLA breached (%s)", r.in.Rollout.Patch.KB, milestoneName(m))
 	}
 	text := fmt.Sprintf("Rollout %s is %s at %s; %d of %d hosts done; deadline %s.",
-		r.in.Rollout.ID, p.Status, orDefault(p.Stage, "its start"), p.HostsDone, p.HostsTotal, in.Deadline.UTC().Format(time.RFC3339))
+		r.in.Rollout.ID, p.Status, cmp.Or(p.Stage, "its start"), p.HostsDone, p.HostsTotal, in.Deadline.UTC().Format(time.RFC3339))
 	if p.WaitingGate != "" {
 		text += fmt.Sprintf(" Gate %s waits for approval.", p.WaitingGate)
 	}
