@@ -641,7 +641,7 @@ func (a *HostActivities) runScript(ctx context.Context, host rollout.Host, op ho
 	}
 	if res.ExitCode != 0 {
 		return &contract.HostError{Type: contract.ScriptFailed, Host: host.Name, ExitCode: int64(res.ExitCode),
-			Msg: fmt.Sprintf("%s script exited %d: %s", op, res.ExitCode, truncateText(strings.TrimSpace(res.Stderr), 300))}
+			Msg: fmt.Sprintf("%s script exited %d: %s", op, res.ExitCode, hostscript.Truncate(strings.TrimSpace(res.Stderr), 300))}
 	}
 	if err := decodeOne(res.Stdout, out); err != nil {
 		return hostErr(contract.ScriptFailed, host.Name, fmt.Sprintf("%s script output", op), err)
