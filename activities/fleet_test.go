@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -138,7 +137,7 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 			env := s.NewTestWorkflowEnvironment()
 			env.SetTestTimeout(time.Minute)
 			env.RegisterWorkflow(patchHostWorkflow)
-			env.RegisterActivityWithOptions(acts.PatchHost, activity.RegisterOptions{Name: contract.PatchHostName})
+			activities.Register(env, activities.Deps{Hosts: acts})
 			env.ExecuteWorkflow(patchHostWorkflow, contract.PatchHostInput{
 				Target:      contract.HostTarget{RolloutID: ro.ID, Host: host, Patch: ro.Patch, DistributionPoint: sc.Sites[0].DistributionPoint},
 				Reboot:      !tt.noReboot,

@@ -66,7 +66,7 @@ type HostPolicy interface {
 }
 
 // HostActivities are the WinRM host operations, registered with the
-// worker by method name (the names in api.go).
+// worker by Register under the contract's activity names.
 // A zero duration below takes its default.
 type HostActivities struct {
 	Runner HostRunner

@@ -257,7 +257,7 @@ func (h *harness) setupEnv() {
 	suite := &testsuite.WorkflowTestSuite{}
 	suite.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	h.env = suite.NewTestActivityEnvironment()
-	h.env.RegisterActivity(h.acts)
+	Register(h.env, Deps{Hosts: h.acts})
 	h.env.SetOnActivityHeartbeatListener(func(_ *activity.Info, d converter.EncodedValues) {
 		var p patchProgress
 		if d != nil && d.HasValues() && d.Get(&p) == nil {
