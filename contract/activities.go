@@ -24,7 +24,8 @@ const (
 	UninstallPatchName = "UninstallPatch"
 	// PatchHostName runs the whole per-host sequence in one activity:
 	// scan, install, reboot, wait for boot, verify. It keeps Temporal's
-	// per-host cost at one activity (DESIGN.md §3, "What Temporal work costs").
+	// per-host cost at one activity, where a step per activity would
+	// multiply the history events and tasks of every host.
 	PatchHostName = "PatchHost"
 
 	// Policy decisions (run as local activities: fast, recorded in history).

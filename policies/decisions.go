@@ -30,7 +30,7 @@ type ComplianceInput struct {
 	Now         time.Time  `json:"now"`
 }
 
-// ComplianceDecision is the host's state (DESIGN.md §4) with the reasons
+// ComplianceDecision is the host's state (rollout.HostState) with the reasons
 // that led to it. Allow is true exactly when State is compliant.
 type ComplianceDecision struct {
 	rollout.Decision

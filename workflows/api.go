@@ -63,7 +63,7 @@ type RolloutInput struct {
 }
 
 // Tuning holds the scale knobs of a rollout. Zero fields take defaults
-// sized for the costs measured in DESIGN.md §3.
+// sized for what Temporal work costs per host and per history.
 type Tuning struct {
 	// BatchSize is the number of hosts per batch child workflow (100).
 	BatchSize int `json:"batch_size,omitempty"`

@@ -66,7 +66,7 @@ func withReportOptions(ctx workflow.Context) workflow.Context {
 }
 
 // upsert sets search attributes. An unregistered attribute would fail the
-// workflow task forever (DESIGN.md §7), so every key used here is listed
+// workflow task forever, so every key used here is listed
 // in SearchAttributes for the server to register; an error is logged,
 // never fatal to the rollout.
 func (r *run) upsert(ctx workflow.Context, updates ...temporal.SearchAttributeUpdate) {
