@@ -128,8 +128,8 @@ func withScanOptions(ctx workflow.Context, summary string) workflow.Context {
 			MaximumInterval:    time.Minute,
 			MaximumAttempts:    3,
 			NonRetryableErrorTypes: []string{
-				contract.ErrAuthFailed, contract.ErrNotApplicable, contract.ErrUnsupportedOS,
-				contract.ErrTransportRefused, contract.ErrHostConfigInvalid,
+				contract.AuthFailed, contract.NotApplicable, contract.UnsupportedOS,
+				contract.TransportRefused, contract.HostConfigInvalid,
 			},
 		},
 	})

@@ -111,7 +111,7 @@ func (f *scanFleet) Run(_ context.Context, host rollout.Host, script string) (ac
 	f.verifies++
 	h := f.hosts[host.Name]
 	if h == nil || h.down {
-		return activities.RunResult{}, &contract.HostError{Type: contract.ErrUnreachable, Host: host.Name, Msg: "connection refused"}
+		return activities.RunResult{}, &contract.HostError{Type: contract.Unreachable, Host: host.Name, Msg: "connection refused"}
 	}
 	if !strings.Contains(script, "scan") {
 		return activities.RunResult{ExitCode: 1, Stderr: "only scans in a scan"}, nil

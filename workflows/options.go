@@ -39,9 +39,9 @@ func withHostOptions(ctx workflow.Context, summary string, bootTimeout time.Dura
 			MaximumInterval:    5 * time.Minute,
 			MaximumAttempts:    5,
 			NonRetryableErrorTypes: []string{
-				contract.ErrAuthFailed, contract.ErrNotApplicable, contract.ErrChecksumMismatch,
-				contract.ErrUnsupportedOS, contract.ErrInstallFailed, contract.ErrHostDidNotReturn,
-				contract.ErrTransportRefused,
+				contract.AuthFailed, contract.NotApplicable, contract.ChecksumMismatch,
+				contract.UnsupportedOS, contract.InstallFailed, contract.HostDidNotReturn,
+				contract.TransportRefused,
 			},
 		},
 	})

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 	"github.com/patchway/patchway/workflows"
 )
@@ -259,7 +260,7 @@ func asRefusal(err error) (refusal, bool) {
 	if !errors.As(err, &app) {
 		return refusal{}, false
 	}
-	r := refusal{byPolicy: app.Type() == workflows.ErrRefused, message: app.Message()}
+	r := refusal{byPolicy: app.Type() == contract.Refused, message: app.Message()}
 	if r.byPolicy && app.HasDetails() {
 		// Details are optional: a refusal without violations still
 		// carries its reason in the message.

@@ -240,10 +240,7 @@ func fillDeadlines(ctx context.Context, g *globalFlags, r *rollout.Rollout, p *r
 	}
 	deadline := sla.Deadline
 	p.Deadline = &deadline
-	p.Milestones = p.Milestones[:0]
-	for _, m := range sla.Milestones {
-		p.Milestones = append(p.Milestones, rollout.PlanMilestone{AtPercent: m.AtPercent, At: m.At, Breach: m.Breach})
-	}
+	p.Milestones = sla.Milestones
 	return engine.Plan(ctx, policies.PlanInput{Rollout: *r, Now: now})
 }
 
