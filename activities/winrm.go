@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +24,7 @@ import (
 	"github.com/Azure/go-ntlmssp"
 	"github.com/masterzen/winrm"
 	"github.com/masterzen/winrm/soap"
+	"golang.org/x/net/html/charset"
 
 	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/policies"
@@ -458,7 +461,7 @@ func (t *runTransport) Post(_ *winrm.Client, request *soap.SoapMessage) (string,
 		return "", fmt.Errorf("winrm request: %w", err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes+1))
 	if err != nil {
 		return "", fmt.Errorf("read WinRM response: %w", err)
 	}
@@ -468,8 +471,29 @@ func (t *runTransport) Post(_ *winrm.Client, request *soap.SoapMessage) (string,
 		t.setFailure(err)
 		return "", err
 	case resp.StatusCode == http.StatusOK:
+		// masterzen/winrm parses a 200 reply without checking that it is
+		// XML (ParseSlurpOutputErrResponse dereferences a nil document for
+		// "&" or an empty body, in a goroutine nothing recovers), and loops
+		// without pause on a well-formed reply of another shape. Only a
+		// reply of the shape its parser reads is handed over.
+		op := requestOp(body)
+		info, err := validateReply(op, raw)
+		if err != nil {
+			if !cleanup {
+				t.setFailure(err)
+			}
+			// A fixed text: the library keeps polling on an error that
+			// mentions OperationTimeout, and the reply could.
+			return "", errReplyRejected
+		}
 		if receive {
-			t.resetSpins()
+			if info.output > 0 || info.done {
+				t.resetSpins()
+			} else {
+				// An empty, unfinished ReceiveResponse answered at once
+				// would be polled again at once.
+				t.pace()
+			}
 		}
 		return string(raw), nil
 	}
@@ -571,6 +595,12 @@ func classifyTransportError(host rollout.Host, err error) error {
 	if errors.As(err, &he) {
 		return err
 	}
+	var re *replyError
+	if errors.As(err, &re) {
+		// The host answered, so it is not unreachable; what it answered
+		// cannot be read, so the script's outcome is unknown: a failed run.
+		return hostErr(contract.ErrScriptFailed, host.Name, "host sent a malformed WS-Management reply", re)
+	}
 	var ae *authError
 	if errors.As(err, &ae) {
 		return hostErr(contract.ErrAuthFailed, host.Name, fmt.Sprintf("credential set %q", host.Credential), ae)
@@ -608,4 +638,282 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// Bounds of a WS-Management reply. The runner asks for envelopes of at
+// most 150 KiB (MaxEnvelopeSize 153600), and Windows keeps to it; a reply
+// many times that size is not one, and would otherwise be held in memory
+// several times over (the raw bytes, a string copy, the library's tree).
+const (
+	maxReplyBytes = 4 << 20
+	// maxReplyDepth: WS-Management replies nest about eight elements deep.
+	maxReplyDepth = 64
+	// maxReplyAttrBytes: attribute values are ids and URIs.
+	maxReplyAttrBytes = 8 << 10
+	// maxReplyTokens bounds the validation loop on its own, whatever the
+	// decoder does with the input.
+	maxReplyTokens = maxReplyBytes
+)
+
+// errReplyRejected is what the library receives instead of a reply that
+// failed validation; the reason is the run's failure (replyError).
+var errReplyRejected = errors.New("WS-Management reply rejected")
+
+// replyError is a 200 reply that is not a WS-Management reply of the shape
+// its request expects. It never carries the reply's text beyond element
+// names.
+type replyError struct {
+	op     string
+	size   int
+	reason string
+}
+
+func (e *replyError) Error() string {
+	op := e.op
+	if op == "" {
+		op = "a request"
+	}
+	return fmt.Sprintf("reply to %s (%d bytes) rejected: %s", op, e.size, e.reason)
+}
+
+// requestOp names the WS-Management shell operation of a request body.
+func requestOp(body string) string {
+	for _, op := range []struct{ marker, name string }{
+		{"/windows/shell/Receive", "Receive"},
+		{"/windows/shell/Send", "Send"},
+		{"/windows/shell/Command", "Command"},
+		{"/windows/shell/Signal", "Signal"},
+		{"/transfer/Create", "Create"},
+		{"/transfer/Delete", "Delete"},
+	} {
+		if strings.Contains(body, op.marker) {
+			return op.name
+		}
+	}
+	return ""
+}
+
+// replyInfo is what validateReply read from an accepted reply.
+type replyInfo struct {
+	// output is the number of bytes the library will decode from the
+	// stdout and stderr streams of a ReceiveResponse.
+	output int
+	// done: an element carries State=".../CommandState/Done".
+	done bool
+}
+
+// expectedBodyChild is the first child of the SOAP Body that the client
+// library's parser for each operation relies on (Signal and Delete replies
+// are not parsed).
+var expectedBodyChild = map[string]xml.Name{
+	"Create":  {Space: soap.NS_TRANSFER, Local: "ResourceCreated"},
+	"Command": {Space: soap.NS_WIN_SHELL, Local: "CommandResponse"},
+	"Send":    {Space: soap.NS_WIN_SHELL, Local: "SendResponse"},
+	"Receive": {Space: soap.NS_WIN_SHELL, Local: "ReceiveResponse"},
+}
+
+const (
+	actionCommandResponse = soap.NS_WIN_SHELL + "/CommandResponse"
+	stateDone             = soap.NS_WIN_SHELL + "/CommandState/Done"
+)
+
+// textCapture collects the string value (all descendant text) of one
+// element, as the library's XPath ResValue reads it.
+type textCapture struct {
+	depth int
+	text  []byte
+	dst   *string
+	// stream: the text is base64 stream content to count.
+	stream bool
+}
+
+// validateReply checks that raw, the body of a 200 reply to op, is what
+// masterzen/winrm's parser for op reads without failing: well-formed XML
+// (decoded as its parser decodes it: strict, with the same charset
+// readers), one SOAP 1.2 Envelope as the root with at most one Header and
+// exactly one Body, no DTD, bounded depth and attribute sizes, and the Body
+// child and elements that op's parser reads (Create: a ShellId selector;
+// Command: the CommandResponse action and a CommandId; Receive: a
+// ReceiveResponse). The document is read once, token by token.
+func validateReply(op string, raw []byte) (replyInfo, error) {
+	var info replyInfo
+	bad := func(format string, a ...any) (replyInfo, error) {
+		return replyInfo{}, &replyError{op: op, size: len(raw), reason: fmt.Sprintf(format, a...)}
+	}
+	if len(raw) > maxReplyBytes {
+		return bad("larger than the %d-byte limit", maxReplyBytes)
+	}
+	dec := xml.NewDecoder(bytes.NewReader(raw))
+	dec.Strict = true
+	dec.CharsetReader = charset.NewReaderLabel
+
+	var (
+		depth                          int
+		rootSeen, rootDone             bool
+		inBody                         bool
+		headers, bodies, bodyKids      int
+		bodyChild                      xml.Name
+		action, shellID, commandID     string
+		actionSeen, shellSeen, cmdSeen bool
+		captures                       []*textCapture
+	)
+	for tokens := 0; ; tokens++ {
+		if tokens >= maxReplyTokens {
+			return bad("more than %d XML tokens", maxReplyTokens)
+		}
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return bad("not well-formed XML: %v", err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if rootDone {
+				return bad("a second root element <%s>", shortName(t.Name))
+			}
+			if depth >= maxReplyDepth {
+				return bad("elements nested deeper than %d", maxReplyDepth)
+			}
+			for _, a := range t.Attr {
+				if len(a.Value) > maxReplyAttrBytes {
+					return bad("attribute %s of <%s> is %d bytes, over %d", a.Name.Local, shortName(t.Name), len(a.Value), maxReplyAttrBytes)
+				}
+			}
+			switch depth {
+			case 0:
+				if t.Name != (xml.Name{Space: soap.NS_SOAP_ENV, Local: "Envelope"}) {
+					return bad("root element <%s> is not a SOAP 1.2 Envelope", shortName(t.Name))
+				}
+				rootSeen = true
+			case 1:
+				switch t.Name {
+				case xml.Name{Space: soap.NS_SOAP_ENV, Local: "Header"}:
+					headers++
+				case xml.Name{Space: soap.NS_SOAP_ENV, Local: "Body"}:
+					bodies++
+					inBody = true
+				default:
+					return bad("<%s> in the Envelope, where only Header and Body belong", shortName(t.Name))
+				}
+				if headers > 1 || bodies > 1 {
+					return bad("more than one SOAP %s", t.Name.Local)
+				}
+			case 2:
+				if inBody {
+					bodyKids++
+					if bodyKids == 1 {
+						bodyChild = t.Name
+					}
+				}
+			}
+			attr := func(local string) (string, bool) {
+				for _, a := range t.Attr {
+					if a.Name.Space == "" && a.Name.Local == local {
+						return a.Value, true
+					}
+				}
+				return "", false
+			}
+			if v, _ := attr("State"); v == stateDone {
+				info.done = true
+			}
+			switch t.Name {
+			case xml.Name{Space: soap.NS_ADDRESSING, Local: "Action"}:
+				if !actionSeen {
+					actionSeen = true
+					captures = append(captures, &textCapture{depth: depth, dst: &action})
+				}
+			case xml.Name{Space: soap.NS_WSMAN_DMTF, Local: "Selector"}:
+				if v, _ := attr("Name"); v == "ShellId" && !shellSeen {
+					shellSeen = true
+					captures = append(captures, &textCapture{depth: depth, dst: &shellID})
+				}
+			case xml.Name{Space: soap.NS_WIN_SHELL, Local: "CommandId"}:
+				if !cmdSeen {
+					cmdSeen = true
+					captures = append(captures, &textCapture{depth: depth, dst: &commandID})
+				}
+			case xml.Name{Space: soap.NS_WIN_SHELL, Local: "Stream"}:
+				if v, _ := attr("Name"); v == "stdout" || v == "stderr" {
+					captures = append(captures, &textCapture{depth: depth, stream: true})
+				}
+			}
+			depth++
+		case xml.EndElement:
+			depth--
+			if depth == 1 {
+				inBody = false
+			}
+			if depth == 0 {
+				rootDone = true
+			}
+			for len(captures) > 0 && captures[len(captures)-1].depth == depth {
+				c := captures[len(captures)-1]
+				captures = captures[:len(captures)-1]
+				if c.stream {
+					// The library decodes with errors ignored, keeping
+					// what decoded before the error.
+					n, _ := base64.StdEncoding.Decode(make([]byte, base64.StdEncoding.DecodedLen(len(c.text))), c.text)
+					info.output += n
+				} else {
+					*c.dst = string(c.text)
+				}
+			}
+		case xml.CharData:
+			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
+				return bad("text outside the root element")
+			}
+			for _, c := range captures {
+				c.text = append(c.text, t...)
+			}
+		case xml.Directive:
+			return bad("an XML directive (DTD), which WS-Management never sends")
+		}
+	}
+	if !rootSeen {
+		return bad("no XML element")
+	}
+	if bodies == 0 {
+		return bad("no SOAP Body")
+	}
+	want, parsed := expectedBodyChild[op]
+	if !parsed {
+		return info, nil
+	}
+	if bodyKids == 0 {
+		return bad("empty SOAP Body, want <%s>", shortName(want))
+	}
+	if bodyChild != want {
+		return bad("SOAP Body holds <%s>, want <%s>", shortName(bodyChild), shortName(want))
+	}
+	switch op {
+	case "Create":
+		if strings.TrimSpace(shellID) == "" {
+			return bad("no ShellId selector")
+		}
+	case "Command":
+		if action != actionCommandResponse {
+			return bad("action %q, want %s", truncateText(action, 80), actionCommandResponse)
+		}
+		if strings.TrimSpace(commandID) == "" {
+			return bad("no CommandId")
+		}
+	}
+	return info, nil
+}
+
+// shortName prints an element name for an error: the local name, with
+// the namespace's last path segment, both truncated.
+func shortName(n xml.Name) string {
+	space := n.Space
+	if i := strings.LastIndexByte(space, '/'); i >= 0 {
+		space = space[i+1:]
+	}
+	local := truncateText(n.Local, 40)
+	if space == "" {
+		return local
+	}
+	return truncateText(space, 20) + ":" + local
 }
