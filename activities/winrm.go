@@ -89,8 +89,15 @@ const (
 	DefaultOperationTimeout = 20 * time.Second
 	DefaultDialTimeout      = 10 * time.Second
 	DefaultRunTimeout       = 30 * time.Minute
-	defaultHTTPSPort        = 5986
-	defaultHTTPPort         = 5985
+	// DefaultIdleTimeout is three OperationTimeouts: a healthy host
+	// answers every Receive within one, with output or an
+	// OperationTimeout fault, even while the script prints nothing.
+	DefaultIdleTimeout = 60 * time.Second
+	// DefaultMaxOutputBytes bounds stdout and stderr together per run:
+	// the scripts print one JSON object, tens of KiB for the largest scan.
+	DefaultMaxOutputBytes = 1 << 20
+	defaultHTTPSPort      = 5986
+	defaultHTTPPort       = 5985
 	// cleanupTimeout bounds the Signal and Delete requests sent after a
 	// run ends or is cancelled, so remote shells do not pile up.
 	cleanupTimeout = 5 * time.Second
@@ -115,6 +122,14 @@ type WinRMRunner struct {
 	DialTimeout time.Duration
 	// RunTimeout bounds a Run whose context carries no deadline; default 30m.
 	RunTimeout time.Duration
+	// IdleTimeout ends a run when the host has answered nothing for that
+	// long: no reply with output or the command's end, no OperationTimeout
+	// fault, no answer to Create, Command or Send; default 60s, and never
+	// less than OperationTimeout plus one second.
+	IdleTimeout time.Duration
+	// MaxOutputBytes bounds stdout and stderr together per run; beyond it
+	// the run fails as ScriptFailed; default 1 MiB.
+	MaxOutputBytes int64
 }
 
 // Run runs script on host and returns its output and exit code. The error
@@ -145,8 +160,9 @@ func (r *WinRMRunner) Run(ctx context.Context, host rollout.Host, script string)
 	for attempt := 1; ; attempt++ {
 		res, sent, err := r.runOnce(ctx, host, ep, cred, script)
 		var he *contract.HostError
+		var idle *idleError
 		if err == nil || (sent && !readOnly) || attempt >= connectAttempts || ctx.Err() != nil ||
-			!errors.As(err, &he) || he.Type != contract.ErrUnreachable || errors.Is(err, syscall.ECONNREFUSED) {
+			!errors.As(err, &he) || he.Type != contract.ErrUnreachable || errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &idle) {
 			return res, err
 		}
 		select {
@@ -189,6 +205,11 @@ func (r *WinRMRunner) runOnce(ctx context.Context, host rollout.Host, ep endpoin
 		endpointURL:    ep.url(),
 	}
 	defer tr.closeIdle()
+	// The idle clock starts now and restarts on each answer (touch).
+	idle := max(orDefault(r.IdleTimeout, DefaultIdleTimeout), opTimeout+time.Second)
+	tr.idle = idle
+	tr.idleTimer = time.AfterFunc(idle, func() { tr.setFailure(&idleError{after: idle}) })
+	defer tr.idleTimer.Stop()
 
 	params := winrm.NewParameters(isoDuration(opTimeout), "en-US", 153600)
 	params.TransportDecorator = func() winrm.Transporter { return tr }
@@ -198,8 +219,14 @@ func (r *WinRMRunner) runOnce(ctx context.Context, host rollout.Host, ep endpoin
 		return RunResult{}, false, hostErr(contract.ErrHostConfigInvalid, host.Name, "create WinRM client", err)
 	}
 
-	var stdout, stderr bytes.Buffer
-	exit, runErr := client.RunWithContextWithInput(runCtx, hostscript.CommandLine(), &stdout, &stderr, strings.NewReader(script))
+	// stdout and stderr share one bound; the library writes each Receive
+	// round's output to them as it arrives.
+	out := &outputBound{limit: r.MaxOutputBytes, over: tr.setFailure}
+	if out.limit <= 0 {
+		out.limit = DefaultMaxOutputBytes
+	}
+	stdout, stderr := &boundedWriter{b: out}, &boundedWriter{b: out}
+	exit, runErr := client.RunWithContextWithInput(runCtx, hostscript.CommandLine(), stdout, stderr, strings.NewReader(script))
 	res := RunResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: exit}
 	// A cancelled run can come back with exit code 0 and only ctx.Err():
 	// check every failure source before trusting the exit code.
@@ -363,10 +390,21 @@ type runTransport struct {
 	client *http.Client
 	base   *http.Transport
 
+	// idleTimer fails the run after idle without an answer (touch).
+	idle      time.Duration
+	idleTimer *time.Timer
+
 	mu        sync.Mutex
 	fail      error
 	idleSpins int
 	sent      bool
+}
+
+// touch restarts the idle clock: the host answered.
+func (t *runTransport) touch() {
+	if t.idleTimer != nil && t.failure() == nil {
+		t.idleTimer.Reset(t.idle)
+	}
 }
 
 // commandSent says whether a Command request was attempted: from then on
@@ -486,6 +524,9 @@ func (t *runTransport) Post(_ *winrm.Client, request *soap.SoapMessage) (string,
 			// mentions OperationTimeout, and the reply could.
 			return "", errReplyRejected
 		}
+		if !receive || info.output > 0 || info.done {
+			t.touch()
+		}
 		if receive {
 			if info.output > 0 || info.done {
 				t.resetSpins()
@@ -499,6 +540,8 @@ func (t *runTransport) Post(_ *winrm.Client, request *soap.SoapMessage) (string,
 	}
 	text := string(raw)
 	if receive && isOperationTimeout(text) {
+		// The host's "still running, nothing to say": an answer.
+		t.touch()
 		// The library retries OperationTimeout at once; a host that
 		// answers it immediately would make that a busy loop.
 		t.pace()
@@ -594,6 +637,14 @@ func classifyTransportError(host rollout.Host, err error) error {
 	var he *contract.HostError
 	if errors.As(err, &he) {
 		return err
+	}
+	var oe *outputError
+	if errors.As(err, &oe) {
+		return hostErr(contract.ErrScriptFailed, host.Name, oe.Error(), nil)
+	}
+	var ie *idleError
+	if errors.As(err, &ie) {
+		return hostErr(contract.ErrUnreachable, host.Name, "run ended", ie)
 	}
 	var re *replyError
 	if errors.As(err, &re) {
@@ -916,4 +967,63 @@ func shortName(n xml.Name) string {
 		return local
 	}
 	return truncateText(space, 20) + ":" + local
+}
+
+// outputBound is the shared output budget of one run's stdout and stderr.
+type outputBound struct {
+	limit int64
+	over  func(error)
+
+	mu   sync.Mutex
+	n    int64
+	full bool
+}
+
+// boundedWriter keeps what the host printed up to the run's bound. Past it,
+// it still accepts (and drops) every write: the library's output goroutine
+// blocks on a pipe nobody reads if a writer fails, so the run is ended by
+// failing it instead (over cancels the run).
+type boundedWriter struct {
+	b   *outputBound
+	buf bytes.Buffer
+}
+
+func (w *boundedWriter) Write(p []byte) (int, error) {
+	b := w.b
+	b.mu.Lock()
+	b.n += int64(len(p))
+	keep := !b.full && b.n <= b.limit
+	first := !keep && !b.full
+	if !keep {
+		b.full = true
+	}
+	n, limit := b.n, b.limit
+	if keep {
+		w.buf.Write(p)
+	}
+	b.mu.Unlock()
+	if first {
+		b.over(&outputError{limit: limit, got: n})
+	}
+	return len(p), nil
+}
+
+func (w *boundedWriter) String() string {
+	w.b.mu.Lock()
+	defer w.b.mu.Unlock()
+	return w.buf.String()
+}
+
+// outputError: the host printed more than the run's bound.
+type outputError struct{ limit, got int64 }
+
+func (e *outputError) Error() string {
+	return fmt.Sprintf("script output exceeds the %d-byte limit: %d bytes of stdout and stderr received when the run was stopped", e.limit, e.got)
+}
+
+// idleError: the host answered nothing for the idle timeout.
+type idleError struct{ after time.Duration }
+
+func (e *idleError) Error() string {
+	return fmt.Sprintf("host answered nothing for %s (idle timeout): no output, no WS-Management reply", e.after)
 }
