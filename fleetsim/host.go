@@ -12,7 +12,7 @@ import (
 	"github.com/patchway/patchway/rollout"
 )
 
-// Fault names a way a simulated host misbehaves (DESIGN.md §5).
+// Fault names a way a simulated host misbehaves.
 type Fault string
 
 // The fault profiles.
@@ -56,7 +56,7 @@ type FaultSpec struct {
 	Delay time.Duration
 }
 
-// Windows installer exit codes (DESIGN.md §2).
+// Windows installer exit codes.
 const (
 	exitOK              = 0
 	exitRebootRequired  = 3010
