@@ -26,6 +26,8 @@ unit:
 # left the whole run minimizing: 46 executions in 10s instead of ~5,000.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRollout$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./rollout
+	$(GO) test -run '^$$' -fuzz '^FuzzWSManReply$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./activities
+	$(GO) test -run '^$$' -fuzz '^FuzzHostScriptOutput$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./activities
 
 # Lint tools are built once into bin/tools: opa at the version the engine
 # links (go.mod), so the linter judges the Rego the worker runs.

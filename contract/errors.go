@@ -70,20 +70,6 @@ const (
 	InvalidRollout = "InvalidRollout"
 )
 
-// The old names of the error types still used by files being moved to
-// other packages (activities/winrm.go, workflows/scan.go and their tests).
-// Delete them once those files use the names above.
-//
-// Deprecated: use the name without the Err prefix.
-const (
-	ErrAuthFailed        = AuthFailed
-	ErrNotApplicable     = NotApplicable
-	ErrUnsupportedOS     = UnsupportedOS
-	ErrTransportRefused  = TransportRefused
-	ErrUnreachable       = Unreachable
-	ErrHostConfigInvalid = HostConfigInvalid
-)
-
 // HostError is a classified failure of an operation on one host. Activities
 // turn it into a temporal.ApplicationError of type Type at their boundary;
 // it never carries a credential.
