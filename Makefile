@@ -35,7 +35,7 @@ TOOLS              := $(CURDIR)/bin/tools
 OPA_VERSION        := $(shell $(GO) list -m -f '{{.Version}}' github.com/open-policy-agent/opa)
 WORKFLOWCHECK      := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 # Every package that holds workflow code.
-WORKFLOW_PKGS      := ./workflows/...
+WORKFLOW_PKGS      := ./workflows/... ./scan/...
 
 $(TOOLS)/opa:
 	GOBIN=$(TOOLS) $(GO) install github.com/open-policy-agent/opa@$(OPA_VERSION)
