@@ -38,6 +38,12 @@ rules := data.transport.tiers[tier] if data.transport.tiers[tier]
 
 else := data.transport.tiers.production
 
+# The tier whose rules apply: an unknown tier is production, for the
+# credential binding too.
+rules_tier := tier if data.transport.tiers[tier]
+
+else := "production"
+
 violations contains {"code": "unknown_transport", "msg": sprintf("%s names transport %q; use https or http", [name, transport])} if {
 	not transport in {"http", "https"}
 }
@@ -126,8 +132,8 @@ violations contains {"code": "basic_over_http", "msg": msg} if {
 
 violations contains {"code": "credential_tier_not_bound", "msg": msg} if {
 	cred
-	not tier in bound("tiers")
-	msg := sprintf("credential set %q may not serve %s, a %q host: its tiers binding is %v", [set_name, name, tier, bound("tiers")])
+	not rules_tier in bound("tiers")
+	msg := sprintf("credential set %q may not serve %s, a %s host: its tiers binding is %v", [set_name, name, rules_tier, bound("tiers")])
 }
 
 violations contains {"code": "credential_addresses_unbound", "msg": msg} if {
