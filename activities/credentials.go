@@ -15,8 +15,9 @@ import (
 // Environment variables that carry credential sets (see the README's
 // "Host operations" section).
 const (
-	// CredentialsFileEnv names a JSON file {"<set>": {"username", "password"}}
-	// with mode 0600 or narrower.
+	// CredentialsFileEnv names a JSON file {"<set>": {"username",
+	// "password", "tiers", "addresses", "transports"}} with mode 0600 or
+	// narrower.
 	CredentialsFileEnv = "PATCHWAY_CREDENTIALS_FILE"
 	credEnvPrefix      = "PATCHWAY_CRED_"
 )
@@ -28,10 +29,45 @@ const (
 type Credential struct {
 	Username string
 	Password string
+	// Binding says where the worker may send the set. It comes from the
+	// worker's own configuration, next to the secret, never from the
+	// submitted inventory; the transport policy judges it.
+	Binding CredentialBinding
+}
+
+// CredentialBinding is the worker-side binding of a credential set: the
+// tiers it may serve, the addresses it may be sent to (CIDRs, IP addresses,
+// host globs such as *.corp.example) and the transports it may travel on
+// (https, https_insecure, http). A nil list is unset: the policy's
+// data.transport.credential_defaults apply (every tier, https only), and a
+// set with no addresses is sent nowhere.
+type CredentialBinding struct {
+	Tiers      []string `json:"tiers,omitempty"`
+	Addresses  []string `json:"addresses,omitempty"`
+	Transports []string `json:"transports,omitempty"`
 }
 
 // String redacts the password.
 func (c Credential) String() string { return fmt.Sprintf("%s:<redacted>", c.Username) }
+
+// Binding keys of a set, after PATCHWAY_CRED_<SET> in the environment and
+// as fields of the set's entry in the credentials file.
+const (
+	credTiersKey      = "_TIERS"
+	credAddressesKey  = "_ADDRESSES"
+	credTransportsKey = "_TRANSPORTS"
+)
+
+// splitList splits a comma list, trimming blanks; "" is unset (nil).
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // GoString redacts the password (for %#v).
 func (c Credential) GoString() string { return c.String() }
@@ -91,8 +127,11 @@ type credentialsFile struct {
 }
 
 type fileCredential struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
+	Username   string   `json:"username"`
+	Password   string   `json:"password"`
+	Tiers      []string `json:"tiers"`
+	Addresses  []string `json:"addresses"`
+	Transports []string `json:"transports"`
 }
 
 // CredentialEnvName returns the environment variable prefix for set name:
@@ -115,7 +154,10 @@ func envName(prefix, name string) string {
 	return b.String()
 }
 
-// Resolve returns the set called name from the environment or the file.
+// Resolve returns the set called name from the environment or the file,
+// with its binding: PATCHWAY_CRED_<NAME>_TIERS, _ADDRESSES and _TRANSPORTS
+// (comma lists) for a set from the environment, the entry's "tiers",
+// "addresses" and "transports" arrays for a set from the file.
 func (e *EnvCredentials) Resolve(_ context.Context, name string) (Credential, error) {
 	if name == "" {
 		return Credential{}, fmt.Errorf("host names no credential set: %w", ErrCredentialNotFound)
@@ -129,7 +171,10 @@ func (e *EnvCredentials) Resolve(_ context.Context, name string) (Credential, er
 	pass, okP := lookup(prefix + "_PASSWORD")
 	switch {
 	case okU && okP:
-		return Credential{Username: user, Password: pass}, nil
+		env := func(key string) []string { v, _ := lookup(prefix + key); return splitList(v) }
+		return Credential{Username: user, Password: pass, Binding: CredentialBinding{
+			Tiers: env(credTiersKey), Addresses: env(credAddressesKey), Transports: env(credTransportsKey),
+		}}, nil
 	case okU != okP:
 		return Credential{}, fmt.Errorf("credential set %q: set both %s_USER and %s_PASSWORD", name, prefix, prefix)
 	}
@@ -149,7 +194,9 @@ func (e *EnvCredentials) Resolve(_ context.Context, name string) (Credential, er
 	if c.Username == "" {
 		return Credential{}, fmt.Errorf("credential set %q in %s has no username", name, path)
 	}
-	return Credential{Username: c.Username, Password: c.Password}, nil
+	return Credential{Username: c.Username, Password: c.Password, Binding: CredentialBinding{
+		Tiers: c.Tiers, Addresses: c.Addresses, Transports: c.Transports,
+	}}, nil
 }
 
 // load reads and caches the credentials file, refusing modes wider than

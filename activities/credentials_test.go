@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -41,7 +42,7 @@ func TestCredentialEnvName(t *testing.T) {
 }
 
 func TestEnvCredentialsResolve(t *testing.T) {
-	good := writeCredFile(t, 0o600, `{"fleet": {"username": "fileuser", "password": "filepass"}}`)
+	good := writeCredFile(t, 0o600, `{"fleet": {"username": "fileuser", "password": "filepass", "tiers": ["lab"], "addresses": ["127.0.0.0/8", "*.lab.example"], "transports": ["https", "http"]}}`)
 	wide := writeCredFile(t, 0o644, `{"fleet": {"username": "fileuser", "password": "filepass"}}`)
 	broken := writeCredFile(t, 0o600, `{"fleet": {"username": "u", "password": "s3cr3t-in-broken-file"`)
 	tests := []struct {
@@ -51,8 +52,10 @@ func TestEnvCredentialsResolve(t *testing.T) {
 		want    Credential
 		wantErr string
 	}{
-		{"environment variables win", map[string]string{"PATCHWAY_CRED_EMEA_DC_USER": "envuser", "PATCHWAY_CRED_EMEA_DC_PASSWORD": "envpass", CredentialsFileEnv: good}, "emea-dc", Credential{"envuser", "envpass"}, ""},
-		{"file with mode 0600 is read", map[string]string{CredentialsFileEnv: good}, "fleet", Credential{"fileuser", "filepass"}, ""},
+		{"environment variables win", map[string]string{"PATCHWAY_CRED_EMEA_DC_USER": "envuser", "PATCHWAY_CRED_EMEA_DC_PASSWORD": "envpass", CredentialsFileEnv: good}, "emea-dc", Credential{Username: "envuser", Password: "envpass"}, ""},
+		{"environment binding keys", map[string]string{"PATCHWAY_CRED_FLEET_USER": "u", "PATCHWAY_CRED_FLEET_PASSWORD": "p", "PATCHWAY_CRED_FLEET_TIERS": "lab, prodlike", "PATCHWAY_CRED_FLEET_ADDRESSES": "127.0.0.0/8,*.corp.example", "PATCHWAY_CRED_FLEET_TRANSPORTS": "https"}, "fleet",
+			Credential{Username: "u", Password: "p", Binding: CredentialBinding{Tiers: []string{"lab", "prodlike"}, Addresses: []string{"127.0.0.0/8", "*.corp.example"}, Transports: []string{"https"}}}, ""},
+		{"file with mode 0600 is read", map[string]string{CredentialsFileEnv: good}, "fleet", Credential{Username: "fileuser", Password: "filepass", Binding: CredentialBinding{Tiers: []string{"lab"}, Addresses: []string{"127.0.0.0/8", "*.lab.example"}, Transports: []string{"https", "http"}}}, ""},
 		{"file readable by others is refused naming file and mode", map[string]string{CredentialsFileEnv: wide}, "fleet", Credential{}, fmt.Sprintf("credentials file %s has mode 0644", wide)},
 		{"half-set environment is an error", map[string]string{"PATCHWAY_CRED_FLEET_USER": "u"}, "fleet", Credential{}, "set both PATCHWAY_CRED_FLEET_USER and PATCHWAY_CRED_FLEET_PASSWORD"},
 		{"unknown set names both sources", map[string]string{}, "fleet", Credential{}, "PATCHWAY_CREDENTIALS_FILE"},
@@ -75,7 +78,7 @@ func TestEnvCredentialsResolve(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})

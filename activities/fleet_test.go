@@ -123,7 +123,7 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	acts := &activities.HostActivities{
-		Runner: &activities.WinRMRunner{Credentials: activities.StaticCredentials{"fleet": {Username: "patchway", Password: password}},
+		Runner: &activities.WinRMRunner{Credentials: activities.StaticCredentials{"fleet": {Username: "patchway", Password: password, Binding: activities.CredentialBinding{Addresses: []string{"127.0.0.0/8"}}}},
 			Transport: engine, DialTimeout: time.Second, OperationTimeout: 2 * time.Second},
 		Policy: engine, PollInitial: 20 * time.Millisecond, PollMax: 100 * time.Millisecond, PollTimeout: 2 * time.Second,
 		HeartbeatEvery: 50 * time.Millisecond, RebootDelay: -1,

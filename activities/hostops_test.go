@@ -229,7 +229,7 @@ func newHarness(t *testing.T, sim *simHost, password string) *harness {
 	addr, ca := tlsServer(t, &wsmanHost{answer: sim.answer, down: sim.down, loseReply: sim.loseReply, password: h.password})
 	engine := testPolicy(t)
 	h.acts = &HostActivities{
-		Runner: &WinRMRunner{Credentials: StaticCredentials{"fleet": {Username: "patchway", Password: password}},
+		Runner: &WinRMRunner{Credentials: StaticCredentials{"fleet": {Username: "patchway", Password: password, Binding: loopbackBinding}},
 			Transport: engine, DialTimeout: time.Second, OperationTimeout: 2 * time.Second},
 		Policy:         engine,
 		PollInitial:    20 * time.Millisecond,

@@ -82,7 +82,7 @@ func TestRunnerSurvivesMalformedReceiveReplies(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			h := &misreplyHost{wsmanHost: &wsmanHost{answer: func(string, string) (string, int) { return `{}`, 0 }}, on: "Receive", body: []byte(body)}
 			addr, ca := tlsServer(t, h)
-			r := &WinRMRunner{Credentials: StaticCredentials{"fleet": {Username: "u", Password: "p"}}}
+			r := &WinRMRunner{Credentials: StaticCredentials{"fleet": {Username: "u", Password: "p", Binding: loopbackBinding}}}
 			host := rollout.Host{Name: "srv-01", Address: addr, Credential: "fleet", TLS: rollout.HostTLS{CAFile: ca}}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -126,7 +126,7 @@ func TestRunnerSurvivesMalformedCreateAndCommandReplies(t *testing.T) {
 		t.Run(tt.on+": "+tt.name, func(t *testing.T) {
 			h := &misreplyHost{wsmanHost: &wsmanHost{answer: func(string, string) (string, int) { return `{}`, 0 }}, on: tt.on, body: []byte(tt.body)}
 			addr, ca := tlsServer(t, h)
-			r := &WinRMRunner{Credentials: StaticCredentials{"fleet": {Username: "u", Password: "p"}}}
+			r := &WinRMRunner{Credentials: StaticCredentials{"fleet": {Username: "u", Password: "p", Binding: loopbackBinding}}}
 			host := rollout.Host{Name: "srv-01", Address: addr, Credential: "fleet", TLS: rollout.HostTLS{CAFile: ca}}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()

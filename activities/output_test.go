@@ -43,7 +43,7 @@ func streamingRunner(t *testing.T, h *streamingHost, r *WinRMRunner) rollout.Hos
 		h.wsmanHost = &wsmanHost{}
 	}
 	addr, ca := tlsServer(t, h)
-	r.Credentials = StaticCredentials{"fleet": {Username: "u", Password: "p"}}
+	r.Credentials = StaticCredentials{"fleet": {Username: "u", Password: "p", Binding: loopbackBinding}}
 	return rollout.Host{Name: "srv-01", Address: addr, Credential: "fleet", TLS: rollout.HostTLS{CAFile: ca}}
 }
 

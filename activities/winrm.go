@@ -136,7 +136,7 @@ type WinRMRunner struct {
 // Run runs script on host and returns its output and exit code. The error
 // is a *HostError whenever the script did not run to completion.
 func (r *WinRMRunner) Run(ctx context.Context, host rollout.Host, script string) (RunResult, error) {
-	ep, err := r.endpoint(ctx, host)
+	ep, req, err := r.endpoint(host)
 	if err != nil {
 		return RunResult{}, err
 	}
@@ -146,6 +146,16 @@ func (r *WinRMRunner) Run(ctx context.Context, host rollout.Host, script string)
 	cred, err := r.Credentials.Resolve(ctx, host.Credential)
 	if err != nil {
 		return RunResult{}, hostErr(contract.HostConfigInvalid, host.Name, "resolve credential set", err)
+	}
+	// The policy judges the set's worker-side binding against the
+	// addresses this worker resolved, and the run dials only those: no
+	// byte leaves before the answer, and a second DNS answer cannot move
+	// the connection elsewhere.
+	if ep.ips, err = resolveHost(ctx, ep.host); err != nil {
+		return RunResult{}, hostErr(contract.Unreachable, host.Name, "resolve address", err)
+	}
+	if err := r.checkTransport(ctx, host, ep, req, cred); err != nil {
+		return RunResult{}, err
 	}
 
 	// A run whose command never reached the host (the connection was
@@ -200,6 +210,7 @@ func (r *WinRMRunner) runOnce(ctx context.Context, host rollout.Host, ep endpoin
 		ntlm:      ep.ntlm,
 		tlsConfig: ep.tlsConfig,
 		dialer:    &net.Dialer{Timeout: cmp.Or(max(r.DialTimeout, 0), DefaultDialTimeout), KeepAlive: 30 * time.Second},
+		ips:       ep.ips,
 		// The host answers a Receive within OperationTimeout; allow for
 		// the round trip on top.
 		requestTimeout: opTimeout + 15*time.Second,
@@ -254,6 +265,9 @@ type endpointConfig struct {
 	https     bool
 	ntlm      bool
 	tlsConfig *tls.Config
+	// ips are the addresses host resolved to when the policy was asked:
+	// the only ones the run dials.
+	ips []string
 }
 
 func (ep endpointConfig) url() string {
@@ -264,65 +278,80 @@ func (ep endpointConfig) url() string {
 	return fmt.Sprintf("%s://%s/wsman", scheme, net.JoinHostPort(strings.Trim(ep.host, "[]"), strconv.Itoa(ep.port)))
 }
 
-// endpoint resolves and polices a host's transport settings.
-func (r *WinRMRunner) endpoint(ctx context.Context, host rollout.Host) (endpointConfig, error) {
-	var ep endpointConfig
+// endpoint reads a host's transport settings; checkTransport polices them.
+func (r *WinRMRunner) endpoint(host rollout.Host) (ep endpointConfig, req TransportRequest, _ error) {
 	switch t := strings.ToLower(host.TLS.Transport); t {
 	case "", "https":
 		ep.https = true
 	case "http":
 	default:
-		return ep, hostErr(contract.HostConfigInvalid, host.Name, fmt.Sprintf("tls.transport %q: want https or http", host.TLS.Transport), nil)
+		return ep, req, hostErr(contract.HostConfigInvalid, host.Name, fmt.Sprintf("tls.transport %q: want https or http", host.TLS.Transport), nil)
 	}
 	switch a := strings.ToLower(host.TLS.Auth); a {
 	case "", "basic":
 	case "ntlm":
 		ep.ntlm = true
 	default:
-		return ep, hostErr(contract.HostConfigInvalid, host.Name, fmt.Sprintf("tls.auth %q: want basic or ntlm", host.TLS.Auth), nil)
+		return ep, req, hostErr(contract.HostConfigInvalid, host.Name, fmt.Sprintf("tls.auth %q: want basic or ntlm", host.TLS.Auth), nil)
 	}
 	h, p, err := splitAddress(host.Address, ep.https)
 	if err != nil {
-		return ep, hostErr(contract.HostConfigInvalid, host.Name, "address", err)
+		return ep, req, hostErr(contract.HostConfigInvalid, host.Name, "address", err)
 	}
 	ep.host, ep.port = h, p
 
-	req := TransportRequest{HTTP: !ep.https, Insecure: ep.https && host.TLS.Insecure, NTLMOverHTTP: ep.ntlm && !ep.https}
-	if req.weak() {
-		if err := r.checkTransport(ctx, host, req); err != nil {
-			return ep, err
-		}
-	}
+	req = TransportRequest{HTTP: !ep.https, Insecure: ep.https && host.TLS.Insecure, NTLMOverHTTP: ep.ntlm && !ep.https}
 	if ep.https {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host.TLS.ServerName}
 		if req.Insecure {
-			cfg.InsecureSkipVerify = true //nolint:gosec // allowed by the transport policy for this host's tier
+			cfg.InsecureSkipVerify = true //nolint:gosec // used only once checkTransport allowed it
 		} else if host.TLS.CAFile != "" {
 			pem, err := os.ReadFile(host.TLS.CAFile)
 			if err != nil {
-				return ep, hostErr(contract.HostConfigInvalid, host.Name, "read tls.ca_file", err)
+				return ep, req, hostErr(contract.HostConfigInvalid, host.Name, "read tls.ca_file", err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return ep, hostErr(contract.HostConfigInvalid, host.Name, fmt.Sprintf("tls.ca_file %s holds no PEM certificate", host.TLS.CAFile), nil)
+				return ep, req, hostErr(contract.HostConfigInvalid, host.Name, fmt.Sprintf("tls.ca_file %s holds no PEM certificate", host.TLS.CAFile), nil)
 			}
 			cfg.RootCAs = pool
 		}
 		ep.tlsConfig = cfg
 	}
-	return ep, nil
+	return ep, req, nil
 }
 
-func (r *WinRMRunner) checkTransport(ctx context.Context, host rollout.Host, req TransportRequest) error {
-	if r.Transport == nil {
-		return hostErr(contract.TransportRefused, host.Name,
-			fmt.Sprintf("inventory asks for %s but no transport policy is configured: only HTTPS with certificate verification is allowed", req), nil)
+// defaultTransportPolicy is the embedded policy, for a runner configured
+// without one: every run is judged, credential binding included.
+var defaultTransportPolicy = sync.OnceValues(func() (*policies.Engine, error) {
+	return policies.Load(context.Background(), "")
+})
+
+// checkTransport asks the transport policy whether the host may be reached
+// the way its inventory entry says and whether cred, as the worker binds
+// it, may be sent there; it refuses on anything but an allow.
+func (r *WinRMRunner) checkTransport(ctx context.Context, host rollout.Host, ep endpointConfig, req TransportRequest, cred Credential) error {
+	policy := r.Transport
+	if policy == nil {
+		engine, err := defaultTransportPolicy()
+		if err != nil {
+			return hostErr(contract.TransportRefused, host.Name, "the embedded transport policy could not be loaded", err)
+		}
+		policy = engine
 	}
-	td, err := r.Transport.Transport(ctx, policies.TransportInput{Host: host, Now: time.Now().UTC()})
+	what := cmp.Or(req.String(), "HTTPS")
+	in := policies.TransportInput{
+		Host: host, Now: time.Now().UTC(),
+		Credential: &policies.TransportCredential{
+			Name: host.Credential, Tiers: cred.Binding.Tiers, Addresses: cred.Binding.Addresses, Transports: cred.Binding.Transports,
+		},
+		Target: &policies.TransportTarget{Host: strings.Trim(ep.host, "[]"), IPs: ep.ips},
+	}
+	td, err := policy.Transport(ctx, in)
 	d := td.Decision
 	if err != nil {
-		// Fail closed: an unevaluable policy allows nothing weaker.
-		return hostErr(contract.TransportRefused, host.Name, fmt.Sprintf("transport policy for %s could not be evaluated", req), err)
+		// Fail closed: an unevaluable policy allows nothing.
+		return hostErr(contract.TransportRefused, host.Name, fmt.Sprintf("transport policy for %s with credential set %q could not be evaluated", what, host.Credential), err)
 	}
 	if d.Allow {
 		return nil
@@ -338,7 +367,28 @@ func (r *WinRMRunner) checkTransport(ctx context.Context, host rollout.Host, req
 		rules = append(rules, "denied without a reason")
 	}
 	return hostErr(contract.TransportRefused, host.Name,
-		fmt.Sprintf("%s refused for tier %q by policy %s (%s)", req, host.Tier, d.Revision, strings.Join(rules, "; ")), nil)
+		fmt.Sprintf("%s with credential set %q refused for tier %q by policy %s (%s)", what, host.Credential, host.Tier, d.Revision, strings.Join(rules, "; ")), nil)
+}
+
+// resolveHost returns the addresses host (a name or an IP literal) resolves
+// to, as strings.
+func resolveHost(ctx context.Context, host string) ([]string, error) {
+	h := strings.Trim(host, "[]")
+	if ip := net.ParseIP(h); ip != nil {
+		return []string{ip.String()}, nil
+	}
+	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	ips := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		ips = append(ips, a.IP.String())
+	}
+	if len(ips) == 0 {
+		return nil, fmt.Errorf("%s resolves to no address", h)
+	}
+	return ips, nil
 }
 
 func splitAddress(addr string, https bool) (string, int, error) {
@@ -384,6 +434,7 @@ type runTransport struct {
 	ntlm           bool
 	tlsConfig      *tls.Config
 	dialer         *net.Dialer
+	ips            []string
 	requestTimeout time.Duration
 	endpointURL    string
 
@@ -421,20 +472,41 @@ func (t *runTransport) commandSent() bool {
 func (t *runTransport) Transport(*winrm.Endpoint) error {
 	t.once.Do(func() {
 		t.base = &http.Transport{
-			DialContext:           t.dialer.DialContext,
+			DialContext:           t.dialChecked,
 			TLSClientConfig:       t.tlsConfig,
 			TLSHandshakeTimeout:   t.dialer.Timeout,
 			ResponseHeaderTimeout: t.requestTimeout,
 			MaxIdleConnsPerHost:   2,
 			IdleConnTimeout:       30 * time.Second,
 		}
-		var rt http.RoundTripper = t.base
+		var rt http.RoundTripper = noBasicOverPlainHTTP{t.base}
 		if t.ntlm {
 			rt = ntlmssp.Negotiator{RoundTripper: noBasicRoundTripper{rt}}
 		}
 		t.client = &http.Client{Transport: rt, Timeout: t.requestTimeout}
 	})
 	return nil
+}
+
+// dialChecked dials the addresses the transport policy was shown, in
+// order, never a fresh DNS answer.
+func (t *runTransport) dialChecked(ctx context.Context, network, addr string) (net.Conn, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if len(t.ips) == 0 {
+		return nil, errors.New("no checked address to dial")
+	}
+	var firstErr error
+	for _, ip := range t.ips {
+		c, err := t.dialer.DialContext(ctx, network, net.JoinHostPort(ip, port))
+		if err == nil {
+			return c, nil
+		}
+		firstErr = cmp.Or(firstErr, err)
+	}
+	return nil, firstErr
 }
 
 func (t *runTransport) closeIdle() {
@@ -489,6 +561,9 @@ func (t *runTransport) Post(_ *winrm.Client, request *soap.SoapMessage) (string,
 	req.SetBasicAuth(t.cred.Username, t.cred.Password)
 	resp, err := t.client.Do(req)
 	if err != nil {
+		if pe := (*plainBasicError)(nil); errors.As(err, &pe) {
+			t.setFailure(pe)
+		}
 		if t.ctx.Err() != nil && !cleanup {
 			return "", fmt.Errorf("winrm request abandoned: %v", context.Cause(t.ctx))
 		}
@@ -613,6 +688,32 @@ func (n noBasicRoundTripper) RoundTrip(req *http.Request) (*http.Response, error
 	return n.next.RoundTrip(req)
 }
 
+// noBasicOverPlainHTTP refuses any request to an http:// URL that carries
+// Basic credentials, before a byte is written. The decision is the
+// transport policy's (basic_over_http); this is a safety net under it, so
+// that a replaced or wrong policy still cannot put a password on the wire
+// in clear. It sits under the NTLM negotiator, which carries the
+// credentials in a Basic header and sends them only if the host offers no
+// NTLM.
+type noBasicOverPlainHTTP struct{ next http.RoundTripper }
+
+func (n noBasicOverPlainHTTP) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.EqualFold(req.URL.Scheme, "http") && strings.HasPrefix(req.Header.Get("Authorization"), "Basic ") {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, &plainBasicError{}
+	}
+	return n.next.RoundTrip(req)
+}
+
+// plainBasicError is a request noBasicOverPlainHTTP refused.
+type plainBasicError struct{}
+
+func (*plainBasicError) Error() string {
+	return "refusing to send Basic credentials over plain http: they would travel in clear"
+}
+
 // authError is a rejected authentication. It never carries the credential.
 type authError struct {
 	status    int
@@ -635,6 +736,10 @@ func classifyTransportError(host rollout.Host, err error) error {
 	var oe *outputError
 	if errors.As(err, &oe) {
 		return hostErr(contract.ScriptFailed, host.Name, oe.Error(), nil)
+	}
+	var pe *plainBasicError
+	if errors.As(err, &pe) {
+		return hostErr(contract.TransportRefused, host.Name, pe.Error(), nil)
 	}
 	var ie *idleError
 	if errors.As(err, &ie) {

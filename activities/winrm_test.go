@@ -40,6 +40,10 @@ func hostErrorType(err error) string {
 	return ""
 }
 
+// loopbackBinding lets a test's credential set reach the servers tests
+// start on 127.0.0.0/8 over verified HTTPS.
+var loopbackBinding = CredentialBinding{Addresses: []string{"127.0.0.0/8"}}
+
 // transportFunc adapts a function to TransportPolicy for rule-shape tests;
 // the real policy is exercised in the fleet tests.
 type transportFunc func(ctx context.Context, in policies.TransportInput) (policies.TransportDecision, error)
@@ -53,7 +57,7 @@ func decision(allow bool, v ...rollout.Violation) (policies.TransportDecision, e
 }
 
 func TestRunnerTransportRules(t *testing.T) {
-	creds := StaticCredentials{"fleet": {Username: "u", Password: "p"}}
+	creds := StaticCredentials{"fleet": {Username: "u", Password: "p", Binding: loopbackBinding}}
 	closed := closedAddr(t)
 	tests := []struct {
 		name     string
@@ -62,8 +66,8 @@ func TestRunnerTransportRules(t *testing.T) {
 		wantType string
 		wantMsg  string
 	}{
-		{"plain HTTP without a policy is refused", rollout.HostTLS{Transport: "http"}, nil, contract.TransportRefused, "only HTTPS with certificate verification"},
-		{"insecure HTTPS without a policy is refused", rollout.HostTLS{Insecure: true}, nil, contract.TransportRefused, "without certificate verification"},
+		{"plain HTTP without a policy gets the embedded one", rollout.HostTLS{Transport: "http"}, nil, contract.TransportRefused, "http_not_allowed"},
+		{"insecure HTTPS without a policy gets the embedded one", rollout.HostTLS{Insecure: true}, nil, contract.TransportRefused, "insecure_not_allowed"},
 		{"plain HTTP denied by policy names the rule", rollout.HostTLS{Transport: "http"}, transportFunc(func(context.Context, policies.TransportInput) (policies.TransportDecision, error) {
 			return decision(false, rollout.Violation{Code: "http_not_allowed", Msg: "production hosts need HTTPS"})
 		}), contract.TransportRefused, "http_not_allowed"},
@@ -73,9 +77,12 @@ func TestRunnerTransportRules(t *testing.T) {
 		{"policy error fails closed", rollout.HostTLS{Transport: "http"}, transportFunc(func(context.Context, policies.TransportInput) (policies.TransportDecision, error) {
 			return policies.TransportDecision{}, errors.New("boom")
 		}), contract.TransportRefused, "could not be evaluated"},
-		{"allowed plain HTTP connects and finds nobody", rollout.HostTLS{Transport: "http"}, transportFunc(func(context.Context, policies.TransportInput) (policies.TransportDecision, error) {
+		{"allowed plain HTTP with NTLM connects and finds nobody", rollout.HostTLS{Transport: "http", Auth: "ntlm"}, transportFunc(func(context.Context, policies.TransportInput) (policies.TransportDecision, error) {
 			return decision(true)
 		}), contract.Unreachable, "connection refused"},
+		{"Basic over plain HTTP is refused by the transport layer whatever the policy says", rollout.HostTLS{Transport: "http"}, transportFunc(func(context.Context, policies.TransportInput) (policies.TransportDecision, error) {
+			return decision(true)
+		}), contract.TransportRefused, "refusing to send Basic credentials over plain http"},
 		{"default HTTPS needs no policy", rollout.HostTLS{}, nil, contract.Unreachable, "connection refused"},
 		{"unknown transport", rollout.HostTLS{Transport: "ftp"}, nil, contract.HostConfigInvalid, "want https or http"},
 		{"unknown auth", rollout.HostTLS{Auth: "kerberos"}, nil, contract.HostConfigInvalid, "want basic or ntlm"},
@@ -122,7 +129,7 @@ func TestRunnerTLSAndAuthentication(t *testing.T) {
 		w.WriteHeader(http.StatusUnauthorized)
 	})
 	addr, ca := tlsServer(t, handler)
-	creds := StaticCredentials{"fleet": {Username: "u", Password: "pw-never-sent"}}
+	creds := StaticCredentials{"fleet": {Username: "u", Password: "pw-never-sent", Binding: loopbackBinding}}
 	tests := []struct {
 		name      string
 		tls       rollout.HostTLS
@@ -189,7 +196,8 @@ func TestRunnerAppliesTheTransportPolicyPerTier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &WinRMRunner{Credentials: StaticCredentials{"fleet": {Username: "u", Password: "p"}}, Transport: engine, DialTimeout: time.Second}
+	labHTTP := CredentialBinding{Addresses: []string{"127.0.0.0/8"}, Transports: []string{"https", "https_insecure", "http"}}
+	r := &WinRMRunner{Credentials: StaticCredentials{"fleet": {Username: "u", Password: "p", Binding: labHTTP}}, Transport: engine, DialTimeout: time.Second}
 	closed := closedAddr(t)
 	tests := []struct {
 		name     string
@@ -200,7 +208,8 @@ func TestRunnerAppliesTheTransportPolicyPerTier(t *testing.T) {
 	}{
 		{"production over plain HTTP is refused", rollout.TierProduction, rollout.HostTLS{Transport: "http"}, contract.TransportRefused, "http_not_allowed"},
 		{"production without verification is refused", rollout.TierProduction, rollout.HostTLS{Insecure: true}, contract.TransportRefused, "insecure_not_allowed"},
-		{"lab over plain HTTP may connect", rollout.TierLab, rollout.HostTLS{Transport: "http"}, contract.Unreachable, "connection refused"},
+		{"lab over plain HTTP with NTLM may connect", rollout.TierLab, rollout.HostTLS{Transport: "http", Auth: "ntlm"}, contract.Unreachable, "connection refused"},
+		{"lab over plain HTTP with Basic is refused", rollout.TierLab, rollout.HostTLS{Transport: "http"}, contract.TransportRefused, "basic_over_http"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

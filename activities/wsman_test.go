@@ -140,7 +140,7 @@ func (h *wsmanHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func wsmanRunner(t *testing.T, h *wsmanHost) (*WinRMRunner, rollout.Host) {
 	t.Helper()
 	addr, ca := tlsServer(t, h)
-	r := &WinRMRunner{Credentials: StaticCredentials{"fleet": {Username: "u", Password: "p"}}}
+	r := &WinRMRunner{Credentials: StaticCredentials{"fleet": {Username: "u", Password: "p", Binding: loopbackBinding}}}
 	return r, rollout.Host{Name: "srv-01", Address: addr, Credential: "fleet", TLS: rollout.HostTLS{CAFile: ca}}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/patchway/patchway/activities"
 	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/fleetsim"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 )
@@ -38,7 +39,8 @@ func runBaseline(ctx context.Context, inv *rollout.Inventory, patch rollout.Patc
 		return baselineResult{}, fmt.Errorf("baseline: load policies: %w", err)
 	}
 	hosts := &activities.HostActivities{
-		Runner: &activities.WinRMRunner{Credentials: activities.StaticCredentials{"fleet": {Username: user, Password: password}}, Transport: engine},
+		Runner: &activities.WinRMRunner{Credentials: activities.StaticCredentials{"fleet": {Username: user, Password: password,
+			Binding: activities.CredentialBinding{Addresses: []string{fleetsim.ListenAddresses}}}}, Transport: engine},
 		Policy: engine,
 	}
 	dp := map[string]string{}

@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/patchway/patchway/fleetsim"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 	"github.com/patchway/patchway/workflows"
@@ -90,6 +91,7 @@ func runSize(ctx context.Context, cfg config, n int) (sizeResult, error) {
 	env := append(cleanEnv(),
 		"PATCHWAY_FLEET_USER="+user, "PATCHWAY_FLEET_PASSWORD="+password,
 		"PATCHWAY_CRED_FLEET_USER="+user, "PATCHWAY_CRED_FLEET_PASSWORD="+password,
+		"PATCHWAY_CRED_FLEET_ADDRESSES="+fleetsim.ListenAddresses,
 		"PATCHWAY_POLICY_DIR="+policyDir)
 	ps := &procSet{}
 	defer ps.killAll()

@@ -166,6 +166,12 @@ func Start(ctx context.Context, sc *Scenario, opts Options) (*Fleet, error) {
 	return f, nil
 }
 
+// ListenAddresses is where every simulated host listens, written as a
+// credential set's addresses binding (PATCHWAY_CRED_<SET>_ADDRESSES): a
+// worker that reaches the fleet binds the fleet's set to it and to nothing
+// else.
+const ListenAddresses = "127.0.0.1/32"
+
 // listen binds a loopback port: the preferred one when it is free, else
 // any.
 func listen(port int) (net.Listener, error) {

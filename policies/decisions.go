@@ -357,10 +357,37 @@ func (e *Engine) Escalation(ctx context.Context, in EscalationInput) (Escalation
 }
 
 // TransportInput asks whether a host may be reached the way its inventory
-// entry says (http, insecure TLS, NTLM over http).
+// entry says (http, insecure TLS, NTLM over http) and, when Credential is
+// set, whether that credential set may be sent to it there.
 type TransportInput struct {
 	Host rollout.Host `json:"host"`
 	Now  time.Time    `json:"now"`
+	// Credential is the worker-side binding of the set the host names;
+	// nil asks about the transport alone.
+	Credential *TransportCredential `json:"credential,omitempty"`
+	// Target is where the worker would connect: the inventory's host name
+	// and the addresses the worker resolved it to.
+	Target *TransportTarget `json:"target,omitempty"`
+}
+
+// TransportCredential is a credential set's binding as the worker's own
+// configuration gives it, never the submitted inventory. A nil list is
+// unset and takes the policy's default (data.transport.credential_defaults).
+type TransportCredential struct {
+	Name string `json:"name"`
+	// Tiers the set may serve.
+	Tiers []string `json:"tiers"`
+	// Addresses are CIDRs (10.0.0.0/8), IP addresses and host globs
+	// (*.corp.example) the set may be sent to.
+	Addresses []string `json:"addresses"`
+	// Transports are "https", "https_insecure" and "http".
+	Transports []string `json:"transports"`
+}
+
+// TransportTarget is the host the worker would dial.
+type TransportTarget struct {
+	Host string   `json:"host"`
+	IPs  []string `json:"ips"`
 }
 
 // TransportDecision says whether the host's transport is allowed, and the

@@ -319,7 +319,7 @@ func TestTypedDecisions(t *testing.T) {
 		}
 	})
 	t.Run("transport refuses http in production", func(t *testing.T) {
-		d, err := e.Transport(ctx, TransportInput{Host: rollout.Host{Name: "h", Tier: rollout.TierProduction, TLS: rollout.HostTLS{Transport: "http"}}, Now: t0})
+		d, err := e.Transport(ctx, TransportInput{Host: rollout.Host{Name: "h", Tier: rollout.TierProduction, TLS: rollout.HostTLS{Transport: "http", Auth: "ntlm"}}, Now: t0})
 		if err != nil || d.Allow || d.Violations[0].Code != "http_not_allowed" {
 			t.Errorf("%+v %v", d, err)
 		}

@@ -64,7 +64,8 @@ func (e *e2e) startFleetFrom(scenario string, opts fleetsim.Options) (*fleetsim.
 	if err := f.WriteInventory(inv); err != nil {
 		e.t.Fatal(err)
 	}
-	e.env = append(e.env, "PATCHWAY_CRED_FLEET_USER=patchway", "PATCHWAY_CRED_FLEET_PASSWORD="+opts.Password)
+	e.env = append(e.env, "PATCHWAY_CRED_FLEET_USER=patchway", "PATCHWAY_CRED_FLEET_PASSWORD="+opts.Password,
+		"PATCHWAY_CRED_FLEET_ADDRESSES="+fleetsim.ListenAddresses)
 	return f, inv
 }
 

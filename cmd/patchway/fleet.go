@@ -89,7 +89,8 @@ func startFleet(ctx context.Context, cfg fleetConfig) (*runningFleet, error) {
 // credentials resolves the fleet's credential set for an in-process
 // worker.
 func (f *runningFleet) credentials(username, password string) activities.CredentialResolver {
-	return activities.StaticCredentials{f.credential: {Username: username, Password: password}}
+	return activities.StaticCredentials{f.credential: {Username: username, Password: password,
+		Binding: activities.CredentialBinding{Addresses: []string{fleetsim.ListenAddresses}}}}
 }
 
 // randomPassword makes a throwaway password for an in-process fleet and
@@ -112,7 +113,7 @@ func newFleetCmd(_ *globalFlags) *cobra.Command {
 			"fleet's CA certificate to --dir, and run until interrupted. Every host accepts the user\n" +
 			envFleetUser + " (default patchway) with the password " + envFleetPassword + "; a worker\n" +
 			"reaches them with the same pair as credential set \"fleet\" (PATCHWAY_CRED_FLEET_USER and\n" +
-			"PATCHWAY_CRED_FLEET_PASSWORD). Running it again on the same --dir reuses the hosts' ports.",
+			"PATCHWAY_CRED_FLEET_PASSWORD, bound with PATCHWAY_CRED_FLEET_ADDRESSES=" + fleetsim.ListenAddresses + "). Running it again on the same --dir reuses the hosts' ports.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.password = os.Getenv(envFleetPassword)
@@ -144,7 +145,8 @@ func runFleet(ctx context.Context, out io.Writer, cfg fleetConfig) error {
 	fmt.Fprintf(out, "Simulated fleet ready: %d hosts in %s\n", len(f.Hosts()), time.Since(started).Round(time.Millisecond))
 	fmt.Fprintf(out, "  inventory  %s\n", f.inventoryPath)
 	fmt.Fprintf(out, "  CA         %s\n", filepath.Join(cfg.dir, "fleet-ca.pem"))
-	fmt.Fprintf(out, "  credential set %q: give the worker %s_USER / _PASSWORD\n", f.credential, activities.CredentialEnvName(f.credential))
+	fmt.Fprintf(out, "  credential set %q: give the worker %s_USER / _PASSWORD and %s_ADDRESSES=%s\n",
+		f.credential, activities.CredentialEnvName(f.credential), activities.CredentialEnvName(f.credential), fleetsim.ListenAddresses)
 	fmt.Fprintln(out, "Ctrl-C stops it.")
 	<-ctx.Done()
 	return nil

@@ -100,7 +100,10 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 		Long: "Run a Patchway worker: it polls the \"" + workflows.TaskQueue + "\" task queue and runs the rollout\n" +
 			"workflows and every activity (host operations over WinRM, policy decisions, notifications,\n" +
 			"the report). Host credential sets come from PATCHWAY_CRED_<NAME>_USER/_PASSWORD or the 0600\n" +
-			"file named by PATCHWAY_CREDENTIALS_FILE. SIGINT or SIGTERM stops it gracefully: no new tasks,\n" +
+			"file named by PATCHWAY_CREDENTIALS_FILE, each bound on this worker to the addresses it may be\n" +
+			"sent to (_ADDRESSES: CIDRs, IPs, host globs; required), its tiers (_TIERS) and transports\n" +
+			"(_TRANSPORTS: https, https_insecure, http; default https); the transport policy refuses a host\n" +
+			"outside its set's binding before anything is sent. SIGINT or SIGTERM stops it gracefully: no new tasks,\n" +
 			"in-flight activities get --stop-timeout to finish, and any other worker resumes the rest.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
