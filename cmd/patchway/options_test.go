@@ -41,3 +41,68 @@ func TestSubmitOptionsValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestControlOptionsValidate(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		action    controlAction
+		expires   string
+		want      string
+		wantUntil time.Time
+	}{
+		{"approve has no flag rule", actionApprove, "", "", time.Time{}},
+		{"pause ignores an --expires it does not have", actionPause, "garbage", "", time.Time{}},
+		{"abort", actionAbort, "", "", time.Time{}},
+		{"except for days", actionExcept, "7d", "", now.Add(7 * 24 * time.Hour)},
+		{"except for a duration", actionExcept, "72h", "", now.Add(72 * time.Hour)},
+		{"except until a time", actionExcept, "2026-04-01T00:00:00Z", "", time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)},
+		{"except without an end", actionExcept, "", `--expires "": want a positive duration`, time.Time{}},
+		{"except for a negative duration", actionExcept, "-1h", `--expires "-1h"`, time.Time{}},
+		{"except for zero days", actionExcept, "0d", `--expires "0d"`, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := &controlOptions{action: tt.action, expires: tt.expires, now: now}
+			checkValidate(t, o, tt.want)
+			if !o.until.Equal(tt.wantUntil) {
+				t.Errorf("until = %v, want %v", o.until, tt.wantUntil)
+			}
+		})
+	}
+}
+
+func TestControlOptionsRequest(t *testing.T) {
+	until := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		o    controlOptions
+		want any
+		done string
+	}{
+		{"approve a gate", controlOptions{action: actionApprove, gate: "pilot", user: "bob"},
+			workflows.GateRequest{Gate: "pilot", User: "bob"}, "approved"},
+		{"reject", controlOptions{action: actionReject, user: "bob", reason: "no"},
+			workflows.GateRequest{User: "bob", Reason: "no"}, "rejected"},
+		{"pause", controlOptions{action: actionPause, user: "bob", reason: "why"},
+			workflows.ControlRequest{User: "bob", Reason: "why"}, "paused"},
+		{"resume", controlOptions{action: actionResume, user: "bob", reason: "why"},
+			workflows.ControlRequest{User: "bob", Reason: "why"}, "resumed"},
+		{"abort with rollback", controlOptions{action: actionAbort, user: "bob", reason: "why", rollback: true},
+			workflows.AbortRequest{User: "bob", Reason: "why", Rollback: true}, "aborted"},
+		{"except", controlOptions{action: actionExcept, host: "ws1", user: "bob", reason: "why", until: until},
+			workflows.ExceptRequest{Host: "ws1", User: "bob", Reason: "why", Expires: until}, "excepted ws1 until 2026-04-01T00:00:00Z in"},
+		{"skip-host", controlOptions{action: actionSkipHost, host: "ws1", user: "bob", reason: "why"},
+			workflows.SkipHostRequest{Host: "ws1", User: "bob", Reason: "why"}, "skipped ws1 in"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.o.request(); got != tt.want {
+				t.Errorf("request() = %#v, want %#v", got, tt.want)
+			}
+			if got := tt.o.done(); got != tt.done {
+				t.Errorf("done() = %q, want %q", got, tt.done)
+			}
+		})
+	}
+}
