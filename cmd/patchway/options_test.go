@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,30 @@ func TestControlOptionsRequest(t *testing.T) {
 			if got := tt.o.done(); got != tt.done {
 				t.Errorf("done() = %q, want %q", got, tt.done)
 			}
+		})
+	}
+}
+
+func TestReportOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		o    reportOptions
+		want string
+	}{
+		{"the default table", reportOptions{format: "table"}, ""},
+		{"every format is known", reportOptions{format: "html"}, ""},
+		{"an unknown format", reportOptions{format: "pdf"}, `--format "pdf": want `},
+		{"an empty format", reportOptions{format: ""}, `--format ""`},
+		{"a threshold of 0", reportOptions{format: "csv", failSet: true}, ""},
+		{"a threshold of 100", reportOptions{format: "csv", failSet: true, failUnder: 100}, ""},
+		{"a threshold above 100", reportOptions{format: "csv", failSet: true, failUnder: 100.5}, "--fail-under 100.5: want a percentage from 0 to 100"},
+		{"a negative threshold", reportOptions{format: "csv", failSet: true, failUnder: -1}, "--fail-under -1"},
+		{"NaN", reportOptions{format: "csv", failSet: true, failUnder: math.NaN()}, "--fail-under NaN"},
+		{"a value not given is not checked", reportOptions{format: "csv", failUnder: -1}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkValidate(t, &tt.o, tt.want)
 		})
 	}
 }
