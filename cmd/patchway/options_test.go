@@ -108,6 +108,23 @@ func TestControlOptionsRequest(t *testing.T) {
 	}
 }
 
+func TestStatusOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		o    statusOptions
+	}{
+		{"plain", statusOptions{}},
+		{"watch as JSON", statusOptions{watch: true, asJSON: true, interval: time.Second}},
+		{"a host wins over --watch", statusOptions{host: "ws1", watch: true}},
+		{"a bounded watch", statusOptions{watch: true, maxWatch: time.Minute}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkValidate(t, &tt.o, "")
+		})
+	}
+}
+
 func TestReportOptionsValidate(t *testing.T) {
 	tests := []struct {
 		name string
