@@ -148,3 +148,37 @@ func TestReportOptionsValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestScanOptionsValidate(t *testing.T) {
+	scan := func(every string) scanOptions {
+		return scanOptions{inventory: "inv.hcl", patches: []string{"KB1"}, rollouts: []string{"r.hcl"}, every: every}
+	}
+	tests := []struct {
+		name         string
+		o            scanOptions
+		want         string
+		wantInterval time.Duration
+	}{
+		{"a one-off scan", scan(""), "", 0},
+		{"a schedule in days", scan("7d"), "", 7 * 24 * time.Hour},
+		{"a schedule in hours", scan("24h"), "", 24 * time.Hour},
+		{"an interval under a minute", scan("10s"), `--every "10s": want a duration of at least 1m0s`, 0},
+		{"an interval that is no duration", scan("daily"), `--every "daily"`, 0},
+		{"no inventory", scanOptions{patches: []string{"KB1"}, rollouts: []string{"r.hcl"}}, "--inventory is required", 0},
+		{"no patch", scanOptions{inventory: "inv.hcl", rollouts: []string{"r.hcl"}}, "--patch is required", 0},
+		{"no rollout files", scanOptions{inventory: "inv.hcl", patches: []string{"KB1"}}, "--rollouts is required", 0},
+		{"--every is read before the required flags", scanOptions{every: "10s"}, `--every "10s"`, 0},
+		{"--last with --id needs nothing else", scanOptions{last: true, id: "weekly"}, "", 0},
+		{"--delete with --id ignores --every", scanOptions{delete: true, id: "weekly", every: "10s"}, "", 0},
+		{"--last without --id", scanOptions{last: true}, "--delete and --last need --id", 0},
+		{"--delete without --id", scanOptions{delete: true, inventory: "inv.hcl"}, "--delete and --last need --id", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkValidate(t, &tt.o, tt.want)
+			if tt.o.interval != tt.wantInterval {
+				t.Errorf("interval = %s, want %s", tt.o.interval, tt.wantInterval)
+			}
+		})
+	}
+}
