@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -223,43 +222,6 @@ func withNow(raw json.RawMessage, now string) (json.RawMessage, error) {
 	}
 	obj["now"], _ = json.Marshal(t)
 	return json.Marshal(obj)
-}
-
-// fillDeadlines asks the SLA and plan policies about a rollout and puts
-// the deadline and milestones into the plan; it returns the plan policy's
-// violations (soaks that cannot fit the SLA, missing stages...). now is the
-// filing time of a rollout not yet filed.
-func fillDeadlines(ctx context.Context, g *globalFlags, r *rollout.Rollout, p *rollout.Plan, now time.Time) (policies.PlanDecision, error) {
-	engine, err := policies.Load(ctx, g.policyDir)
-	if err != nil {
-		return policies.PlanDecision{}, err
-	}
-	sla, err := engine.SLA(ctx, policies.SLAInput{Rollout: *r, Now: now})
-	if err != nil {
-		return policies.PlanDecision{}, err
-	}
-	deadline := sla.Deadline
-	p.Deadline = &deadline
-	p.Milestones = p.Milestones[:0]
-	for _, m := range sla.Milestones {
-		p.Milestones = append(p.Milestones, rollout.PlanMilestone{AtPercent: m.AtPercent, At: m.At, Breach: m.Breach})
-	}
-	return engine.Plan(ctx, policies.PlanInput{Rollout: *r, Now: now})
-}
-
-// writePolicyVerdict prints the plan policy's verdict under a plan.
-func writePolicyVerdict(w io.Writer, d policies.PlanDecision) {
-	if d.Allow {
-		fmt.Fprintf(w, "\nPolicy (revision %s): plan allowed; required stages %s.\n", d.Revision, strings.Join(d.RequiredStages, ", "))
-	} else {
-		fmt.Fprintf(w, "\nPolicy (revision %s): plan refused.\n", d.Revision)
-	}
-	for _, v := range d.Violations {
-		fmt.Fprintf(w, "  %s: %s\n", v.Code, v.Msg)
-	}
-	for _, r := range d.Reasons {
-		fmt.Fprintf(w, "  %s\n", r)
-	}
 }
 
 func newPolicyCapabilitiesCmd() *cobra.Command {
