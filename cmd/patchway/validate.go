@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -21,11 +22,18 @@ const (
 	kindUnknown   = ""
 )
 
+// validateOptions are the flags and arguments of patchway validate.
+type validateOptions struct {
+	ioStreams
+	asJSON    bool
+	inventory string
+
+	// Set by Complete.
+	files []string
+}
+
 func newValidateCmd(_ *globalFlags) *cobra.Command {
-	var (
-		asJSON    bool
-		inventory string
-	)
+	o := &validateOptions{}
 	cmd := &cobra.Command{
 		Use:   "validate FILE...",
 		Short: "Check rollout and inventory files and list every problem with its position",
@@ -34,29 +42,44 @@ func newValidateCmd(_ *globalFlags) *cobra.Command {
 			"The kind of each file is told by its top-level blocks (rollout, or site/host).\n" +
 			"Exits 0 when there are no errors (warnings allowed), 1 otherwise.",
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			res := validateFiles(args, inventory)
-			if asJSON {
-				if err := writeDiagnosticsJSON(cmd.OutOrStdout(), res.json); err != nil {
-					return err
-				}
-			} else {
-				if err := writeDiagnostics(cmd.ErrOrStderr(), res.files, res.diags); err != nil {
-					return err
-				}
-				for _, line := range res.summaries {
-					fmt.Fprintln(cmd.OutOrStdout(), line)
-				}
-			}
-			if res.diags.HasErrors() {
-				return exitError{code: 1}
-			}
-			return nil
-		},
+		RunE: runOptions(o),
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the diagnostics as a JSON array of {file,line,column,severity,summary,detail}")
-	cmd.Flags().StringVar(&inventory, "inventory", "", "check rollouts against this inventory instead of the one each names")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the diagnostics as a JSON array of {file,line,column,severity,summary,detail}")
+	cmd.Flags().StringVar(&o.inventory, "inventory", "", "check rollouts against this inventory instead of the one each names")
 	return cmd
+}
+
+// Complete takes the files to check.
+func (o *validateOptions) Complete(cmd *cobra.Command, args []string) error {
+	o.ioStreams = streamsOf(cmd)
+	o.files = args
+	return nil
+}
+
+// Validate has nothing to check: a file that cannot be read is one of
+// the problems reported.
+func (o *validateOptions) Validate() error { return nil }
+
+// Run checks every file and prints the diagnostics (on stderr, or as
+// JSON on stdout) and one summary line per file; any error exits 1.
+func (o *validateOptions) Run(context.Context) error {
+	res := validateFiles(o.files, o.inventory)
+	if o.asJSON {
+		if err := writeDiagnosticsJSON(o.Out, res.json); err != nil {
+			return err
+		}
+	} else {
+		if err := writeDiagnostics(o.ErrOut, res.files, res.diags); err != nil {
+			return err
+		}
+		for _, line := range res.summaries {
+			fmt.Fprintln(o.Out, line)
+		}
+	}
+	if res.diags.HasErrors() {
+		return exitError{code: 1}
+	}
+	return nil
 }
 
 // validation is the outcome of validating a list of files.
