@@ -182,3 +182,54 @@ func TestScanOptionsValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestPolicyEvalOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name      string
+		raw       string
+		now       string
+		want      string
+		wantInput string
+	}{
+		{"an input with its own now", `{"now":"2008-10-23T18:00:00Z"}`, "", "", `{"now":"2008-10-23T18:00:00Z"}`},
+		{"the input's now wins over --now", `{"now":"2008-10-23T18:00:00Z"}`, "2020-01-01T00:00:00Z", "", `{"now":"2008-10-23T18:00:00Z"}`},
+		{"--now fills a missing now", `{"user":"bob"}`, "2008-10-23T18:00:00Z", "", `{"now":"2008-10-23T18:00:00Z","user":"bob"}`},
+		{"no now at all is left to the policy", `{"user":"bob"}`, "", "", `{"user":"bob"}`},
+		{"--now that is no RFC 3339 time", `{"user":"bob"}`, "yesterday", `--now: parsing time "yesterday"`, ""},
+		{"an unused bad --now is not read", `{"now":"2008-10-23T18:00:00Z"}`, "yesterday", "", `{"now":"2008-10-23T18:00:00Z"}`},
+		{"an input that is no object", `[1, 2]`, "", "input must be a JSON object", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := &policyEvalOptions{raw: []byte(tt.raw), now: tt.now}
+			checkValidate(t, o, tt.want)
+			if string(o.input) != tt.wantInput {
+				t.Errorf("input = %s, want %s", o.input, tt.wantInput)
+			}
+		})
+	}
+}
+
+func TestPolicyTestOptionsComplete(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		policyDir string
+		args      []string
+		want      string
+	}{
+		{"the defaults", "", nil, ""},
+		{"--policy-dir", "/etc/patchway/policy", nil, "/etc/patchway/policy"},
+		{"DIR wins over --policy-dir", "/etc/patchway/policy", []string{"mine"}, "mine"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := &policyTestOptions{global: &globalFlags{policyDir: tt.policyDir}}
+			if err := o.Complete(newPolicyTestCmd(o.global), tt.args); err != nil {
+				t.Fatal(err)
+			}
+			checkValidate(t, o, "")
+			if o.dir != tt.want {
+				t.Errorf("dir = %q, want %q", o.dir, tt.want)
+			}
+		})
+	}
+}
