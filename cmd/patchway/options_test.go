@@ -233,3 +233,8 @@ func TestPolicyTestOptionsComplete(t *testing.T) {
 		})
 	}
 }
+
+func TestFleetOptionsValidate(t *testing.T) {
+	checkValidate(t, &fleetOptions{}, "set PATCHWAY_FLEET_PASSWORD to the password the simulated hosts accept")
+	checkValidate(t, &fleetOptions{cfg: fleetConfig{password: "secret"}}, "")
+}
