@@ -17,7 +17,6 @@ import (
 
 	"github.com/patchway/patchway/activities"
 	"github.com/patchway/patchway/fleetsim"
-	"github.com/patchway/patchway/rollout"
 )
 
 // Environment of `patchway fleet`: the credentials every simulated host
@@ -48,39 +47,17 @@ type runningFleet struct {
 	credential    string
 }
 
-// startFleet loads the scenario, starts its hosts on loopback and writes
-// their inventory to dir/inventory.hcl.
+// startFleet starts the scenario's hosts on loopback and writes their
+// inventory to cfg.dir (fleetsim.StartInDir).
 func startFleet(ctx context.Context, cfg fleetConfig) (*runningFleet, error) {
-	sc, diags := fleetsim.LoadScenario(cfg.scenario)
-	if diags.HasErrors() {
-		return nil, fmt.Errorf("load fleet scenario: %w", diags)
-	}
-	if err := os.MkdirAll(cfg.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("fleet directory: %w", err)
-	}
-	invPath := filepath.Join(cfg.dir, "inventory.hcl")
-	var ports map[string]int
-	if _, err := os.Stat(invPath); err == nil {
-		// The previous run's inventory: reuse its ports. A file that no
-		// longer parses is simply replaced.
-		if inv, diags := rollout.LoadInventory(invPath); !diags.HasErrors() {
-			ports = fleetsim.PortsFromInventory(inv)
-		}
-	}
-	f, err := fleetsim.Start(ctx, sc, fleetsim.Options{
+	f, sc, invPath, err := fleetsim.StartInDir(ctx, cfg.scenario, cfg.dir, fleetsim.Options{
 		Seed:            cfg.seed,
 		Username:        cfg.username,
 		Password:        cfg.password,
-		Dir:             cfg.dir,
-		Ports:           ports,
 		RebootDowntime:  cfg.rebootDowntime,
 		InstallDuration: cfg.installDuration,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("start fleet: %w", err)
-	}
-	if err := f.WriteInventory(invPath); err != nil {
-		_ = f.Close()
 		return nil, err
 	}
 	return &runningFleet{Fleet: f, inventoryPath: invPath, credential: sc.Credential}, nil
