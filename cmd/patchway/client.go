@@ -159,7 +159,7 @@ func (f *clientFlags) dial(ctx context.Context, logger *slog.Logger) (client.Cli
 }
 
 // newLogger is the process logger: text on w at level. The SDK logs every
-// activity at DEBUG, so workers and commands use INFO (DESIGN.md §3).
+// activity at DEBUG, so workers and commands use INFO.
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
