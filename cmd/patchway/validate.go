@@ -5,21 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/spf13/cobra"
 
 	"github.com/patchway/patchway/rollout"
-)
-
-// File kinds validate recognises by their top-level blocks.
-const (
-	kindRollout   = "rollout"
-	kindInventory = "inventory"
-	kindUnknown   = ""
 )
 
 // validateOptions are the flags and arguments of patchway validate.
@@ -148,12 +139,12 @@ func validateFile(path, inventory string, files map[string][]byte) (hcl.Diagnost
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read file", Detail: fmt.Sprintf("Reading %s: %v.", path, err)}}, "unreadable"
 	}
 	files[path] = src
-	kind, diags := fileKind(path, src)
+	kind, diags := rollout.DetectKind(path, src)
 	if diags.HasErrors() {
 		return diags, "does not parse"
 	}
 	switch kind {
-	case kindRollout:
+	case rollout.KindRollout:
 		s, diags := rollout.LoadSource(path, rollout.LoadOptions{InventoryPath: inventory})
 		if s == nil {
 			return diags, "invalid rollout"
@@ -170,7 +161,7 @@ func validateFile(path, inventory string, files map[string][]byte) (hcl.Diagnost
 		}
 		return diags, fmt.Sprintf("rollout %s is valid: %s, %s over %s of %s",
 			s.Rollout.ID, plural(len(s.Rollout.Stages), "stage"), plural(len(s.Rollout.Waves), "wave"), plural(hosts, "host"), s.InventoryFile)
-	case kindInventory:
+	case rollout.KindInventory:
 		inv, diags := rollout.LoadInventory(path)
 		if diags.HasErrors() || inv == nil {
 			return diags, "invalid inventory"
@@ -184,33 +175,6 @@ func validateFile(path, inventory string, files map[string][]byte) (hcl.Diagnost
 		Detail:   "The file has no rollout, site or host block at its top level, so validate skipped it (fleet scenarios are checked by patchway fleet).",
 		Subject:  &rng,
 	}}, "skipped"
-}
-
-// fileKind tells a rollout from an inventory by the file's top-level
-// blocks; a .csv file is always an inventory.
-func fileKind(path string, src []byte) (string, hcl.Diagnostics) {
-	if strings.EqualFold(filepath.Ext(path), ".csv") {
-		return kindInventory, nil
-	}
-	f, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
-	if diags.HasErrors() {
-		return kindUnknown, diags
-	}
-	body, ok := f.Body.(*hclsyntax.Body)
-	if !ok {
-		return kindUnknown, nil
-	}
-	for _, b := range body.Blocks {
-		if b.Type == "rollout" {
-			return kindRollout, nil
-		}
-	}
-	for _, b := range body.Blocks {
-		if b.Type == "host" || b.Type == "site" {
-			return kindInventory, nil
-		}
-	}
-	return kindUnknown, nil
 }
 
 // printTo is fmt.Fprintf for renderers that write many lines: it keeps the
