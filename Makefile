@@ -26,6 +26,8 @@ unit:
 # left the whole run minimizing: 46 executions in 10s instead of ~5,000.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRollout$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./rollout
+	$(GO) test -run '^$$' -fuzz '^FuzzWSManReply$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./activities
+	$(GO) test -run '^$$' -fuzz '^FuzzHostScriptOutput$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./activities
 
 # Lint tools are built once into bin/tools: opa at the version the engine
 # links (go.mod), so the linter judges the Rego the worker runs.
@@ -33,7 +35,7 @@ TOOLS              := $(CURDIR)/bin/tools
 OPA_VERSION        := $(shell $(GO) list -m -f '{{.Version}}' github.com/open-policy-agent/opa)
 WORKFLOWCHECK      := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 # Every package that holds workflow code.
-WORKFLOW_PKGS      := ./workflows/...
+WORKFLOW_PKGS      := ./workflows/... ./scan/...
 
 $(TOOLS)/opa:
 	GOBIN=$(TOOLS) $(GO) install github.com/open-policy-agent/opa@$(OPA_VERSION)

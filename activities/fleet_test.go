@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -32,7 +31,7 @@ func patchHostWorkflow(ctx workflow.Context, in contract.PatchHostInput) (contra
 		HeartbeatTimeout:    10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 100 * time.Millisecond, MaximumAttempts: 3,
-			NonRetryableErrorTypes: []string{contract.ErrAuthFailed, contract.ErrInstallFailed, contract.ErrHostDidNotReturn},
+			NonRetryableErrorTypes: []string{contract.AuthFailed, contract.InstallFailed, contract.HostDidNotReturn},
 		},
 	})
 	var res contract.PatchHostResult
@@ -88,7 +87,7 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 		{name: "slow: every answer late, still compliant", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultSlow, Delay: 200 * time.Millisecond}},
 			wantState: rollout.StateCompliant, wantInstalls: 1},
 		{name: "auth_fails: refused credentials fail without a retry", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultAuthFails}},
-			wantErrType: contract.ErrAuthFailed, wantInstalls: 0},
+			wantErrType: contract.AuthFailed, wantInstalls: 0},
 		{name: "reverts_on_boot: not_effective after the reboot", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultRevertsOnBoot}},
 			wantState: rollout.StateNotEffective, wantInstalls: 1},
 		{name: "pending_rename_noise: another program's rename entry does not block compliance", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultPendingRenameNoise}},
@@ -138,7 +137,7 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 			env := s.NewTestWorkflowEnvironment()
 			env.SetTestTimeout(time.Minute)
 			env.RegisterWorkflow(patchHostWorkflow)
-			env.RegisterActivityWithOptions(acts.PatchHost, activity.RegisterOptions{Name: contract.PatchHostName})
+			activities.Register(env, activities.Deps{Hosts: acts})
 			env.ExecuteWorkflow(patchHostWorkflow, contract.PatchHostInput{
 				Target:      contract.HostTarget{RolloutID: ro.ID, Host: host, Patch: ro.Patch, DistributionPoint: sc.Sites[0].DistributionPoint},
 				Reboot:      !tt.noReboot,

@@ -42,7 +42,7 @@ func activityError(step string, err error) error {
 	}
 	var de *didNotReturnError
 	if errors.As(err, &de) {
-		return temporal.NewNonRetryableApplicationError(step+": "+de.Error(), contract.ErrHostDidNotReturn, nil,
+		return temporal.NewNonRetryableApplicationError(step+": "+de.Error(), contract.HostDidNotReturn, nil,
 			contract.HostErrorDetails{Host: de.host, Reachable: de.reachable, BootTime: de.bootTime})
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -50,9 +50,9 @@ func activityError(step string, err error) error {
 	}
 	var pe *policyError
 	if errors.As(err, &pe) {
-		return temporal.NewApplicationError(step+": "+err.Error(), contract.ErrPolicyEvaluationFailed)
+		return temporal.NewApplicationError(step+": "+err.Error(), contract.PolicyEvaluationFailed)
 	}
-	return temporal.NewApplicationError(step+": "+err.Error(), contract.ErrScriptFailed)
+	return temporal.NewApplicationError(step+": "+err.Error(), contract.ScriptFailed)
 }
 
 // HostPolicy decides for the host operations: which package and evidence
@@ -66,7 +66,8 @@ type HostPolicy interface {
 }
 
 // HostActivities are the WinRM host operations, registered with the
-// worker by method name (the names in api.go).
+// worker by Register under the contract's activity names.
+// A zero duration below takes its default.
 type HostActivities struct {
 	Runner HostRunner
 	Policy HostPolicy
@@ -83,7 +84,10 @@ type HostActivities struct {
 	// RebootDelay is PatchHost's shutdown /t delay, so the reboot script
 	// returns its result before WinRM goes down; default 5s, negative for 0.
 	RebootDelay time.Duration
-	// Now reads the clock for policy inputs; nil means time.Now.
+	// Now is the clock of every time policy reads: the policies' now and
+	// the install stamp judged against the boot time (InstalledAt when the
+	// installer reports none); nil means time.Now. The boot wait measures
+	// its timeout on the real clock, because it sleeps in real time.
 	Now func() time.Time
 }
 
@@ -160,7 +164,7 @@ func (a *HostActivities) UninstallPatch(ctx context.Context, in contract.Uninsta
 	var res hostscript.UninstallResult
 	err := a.runScript(ctx, t.Host, hostscript.OpUninstall, hostscript.UninstallParams{RolloutID: t.RolloutID, KB: t.Patch.KB}, &res, func() any { return nil })
 	if err == nil && res.Outcome == hostscript.UninstallFailed {
-		err = &contract.HostError{Type: contract.ErrUninstallFailed, Host: t.Host.Name, ExitCode: res.ExitCode,
+		err = &contract.HostError{Type: contract.UninstallFailed, Host: t.Host.Name, ExitCode: res.ExitCode,
 			Msg: fmt.Sprintf("wusa /uninstall of %s exited %d: %s", t.Patch.KB, res.ExitCode, res.Message)}
 	}
 	if err == nil {
@@ -254,7 +258,7 @@ func (a *HostActivities) patchHost(ctx context.Context, in contract.PatchHostInp
 				beat()
 				ir, err := a.install(ctx, t, progress)
 				var he *contract.HostError
-				if errors.As(err, &he) && (he.Type == contract.ErrInstallFailed || he.Type == contract.ErrNotApplicable) {
+				if errors.As(err, &he) && (he.Type == contract.InstallFailed || he.Type == contract.NotApplicable) {
 					p.step("install")
 					p.ExitCode = he.ExitCode
 					return result(outcomeVerdict(t, scan, he)), nil
@@ -351,7 +355,7 @@ func bootChanged(previous, now time.Time) bool {
 // host's sequence without a compliance judgement.
 func outcomeVerdict(t contract.HostTarget, scan hostscript.ScanResult, he *contract.HostError) contract.HostVerdict {
 	state, code := rollout.StateFailed, "install_failed"
-	if he.Type == contract.ErrNotApplicable {
+	if he.Type == contract.NotApplicable {
 		state, code = rollout.StateNotApplicable, "not_applicable"
 	}
 	return contract.HostVerdict{
@@ -379,7 +383,7 @@ func (a *HostActivities) scan(ctx context.Context, t contract.HostTarget) (hosts
 		var res hostscript.ScanResult
 		err := a.runScript(ctx, t.Host, hostscript.OpScan, params, &res, func() any { return nil })
 		var he *contract.HostError
-		if err == nil || attempt >= scanAttempts || ctx.Err() != nil || !errors.As(err, &he) || he.Type != contract.ErrUnreachable {
+		if err == nil || attempt >= scanAttempts || ctx.Err() != nil || !errors.As(err, &he) || he.Type != contract.Unreachable {
 			return res, err
 		}
 		select {
@@ -418,14 +422,14 @@ func (a *HostActivities) install(ctx context.Context, t contract.HostTarget, pro
 	case hostscript.InstallOK, hostscript.InstallOKRebootRequired, hostscript.InstallAlreadyInstalled:
 		return res, nil
 	case hostscript.InstallNotApplicable:
-		return res, &contract.HostError{Type: contract.ErrNotApplicable, Host: name, ExitCode: res.ExitCode,
+		return res, &contract.HostError{Type: contract.NotApplicable, Host: name, ExitCode: res.ExitCode,
 			Msg: fmt.Sprintf("%s does not apply to this host (exit code 0x%08X)", t.Patch.KB, uint32(res.ExitCode))}
 	case hostscript.InstallChecksumMismatch:
-		return res, &contract.HostError{Type: contract.ErrChecksumMismatch, Host: name, Msg: fmt.Sprintf("package %s: %s", source, res.Message)}
+		return res, &contract.HostError{Type: contract.ChecksumMismatch, Host: name, Msg: fmt.Sprintf("package %s: %s", source, res.Message)}
 	case hostscript.InstallDownloadFailed:
-		return res, &contract.HostError{Type: contract.ErrDownloadFailed, Host: name, Msg: fmt.Sprintf("package %s: %s", source, res.Message)}
+		return res, &contract.HostError{Type: contract.DownloadFailed, Host: name, Msg: fmt.Sprintf("package %s: %s", source, res.Message)}
 	default:
-		return res, &contract.HostError{Type: contract.ErrInstallFailed, Host: name, ExitCode: res.ExitCode,
+		return res, &contract.HostError{Type: contract.InstallFailed, Host: name, ExitCode: res.ExitCode,
 			Msg: fmt.Sprintf("installing %s exited %d (0x%08X) %s", t.Patch.KB, res.ExitCode, uint32(res.ExitCode), res.Message)}
 	}
 }
@@ -442,7 +446,7 @@ func (a *HostActivities) reboot(ctx context.Context, t contract.HostTarget, dela
 	case hostscript.RebootScheduled, hostscript.RebootAlreadyScheduled, hostscript.RebootInProgress:
 		return res, nil
 	}
-	return res, &contract.HostError{Type: contract.ErrRebootFailed, Host: t.Host.Name, ExitCode: res.ExitCode,
+	return res, &contract.HostError{Type: contract.RebootFailed, Host: t.Host.Name, ExitCode: res.ExitCode,
 		Msg: fmt.Sprintf("shutdown /r exited %d: %s", res.ExitCode, res.Message)}
 }
 
@@ -481,12 +485,12 @@ const bootTolerance = time.Second
 
 func (a *HostActivities) waitForBoot(ctx context.Context, host rollout.Host, previous time.Time, timeout time.Duration, st *waitState, progress func() any) (contract.WaitForBootResult, error) {
 	if timeout <= 0 {
-		timeout = orDefault(a.DefaultBootTimeout, 30*time.Minute)
+		timeout = cmp.Or(a.DefaultBootTimeout, 30*time.Minute)
 	}
 	deadline := st.StartedAt.Add(timeout)
-	initial := orDefault(a.PollInitial, 2*time.Second)
-	maxDelay := orDefault(a.PollMax, 30*time.Second)
-	pollTimeout := orDefault(a.PollTimeout, 30*time.Second)
+	initial := cmp.Or(a.PollInitial, 2*time.Second)
+	maxDelay := cmp.Or(a.PollMax, 30*time.Second)
+	pollTimeout := cmp.Or(a.PollTimeout, 30*time.Second)
 	t := contract.HostTarget{Host: host}
 	// Bounded: every iteration sleeps at least initial/2 and the loop ends
 	// at the deadline.
@@ -533,7 +537,7 @@ func (a *HostActivities) waitForBoot(ctx context.Context, host rollout.Host, pre
 func (a *HostActivities) sleepWithHeartbeat(ctx context.Context, d time.Duration, progress func() any) error {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
-	tick := time.NewTicker(orDefault(a.HeartbeatEvery, 10*time.Second))
+	tick := time.NewTicker(cmp.Or(a.HeartbeatEvery, 10*time.Second))
 	defer tick.Stop()
 	for {
 		select {
@@ -602,11 +606,11 @@ func (e *policyError) Unwrap() error { return e.err }
 // into out.
 func (a *HostActivities) runScript(ctx context.Context, host rollout.Host, op hostscript.Op, params, out any, progress func() any) error {
 	if a.Runner == nil {
-		return hostErr(contract.ErrHostConfigInvalid, host.Name, "no host runner configured", nil)
+		return hostErr(contract.HostConfigInvalid, host.Name, "no host runner configured", nil)
 	}
 	script, err := hostscript.Script(op, params)
 	if err != nil {
-		return hostErr(contract.ErrHostConfigInvalid, host.Name, "render "+string(op)+" script", err)
+		return hostErr(contract.HostConfigInvalid, host.Name, "render "+string(op)+" script", err)
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -617,7 +621,7 @@ func (a *HostActivities) runScript(ctx context.Context, host rollout.Host, op ho
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tick := time.NewTicker(orDefault(a.HeartbeatEvery, 10*time.Second))
+			tick := time.NewTicker(cmp.Or(a.HeartbeatEvery, 10*time.Second))
 			defer tick.Stop()
 			for {
 				select {
@@ -636,11 +640,11 @@ func (a *HostActivities) runScript(ctx context.Context, host rollout.Host, op ho
 		return err
 	}
 	if res.ExitCode != 0 {
-		return &contract.HostError{Type: contract.ErrScriptFailed, Host: host.Name, ExitCode: int64(res.ExitCode),
-			Msg: fmt.Sprintf("%s script exited %d: %s", op, res.ExitCode, truncateText(strings.TrimSpace(res.Stderr), 300))}
+		return &contract.HostError{Type: contract.ScriptFailed, Host: host.Name, ExitCode: int64(res.ExitCode),
+			Msg: fmt.Sprintf("%s script exited %d: %s", op, res.ExitCode, hostscript.Truncate(strings.TrimSpace(res.Stderr), 300))}
 	}
 	if err := decodeOne(res.Stdout, out); err != nil {
-		return hostErr(contract.ErrScriptFailed, host.Name, fmt.Sprintf("%s script output", op), err)
+		return hostErr(contract.ScriptFailed, host.Name, fmt.Sprintf("%s script output", op), err)
 	}
 	return nil
 }
@@ -724,7 +728,7 @@ func (a *HostActivities) packageFor(ctx context.Context, t contract.HostTarget) 
 		if len(d.Violations) > 0 {
 			msg = d.Violations[0].Msg
 		}
-		return rollout.Package{}, &contract.HostError{Type: contract.ErrUnsupportedOS, Host: t.Host.Name, Msg: msg}
+		return rollout.Package{}, &contract.HostError{Type: contract.UnsupportedOS, Host: t.Host.Name, Msg: msg}
 	}
 	return t.Patch.Packages[d.Package], nil
 }
@@ -747,7 +751,7 @@ func packageSource(t contract.HostTarget, pkg rollout.Package) (string, error) {
 	}
 	dp := t.DistributionPoint
 	if dp == "" {
-		return "", &contract.HostError{Type: contract.ErrHostConfigInvalid, Host: t.Host.Name,
+		return "", &contract.HostError{Type: contract.HostConfigInvalid, Host: t.Host.Name,
 			Msg: fmt.Sprintf("package source %q is relative and site %q has no distribution point", src, t.Host.Site)}
 	}
 	if strings.Contains(dp, "://") {

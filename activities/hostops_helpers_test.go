@@ -44,8 +44,8 @@ func TestPackageSelectionAndSource(t *testing.T) {
 		{"relative source joins a share", "windows-server-2008-r2", `\\dp01\wsus\`, `\\dp01\wsus\patches\kb1-2008r2.msu`, ""},
 		{"relative source joins a URL", "windows-server-2008-r2", "https://dp01.example/wsus/", "https://dp01.example/wsus/patches/kb1-2008r2.msu", ""},
 		{"absolute URL kept; OS glob matches", "windows-10-22h2", `\\dp01\wsus`, "https://cdn.example/kb1-w10.msu", ""},
-		{"no package for the OS", "windows-xp", `\\dp01`, "", contract.ErrUnsupportedOS},
-		{"relative source without a distribution point", "windows-server-2008-r2", "", "", contract.ErrHostConfigInvalid},
+		{"no package for the OS", "windows-xp", `\\dp01`, "", contract.UnsupportedOS},
+		{"relative source without a distribution point", "windows-server-2008-r2", "", "", contract.HostConfigInvalid},
 	}
 	hosts := &HostActivities{Policy: testPolicy(t)}
 	for _, tt := range tests {
@@ -75,16 +75,16 @@ func TestActivityErrorClassification(t *testing.T) {
 		wantType     string
 		nonRetryable bool
 	}{
-		{&contract.HostError{Type: contract.ErrAuthFailed, Host: "h"}, contract.ErrAuthFailed, true},
-		{&contract.HostError{Type: contract.ErrNotApplicable, Host: "h"}, contract.ErrNotApplicable, true},
-		{&contract.HostError{Type: contract.ErrChecksumMismatch, Host: "h"}, contract.ErrChecksumMismatch, true},
-		{&contract.HostError{Type: contract.ErrUnsupportedOS, Host: "h"}, contract.ErrUnsupportedOS, true},
-		{&contract.HostError{Type: contract.ErrInstallFailed, Host: "h", ExitCode: 1603}, contract.ErrInstallFailed, true},
-		{&contract.HostError{Type: contract.ErrTransportRefused, Host: "h"}, contract.ErrTransportRefused, true},
-		{&contract.HostError{Type: contract.ErrHostConfigInvalid, Host: "h"}, contract.ErrHostConfigInvalid, true},
-		{&contract.HostError{Type: contract.ErrUnreachable, Host: "h"}, contract.ErrUnreachable, false},
-		{&contract.HostError{Type: contract.ErrScriptFailed, Host: "h"}, contract.ErrScriptFailed, false},
-		{&didNotReturnError{host: "h"}, contract.ErrHostDidNotReturn, true},
+		{&contract.HostError{Type: contract.AuthFailed, Host: "h"}, contract.AuthFailed, true},
+		{&contract.HostError{Type: contract.NotApplicable, Host: "h"}, contract.NotApplicable, true},
+		{&contract.HostError{Type: contract.ChecksumMismatch, Host: "h"}, contract.ChecksumMismatch, true},
+		{&contract.HostError{Type: contract.UnsupportedOS, Host: "h"}, contract.UnsupportedOS, true},
+		{&contract.HostError{Type: contract.InstallFailed, Host: "h", ExitCode: 1603}, contract.InstallFailed, true},
+		{&contract.HostError{Type: contract.TransportRefused, Host: "h"}, contract.TransportRefused, true},
+		{&contract.HostError{Type: contract.HostConfigInvalid, Host: "h"}, contract.HostConfigInvalid, true},
+		{&contract.HostError{Type: contract.Unreachable, Host: "h"}, contract.Unreachable, false},
+		{&contract.HostError{Type: contract.ScriptFailed, Host: "h"}, contract.ScriptFailed, false},
+		{&didNotReturnError{host: "h"}, contract.HostDidNotReturn, true},
 	}
 	for _, tt := range tests {
 		err := activityError("step", tt.err)
@@ -97,7 +97,7 @@ func TestActivityErrorClassification(t *testing.T) {
 		}
 	}
 	var ae *temporal.ApplicationError
-	errors.As(activityError("install", &contract.HostError{Type: contract.ErrInstallFailed, Host: "h", ExitCode: 1603}), &ae)
+	errors.As(activityError("install", &contract.HostError{Type: contract.InstallFailed, Host: "h", ExitCode: 1603}), &ae)
 	var d contract.HostErrorDetails
 	if err := ae.Details(&d); err != nil || d.ExitCode != 1603 || d.Host != "h" {
 		t.Errorf("InstallFailed details = %+v, %v; want exit code 1603 for host h", d, err)
@@ -106,9 +106,9 @@ func TestActivityErrorClassification(t *testing.T) {
 
 func TestStateForErrorType(t *testing.T) {
 	for typ, want := range map[string]rollout.HostState{
-		contract.ErrNotApplicable: rollout.StateNotApplicable, contract.ErrUnsupportedOS: rollout.StateNotApplicable,
-		contract.ErrUnreachable: rollout.StateUnreachable, contract.ErrHostDidNotReturn: rollout.StateUnreachable,
-		contract.ErrInstallFailed: rollout.StateFailed, contract.ErrAuthFailed: rollout.StateFailed, "": rollout.StateUnknown,
+		contract.NotApplicable: rollout.StateNotApplicable, contract.UnsupportedOS: rollout.StateNotApplicable,
+		contract.Unreachable: rollout.StateUnreachable, contract.HostDidNotReturn: rollout.StateUnreachable,
+		contract.InstallFailed: rollout.StateFailed, contract.AuthFailed: rollout.StateFailed, "": rollout.StateUnknown,
 	} {
 		if got := contract.StateForErrorType(typ); got != want {
 			t.Errorf("StateForErrorType(%q) = %s, want %s", typ, got, want)

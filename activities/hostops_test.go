@@ -47,7 +47,9 @@ type simHost struct {
 	// profile: "", "registry_only", "no_reboot", "never_returns", "reverts_on_boot".
 	profile      string
 	loseInstalls int // install replies still to lose (flaky)
-	downtime     time.Duration
+	// noInstallTime: the installer reports no install time.
+	noInstallTime bool
+	downtime      time.Duration
 }
 
 const (
@@ -118,6 +120,9 @@ func (h *simHost) answer(_, stdin string) (string, int) {
 				h.staged = newVersion
 			}
 			r.Outcome, r.RebootRequired, r.InstalledAt = hostscript.InstallOKRebootRequired, true, time.Now().UTC()
+			if h.noInstallTime {
+				r.InstalledAt = time.Time{}
+			}
 		default:
 			r.Outcome = hostscript.InstallFailed
 		}
@@ -252,7 +257,7 @@ func (h *harness) setupEnv() {
 	suite := &testsuite.WorkflowTestSuite{}
 	suite.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	h.env = suite.NewTestActivityEnvironment()
-	h.env.RegisterActivity(h.acts)
+	Register(h.env, Deps{Hosts: h.acts})
 	h.env.SetOnActivityHeartbeatListener(func(_ *activity.Info, d converter.EncodedValues) {
 		var p patchProgress
 		if d != nil && d.HasValues() && d.Get(&p) == nil {
@@ -339,6 +344,24 @@ func TestPatchHostResumesAfterAWorkerCrashWithoutReinstalling(t *testing.T) {
 	}
 }
 
+// TestPatchHostStampsTheInstallWithItsClock: when the installer reports
+// no install time, the one the compliance policy judges is read from
+// HostActivities.Now, the clock a test sets.
+func TestPatchHostStampsTheInstallWithItsClock(t *testing.T) {
+	sim := newSimHost("")
+	sim.noInstallTime = true
+	h := newHarness(t, sim, "")
+	clock := time.Now().UTC().Add(-10 * time.Minute).Truncate(time.Second)
+	h.acts.Now = func() time.Time { return clock }
+	var res contract.PatchHostResult
+	if err := h.run(contract.PatchHostName, contract.PatchHostInput{Target: h.target, Reboot: true, BootTimeout: time.Second}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict.State != rollout.StateCompliant || !res.InstalledAt.Equal(clock) {
+		t.Errorf("state %s installed_at %s; want compliant, installed at the clock's %s", res.Verdict.State, res.InstalledAt, clock)
+	}
+}
+
 func mustScript(t *testing.T, op hostscript.Op, params any) string {
 	t.Helper()
 	s, err := hostscript.Script(op, params)
@@ -381,7 +404,7 @@ func TestHostOperationErrorsAreClassified(t *testing.T) {
 		check         func(*testing.T, *temporal.ApplicationError)
 	}{
 		{name: "install_fails carries the exit code", setup: func(h *simHost) { h.installExit = 1603 }, activity: contract.InstallPatchName,
-			input: func(t contract.HostTarget) any { return contract.InstallPatchInput{Target: t} }, wantType: contract.ErrInstallFailed, wantNonRetry: true,
+			input: func(t contract.HostTarget) any { return contract.InstallPatchInput{Target: t} }, wantType: contract.InstallFailed, wantNonRetry: true,
 			check: func(t *testing.T, ae *temporal.ApplicationError) {
 				var d contract.HostErrorDetails
 				if err := ae.Details(&d); err != nil || d.ExitCode != 1603 {
@@ -389,18 +412,18 @@ func TestHostOperationErrorsAreClassified(t *testing.T) {
 				}
 			}},
 		{name: "auth_fails is non-retryable AuthFailed", wrongPassword: true, activity: contract.ScanHostName,
-			input: func(t contract.HostTarget) any { return contract.ScanHostInput{Target: t} }, wantType: contract.ErrAuthFailed, wantNonRetry: true},
+			input: func(t contract.HostTarget) any { return contract.ScanHostInput{Target: t} }, wantType: contract.AuthFailed, wantNonRetry: true},
 		{name: "host down is retryable Unreachable", setup: func(h *simHost) { h.gone = true }, activity: contract.ScanHostName,
-			input: func(t contract.HostTarget) any { return contract.ScanHostInput{Target: t} }, wantType: contract.ErrUnreachable, wantNonRetry: false},
+			input: func(t contract.HostTarget) any { return contract.ScanHostInput{Target: t} }, wantType: contract.Unreachable, wantNonRetry: false},
 		{name: "no package for the OS is UnsupportedOS", activity: contract.InstallPatchName,
 			input: func(t contract.HostTarget) any {
 				t.Host.OS = "windows-xp"
 				return contract.InstallPatchInput{Target: t}
-			}, wantType: contract.ErrUnsupportedOS, wantNonRetry: true},
+			}, wantType: contract.UnsupportedOS, wantNonRetry: true},
 		{name: "never_returns: WaitForBoot gives HostDidNotReturn, host unreachable", setup: func(h *simHost) { h.gone = true }, activity: contract.WaitForBootName,
 			input: func(t contract.HostTarget) any {
 				return contract.WaitForBootInput{Target: t, PreviousBootTime: time.Now().Add(-time.Hour), Timeout: 300 * time.Millisecond}
-			}, wantType: contract.ErrHostDidNotReturn, wantNonRetry: true,
+			}, wantType: contract.HostDidNotReturn, wantNonRetry: true,
 			check: func(t *testing.T, ae *temporal.ApplicationError) {
 				var d contract.HostErrorDetails
 				if err := ae.Details(&d); err != nil || d.Reachable {
@@ -408,7 +431,7 @@ func TestHostOperationErrorsAreClassified(t *testing.T) {
 				}
 			}},
 		{name: "no_reboot: WaitForBoot gives HostDidNotReturn, host reachable with its old boot time", activity: contract.WaitForBootName,
-			input: func(t contract.HostTarget) any { return nil }, wantType: contract.ErrHostDidNotReturn, wantNonRetry: true,
+			input: func(t contract.HostTarget) any { return nil }, wantType: contract.HostDidNotReturn, wantNonRetry: true,
 			check: func(t *testing.T, ae *temporal.ApplicationError) {
 				var d contract.HostErrorDetails
 				if err := ae.Details(&d); err != nil || !d.Reachable || d.BootTime.IsZero() {

@@ -37,10 +37,6 @@ const (
 	IdempotencyHeader = "Idempotency-Key"
 )
 
-// ErrNotifyFailed is the (retryable) error type of a Notify attempt that
-// left some channel undelivered for a reason that may pass.
-const ErrNotifyFailed = "NotifyFailed"
-
 // Notifier delivers events on the channels a rollout declares, resolving
 // their addresses and keys in the worker. Delivery is at least once per
 // channel and idempotent by the event key: channels already delivered are
@@ -78,7 +74,7 @@ func transient(format string, a ...any) error {
 // Notify delivers in.Event on each of its channels. A channel that fails
 // for good (not configured, refused by the receiver, no recipient) is
 // listed in the result's Failed and Errors; a channel that may recover
-// (timeouts, 5xx, 429) makes the attempt fail with ErrNotifyFailed so
+// (timeouts, 5xx, 429) makes the attempt fail with NotifyFailed so
 // Temporal retries it, skipping the channels already delivered.
 func (n *Notifier) Notify(ctx context.Context, in contract.NotifyInput) (contract.NotifyResult, error) {
 	var res contract.NotifyResult
@@ -119,7 +115,7 @@ func (n *Notifier) Notify(ctx context.Context, in contract.NotifyInput) (contrac
 		}
 	}
 	if len(retry) > 0 {
-		return res, temporal.NewApplicationError(fmt.Sprintf("event %s undelivered (will retry): %s", in.Event.Key, strings.Join(retry, "; ")), ErrNotifyFailed)
+		return res, temporal.NewApplicationError(fmt.Sprintf("event %s undelivered (will retry): %s", in.Event.Key, strings.Join(retry, "; ")), contract.NotifyFailed)
 	}
 	return res, nil
 }

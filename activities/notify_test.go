@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -255,7 +254,7 @@ func TestRetriedNotifyNeverDeliversTwiceOnAChannel(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(notifyWorkflow)
-	env.RegisterActivityWithOptions(n.Notify, activity.RegisterOptions{Name: contract.NotifyName})
+	activities.Register(env, activities.Deps{Notifier: n})
 	chans := append(testChannels, rollout.Channel{Name: "ops", Type: "webhook"})
 	env.ExecuteWorkflow(notifyWorkflow, contract.NotifyInput{Event: testEvent("pager", "ops"), Channels: chans})
 	if err := env.GetWorkflowError(); err != nil {

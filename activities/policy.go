@@ -42,11 +42,8 @@ func (p *PolicyActivities) EvaluateRisk(ctx context.Context, in contract.Evaluat
 			Revision:   sla.Revision,
 			Error:      joinErrors(slaErr, planErr),
 		},
-		SLA: sla.SLA, Deadline: sla.Deadline, RequiredStages: plan.RequiredStages,
+		SLA: sla.SLA, Deadline: sla.Deadline, RequiredStages: plan.RequiredStages, Milestones: sla.Milestones,
 		Reasons: append(slices.Clone(sla.Reasons), plan.Reasons...),
-	}
-	for _, m := range sla.Milestones {
-		d.Milestones = append(d.Milestones, contract.Milestone{AtPercent: m.AtPercent, At: m.At, Breach: m.Breach})
 	}
 	return d, nil
 }
@@ -133,7 +130,7 @@ func (p *PolicyActivities) DecideWave(ctx context.Context, in contract.DecideWav
 func (p *PolicyActivities) DecideEscalation(ctx context.Context, in contract.DecideEscalationInput) (contract.EscalationDecision, error) {
 	// An evaluation error is in d.Error: nothing is accelerated.
 	d, _ := p.Engine.Escalation(ctx, policies.EscalationInput{
-		Rollout: in.Rollout, Milestone: policies.Milestone{AtPercent: in.Milestone.AtPercent, At: in.Milestone.At, Breach: in.Milestone.Breach},
+		Rollout: in.Rollout, Milestone: in.Milestone,
 		Deadline: in.Deadline, Stage: in.Stage, HostsDone: in.HostsDone, HostsTotal: in.HostsTotal, Now: in.Now,
 	})
 	if cerr := ctx.Err(); cerr != nil {

@@ -2,9 +2,12 @@ package activities
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +25,7 @@ import (
 	"github.com/Azure/go-ntlmssp"
 	"github.com/masterzen/winrm"
 	"github.com/masterzen/winrm/soap"
+	"golang.org/x/net/html/charset"
 
 	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/policies"
@@ -86,8 +90,15 @@ const (
 	DefaultOperationTimeout = 20 * time.Second
 	DefaultDialTimeout      = 10 * time.Second
 	DefaultRunTimeout       = 30 * time.Minute
-	defaultHTTPSPort        = 5986
-	defaultHTTPPort         = 5985
+	// DefaultIdleTimeout is three OperationTimeouts: a healthy host
+	// answers every Receive within one, with output or an
+	// OperationTimeout fault, even while the script prints nothing.
+	DefaultIdleTimeout = 60 * time.Second
+	// DefaultMaxOutputBytes bounds stdout and stderr together per run:
+	// the scripts print one JSON object, tens of KiB for the largest scan.
+	DefaultMaxOutputBytes = 1 << 20
+	defaultHTTPSPort      = 5986
+	defaultHTTPPort       = 5985
 	// cleanupTimeout bounds the Signal and Delete requests sent after a
 	// run ends or is cancelled, so remote shells do not pile up.
 	cleanupTimeout = 5 * time.Second
@@ -112,6 +123,14 @@ type WinRMRunner struct {
 	DialTimeout time.Duration
 	// RunTimeout bounds a Run whose context carries no deadline; default 30m.
 	RunTimeout time.Duration
+	// IdleTimeout ends a run when the host has answered nothing for that
+	// long: no reply with output or the command's end, no OperationTimeout
+	// fault, no answer to Create, Command or Send; default 60s, and never
+	// less than OperationTimeout plus one second.
+	IdleTimeout time.Duration
+	// MaxOutputBytes bounds stdout and stderr together per run; beyond it
+	// the run fails as ScriptFailed; default 1 MiB.
+	MaxOutputBytes int64
 }
 
 // Run runs script on host and returns its output and exit code. The error
@@ -122,11 +141,11 @@ func (r *WinRMRunner) Run(ctx context.Context, host rollout.Host, script string)
 		return RunResult{}, err
 	}
 	if r.Credentials == nil {
-		return RunResult{}, hostErr(contract.ErrHostConfigInvalid, host.Name, "no credential resolver configured", nil)
+		return RunResult{}, hostErr(contract.HostConfigInvalid, host.Name, "no credential resolver configured", nil)
 	}
 	cred, err := r.Credentials.Resolve(ctx, host.Credential)
 	if err != nil {
-		return RunResult{}, hostErr(contract.ErrHostConfigInvalid, host.Name, "resolve credential set", err)
+		return RunResult{}, hostErr(contract.HostConfigInvalid, host.Name, "resolve credential set", err)
 	}
 
 	// A run whose command never reached the host (the connection was
@@ -142,8 +161,9 @@ func (r *WinRMRunner) Run(ctx context.Context, host rollout.Host, script string)
 	for attempt := 1; ; attempt++ {
 		res, sent, err := r.runOnce(ctx, host, ep, cred, script)
 		var he *contract.HostError
+		var idle *idleError
 		if err == nil || (sent && !readOnly) || attempt >= connectAttempts || ctx.Err() != nil ||
-			!errors.As(err, &he) || he.Type != contract.ErrUnreachable || errors.Is(err, syscall.ECONNREFUSED) {
+			!errors.As(err, &he) || he.Type != contract.Unreachable || errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &idle) {
 			return res, err
 		}
 		select {
@@ -168,35 +188,46 @@ func (r *WinRMRunner) runOnce(ctx context.Context, host rollout.Host, ep endpoin
 	defer cancel(nil)
 	if _, ok := runCtx.Deadline(); !ok {
 		var stop context.CancelFunc
-		runCtx, stop = context.WithTimeout(runCtx, orDefault(r.RunTimeout, DefaultRunTimeout))
+		runCtx, stop = context.WithTimeout(runCtx, cmp.Or(max(r.RunTimeout, 0), DefaultRunTimeout))
 		defer stop()
 	}
 
-	opTimeout := orDefault(r.OperationTimeout, DefaultOperationTimeout)
+	opTimeout := cmp.Or(max(r.OperationTimeout, 0), DefaultOperationTimeout)
 	tr := &runTransport{
 		ctx:       runCtx,
 		cancel:    cancel,
 		cred:      cred,
 		ntlm:      ep.ntlm,
 		tlsConfig: ep.tlsConfig,
-		dialer:    &net.Dialer{Timeout: orDefault(r.DialTimeout, DefaultDialTimeout), KeepAlive: 30 * time.Second},
+		dialer:    &net.Dialer{Timeout: cmp.Or(max(r.DialTimeout, 0), DefaultDialTimeout), KeepAlive: 30 * time.Second},
 		// The host answers a Receive within OperationTimeout; allow for
 		// the round trip on top.
 		requestTimeout: opTimeout + 15*time.Second,
 		endpointURL:    ep.url(),
 	}
 	defer tr.closeIdle()
+	// The idle clock starts now and restarts on each answer (touch).
+	idle := max(cmp.Or(max(r.IdleTimeout, 0), DefaultIdleTimeout), opTimeout+time.Second)
+	tr.idle = idle
+	tr.idleTimer = time.AfterFunc(idle, func() { tr.setFailure(&idleError{after: idle}) })
+	defer tr.idleTimer.Stop()
 
 	params := winrm.NewParameters(isoDuration(opTimeout), "en-US", 153600)
 	params.TransportDecorator = func() winrm.Transporter { return tr }
 	endpoint := winrm.NewEndpoint(ep.host, ep.port, ep.https, false, nil, nil, nil, tr.requestTimeout)
 	client, err := winrm.NewClientWithParameters(endpoint, cred.Username, cred.Password, params)
 	if err != nil {
-		return RunResult{}, false, hostErr(contract.ErrHostConfigInvalid, host.Name, "create WinRM client", err)
+		return RunResult{}, false, hostErr(contract.HostConfigInvalid, host.Name, "create WinRM client", err)
 	}
 
-	var stdout, stderr bytes.Buffer
-	exit, runErr := client.RunWithContextWithInput(runCtx, hostscript.CommandLine(), &stdout, &stderr, strings.NewReader(script))
+	// stdout and stderr share one bound; the library writes each Receive
+	// round's output to them as it arrives.
+	out := &outputBound{limit: r.MaxOutputBytes, over: tr.setFailure}
+	if out.limit <= 0 {
+		out.limit = DefaultMaxOutputBytes
+	}
+	stdout, stderr := &boundedWriter{b: out}, &boundedWriter{b: out}
+	exit, runErr := client.RunWithContextWithInput(runCtx, hostscript.CommandLine(), stdout, stderr, strings.NewReader(script))
 	res := RunResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: exit}
 	// A cancelled run can come back with exit code 0 and only ctx.Err():
 	// check every failure source before trusting the exit code.
@@ -205,10 +236,10 @@ func (r *WinRMRunner) runOnce(ctx context.Context, host rollout.Host, ep endpoin
 		return res, sent, classifyTransportError(host, err)
 	}
 	if ctx.Err() != nil {
-		return res, sent, hostErr(contract.ErrUnreachable, host.Name, "run cancelled", ctx.Err())
+		return res, sent, hostErr(contract.Unreachable, host.Name, "run cancelled", ctx.Err())
 	}
 	if runCtx.Err() != nil {
-		return res, sent, hostErr(contract.ErrUnreachable, host.Name, "run timed out", context.Cause(runCtx))
+		return res, sent, hostErr(contract.Unreachable, host.Name, "run timed out", context.Cause(runCtx))
 	}
 	if runErr != nil {
 		return res, sent, classifyTransportError(host, runErr)
@@ -241,18 +272,18 @@ func (r *WinRMRunner) endpoint(ctx context.Context, host rollout.Host) (endpoint
 		ep.https = true
 	case "http":
 	default:
-		return ep, hostErr(contract.ErrHostConfigInvalid, host.Name, fmt.Sprintf("tls.transport %q: want https or http", host.TLS.Transport), nil)
+		return ep, hostErr(contract.HostConfigInvalid, host.Name, fmt.Sprintf("tls.transport %q: want https or http", host.TLS.Transport), nil)
 	}
 	switch a := strings.ToLower(host.TLS.Auth); a {
 	case "", "basic":
 	case "ntlm":
 		ep.ntlm = true
 	default:
-		return ep, hostErr(contract.ErrHostConfigInvalid, host.Name, fmt.Sprintf("tls.auth %q: want basic or ntlm", host.TLS.Auth), nil)
+		return ep, hostErr(contract.HostConfigInvalid, host.Name, fmt.Sprintf("tls.auth %q: want basic or ntlm", host.TLS.Auth), nil)
 	}
 	h, p, err := splitAddress(host.Address, ep.https)
 	if err != nil {
-		return ep, hostErr(contract.ErrHostConfigInvalid, host.Name, "address", err)
+		return ep, hostErr(contract.HostConfigInvalid, host.Name, "address", err)
 	}
 	ep.host, ep.port = h, p
 
@@ -269,11 +300,11 @@ func (r *WinRMRunner) endpoint(ctx context.Context, host rollout.Host) (endpoint
 		} else if host.TLS.CAFile != "" {
 			pem, err := os.ReadFile(host.TLS.CAFile)
 			if err != nil {
-				return ep, hostErr(contract.ErrHostConfigInvalid, host.Name, "read tls.ca_file", err)
+				return ep, hostErr(contract.HostConfigInvalid, host.Name, "read tls.ca_file", err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return ep, hostErr(contract.ErrHostConfigInvalid, host.Name, fmt.Sprintf("tls.ca_file %s holds no PEM certificate", host.TLS.CAFile), nil)
+				return ep, hostErr(contract.HostConfigInvalid, host.Name, fmt.Sprintf("tls.ca_file %s holds no PEM certificate", host.TLS.CAFile), nil)
 			}
 			cfg.RootCAs = pool
 		}
@@ -284,14 +315,14 @@ func (r *WinRMRunner) endpoint(ctx context.Context, host rollout.Host) (endpoint
 
 func (r *WinRMRunner) checkTransport(ctx context.Context, host rollout.Host, req TransportRequest) error {
 	if r.Transport == nil {
-		return hostErr(contract.ErrTransportRefused, host.Name,
+		return hostErr(contract.TransportRefused, host.Name,
 			fmt.Sprintf("inventory asks for %s but no transport policy is configured: only HTTPS with certificate verification is allowed", req), nil)
 	}
 	td, err := r.Transport.Transport(ctx, policies.TransportInput{Host: host, Now: time.Now().UTC()})
 	d := td.Decision
 	if err != nil {
 		// Fail closed: an unevaluable policy allows nothing weaker.
-		return hostErr(contract.ErrTransportRefused, host.Name, fmt.Sprintf("transport policy for %s could not be evaluated", req), err)
+		return hostErr(contract.TransportRefused, host.Name, fmt.Sprintf("transport policy for %s could not be evaluated", req), err)
 	}
 	if d.Allow {
 		return nil
@@ -306,7 +337,7 @@ func (r *WinRMRunner) checkTransport(ctx context.Context, host rollout.Host, req
 	if len(rules) == 0 {
 		rules = append(rules, "denied without a reason")
 	}
-	return hostErr(contract.ErrTransportRefused, host.Name,
+	return hostErr(contract.TransportRefused, host.Name,
 		fmt.Sprintf("%s refused for tier %q by policy %s (%s)", req, host.Tier, d.Revision, strings.Join(rules, "; ")), nil)
 }
 
@@ -360,10 +391,21 @@ type runTransport struct {
 	client *http.Client
 	base   *http.Transport
 
+	// idleTimer fails the run after idle without an answer (touch).
+	idle      time.Duration
+	idleTimer *time.Timer
+
 	mu        sync.Mutex
 	fail      error
 	idleSpins int
 	sent      bool
+}
+
+// touch restarts the idle clock: the host answered.
+func (t *runTransport) touch() {
+	if t.idleTimer != nil && t.failure() == nil {
+		t.idleTimer.Reset(t.idle)
+	}
 }
 
 // commandSent says whether a Command request was attempted: from then on
@@ -458,7 +500,7 @@ func (t *runTransport) Post(_ *winrm.Client, request *soap.SoapMessage) (string,
 		return "", fmt.Errorf("winrm request: %w", err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes+1))
 	if err != nil {
 		return "", fmt.Errorf("read WinRM response: %w", err)
 	}
@@ -468,13 +510,39 @@ func (t *runTransport) Post(_ *winrm.Client, request *soap.SoapMessage) (string,
 		t.setFailure(err)
 		return "", err
 	case resp.StatusCode == http.StatusOK:
+		// masterzen/winrm parses a 200 reply without checking that it is
+		// XML (ParseSlurpOutputErrResponse dereferences a nil document for
+		// "&" or an empty body, in a goroutine nothing recovers), and loops
+		// without pause on a well-formed reply of another shape. Only a
+		// reply of the shape its parser reads is handed over.
+		op := requestOp(body)
+		info, err := validateReply(op, raw)
+		if err != nil {
+			if !cleanup {
+				t.setFailure(err)
+			}
+			// A fixed text: the library keeps polling on an error that
+			// mentions OperationTimeout, and the reply could.
+			return "", errReplyRejected
+		}
+		if !receive || info.output > 0 || info.done {
+			t.touch()
+		}
 		if receive {
-			t.resetSpins()
+			if info.output > 0 || info.done {
+				t.resetSpins()
+			} else {
+				// An empty, unfinished ReceiveResponse answered at once
+				// would be polled again at once.
+				t.pace()
+			}
 		}
 		return string(raw), nil
 	}
 	text := string(raw)
 	if receive && isOperationTimeout(text) {
+		// The host's "still running, nothing to say": an answer.
+		t.touch()
 		// The library retries OperationTimeout at once; a host that
 		// answers it immediately would make that a busy loop.
 		t.pace()
@@ -527,17 +595,10 @@ func faultText(body string) string {
 			if k := strings.IndexByte(rest, '<'); k >= 0 {
 				rest = rest[:k]
 			}
-			return truncateText(strings.TrimSpace(rest), 200)
+			return hostscript.Truncate(strings.TrimSpace(rest), 200)
 		}
 	}
-	return truncateText(strings.TrimSpace(body), 200)
-}
-
-func truncateText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
+	return hostscript.Truncate(strings.TrimSpace(body), 200)
 }
 
 // noBasicRoundTripper refuses a request that carries Basic credentials: the
@@ -571,9 +632,23 @@ func classifyTransportError(host rollout.Host, err error) error {
 	if errors.As(err, &he) {
 		return err
 	}
+	var oe *outputError
+	if errors.As(err, &oe) {
+		return hostErr(contract.ScriptFailed, host.Name, oe.Error(), nil)
+	}
+	var ie *idleError
+	if errors.As(err, &ie) {
+		return hostErr(contract.Unreachable, host.Name, "run ended", ie)
+	}
+	var re *replyError
+	if errors.As(err, &re) {
+		// The host answered, so it is not unreachable; what it answered
+		// cannot be read, so the script's outcome is unknown: a failed run.
+		return hostErr(contract.ScriptFailed, host.Name, "host sent a malformed WS-Management reply", re)
+	}
 	var ae *authError
 	if errors.As(err, &ae) {
-		return hostErr(contract.ErrAuthFailed, host.Name, fmt.Sprintf("credential set %q", host.Credential), ae)
+		return hostErr(contract.AuthFailed, host.Name, fmt.Sprintf("credential set %q", host.Credential), ae)
 	}
 	var (
 		unknownCA *x509.UnknownAuthorityError
@@ -582,16 +657,16 @@ func classifyTransportError(host rollout.Host, err error) error {
 		verify    *tls.CertificateVerificationError
 	)
 	if errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &verify) {
-		return hostErr(contract.ErrHostConfigInvalid, host.Name, "certificate of the WinRM listener did not verify (set tls.ca_file or tls.server_name)", err)
+		return hostErr(contract.HostConfigInvalid, host.Name, "certificate of the WinRM listener did not verify (set tls.ca_file or tls.server_name)", err)
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
-		return hostErr(contract.ErrUnreachable, host.Name, "connection refused", err)
+		return hostErr(contract.Unreachable, host.Name, "connection refused", err)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return hostErr(contract.ErrUnreachable, host.Name, "timed out", err)
+		return hostErr(contract.Unreachable, host.Name, "timed out", err)
 	}
-	return hostErr(contract.ErrUnreachable, host.Name, "WinRM request failed", err)
+	return hostErr(contract.Unreachable, host.Name, "WinRM request failed", err)
 }
 
 // isoDuration formats d as an xs:duration (PT20S) for OperationTimeout.
@@ -603,9 +678,339 @@ func isoDuration(d time.Duration) string {
 	return fmt.Sprintf("PT%dS", s)
 }
 
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
+// Bounds of a WS-Management reply. The runner asks for envelopes of at
+// most 150 KiB (MaxEnvelopeSize 153600), and Windows keeps to it; a reply
+// many times that size is not one, and would otherwise be held in memory
+// several times over (the raw bytes, a string copy, the library's tree).
+const (
+	maxReplyBytes = 4 << 20
+	// maxReplyDepth: WS-Management replies nest about eight elements deep.
+	maxReplyDepth = 64
+	// maxReplyAttrBytes: attribute values are ids and URIs.
+	maxReplyAttrBytes = 8 << 10
+	// maxReplyTokens bounds the validation loop on its own, whatever the
+	// decoder does with the input.
+	maxReplyTokens = maxReplyBytes
+)
+
+// errReplyRejected is what the library receives instead of a reply that
+// failed validation; the reason is the run's failure (replyError).
+var errReplyRejected = errors.New("WS-Management reply rejected")
+
+// replyError is a 200 reply that is not a WS-Management reply of the shape
+// its request expects. It never carries the reply's text beyond element
+// names.
+type replyError struct {
+	op     string
+	size   int
+	reason string
+}
+
+func (e *replyError) Error() string {
+	op := e.op
+	if op == "" {
+		op = "a request"
 	}
-	return d
+	return fmt.Sprintf("reply to %s (%d bytes) rejected: %s", op, e.size, e.reason)
+}
+
+// requestOp names the WS-Management shell operation of a request body.
+func requestOp(body string) string {
+	for _, op := range []struct{ marker, name string }{
+		{"/windows/shell/Receive", "Receive"},
+		{"/windows/shell/Send", "Send"},
+		{"/windows/shell/Command", "Command"},
+		{"/windows/shell/Signal", "Signal"},
+		{"/transfer/Create", "Create"},
+		{"/transfer/Delete", "Delete"},
+	} {
+		if strings.Contains(body, op.marker) {
+			return op.name
+		}
+	}
+	return ""
+}
+
+// replyInfo is what validateReply read from an accepted reply.
+type replyInfo struct {
+	// output is the number of bytes the library will decode from the
+	// stdout and stderr streams of a ReceiveResponse.
+	output int
+	// done: an element carries State=".../CommandState/Done".
+	done bool
+}
+
+// expectedBodyChild is the first child of the SOAP Body that the client
+// library's parser for each operation relies on (Signal and Delete replies
+// are not parsed).
+var expectedBodyChild = map[string]xml.Name{
+	"Create":  {Space: soap.NS_TRANSFER, Local: "ResourceCreated"},
+	"Command": {Space: soap.NS_WIN_SHELL, Local: "CommandResponse"},
+	"Send":    {Space: soap.NS_WIN_SHELL, Local: "SendResponse"},
+	"Receive": {Space: soap.NS_WIN_SHELL, Local: "ReceiveResponse"},
+}
+
+const (
+	actionCommandResponse = soap.NS_WIN_SHELL + "/CommandResponse"
+	stateDone             = soap.NS_WIN_SHELL + "/CommandState/Done"
+)
+
+// textCapture collects the string value (all descendant text) of one
+// element, as the library's XPath ResValue reads it.
+type textCapture struct {
+	depth int
+	text  []byte
+	dst   *string
+	// stream: the text is base64 stream content to count.
+	stream bool
+}
+
+// validateReply checks that raw, the body of a 200 reply to op, is what
+// masterzen/winrm's parser for op reads without failing: well-formed XML
+// (decoded as its parser decodes it: strict, with the same charset
+// readers), one SOAP 1.2 Envelope as the root with at most one Header and
+// exactly one Body, no DTD, bounded depth and attribute sizes, and the Body
+// child and elements that op's parser reads (Create: a ShellId selector;
+// Command: the CommandResponse action and a CommandId; Receive: a
+// ReceiveResponse). The document is read once, token by token.
+func validateReply(op string, raw []byte) (replyInfo, error) {
+	var info replyInfo
+	bad := func(format string, a ...any) (replyInfo, error) {
+		return replyInfo{}, &replyError{op: op, size: len(raw), reason: fmt.Sprintf(format, a...)}
+	}
+	if len(raw) > maxReplyBytes {
+		return bad("larger than the %d-byte limit", maxReplyBytes)
+	}
+	dec := xml.NewDecoder(bytes.NewReader(raw))
+	dec.Strict = true
+	dec.CharsetReader = charset.NewReaderLabel
+
+	var (
+		depth                          int
+		rootSeen, rootDone             bool
+		inBody                         bool
+		headers, bodies, bodyKids      int
+		bodyChild                      xml.Name
+		action, shellID, commandID     string
+		actionSeen, shellSeen, cmdSeen bool
+		captures                       []*textCapture
+	)
+	for tokens := 0; ; tokens++ {
+		if tokens >= maxReplyTokens {
+			return bad("more than %d XML tokens", maxReplyTokens)
+		}
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return bad("not well-formed XML: %v", err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if rootDone {
+				return bad("a second root element <%s>", shortName(t.Name))
+			}
+			if depth >= maxReplyDepth {
+				return bad("elements nested deeper than %d", maxReplyDepth)
+			}
+			for _, a := range t.Attr {
+				if len(a.Value) > maxReplyAttrBytes {
+					return bad("attribute %s of <%s> is %d bytes, over %d", a.Name.Local, shortName(t.Name), len(a.Value), maxReplyAttrBytes)
+				}
+			}
+			switch depth {
+			case 0:
+				if t.Name != (xml.Name{Space: soap.NS_SOAP_ENV, Local: "Envelope"}) {
+					return bad("root element <%s> is not a SOAP 1.2 Envelope", shortName(t.Name))
+				}
+				rootSeen = true
+			case 1:
+				switch t.Name {
+				case xml.Name{Space: soap.NS_SOAP_ENV, Local: "Header"}:
+					headers++
+				case xml.Name{Space: soap.NS_SOAP_ENV, Local: "Body"}:
+					bodies++
+					inBody = true
+				default:
+					return bad("<%s> in the Envelope, where only Header and Body belong", shortName(t.Name))
+				}
+				if headers > 1 || bodies > 1 {
+					return bad("more than one SOAP %s", t.Name.Local)
+				}
+			case 2:
+				if inBody {
+					bodyKids++
+					if bodyKids == 1 {
+						bodyChild = t.Name
+					}
+				}
+			}
+			attr := func(local string) (string, bool) {
+				for _, a := range t.Attr {
+					if a.Name.Space == "" && a.Name.Local == local {
+						return a.Value, true
+					}
+				}
+				return "", false
+			}
+			if v, _ := attr("State"); v == stateDone {
+				info.done = true
+			}
+			switch t.Name {
+			case xml.Name{Space: soap.NS_ADDRESSING, Local: "Action"}:
+				if !actionSeen {
+					actionSeen = true
+					captures = append(captures, &textCapture{depth: depth, dst: &action})
+				}
+			case xml.Name{Space: soap.NS_WSMAN_DMTF, Local: "Selector"}:
+				if v, _ := attr("Name"); v == "ShellId" && !shellSeen {
+					shellSeen = true
+					captures = append(captures, &textCapture{depth: depth, dst: &shellID})
+				}
+			case xml.Name{Space: soap.NS_WIN_SHELL, Local: "CommandId"}:
+				if !cmdSeen {
+					cmdSeen = true
+					captures = append(captures, &textCapture{depth: depth, dst: &commandID})
+				}
+			case xml.Name{Space: soap.NS_WIN_SHELL, Local: "Stream"}:
+				if v, _ := attr("Name"); v == "stdout" || v == "stderr" {
+					captures = append(captures, &textCapture{depth: depth, stream: true})
+				}
+			}
+			depth++
+		case xml.EndElement:
+			depth--
+			if depth == 1 {
+				inBody = false
+			}
+			if depth == 0 {
+				rootDone = true
+			}
+			for len(captures) > 0 && captures[len(captures)-1].depth == depth {
+				c := captures[len(captures)-1]
+				captures = captures[:len(captures)-1]
+				if c.stream {
+					// The library decodes with errors ignored, keeping
+					// what decoded before the error.
+					n, _ := base64.StdEncoding.Decode(make([]byte, base64.StdEncoding.DecodedLen(len(c.text))), c.text)
+					info.output += n
+				} else {
+					*c.dst = string(c.text)
+				}
+			}
+		case xml.CharData:
+			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
+				return bad("text outside the root element")
+			}
+			for _, c := range captures {
+				c.text = append(c.text, t...)
+			}
+		case xml.Directive:
+			return bad("an XML directive (DTD), which WS-Management never sends")
+		}
+	}
+	if !rootSeen {
+		return bad("no XML element")
+	}
+	if bodies == 0 {
+		return bad("no SOAP Body")
+	}
+	want, parsed := expectedBodyChild[op]
+	if !parsed {
+		return info, nil
+	}
+	if bodyKids == 0 {
+		return bad("empty SOAP Body, want <%s>", shortName(want))
+	}
+	if bodyChild != want {
+		return bad("SOAP Body holds <%s>, want <%s>", shortName(bodyChild), shortName(want))
+	}
+	switch op {
+	case "Create":
+		if strings.TrimSpace(shellID) == "" {
+			return bad("no ShellId selector")
+		}
+	case "Command":
+		if action != actionCommandResponse {
+			return bad("action %q, want %s", hostscript.Truncate(action, 80), actionCommandResponse)
+		}
+		if strings.TrimSpace(commandID) == "" {
+			return bad("no CommandId")
+		}
+	}
+	return info, nil
+}
+
+// shortName prints an element name for an error: the local name, with
+// the namespace's last path segment, both truncated.
+func shortName(n xml.Name) string {
+	space := n.Space
+	if i := strings.LastIndexByte(space, '/'); i >= 0 {
+		space = space[i+1:]
+	}
+	local := hostscript.Truncate(n.Local, 40)
+	if space == "" {
+		return local
+	}
+	return hostscript.Truncate(space, 20) + ":" + local
+}
+
+// outputBound is the shared output budget of one run's stdout and stderr.
+type outputBound struct {
+	limit int64
+	over  func(error)
+
+	mu   sync.Mutex
+	n    int64
+	full bool
+}
+
+// boundedWriter keeps what the host printed up to the run's bound. Past it,
+// it still accepts (and drops) every write: the library's output goroutine
+// blocks on a pipe nobody reads if a writer fails, so the run is ended by
+// failing it instead (over cancels the run).
+type boundedWriter struct {
+	b   *outputBound
+	buf bytes.Buffer
+}
+
+func (w *boundedWriter) Write(p []byte) (int, error) {
+	b := w.b
+	b.mu.Lock()
+	b.n += int64(len(p))
+	keep := !b.full && b.n <= b.limit
+	first := !keep && !b.full
+	if !keep {
+		b.full = true
+	}
+	n, limit := b.n, b.limit
+	if keep {
+		w.buf.Write(p)
+	}
+	b.mu.Unlock()
+	if first {
+		b.over(&outputError{limit: limit, got: n})
+	}
+	return len(p), nil
+}
+
+func (w *boundedWriter) String() string {
+	w.b.mu.Lock()
+	defer w.b.mu.Unlock()
+	return w.buf.String()
+}
+
+// outputError: the host printed more than the run's bound.
+type outputError struct{ limit, got int64 }
+
+func (e *outputError) Error() string {
+	return fmt.Sprintf("script output exceeds the %d-byte limit: %d bytes of stdout and stderr received when the run was stopped", e.limit, e.got)
+}
+
+// idleError: the host answered nothing for the idle timeout.
+type idleError struct{ after time.Duration }
+
+func (e *idleError) Error() string {
+	return fmt.Sprintf("host answered nothing for %s (idle timeout): no output, no WS-Management reply", e.after)
 }

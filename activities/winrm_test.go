@@ -62,24 +62,24 @@ func TestRunnerTransportRules(t *testing.T) {
 		wantType string
 		wantMsg  string
 	}{
-		{"plain HTTP without a policy is refused", rollout.HostTLS{Transport: "http"}, nil, contract.ErrTransportRefused, "only HTTPS with certificate verification"},
-		{"insecure HTTPS without a policy is refused", rollout.HostTLS{Insecure: true}, nil, contract.ErrTransportRefused, "without certificate verification"},
+		{"plain HTTP without a policy is refused", rollout.HostTLS{Transport: "http"}, nil, contract.TransportRefused, "only HTTPS with certificate verification"},
+		{"insecure HTTPS without a policy is refused", rollout.HostTLS{Insecure: true}, nil, contract.TransportRefused, "without certificate verification"},
 		{"plain HTTP denied by policy names the rule", rollout.HostTLS{Transport: "http"}, transportFunc(func(context.Context, policies.TransportInput) (policies.TransportDecision, error) {
 			return decision(false, rollout.Violation{Code: "http_not_allowed", Msg: "production hosts need HTTPS"})
-		}), contract.ErrTransportRefused, "http_not_allowed"},
+		}), contract.TransportRefused, "http_not_allowed"},
 		{"NTLM over HTTP is named in the refusal", rollout.HostTLS{Transport: "http", Auth: "ntlm"}, transportFunc(func(context.Context, policies.TransportInput) (policies.TransportDecision, error) {
 			return decision(false, rollout.Violation{Code: "ntlm_over_http_not_allowed", Msg: "no"})
-		}), contract.ErrTransportRefused, "NTLM over plain HTTP"},
+		}), contract.TransportRefused, "NTLM over plain HTTP"},
 		{"policy error fails closed", rollout.HostTLS{Transport: "http"}, transportFunc(func(context.Context, policies.TransportInput) (policies.TransportDecision, error) {
 			return policies.TransportDecision{}, errors.New("boom")
-		}), contract.ErrTransportRefused, "could not be evaluated"},
+		}), contract.TransportRefused, "could not be evaluated"},
 		{"allowed plain HTTP connects and finds nobody", rollout.HostTLS{Transport: "http"}, transportFunc(func(context.Context, policies.TransportInput) (policies.TransportDecision, error) {
 			return decision(true)
-		}), contract.ErrUnreachable, "connection refused"},
-		{"default HTTPS needs no policy", rollout.HostTLS{}, nil, contract.ErrUnreachable, "connection refused"},
-		{"unknown transport", rollout.HostTLS{Transport: "ftp"}, nil, contract.ErrHostConfigInvalid, "want https or http"},
-		{"unknown auth", rollout.HostTLS{Auth: "kerberos"}, nil, contract.ErrHostConfigInvalid, "want basic or ntlm"},
-		{"missing CA file", rollout.HostTLS{CAFile: "/nonexistent/ca.pem"}, nil, contract.ErrHostConfigInvalid, "tls.ca_file"},
+		}), contract.Unreachable, "connection refused"},
+		{"default HTTPS needs no policy", rollout.HostTLS{}, nil, contract.Unreachable, "connection refused"},
+		{"unknown transport", rollout.HostTLS{Transport: "ftp"}, nil, contract.HostConfigInvalid, "want https or http"},
+		{"unknown auth", rollout.HostTLS{Auth: "kerberos"}, nil, contract.HostConfigInvalid, "want basic or ntlm"},
+		{"missing CA file", rollout.HostTLS{CAFile: "/nonexistent/ca.pem"}, nil, contract.HostConfigInvalid, "tls.ca_file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,10 +130,10 @@ func TestRunnerTLSAndAuthentication(t *testing.T) {
 		wantMsg   string
 		wantBasic bool
 	}{
-		{"unknown CA is a configuration error", rollout.HostTLS{}, contract.ErrHostConfigInvalid, "did not verify", false},
-		{"wrong server name is a configuration error", rollout.HostTLS{CAFile: ca, ServerName: "dc01.corp.example"}, contract.ErrHostConfigInvalid, "did not verify", false},
-		{"verified listener rejecting Basic is AuthFailed", rollout.HostTLS{CAFile: ca}, contract.ErrAuthFailed, `credential set "fleet"`, true},
-		{"NTLM never downgrades to Basic", rollout.HostTLS{CAFile: ca, Auth: "ntlm"}, contract.ErrAuthFailed, "refusing to send Basic", false},
+		{"unknown CA is a configuration error", rollout.HostTLS{}, contract.HostConfigInvalid, "did not verify", false},
+		{"wrong server name is a configuration error", rollout.HostTLS{CAFile: ca, ServerName: "dc01.corp.example"}, contract.HostConfigInvalid, "did not verify", false},
+		{"verified listener rejecting Basic is AuthFailed", rollout.HostTLS{CAFile: ca}, contract.AuthFailed, `credential set "fleet"`, true},
+		{"NTLM never downgrades to Basic", rollout.HostTLS{CAFile: ca, Auth: "ntlm"}, contract.AuthFailed, "refusing to send Basic", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -198,9 +198,9 @@ func TestRunnerAppliesTheTransportPolicyPerTier(t *testing.T) {
 		wantType string
 		wantMsg  string
 	}{
-		{"production over plain HTTP is refused", rollout.TierProduction, rollout.HostTLS{Transport: "http"}, contract.ErrTransportRefused, "http_not_allowed"},
-		{"production without verification is refused", rollout.TierProduction, rollout.HostTLS{Insecure: true}, contract.ErrTransportRefused, "insecure_not_allowed"},
-		{"lab over plain HTTP may connect", rollout.TierLab, rollout.HostTLS{Transport: "http"}, contract.ErrUnreachable, "connection refused"},
+		{"production over plain HTTP is refused", rollout.TierProduction, rollout.HostTLS{Transport: "http"}, contract.TransportRefused, "http_not_allowed"},
+		{"production without verification is refused", rollout.TierProduction, rollout.HostTLS{Insecure: true}, contract.TransportRefused, "insecure_not_allowed"},
+		{"lab over plain HTTP may connect", rollout.TierLab, rollout.HostTLS{Transport: "http"}, contract.Unreachable, "connection refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

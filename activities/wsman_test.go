@@ -190,8 +190,8 @@ func TestRunnerCancelledRunIsAnErrorAndClosesTheShell(t *testing.T) {
 	if err == nil {
 		t.Fatalf("cancelled run returned no error (exit code %d)", res.ExitCode)
 	}
-	if got := hostErrorType(err); got != contract.ErrUnreachable {
-		t.Errorf("error type = %q (%v), want %s", got, err, contract.ErrUnreachable)
+	if got := hostErrorType(err); got != contract.Unreachable {
+		t.Errorf("error type = %q (%v), want %s", got, err, contract.Unreachable)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("cancelled run took %s", d)
@@ -265,8 +265,8 @@ func TestRunnerRepeatsOnlyRunsThatAreSafeToRepeat(t *testing.T) {
 		h := &wsmanHost{answer: answer, loseReply: loseFirstReply()}
 		r, host := wsmanRunner(t, h)
 		_, err := r.Run(context.Background(), host, "# patchway-op: install/1\n")
-		if got := hostErrorType(err); got != contract.ErrUnreachable {
-			t.Fatalf("error type %q (%v), want %s", got, err, contract.ErrUnreachable)
+		if got := hostErrorType(err); got != contract.Unreachable {
+			t.Fatalf("error type %q (%v), want %s", got, err, contract.Unreachable)
 		}
 		if n := h.count("Command"); n != 1 {
 			t.Errorf("%d Command requests, want exactly 1 (never re-sent)", n)

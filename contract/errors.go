@@ -7,47 +7,67 @@ import (
 	"github.com/patchway/patchway/rollout"
 )
 
-// Error types: the stable temporal.ApplicationError type of every way a
-// host operation can fail, so that workflows, the report and receivers can
-// tell failures apart. Each constant is named after its value. Whether
-// Temporal retries is the error's own (HostError.Retryable); which host
-// state a workflow records when it gives up is StateForErrorType.
+// Error types: every temporal.ApplicationError type Patchway raises, in
+// one list, so that workflows, the report, the CLI and receivers can tell
+// failures apart. Each constant is named after its value, a CamelCase
+// name of what went wrong. The values are stable: they are in recorded
+// histories, in the retry policies of running workflows
+// (NonRetryableErrorTypes) and in what receivers match on, so a new name
+// is a new constant, never a new value for an old one.
+//
+// For host operations, whether Temporal retries is the error's own
+// (HostError.Retryable), and the host state a workflow records when it
+// gives up is StateForErrorType.
 const (
-	// ErrAuthFailed: the host refused the credential set. Not retried.
-	ErrAuthFailed = "AuthFailed"
-	// ErrNotApplicable: no package of the patch applies to the host's OS.
-	ErrNotApplicable = "NotApplicable"
-	// ErrChecksumMismatch: the downloaded package is not the one filed.
-	ErrChecksumMismatch = "ChecksumMismatch"
-	// ErrUnsupportedOS: the host runs an OS the scripts cannot serve.
-	ErrUnsupportedOS = "UnsupportedOS"
-	// ErrInstallFailed: the installer failed; carries the exit code.
-	ErrInstallFailed = "InstallFailed"
-	// ErrHostDidNotReturn: the host never came back from its reboot.
-	ErrHostDidNotReturn = "HostDidNotReturn"
-	// ErrTransportRefused: the transport policy forbids the connection
+	// AuthFailed: the host refused the credential set. Not retried.
+	AuthFailed = "AuthFailed"
+	// NotApplicable: no package of the patch applies to the host's OS.
+	NotApplicable = "NotApplicable"
+	// ChecksumMismatch: the downloaded package is not the one filed.
+	ChecksumMismatch = "ChecksumMismatch"
+	// UnsupportedOS: the host runs an OS the scripts cannot serve.
+	UnsupportedOS = "UnsupportedOS"
+	// InstallFailed: the installer failed; carries the exit code.
+	InstallFailed = "InstallFailed"
+	// HostDidNotReturn: the host never came back from its reboot.
+	HostDidNotReturn = "HostDidNotReturn"
+	// TransportRefused: the transport policy forbids the connection
 	// (http, an unverified certificate, NTLM over http).
-	ErrTransportRefused = "TransportRefused"
-	// ErrUnreachable: connection refused or timed out. Retried.
-	ErrUnreachable = "Unreachable"
-	// ErrHostConfigInvalid: the inventory entry cannot work as written
+	TransportRefused = "TransportRefused"
+	// Unreachable: connection refused or timed out. Retried.
+	Unreachable = "Unreachable"
+	// HostConfigInvalid: the inventory entry cannot work as written
 	// (bad address, unreadable CA file, unknown credential set, a
 	// certificate that does not verify). A retry would fail the same way.
-	ErrHostConfigInvalid = "HostConfigInvalid"
-	// ErrScriptFailed: the script ran but exited non-zero or printed no
+	HostConfigInvalid = "HostConfigInvalid"
+	// ScriptFailed: the script ran but exited non-zero or printed no
 	// result (WMI hiccup, servicing busy). Retried.
-	ErrScriptFailed = "ScriptFailed"
-	// ErrDownloadFailed: the package could not be fetched from the
+	ScriptFailed = "ScriptFailed"
+	// DownloadFailed: the package could not be fetched from the
 	// distribution point. Retried.
-	ErrDownloadFailed = "DownloadFailed"
-	// ErrRebootFailed: shutdown.exe refused to schedule the restart.
+	DownloadFailed = "DownloadFailed"
+	// RebootFailed: shutdown.exe refused to schedule the restart.
 	// Retried (a retry lands on 1190 if one was scheduled after all).
-	ErrRebootFailed = "RebootFailed"
-	// ErrUninstallFailed: the uninstall failed; carries the exit code.
-	ErrUninstallFailed = "UninstallFailed"
-	// ErrPolicyEvaluationFailed: the compliance policy could not be
+	RebootFailed = "RebootFailed"
+	// UninstallFailed: the uninstall failed; carries the exit code.
+	UninstallFailed = "UninstallFailed"
+	// PolicyEvaluationFailed: the compliance policy could not be
 	// evaluated. Retried (the decision fails closed meanwhile).
-	ErrPolicyEvaluationFailed = "PolicyEvaluationFailed"
+	PolicyEvaluationFailed = "PolicyEvaluationFailed"
+
+	// NotifyFailed: a Notify attempt left some channel undelivered for a
+	// reason that may pass (timeout, 5xx, 429). Retried.
+	NotifyFailed = "NotifyFailed"
+
+	// Refused: the policies refused the rollout as filed, or the gates
+	// policy an update (the message is the reason, the details the
+	// violations); also an update to a gate decided meanwhile.
+	Refused = "Refused"
+	// InvalidInput: a workflow or activity input (carried state, a packed
+	// payload) cannot be decoded. Not retried.
+	InvalidInput = "InvalidInput"
+	// InvalidRollout: the rollout cannot be planned as filed. Not retried.
+	InvalidRollout = "InvalidRollout"
 )
 
 // HostError is a classified failure of an operation on one host. Activities
@@ -75,7 +95,7 @@ func (e *HostError) Unwrap() error { return e.Err }
 // Retryable says whether Temporal should retry the operation.
 func (e *HostError) Retryable() bool {
 	switch e.Type {
-	case ErrUnreachable, ErrScriptFailed, ErrDownloadFailed, ErrRebootFailed:
+	case Unreachable, ScriptFailed, DownloadFailed, RebootFailed:
 		return true
 	}
 	return false
@@ -95,9 +115,9 @@ type HostErrorDetails struct {
 // a workflow records when it gives up on the host.
 func StateForErrorType(errType string) rollout.HostState {
 	switch errType {
-	case ErrNotApplicable, ErrUnsupportedOS:
+	case NotApplicable, UnsupportedOS:
 		return rollout.StateNotApplicable
-	case ErrUnreachable, ErrHostDidNotReturn:
+	case Unreachable, HostDidNotReturn:
 		return rollout.StateUnreachable
 	case "":
 		return rollout.StateUnknown

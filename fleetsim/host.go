@@ -12,7 +12,8 @@ import (
 	"github.com/patchway/patchway/rollout"
 )
 
-// Fault names a way a simulated host misbehaves (DESIGN.md §5).
+// Fault names a way a simulated host misbehaves, each one a way real
+// Windows hosts have been reported patched when they were not.
 type Fault string
 
 // The fault profiles.
@@ -56,7 +57,7 @@ type FaultSpec struct {
 	Delay time.Duration
 }
 
-// Windows installer exit codes (DESIGN.md §2).
+// Windows installer exit codes (wusa.exe and Windows Installer).
 const (
 	exitOK              = 0
 	exitRebootRequired  = 3010

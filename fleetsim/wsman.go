@@ -312,8 +312,9 @@ func (h *Host) execute(script string) (stdout, stderr string, exit int) {
 	op, raw, err := hostscript.Parse(script)
 	if err != nil {
 		first, _, _ := strings.Cut(strings.TrimSpace(script), "\n")
+		first = hostscript.Truncate(first, 60)
 		return "", fmt.Sprintf("%s : The term '%s' is not recognized as the name of a cmdlet, function, script file, or operable program.\r\n    + CategoryInfo          : ObjectNotFound: (%s:String) [], CommandNotFoundException\r\n    + FullyQualifiedErrorId : CommandNotFoundException\r\n",
-			truncate(first, 60), truncate(first, 60), truncate(first, 60)), 1
+			first, first, first), 1
 	}
 	var res any
 	switch op {
@@ -404,11 +405,4 @@ func dropConnection(w http.ResponseWriter) {
 		}
 	}
 	w.WriteHeader(http.StatusServiceUnavailable)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // Op names a host operation.
@@ -123,7 +124,7 @@ func Parse(script string) (Op, json.RawMessage, error) {
 	}
 	m := headerRE.FindStringSubmatch(sc.Text())
 	if m == nil {
-		return "", nil, fmt.Errorf("not a Patchway script: first line %q lacks the %q header", truncate(sc.Text(), 60), HeaderPrefix)
+		return "", nil, fmt.Errorf("not a Patchway script: first line %q lacks the %q header", Truncate(sc.Text(), 60), HeaderPrefix)
 	}
 	v, _ := strconv.Atoi(m[2])
 	if v != Version {
@@ -179,9 +180,17 @@ func DecodeCommand(encoded string) (string, error) {
 	return string(utf16.Decode(u)), nil
 }
 
-func truncate(s string, n int) string {
+// Truncate shortens script text for an error message (a first line, a
+// script's stderr, a host's answer) to its first n bytes, marked "..."
+// when cut, without splitting a UTF-8 character: what Windows prints may
+// be localized.
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	n = max(n, 0)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "..."
 }

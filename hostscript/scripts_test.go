@@ -98,8 +98,8 @@ func TestScriptsPrintEveryResultField(t *testing.T) {
 	}
 }
 
-// TestScriptsCiteTheWindowsBehaviourTheyRelyOn pins the facts of DESIGN.md
-// §2 in the scripts: exit codes, registry keys, boot time, file versions.
+// TestScriptsCiteTheWindowsBehaviourTheyRelyOn pins the Windows facts the
+// scripts rely on: exit codes, registry keys, boot time, file versions.
 func TestScriptsCiteTheWindowsBehaviourTheyRelyOn(t *testing.T) {
 	want := map[Op][]string{
 		OpScan: {"Get-HotFix", "Get-WindowsPackage", `Component Based Servicing\RebootPending`,

@@ -33,7 +33,7 @@ type ComplianceInput struct {
 	Now         time.Time  `json:"now"`
 }
 
-// ComplianceDecision is the host's state (DESIGN.md §4) with the reasons
+// ComplianceDecision is the host's state (rollout.HostState) with the reasons
 // that led to it. Allow is true exactly when State is compliant.
 type ComplianceDecision struct {
 	rollout.Decision
@@ -169,14 +169,6 @@ type SLAInput struct {
 	Now     time.Time       `json:"now"`
 }
 
-// Milestone is a point of the SLA clock at which escalation is asked.
-type Milestone struct {
-	// AtPercent is the share of the SLA elapsed; above 100 after breach.
-	AtPercent float64   `json:"at_percent"`
-	At        time.Time `json:"at"`
-	Breach    bool      `json:"breach,omitempty"`
-}
-
 // SLADecision is the deadline of a rollout and its clock.
 type SLADecision struct {
 	rollout.Decision
@@ -187,7 +179,7 @@ type SLADecision struct {
 	Deadline time.Time     `json:"deadline"`
 	// Milestones at 50, 75 and 100 % of the SLA, then the rollout's
 	// after-breach escalation steps, in time order.
-	Milestones []Milestone `json:"milestones"`
+	Milestones []rollout.Milestone `json:"milestones"`
 	// StepMax is the maximum duration of each step of the staged path.
 	StepMax map[string]time.Duration `json:"step_max"`
 	Reasons []string                 `json:"reasons"`
@@ -332,13 +324,13 @@ func (e *Engine) Wave(ctx context.Context, in WaveInput) (WaveDecision, error) {
 // EscalationInput asks who hears about the rollout at a milestone of its
 // SLA clock.
 type EscalationInput struct {
-	Rollout    rollout.Rollout `json:"rollout"`
-	Milestone  Milestone       `json:"milestone"`
-	Deadline   time.Time       `json:"deadline,omitzero"`
-	Stage      string          `json:"stage,omitempty"`
-	HostsDone  int             `json:"hosts_done"`
-	HostsTotal int             `json:"hosts_total"`
-	Now        time.Time       `json:"now"`
+	Rollout    rollout.Rollout   `json:"rollout"`
+	Milestone  rollout.Milestone `json:"milestone"`
+	Deadline   time.Time         `json:"deadline,omitzero"`
+	Stage      string            `json:"stage,omitempty"`
+	HostsDone  int               `json:"hosts_done"`
+	HostsTotal int               `json:"hosts_total"`
+	Now        time.Time         `json:"now"`
 }
 
 // EscalationDecision names who is notified on which channels and the

@@ -251,7 +251,7 @@ func TestTypedDecisions(t *testing.T) {
 		if d.SLA != 12*time.Hour || !d.Deadline.Equal(t0.Add(12*time.Hour)) || !d.Start.Equal(t0) {
 			t.Errorf("sla %v start %v deadline %v", d.SLA, d.Start, d.Deadline)
 		}
-		want := []Milestone{{50, t0.Add(6 * time.Hour), false}, {75, t0.Add(9 * time.Hour), false}, {100, t0.Add(12 * time.Hour), true}}
+		want := []rollout.Milestone{{AtPercent: 50, At: t0.Add(6 * time.Hour)}, {AtPercent: 75, At: t0.Add(9 * time.Hour)}, {AtPercent: 100, At: t0.Add(12 * time.Hour), Breach: true}}
 		for i, m := range want {
 			if got := d.Milestones[i]; got.AtPercent != m.AtPercent || !got.At.Equal(m.At) || got.Breach != m.Breach {
 				t.Errorf("milestone %d = %+v, want %+v", i, got, m)
@@ -313,7 +313,7 @@ func TestTypedDecisions(t *testing.T) {
 		}
 	})
 	t.Run("escalation at breach", func(t *testing.T) {
-		d, err := e.Escalation(ctx, EscalationInput{Rollout: r, Milestone: Milestone{AtPercent: 100, At: t0, Breach: true}, Deadline: t0, Now: t0})
+		d, err := e.Escalation(ctx, EscalationInput{Rollout: r, Milestone: rollout.Milestone{AtPercent: 100, At: t0, Breach: true}, Deadline: t0, Now: t0})
 		if err != nil || len(d.Contacts) == 0 || len(d.Accelerations) != 3 {
 			t.Errorf("%+v %v", d, err)
 		}

@@ -20,7 +20,7 @@ func TestToValueMatchesJSON(t *testing.T) {
 		"reboot":                   benchRebootInput(),
 		"sla":                      SLAInput{Now: t0},
 		"wave with states":         WaveInput{States: map[rollout.HostState]int{rollout.StateFailed: 2}, Now: t0},
-		"escalation with fraction": EscalationInput{Milestone: Milestone{AtPercent: 62.5, At: t0}, Now: t0},
+		"escalation with fraction": EscalationInput{Milestone: rollout.Milestone{AtPercent: 62.5, At: t0}, Now: t0},
 		"generic map":              map[string]any{"now": t0, "x": []int{1, 2}},
 		"raw message":              json.RawMessage(`{"now":"2026-11-23T10:00:00Z","n":1.5}`),
 	}

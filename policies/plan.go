@@ -18,9 +18,6 @@ func (e *Engine) FillPlan(ctx context.Context, r *rollout.Rollout, p *rollout.Pl
 	}
 	deadline := sla.Deadline
 	p.Deadline = &deadline
-	p.Milestones = p.Milestones[:0]
-	for _, m := range sla.Milestones {
-		p.Milestones = append(p.Milestones, rollout.PlanMilestone{AtPercent: m.AtPercent, At: m.At, Breach: m.Breach})
-	}
+	p.Milestones = sla.Milestones
 	return e.Plan(ctx, PlanInput{Rollout: *r, Now: now})
 }

@@ -28,16 +28,21 @@ type Plan struct {
 	Unplanned []string `json:"unplanned,omitempty"`
 	// Deadline and Milestones come from the SLA policy; BuildPlan leaves
 	// them empty for the policies package to fill.
-	Deadline   *time.Time      `json:"deadline,omitempty"`
-	Milestones []PlanMilestone `json:"milestones,omitempty"`
+	Deadline   *time.Time  `json:"deadline,omitempty"`
+	Milestones []Milestone `json:"milestones,omitempty"`
 }
 
-// PlanMilestone is a point of the SLA clock shown in a plan.
-type PlanMilestone struct {
-	// AtPercent is the share of the SLA elapsed; above 100 after breach.
+// Milestone is a point of the SLA clock: the sla policy computes them, a
+// plan shows them, and the escalation policy is asked at each who to tell.
+// It crosses Temporal payloads and policy input, so its JSON names are
+// part of recorded histories and of what Rego reads.
+type Milestone struct {
+	// AtPercent is the share of the SLA elapsed (50, 75, 100); above 100
+	// for steps after the breach.
 	AtPercent float64   `json:"at_percent"`
 	At        time.Time `json:"at"`
-	Breach    bool      `json:"breach,omitempty"`
+	// Breach is true from the deadline on.
+	Breach bool `json:"breach,omitempty"`
 }
 
 // Step kinds.

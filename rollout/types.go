@@ -47,7 +47,7 @@ const (
 )
 
 // HostState is the one vocabulary for a host's patch state, used alike by
-// the CLI, JSON, reports and policies (DESIGN.md §4).
+// the CLI, JSON, reports and policies (the compliance policy defines each).
 type HostState string
 
 // Host states. Only StateCompliant counts as patched, and only on proof.

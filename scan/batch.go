@@ -51,7 +51,7 @@ func (r BatchResult) checks() ([]HostCheck, error) {
 func ScanBatchWorkflow(ctx workflow.Context, in BatchInput) (BatchResult, error) {
 	var p scanBatchPacked
 	if err := gzjson.Unmarshal(in.Packed, &p); err != nil {
-		return BatchResult{}, temporal.NewNonRetryableApplicationError("unpack scan batch", "InvalidInput", err)
+		return BatchResult{}, temporal.NewNonRetryableApplicationError("unpack scan batch", contract.InvalidInput, err)
 	}
 	np := len(p.Patches)
 	checks := make([]HostCheck, len(p.Hosts)*np)
@@ -128,8 +128,8 @@ func withScanOptions(ctx workflow.Context, summary string) workflow.Context {
 			MaximumInterval:    time.Minute,
 			MaximumAttempts:    3,
 			NonRetryableErrorTypes: []string{
-				contract.ErrAuthFailed, contract.ErrNotApplicable, contract.ErrUnsupportedOS,
-				contract.ErrTransportRefused, contract.ErrHostConfigInvalid,
+				contract.AuthFailed, contract.NotApplicable, contract.UnsupportedOS,
+				contract.TransportRefused, contract.HostConfigInvalid,
 			},
 		},
 	})

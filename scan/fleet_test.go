@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
@@ -79,22 +78,16 @@ func scriptedFleet(hosts []rollout.Host, now time.Time) *scanFleet {
 	return f
 }
 
-// activityRegistry is what both a worker and the test environment offer.
-type activityRegistry interface {
-	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
-}
-
-// register registers VerifyPatch (real, over this fleet, with the real
-// policies, on the clock now) and Notify.
-func (f *scanFleet) register(t testing.TB, r activityRegistry, now func() time.Time) {
+// register registers the host activities (real, over this fleet, with the
+// real policies, on the clock now) and Notify, as the worker does.
+func (f *scanFleet) register(t testing.TB, r activities.Registry, now func() time.Time) {
 	t.Helper()
 	engine, err := testEngine()
 	if err != nil {
 		t.Fatalf("load policies: %v", err)
 	}
 	acts := &activities.HostActivities{Runner: f, Policy: engine, Now: now}
-	r.RegisterActivityWithOptions(acts.VerifyPatch, activity.RegisterOptions{Name: contract.VerifyPatchName})
-	r.RegisterActivityWithOptions(f.Notify, activity.RegisterOptions{Name: contract.NotifyName})
+	activities.Register(r, activities.Deps{Hosts: acts, Notifier: f})
 }
 
 // set changes a host's state between scans.
@@ -111,7 +104,7 @@ func (f *scanFleet) Run(_ context.Context, host rollout.Host, script string) (ac
 	f.verifies++
 	h := f.hosts[host.Name]
 	if h == nil || h.down {
-		return activities.RunResult{}, &contract.HostError{Type: contract.ErrUnreachable, Host: host.Name, Msg: "connection refused"}
+		return activities.RunResult{}, &contract.HostError{Type: contract.Unreachable, Host: host.Name, Msg: "connection refused"}
 	}
 	if !strings.Contains(script, "scan") {
 		return activities.RunResult{ExitCode: 1, Stderr: "only scans in a scan"}, nil

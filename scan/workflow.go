@@ -39,10 +39,10 @@ func Register(r worker.WorkflowRegistry) {
 func ScanWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	in, carry, err := unpackScan(in)
 	if err != nil {
-		return Result{}, temporal.NewNonRetryableApplicationError("unpack scan input", "InvalidInput", err)
+		return Result{}, temporal.NewNonRetryableApplicationError("unpack scan input", contract.InvalidInput, err)
 	}
 	if err := in.Validate(); err != nil {
-		return Result{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
+		return Result{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.InvalidInput, nil)
 	}
 	s := newScan(ctx, in, carry)
 	if err := workflow.SetQueryHandler(ctx, workflows.QueryProgress, func() (Progress, error) { return s.progress(), nil }); err != nil {

@@ -58,7 +58,8 @@ type RolloutInput struct {
 }
 
 // Tuning holds the scale knobs of a rollout. Zero fields take defaults
-// sized for the costs measured in DESIGN.md §3.
+// sized for Temporal's limits: history events per run, pending children
+// and payload sizes (bench/ measures them).
 type Tuning struct {
 	// BatchSize is the number of hosts per batch child workflow (100).
 	BatchSize int `json:"batch_size,omitempty"`

@@ -144,7 +144,7 @@ func AsRefusal(err error) (Refusal, bool) {
 	if !errors.As(err, &app) {
 		return Refusal{}, false
 	}
-	r := Refusal{ByPolicy: app.Type() == ErrRefused, Message: app.Message()}
+	r := Refusal{ByPolicy: app.Type() == contract.Refused, Message: app.Message()}
 	if r.ByPolicy && app.HasDetails() {
 		// Details are optional: a refusal without violations still
 		// carries its reason in the message.

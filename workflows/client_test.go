@@ -9,6 +9,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -21,10 +22,10 @@ func TestAsRefusal(t *testing.T) {
 		wantOK bool
 	}{
 		{"a refusal by the gates policy, with its violations",
-			temporal.NewNonRetryableApplicationError("approve refused", ErrRefused, nil, violations),
+			temporal.NewNonRetryableApplicationError("approve refused", contract.Refused, nil, violations),
 			Refusal{ByPolicy: true, Message: "approve refused", Violations: violations}, true},
 		{"a refusal by policy without details",
-			temporal.NewApplicationError("gate lab was decided meanwhile", ErrRefused),
+			temporal.NewApplicationError("gate lab was decided meanwhile", contract.Refused),
 			Refusal{ByPolicy: true, Message: "gate lab was decided meanwhile"}, true},
 		{"a refusal by the workflow's own checks",
 			fmt.Errorf("wrapped: %w", temporal.NewApplicationError("not waiting at a gate", "NotWaiting")),

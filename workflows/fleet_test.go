@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/patchway/patchway/activities"
@@ -20,6 +19,10 @@ import (
 // under test. Host behaviour is scripted per host name; everything it is
 // asked to do is recorded.
 type testFleet struct {
+	// The host operations the workflows do not call are the real ones
+	// without a runner: they fail with HostConfigInvalid if called.
+	*activities.HostActivities
+
 	now   func() time.Time
 	start time.Time
 
@@ -35,20 +38,12 @@ type testFleet struct {
 	reports     int
 }
 
-// activityRegistry is what both a worker and the test environment offer.
-type activityRegistry interface {
-	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
-}
-
 // newTestFleet registers the fleet's activities; now is the clock hosts
 // see (the test environment's simulated one, or the wall clock against a
 // real server).
-func newTestFleet(r activityRegistry, now func() time.Time) *testFleet {
-	f := &testFleet{now: now, start: now(), patched: map[string]int{}, uninstalled: map[string]int{}}
-	r.RegisterActivityWithOptions(f.PatchHost, activity.RegisterOptions{Name: contract.PatchHostName})
-	r.RegisterActivityWithOptions(f.UninstallPatch, activity.RegisterOptions{Name: contract.UninstallPatchName})
-	r.RegisterActivityWithOptions(f.Notify, activity.RegisterOptions{Name: contract.NotifyName})
-	r.RegisterActivityWithOptions(f.BuildReport, activity.RegisterOptions{Name: contract.BuildReportName})
+func newTestFleet(r activities.Registry, now func() time.Time) *testFleet {
+	f := &testFleet{HostActivities: &activities.HostActivities{}, now: now, start: now(), patched: map[string]int{}, uninstalled: map[string]int{}}
+	activities.Register(r, activities.Deps{Hosts: f, Notifier: f, Reports: f})
 	return f
 }
 
@@ -130,5 +125,5 @@ func (f *testFleet) patchCount(host string) int {
 
 // unreachable is the error a host that does not answer gives.
 func unreachable(h rollout.Host) error {
-	return temporal.NewApplicationError(fmt.Sprintf("host %s: connection refused", h.Name), contract.ErrUnreachable)
+	return temporal.NewApplicationError(fmt.Sprintf("host %s: connection refused", h.Name), contract.Unreachable)
 }

@@ -13,11 +13,6 @@ import (
 	"github.com/patchway/patchway/rollout"
 )
 
-// ErrRefused is the application error type of an update the gates policy
-// refused; its message is the policy's reason and its details the
-// violations.
-const ErrRefused = "Refused"
-
 // registerHandlers installs the queries and the updates (gates and
 // controls). Validators only check arguments and state: they cannot run
 // activities. Each handler asks the gates policy, records the decision
@@ -98,7 +93,7 @@ func (r *run) decideGate(ctx workflow.Context, action string, req GateRequest) (
 		return rec, err
 	}
 	if s != r.current() || s.Status != StepWaiting {
-		return rec, temporal.NewApplicationError(fmt.Sprintf("gate %s was decided meanwhile", s.Name), ErrRefused)
+		return rec, temporal.NewApplicationError(fmt.Sprintf("gate %s was decided meanwhile", s.Name), contract.Refused)
 	}
 	if action == contract.ActionApprove {
 		s.Approved = true
@@ -322,7 +317,7 @@ func (r *run) authorize(ctx workflow.Context, in contract.AuthorizeGateInput) (R
 		Reason: reason, Violations: dec.Violations, Revision: dec.Revision,
 	})
 	if !dec.Allow {
-		return rec, temporal.NewNonRetryableApplicationError(refusal(action, subject, dec.Decision), ErrRefused, nil, dec.Violations)
+		return rec, temporal.NewNonRetryableApplicationError(refusal(action, subject, dec.Decision), contract.Refused, nil, dec.Violations)
 	}
 	return rec, nil
 }

@@ -39,9 +39,9 @@ func withHostOptions(ctx workflow.Context, summary string, bootTimeout time.Dura
 			MaximumInterval:    5 * time.Minute,
 			MaximumAttempts:    5,
 			NonRetryableErrorTypes: []string{
-				contract.ErrAuthFailed, contract.ErrNotApplicable, contract.ErrChecksumMismatch,
-				contract.ErrUnsupportedOS, contract.ErrInstallFailed, contract.ErrHostDidNotReturn,
-				contract.ErrTransportRefused,
+				contract.AuthFailed, contract.NotApplicable, contract.ChecksumMismatch,
+				contract.UnsupportedOS, contract.InstallFailed, contract.HostDidNotReturn,
+				contract.TransportRefused,
 			},
 		},
 	})
@@ -66,7 +66,7 @@ func withReportOptions(ctx workflow.Context) workflow.Context {
 }
 
 // upsert sets search attributes. An unregistered attribute would fail the
-// workflow task forever (DESIGN.md §7), so every key used here is listed
+// workflow task forever on the server, so every key used here is listed
 // in SearchAttributes for the server to register; an error is logged,
 // never fatal to the rollout.
 func (r *run) upsert(ctx workflow.Context, updates ...temporal.SearchAttributeUpdate) {

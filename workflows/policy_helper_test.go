@@ -5,10 +5,7 @@ import (
 	"sync"
 	"testing"
 
-	"go.temporal.io/sdk/activity"
-
 	"github.com/patchway/patchway/activities"
-	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/policies"
 )
 
@@ -21,7 +18,7 @@ var testEngine = sync.OnceValues(func() (*policies.Engine, error) {
 
 // registerPolicies registers the policy activities (run as local
 // activities by the workflow) under their contract names.
-func registerPolicies(t testing.TB, r activityRegistry) *policies.Engine {
+func registerPolicies(t testing.TB, r activities.Registry) *policies.Engine {
 	t.Helper()
 	e, err := testEngine()
 	if err != nil {
@@ -31,16 +28,8 @@ func registerPolicies(t testing.TB, r activityRegistry) *policies.Engine {
 	return e
 }
 
-// registerEngine registers the policy activities of engine e.
-func registerEngine(r activityRegistry, e *policies.Engine) {
-	p := activities.NewPolicyActivities(e)
-	for name, fn := range map[string]any{
-		contract.EvaluateRiskName:     p.EvaluateRisk,
-		contract.AuthorizeGateName:    p.AuthorizeGate,
-		contract.DecideRebootName:     p.DecideReboot,
-		contract.DecideWaveName:       p.DecideWave,
-		contract.DecideEscalationName: p.DecideEscalation,
-	} {
-		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
-	}
+// registerEngine registers the policy activities of engine e, as the
+// worker does.
+func registerEngine(r activities.Registry, e *policies.Engine) {
+	activities.Register(r, activities.Deps{Policy: activities.NewPolicyActivities(e)})
 }

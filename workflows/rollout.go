@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -33,7 +34,7 @@ import (
 func RolloutWorkflow(ctx workflow.Context, in RolloutInput) (contract.Report, error) {
 	in, err := unpack(in)
 	if err != nil {
-		return contract.Report{}, temporal.NewNonRetryableApplicationError("unpack carried state", "InvalidInput", err)
+		return contract.Report{}, temporal.NewNonRetryableApplicationError("unpack carried state", contract.InvalidInput, err)
 	}
 	r := newRun(in)
 	if err := r.registerHandlers(ctx); err != nil {
@@ -137,11 +138,11 @@ func (r *run) evaluateRisk(ctx workflow.Context) error {
 		Violations: risk.Violations, Revision: risk.Revision,
 	})
 	if !risk.Allow {
-		return temporal.NewNonRetryableApplicationError(refusal("rollout", ro.ID, risk.Decision), ErrRefused, nil, risk.Violations)
+		return temporal.NewNonRetryableApplicationError(refusal("rollout", ro.ID, risk.Decision), contract.Refused, nil, risk.Violations)
 	}
 	steps, unplanned, err := planSteps(ro, r.in.Hosts)
 	if err != nil {
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan rollout %s: %v", ro.ID, err), "InvalidRollout", err)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan rollout %s: %v", ro.ID, err), contract.InvalidRollout, err)
 	}
 	r.st.Steps = steps
 	for t, s := range steps {
@@ -247,9 +248,9 @@ func (r *run) waitAtGate(ctx workflow.Context, s *stepState) error {
 	if s.Status != StepWaiting {
 		s.Status = StepWaiting
 		r.record(Record{At: workflow.Now(ctx), Kind: "gate", Subject: s.Name, Allow: false,
-			Reason: "waiting for approval by " + orDefault(s.Group, "the gates policy's approvers")})
+			Reason: "waiting for approval by " + cmp.Or(s.Group, "the gates policy's approvers")})
 		r.notify(ctx, contract.EventGateWaiting, fmt.Sprintf("Gate %s waits for approval", s.Name),
-			fmt.Sprintf("%s of %s is done; approval group: %s.", s.Name, r.in.Rollout.Patch.KB, orDefault(s.Group, "default")),
+			fmt.Sprintf("%s of %s is done; approval group: %s.", s.Name, r.in.Rollout.Patch.KB, cmp.Or(s.Group, "default")),
 			nil, nil, contract.Field{Name: "gate", Value: s.Name})
 	}
 	r.refresh(ctx)
@@ -510,11 +511,4 @@ func (r *run) completionText(rep contract.Report) string {
 		}
 	}
 	return b.String()
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -39,7 +40,7 @@ func (r *run) slaClock(ctx workflow.Context) {
 
 // escalate marks a breach, asks the escalation policy who to tell and
 // which accelerations it allows, records the decision and notifies.
-func (r *run) escalate(ctx workflow.Context, m contract.Milestone) {
+func (r *run) escalate(ctx workflow.Context, m rollout.Milestone) {
 	if m.Breach && !r.st.Breached {
 		r.st.Breached = true
 		r.upsert(ctx, AttrSLABreached.ValueSet(true))
@@ -59,7 +60,7 @@ func (r *run) escalate(ctx workflow.Context, m contract.Milestone) {
 			r.st.Accel = append(r.st.Accel, a)
 		}
 	}
-	reason := "notify " + orDefault(strings.Join(dec.Contacts, ", "), "nobody")
+	reason := "notify " + cmp.Or(strings.Join(dec.Contacts, ", "), "nobody")
 	if len(dec.Accelerations) > 0 {
 		reason += "; allows " + strings.Join(dec.Accelerations, ", ")
 	}
@@ -74,7 +75,7 @@ func (r *run) escalate(ctx workflow.Context, m contract.Milestone) {
 		kind, title = contract.EventSLABreached, fmt.Sprintf("%s: SLA breached (%s)", r.in.Rollout.Patch.KB, milestoneName(m))
 	}
 	text := fmt.Sprintf("Rollout %s is %s at %s; %d of %d hosts done; deadline %s.",
-		r.in.Rollout.ID, p.Status, orDefault(p.Stage, "its start"), p.HostsDone, p.HostsTotal, in.Deadline.UTC().Format(time.RFC3339))
+		r.in.Rollout.ID, p.Status, cmp.Or(p.Stage, "its start"), p.HostsDone, p.HostsTotal, in.Deadline.UTC().Format(time.RFC3339))
 	if p.WaitingGate != "" {
 		text += fmt.Sprintf(" Gate %s waits for approval.", p.WaitingGate)
 	}
@@ -85,7 +86,7 @@ func (r *run) escalate(ctx workflow.Context, m contract.Milestone) {
 	r.refresh(ctx)
 }
 
-func milestoneName(m contract.Milestone) string {
+func milestoneName(m rollout.Milestone) string {
 	if m.Breach && m.AtPercent > 100 {
 		return fmt.Sprintf("SLA %g%% (after breach)", m.AtPercent)
 	}

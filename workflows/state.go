@@ -321,11 +321,13 @@ func (r *run) currentDetails() string {
 	if p.Breached {
 		b.WriteString(" (**SLA breached**)")
 	}
-	fmt.Fprintf(&b, "\n\n%d/%d hosts done\n\n| step | status | hosts | compliant | failed | unreachable |\n|---|---|---|---|---|---|\n", p.HostsDone, p.HostsTotal)
+	fmt.Fprintf(&b, "\n\n%d/%d hosts done\n\n| step | status | hosts | compliant | failures (wave policy) | unreachable |\n"+
+		"|---|---|---|---|---|---|\n", p.HostsDone, p.HostsTotal)
 	for _, s := range p.Steps {
-		failed := s.Totals[rollout.StateFailed] + s.Totals[rollout.StateNotEffective] + s.Totals[rollout.StateUnknown]
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d |\n", s.Name, s.Status, s.Hosts,
-			s.Totals[rollout.StateCompliant], failed, s.Totals[rollout.StateUnreachable])
+		// The failures are the wave policy's count against its threshold,
+		// not a sum of states here: which states count is the policy's.
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d of %d allowed | %d |\n", s.Name, s.Status, s.Hosts,
+			s.Totals[rollout.StateCompliant], s.Failures, s.Threshold, s.Totals[rollout.StateUnreachable])
 	}
 	return b.String()
 }

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -334,7 +333,7 @@ func BenchmarkScanOnTheEmbeddedServer(b *testing.B) {
 	workflows.Register(w)
 	scan.Register(w)
 	hosts := &activities.HostActivities{Runner: benchRunner{boot: time.Now().Add(-72 * time.Hour)}, Policy: engine}
-	w.RegisterActivityWithOptions(hosts.VerifyPatch, activity.RegisterOptions{Name: contract.VerifyPatchName})
+	activities.Register(w, activities.Deps{Hosts: hosts})
 	if err := w.Start(); err != nil {
 		b.Fatal(err)
 	}

@@ -10,12 +10,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/patchway/patchway/activities"
-	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/scan"
 	"github.com/patchway/patchway/workflows"
@@ -71,47 +69,20 @@ func newWorker(ctx context.Context, c client.Client, cfg workerConfig) (worker.W
 	workflows.Register(w)
 	scan.Register(w)
 
-	hosts := &activities.HostActivities{
-		Runner: &activities.WinRMRunner{Credentials: cfg.Credentials, Transport: engine},
-		Policy: engine,
-	}
-	register(w, map[string]any{
-		contract.ScanHostName:       hosts.ScanHost,
-		contract.InstallPatchName:   hosts.InstallPatch,
-		contract.RebootHostName:     hosts.RebootHost,
-		contract.WaitForBootName:    hosts.WaitForBoot,
-		contract.VerifyPatchName:    hosts.VerifyPatch,
-		contract.UninstallPatchName: hosts.UninstallPatch,
-		contract.PatchHostName:      hosts.PatchHost,
-	})
 	channels := cfg.Channels
 	if channels == nil {
 		channels = activities.EnvChannels{}
 	}
-	notifier := &activities.Notifier{Channels: channels}
-	register(w, map[string]any{
-		contract.NotifyName: notifier.Notify,
-	})
-	pol := activities.NewPolicyActivities(engine)
-	register(w, map[string]any{
-		contract.EvaluateRiskName:     pol.EvaluateRisk,
-		contract.AuthorizeGateName:    pol.AuthorizeGate,
-		contract.DecideRebootName:     pol.DecideReboot,
-		contract.DecideWaveName:       pol.DecideWave,
-		contract.DecideEscalationName: pol.DecideEscalation,
-	})
-	register(w, map[string]any{
-		contract.BuildReportName: activities.ReportActivities{Policy: engine}.BuildReport,
+	activities.Register(w, activities.Deps{
+		Hosts: &activities.HostActivities{
+			Runner: &activities.WinRMRunner{Credentials: cfg.Credentials, Transport: engine},
+			Policy: engine,
+		},
+		Policy:   activities.NewPolicyActivities(engine),
+		Notifier: &activities.Notifier{Channels: channels},
+		Reports:  activities.ReportActivities{Policy: engine},
 	})
 	return w, engine, nil
-}
-
-// register registers activities under their contract names, so a renamed
-// Go method cannot silently change what workflows call.
-func register(w worker.ActivityRegistry, fns map[string]any) {
-	for name, fn := range fns {
-		w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
-	}
 }
 
 func newWorkerCmd(g *globalFlags) *cobra.Command {
