@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -10,11 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
-	"github.com/patchway/patchway/contract"
-	"github.com/patchway/patchway/rollout"
 	"github.com/patchway/patchway/workflows"
 )
 
@@ -22,28 +17,65 @@ import (
 // policy local activity and, for some, a notification.
 const updateTimeout = 2 * time.Minute
 
-// controlFlags are the flags shared by the gate and control commands.
-type controlFlags struct {
-	conn   clientFlags
-	as     string
-	reason string
+// controlAction is one gate or control command: the update it sends and
+// how its arguments and flags become the update's request.
+type controlAction struct {
+	// update is the workflow update (workflows.Update*).
+	update string
+	// withHost: ROLLOUT HOST; else ROLLOUT [GATE] or ROLLOUT, as the
+	// command's Args allow.
+	withHost bool
+	// expires: the command has --expires (an exception's end).
+	expires bool
 }
 
-func (f *controlFlags) register(cmd *cobra.Command, reasonRequired bool) {
-	f.conn.register(cmd.Flags())
-	cmd.Flags().StringVar(&f.as, "as", "", "who decides, as recorded in the rollout (default: the OS user)")
+var (
+	actionApprove  = controlAction{update: workflows.UpdateApprove}
+	actionReject   = controlAction{update: workflows.UpdateReject}
+	actionPause    = controlAction{update: workflows.UpdatePause}
+	actionResume   = controlAction{update: workflows.UpdateResume}
+	actionAbort    = controlAction{update: workflows.UpdateAbort}
+	actionExcept   = controlAction{update: workflows.UpdateExcept, withHost: true, expires: true}
+	actionSkipHost = controlAction{update: workflows.UpdateSkipHost, withHost: true}
+)
+
+// controlOptions are the flags and arguments of the gate and control
+// commands (approve, reject, pause, resume, abort, except, skip-host).
+type controlOptions struct {
+	ioStreams
+	action   controlAction
+	conn     clientFlags
+	as       string
+	reason   string
+	rollback bool
+	expires  string
+
+	// Set by Complete.
+	rolloutID string
+	gate      string
+	host      string
+	user      string
+	now       time.Time
+	// Set by Validate: the exception's end.
+	until time.Time
+}
+
+// bind adds the flags shared by every gate and control command.
+func (o *controlOptions) bind(cmd *cobra.Command, reasonRequired bool) {
+	o.conn.register(cmd.Flags())
+	cmd.Flags().StringVar(&o.as, "as", "", "who decides, as recorded in the rollout (default: the OS user)")
 	help := "why, recorded in the rollout"
 	if reasonRequired {
 		help += " (required)"
 	}
-	cmd.Flags().StringVar(&f.reason, "reason", "", help)
+	cmd.Flags().StringVar(&o.reason, "reason", "", help)
 	if reasonRequired {
 		_ = cmd.MarkFlagRequired("reason")
 	}
 }
 
 func newApproveCmd(_ *globalFlags) *cobra.Command {
-	var f controlFlags
+	o := &controlOptions{action: actionApprove}
 	cmd := &cobra.Command{
 		Use:   "approve ROLLOUT [GATE]",
 		Short: "Approve the gate a rollout waits at (the gates policy decides whether you may)",
@@ -51,171 +83,181 @@ func newApproveCmd(_ *globalFlags) *cobra.Command {
 			"without it, the gate the rollout waits at now. The gates policy decides whether you may\n" +
 			"(for example, whoever filed a rollout cannot approve its gates); a refusal exits 1 with the policy's reason.",
 		Args: cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			user, err := operator(f.as)
-			if err != nil {
-				return err
-			}
-			req := workflows.GateRequest{User: user, Reason: f.reason}
-			if len(args) == 2 {
-				req.Gate = args[1]
-			}
-			return runUpdate(cmd, &f, args[0], workflows.UpdateApprove, req, "approved")
-		},
+		RunE: runOptions(o),
 	}
-	f.register(cmd, false)
+	o.bind(cmd, false)
 	return cmd
 }
 
 func newRejectCmd(_ *globalFlags) *cobra.Command {
-	var f controlFlags
+	o := &controlOptions{action: actionReject}
 	cmd := &cobra.Command{
 		Use:   "reject ROLLOUT [GATE] --reason TEXT",
 		Short: "Reject the gate a rollout waits at: the rollout stops and reports",
 		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			user, err := operator(f.as)
-			if err != nil {
-				return err
-			}
-			req := workflows.GateRequest{User: user, Reason: f.reason}
-			if len(args) == 2 {
-				req.Gate = args[1]
-			}
-			return runUpdate(cmd, &f, args[0], workflows.UpdateReject, req, "rejected")
-		},
+		RunE:  runOptions(o),
 	}
-	f.register(cmd, true)
+	o.bind(cmd, true)
 	return cmd
 }
 
 func newPauseCmd(_ *globalFlags) *cobra.Command {
-	var f controlFlags
+	o := &controlOptions{action: actionPause}
 	cmd := &cobra.Command{
 		Use:   "pause ROLLOUT --reason TEXT",
 		Short: "Stop starting new hosts; hosts in flight finish",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			user, err := operator(f.as)
-			if err != nil {
-				return err
-			}
-			return runUpdate(cmd, &f, args[0], workflows.UpdatePause,
-				workflows.ControlRequest{User: user, Reason: f.reason}, "paused")
-		},
+		RunE:  runOptions(o),
 	}
-	f.register(cmd, true)
+	o.bind(cmd, true)
 	return cmd
 }
 
 func newResumeCmd(_ *globalFlags) *cobra.Command {
-	var f controlFlags
+	o := &controlOptions{action: actionResume}
 	cmd := &cobra.Command{
 		Use:   "resume ROLLOUT --reason TEXT",
 		Short: "Lift a pause, or let a halted wave go on (its failures so far no longer count)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			user, err := operator(f.as)
-			if err != nil {
-				return err
-			}
-			return runUpdate(cmd, &f, args[0], workflows.UpdateResume,
-				workflows.ControlRequest{User: user, Reason: f.reason}, "resumed")
-		},
+		RunE:  runOptions(o),
 	}
-	f.register(cmd, true)
+	o.bind(cmd, true)
 	return cmd
 }
 
 func newAbortCmd(_ *globalFlags) *cobra.Command {
-	var f controlFlags
-	var rollback bool
+	o := &controlOptions{action: actionAbort}
 	cmd := &cobra.Command{
 		Use:   "abort ROLLOUT --reason TEXT [--rollback]",
 		Short: "Stop a rollout, optionally uninstalling the patch from the current wave's hosts",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			user, err := operator(f.as)
-			if err != nil {
-				return err
-			}
-			return runUpdate(cmd, &f, args[0], workflows.UpdateAbort,
-				workflows.AbortRequest{User: user, Reason: f.reason, Rollback: rollback}, "aborted")
-		},
+		RunE:  runOptions(o),
 	}
-	f.register(cmd, true)
-	cmd.Flags().BoolVar(&rollback, "rollback", false, "uninstall the patch from the current wave's hosts that received it")
+	o.bind(cmd, true)
+	cmd.Flags().BoolVar(&o.rollback, "rollback", false, "uninstall the patch from the current wave's hosts that received it")
 	return cmd
 }
 
 func newExceptCmd(_ *globalFlags) *cobra.Command {
-	var f controlFlags
-	var expires string
+	o := &controlOptions{action: actionExcept}
 	cmd := &cobra.Command{
 		Use:   "except ROLLOUT HOST --reason TEXT --expires WHEN",
 		Short: "Grant one host an exception until an expiry: reported excepted, never compliant, not patched",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			user, err := operator(f.as)
-			if err != nil {
-				return err
-			}
-			until, err := parseExpiry(expires, time.Now())
-			if err != nil {
-				return err
-			}
-			return runUpdate(cmd, &f, args[0], workflows.UpdateExcept,
-				workflows.ExceptRequest{Host: args[1], User: user, Reason: f.reason, Expires: until},
-				"excepted "+args[1]+" until "+until.UTC().Format(time.RFC3339)+" in")
-		},
+		RunE:  runOptions(o),
 	}
-	f.register(cmd, true)
-	cmd.Flags().StringVar(&expires, "expires", "", `when the exception ends: a duration from now ("72h", "7d") or an RFC 3339 time (required)`)
+	o.bind(cmd, true)
+	cmd.Flags().StringVar(&o.expires, "expires", "", `when the exception ends: a duration from now ("72h", "7d") or an RFC 3339 time (required)`)
 	_ = cmd.MarkFlagRequired("expires")
 	return cmd
 }
 
 func newSkipHostCmd(_ *globalFlags) *cobra.Command {
-	var f controlFlags
+	o := &controlOptions{action: actionSkipHost}
 	cmd := &cobra.Command{
 		Use:   "skip-host ROLLOUT HOST --reason TEXT",
 		Short: "Take a failed host out of a halted wave's failure count, so the wave can resume without it",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			user, err := operator(f.as)
-			if err != nil {
-				return err
-			}
-			return runUpdate(cmd, &f, args[0], workflows.UpdateSkipHost,
-				workflows.SkipHostRequest{Host: args[1], User: user, Reason: f.reason}, "skipped "+args[1]+" in")
-		},
+		RunE:  runOptions(o),
 	}
-	f.register(cmd, true)
+	o.bind(cmd, true)
 	return cmd
 }
 
-// runUpdate sends one update to a rollout and prints the recorded
-// decision. A refusal (by the gates policy or by the workflow's checks) is
-// printed with its reason and exits 1.
-func runUpdate(cmd *cobra.Command, f *controlFlags, rolloutID, name string, arg any, done string) error {
-	ctx, cancel := context.WithTimeout(cmd.Context(), updateTimeout)
+// Complete takes the rollout, the gate or host, who decides (--as, else
+// the OS user) and the time an --expires duration counts from.
+func (o *controlOptions) Complete(cmd *cobra.Command, args []string) error {
+	o.ioStreams = streamsOf(cmd)
+	o.rolloutID = args[0]
+	if len(args) == 2 {
+		if o.action.withHost {
+			o.host = args[1]
+		} else {
+			o.gate = args[1]
+		}
+	}
+	user, err := operator(o.as)
+	if err != nil {
+		return err
+	}
+	o.user = user
+	o.now = time.Now()
+	return nil
+}
+
+// Validate reads --expires of an exception. The rest (arguments, a
+// required --reason) cobra checks.
+func (o *controlOptions) Validate() error {
+	if !o.action.expires {
+		return nil
+	}
+	until, err := parseExpiry(o.expires, o.now)
+	if err != nil {
+		return err
+	}
+	o.until = until
+	return nil
+}
+
+// request is the update's argument.
+func (o *controlOptions) request() any {
+	switch o.action.update {
+	case workflows.UpdateApprove, workflows.UpdateReject:
+		return workflows.GateRequest{Gate: o.gate, User: o.user, Reason: o.reason}
+	case workflows.UpdateAbort:
+		return workflows.AbortRequest{User: o.user, Reason: o.reason, Rollback: o.rollback}
+	case workflows.UpdateExcept:
+		return workflows.ExceptRequest{Host: o.host, User: o.user, Reason: o.reason, Expires: o.until}
+	case workflows.UpdateSkipHost:
+		return workflows.SkipHostRequest{Host: o.host, User: o.user, Reason: o.reason}
+	}
+	return workflows.ControlRequest{User: o.user, Reason: o.reason}
+}
+
+// done is what the decision line says was done ("USER done ROLLOUT").
+func (o *controlOptions) done() string {
+	switch o.action.update {
+	case workflows.UpdateApprove:
+		return "approved"
+	case workflows.UpdateReject:
+		return "rejected"
+	case workflows.UpdatePause:
+		return "paused"
+	case workflows.UpdateResume:
+		return "resumed"
+	case workflows.UpdateAbort:
+		return "aborted"
+	case workflows.UpdateExcept:
+		return "excepted " + o.host + " until " + o.until.UTC().Format(time.RFC3339) + " in"
+	case workflows.UpdateSkipHost:
+		return "skipped " + o.host + " in"
+	}
+	return o.action.update
+}
+
+// Run sends the update to the rollout and prints the recorded decision.
+// A refusal (by the gates policy or by the workflow's checks) is printed
+// with its reason and exits 1.
+func (o *controlOptions) Run(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, updateTimeout)
 	defer cancel()
-	c, err := f.conn.dial(ctx, cliLogger())
+	c, err := o.conn.dial(ctx, cliLogger())
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	rec, err := sendUpdate(ctx, c, rolloutID, name, arg)
-	out := cmd.OutOrStdout()
+	name := o.action.update
+	rec, err := workflows.SendUpdate(ctx, c, o.rolloutID, name, o.request())
 	if err != nil {
-		if refusal, ok := asRefusal(err); ok {
-			printRefusal(cmd.ErrOrStderr(), rolloutID, name, refusal)
+		if refusal, ok := workflows.AsRefusal(err); ok {
+			printRefusal(o.ErrOut, o.rolloutID, name, refusal)
 			return exitError{code: 1}
 		}
 		return err
 	}
-	fmt.Fprintf(out, "%s %s %s", rec.User, done, rolloutID)
-	if rec.Subject != "" && rec.Subject != rolloutID {
+	out := o.Out
+	fmt.Fprintf(out, "%s %s %s", rec.User, o.done(), o.rolloutID)
+	if rec.Subject != "" && rec.Subject != o.rolloutID {
 		fmt.Fprintf(out, " (%s)", rec.Subject)
 	}
 	fmt.Fprintln(out)
@@ -225,57 +267,13 @@ func runUpdate(cmd *cobra.Command, f *controlFlags, rolloutID, name string, arg 
 	return nil
 }
 
-// sendUpdate runs update name on the rollout and waits for its result.
-func sendUpdate(ctx context.Context, c client.Client, rolloutID, name string, arg any) (workflows.Record, error) {
-	var rec workflows.Record
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   workflows.WorkflowID(rolloutID),
-		UpdateName:   name,
-		Args:         []any{arg},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		err = h.Get(ctx, &rec)
-	}
-	if err != nil {
-		if _, ok := asRefusal(err); ok {
-			return rec, err
-		}
-		return rec, fmt.Errorf("%s rollout %s: %w", name, rolloutID, err)
-	}
-	return rec, nil
-}
-
-// refusal is an update the workflow turned down: by the gates policy
-// (with violations) or by its own checks (not waiting at a gate, unknown
-// host...).
-type refusal struct {
-	byPolicy   bool
-	message    string
-	violations []rollout.Violation
-}
-
-func asRefusal(err error) (refusal, bool) {
-	var app *temporal.ApplicationError
-	if !errors.As(err, &app) {
-		return refusal{}, false
-	}
-	r := refusal{byPolicy: app.Type() == contract.Refused, message: app.Message()}
-	if r.byPolicy && app.HasDetails() {
-		// Details are optional: a refusal without violations still
-		// carries its reason in the message.
-		_ = app.Details(&r.violations)
-	}
-	return r, true
-}
-
-func printRefusal(w io.Writer, rolloutID, name string, r refusal) {
+func printRefusal(w io.Writer, rolloutID, name string, r workflows.Refusal) {
 	who := "rollout " + rolloutID
-	if r.byPolicy {
+	if r.ByPolicy {
 		who = "policy"
 	}
-	fmt.Fprintf(w, "%s refused by %s: %s\n", name, who, r.message)
-	for _, v := range r.violations {
+	fmt.Fprintf(w, "%s refused by %s: %s\n", name, who, r.Message)
+	for _, v := range r.Violations {
 		fmt.Fprintf(w, "  %s: %s\n", v.Code, v.Msg)
 	}
 }

@@ -43,8 +43,10 @@ func defaultStateDir() string {
 	return filepath.Join(home, ".local", "state", "patchway")
 }
 
-// devOptions configures runDev.
+// devOptions are the flags of patchway dev, and what runDev runs with.
 type devOptions struct {
+	ioStreams
+	global       *globalFlags
 	stateDir     string
 	inMemory     bool
 	ip           string
@@ -64,7 +66,7 @@ type devOptions struct {
 }
 
 func newDevCmd(g *globalFlags) *cobra.Command {
-	var o devOptions
+	o := &devOptions{global: g}
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run a Temporal dev server, its Web UI and a worker in one process",
@@ -73,12 +75,7 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 			"start), and a worker. Ctrl-C stops everything cleanly; running it again resumes the rollouts\n" +
 			"from the SQLite file. Everything listens on loopback only unless --ip says otherwise.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.policyDir = g.policyDir
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return withCPUProfile(o.cpuProfile, func() error { return runDev(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), o) })
-		},
+		RunE: runOptions(o),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "directory of the SQLite file that keeps rollouts between runs")
@@ -93,6 +90,25 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 	f.BoolVar(&o.inbox, "inbox", true, "print here the notifications of every channel with no PATCHWAY_CHANNEL_<NAME>_* settings (--inbox=false: such channels fail as they would in production)")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", cpuProfileUsage)
 	return cmd
+}
+
+// Complete takes the policies the worker runs with.
+func (o *devOptions) Complete(cmd *cobra.Command, _ []string) error {
+	o.ioStreams = streamsOf(cmd)
+	o.policyDir = o.global.policyDir
+	return nil
+}
+
+// Validate has nothing to check: the ports and the state directory are
+// found out when the server starts.
+func (o *devOptions) Validate() error { return nil }
+
+// Run runs the dev environment until SIGINT or SIGTERM, profiled with
+// --cpuprofile.
+func (o *devOptions) Run(ctx context.Context) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return withCPUProfile(o.cpuProfile, func() error { return runDev(ctx, o.Out, o.ErrOut, *o) })
 }
 
 // runDev starts the server, the UI and a worker, prints where they are and

@@ -345,7 +345,7 @@ func (r *webhookReceiver) received() []map[string]any {
 // progress asks the rollout's progress query directly (faster than the CLI
 // for polling).
 func (e *e2e) progress(ctx context.Context, rolloutID string) (workflows.Progress, error) {
-	return queryProgress(ctx, e.client, rolloutID)
+	return workflows.GetProgress(ctx, e.client, rolloutID)
 }
 
 // waitFor polls the rollout's progress until cond holds, failing the test

@@ -17,7 +17,6 @@ import (
 
 	"github.com/patchway/patchway/activities"
 	"github.com/patchway/patchway/fleetsim"
-	"github.com/patchway/patchway/rollout"
 )
 
 // Environment of `patchway fleet`: the credentials every simulated host
@@ -48,39 +47,17 @@ type runningFleet struct {
 	credential    string
 }
 
-// startFleet loads the scenario, starts its hosts on loopback and writes
-// their inventory to dir/inventory.hcl.
+// startFleet starts the scenario's hosts on loopback and writes their
+// inventory to cfg.dir (fleetsim.StartInDir).
 func startFleet(ctx context.Context, cfg fleetConfig) (*runningFleet, error) {
-	sc, diags := fleetsim.LoadScenario(cfg.scenario)
-	if diags.HasErrors() {
-		return nil, fmt.Errorf("load fleet scenario: %w", diags)
-	}
-	if err := os.MkdirAll(cfg.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("fleet directory: %w", err)
-	}
-	invPath := filepath.Join(cfg.dir, "inventory.hcl")
-	var ports map[string]int
-	if _, err := os.Stat(invPath); err == nil {
-		// The previous run's inventory: reuse its ports. A file that no
-		// longer parses is simply replaced.
-		if inv, diags := rollout.LoadInventory(invPath); !diags.HasErrors() {
-			ports = fleetsim.PortsFromInventory(inv)
-		}
-	}
-	f, err := fleetsim.Start(ctx, sc, fleetsim.Options{
+	f, sc, invPath, err := fleetsim.StartInDir(ctx, cfg.scenario, cfg.dir, fleetsim.Options{
 		Seed:            cfg.seed,
 		Username:        cfg.username,
 		Password:        cfg.password,
-		Dir:             cfg.dir,
-		Ports:           ports,
 		RebootDowntime:  cfg.rebootDowntime,
 		InstallDuration: cfg.installDuration,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("start fleet: %w", err)
-	}
-	if err := f.WriteInventory(invPath); err != nil {
-		_ = f.Close()
 		return nil, err
 	}
 	return &runningFleet{Fleet: f, inventoryPath: invPath, credential: sc.Credential}, nil
@@ -103,8 +80,15 @@ func randomPassword() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
+// fleetOptions are the flags of patchway fleet and the credentials its
+// hosts accept, from the environment.
+type fleetOptions struct {
+	ioStreams
+	cfg fleetConfig
+}
+
 func newFleetCmd(_ *globalFlags) *cobra.Command {
-	cfg := fleetConfig{}
+	o := &fleetOptions{}
 	cmd := &cobra.Command{
 		Use:   "fleet",
 		Short: "Run a simulated Windows fleet that speaks WinRM on loopback",
@@ -115,24 +99,38 @@ func newFleetCmd(_ *globalFlags) *cobra.Command {
 			"reaches them with the same pair as credential set \"fleet\" (PATCHWAY_CRED_FLEET_USER and\n" +
 			"PATCHWAY_CRED_FLEET_PASSWORD, bound with PATCHWAY_CRED_FLEET_ADDRESSES=" + fleetsim.ListenAddresses + "). Running it again on the same --dir reuses the hosts' ports.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.password = os.Getenv(envFleetPassword)
-			if cfg.password == "" {
-				return errors.New("set " + envFleetPassword + " to the password the simulated hosts accept (it is never read from a file)")
-			}
-			cfg.username = os.Getenv(envFleetUser)
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runFleet(ctx, cmd.OutOrStdout(), cfg)
-		},
+		RunE: runOptions(o),
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.scenario, "scenario", "examples/fleet-demo.hcl", "fleet scenario file")
-	f.StringVar(&cfg.dir, "dir", filepath.Join(defaultStateDir(), "fleet"), "directory for the inventory and the CA certificate")
-	f.Int64Var(&cfg.seed, "seed", 1, "seed of every random choice (flaky connection drops)")
-	f.DurationVar(&cfg.rebootDowntime, "reboot-downtime", 2*time.Second, "how long a rebooting host refuses connections")
-	f.DurationVar(&cfg.installDuration, "install-duration", 0, "how long each install runs")
+	f.StringVar(&o.cfg.scenario, "scenario", "examples/fleet-demo.hcl", "fleet scenario file")
+	f.StringVar(&o.cfg.dir, "dir", filepath.Join(defaultStateDir(), "fleet"), "directory for the inventory and the CA certificate")
+	f.Int64Var(&o.cfg.seed, "seed", 1, "seed of every random choice (flaky connection drops)")
+	f.DurationVar(&o.cfg.rebootDowntime, "reboot-downtime", 2*time.Second, "how long a rebooting host refuses connections")
+	f.DurationVar(&o.cfg.installDuration, "install-duration", 0, "how long each install runs")
 	return cmd
+}
+
+// Complete takes the hosts' credentials from the environment.
+func (o *fleetOptions) Complete(cmd *cobra.Command, _ []string) error {
+	o.ioStreams = streamsOf(cmd)
+	o.cfg.password = os.Getenv(envFleetPassword)
+	o.cfg.username = os.Getenv(envFleetUser)
+	return nil
+}
+
+// Validate refuses to start hosts without a password.
+func (o *fleetOptions) Validate() error {
+	if o.cfg.password == "" {
+		return errors.New("set " + envFleetPassword + " to the password the simulated hosts accept (it is never read from a file)")
+	}
+	return nil
+}
+
+// Run runs the fleet until SIGINT or SIGTERM.
+func (o *fleetOptions) Run(ctx context.Context) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runFleet(ctx, o.Out, o.cfg)
 }
 
 func runFleet(ctx context.Context, out io.Writer, cfg fleetConfig) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,14 +11,24 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 )
 
+// planOptions are the flags and argument of patchway plan.
+type planOptions struct {
+	ioStreams
+	global    *globalFlags
+	asJSON    bool
+	inventory string
+
+	// Set by Complete.
+	file      string
+	policyDir string
+}
+
 func newPlanCmd(g *globalFlags) *cobra.Command {
-	var (
-		asJSON    bool
-		inventory string
-	)
+	o := &planOptions{global: g}
 	cmd := &cobra.Command{
 		Use:   "plan FILE",
 		Short: "Show the stages and waves a rollout will run, in order, with their hosts and windows",
@@ -26,47 +37,87 @@ func newPlanCmd(g *globalFlags) *cobra.Command {
 			"site's local time. Problems are listed as validate lists them; the plan is printed only\n" +
 			"when there are no errors.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			src, diags := rollout.LoadSource(args[0], rollout.LoadOptions{InventoryPath: inventory})
-			files := map[string][]byte{}
-			if src != nil {
-				files = src.Files
-			}
-			if len(diags) > 0 {
-				if err := writeDiagnostics(cmd.ErrOrStderr(), files, diags); err != nil {
-					return err
-				}
-			}
-			if diags.HasErrors() {
-				return exitError{code: 1}
-			}
-			plan, err := rollout.BuildPlan(src.Rollout, src.Inventory)
-			if err != nil {
-				return err
-			}
-			// The SLA policy sets the deadline; an unfiled rollout counts from now.
-			verdict, err := fillDeadlines(cmd.Context(), g, src.Rollout, plan, time.Now().UTC())
-			if err != nil {
-				return fmt.Errorf("evaluate policies: %w", err)
-			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(plan); err != nil {
-					return fmt.Errorf("write plan: %w", err)
-				}
-				return nil
-			}
-			if err := writePlan(cmd.OutOrStdout(), plan); err != nil {
-				return err
-			}
-			writePolicyVerdict(cmd.OutOrStdout(), verdict)
-			return nil
-		},
+		RunE: runOptions(o),
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
-	cmd.Flags().StringVar(&inventory, "inventory", "", "plan on this inventory instead of the one the rollout names")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the plan as JSON")
+	cmd.Flags().StringVar(&o.inventory, "inventory", "", "plan on this inventory instead of the one the rollout names")
 	return cmd
+}
+
+// Complete takes the rollout file and the policies to plan with.
+func (o *planOptions) Complete(cmd *cobra.Command, args []string) error {
+	o.ioStreams = streamsOf(cmd)
+	o.file = args[0]
+	o.policyDir = o.global.policyDir
+	return nil
+}
+
+// Validate has nothing to check: any file and inventory may be planned.
+func (o *planOptions) Validate() error { return nil }
+
+// Run loads the rollout (printing its diagnostics), builds its plan, asks
+// the policies for its deadline and verdict, and prints them.
+func (o *planOptions) Run(ctx context.Context) error {
+	src, diags := rollout.LoadSource(o.file, rollout.LoadOptions{InventoryPath: o.inventory})
+	files := map[string][]byte{}
+	if src != nil {
+		files = src.Files
+	}
+	if len(diags) > 0 {
+		if err := writeDiagnostics(o.ErrOut, files, diags); err != nil {
+			return err
+		}
+	}
+	if diags.HasErrors() {
+		return exitError{code: 1}
+	}
+	plan, err := rollout.BuildPlan(src.Rollout, src.Inventory)
+	if err != nil {
+		return err
+	}
+	// The SLA policy sets the deadline; an unfiled rollout counts from now.
+	verdict, err := fillDeadlines(ctx, o.policyDir, src.Rollout, plan, time.Now().UTC())
+	if err != nil {
+		return fmt.Errorf("evaluate policies: %w", err)
+	}
+	if o.asJSON {
+		enc := json.NewEncoder(o.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(plan); err != nil {
+			return fmt.Errorf("write plan: %w", err)
+		}
+		return nil
+	}
+	if err := writePlan(o.Out, plan); err != nil {
+		return err
+	}
+	writePolicyVerdict(o.Out, verdict)
+	return nil
+}
+
+// fillDeadlines loads the policies of policyDir and has them fill the
+// plan's deadline and milestones (policies.Engine.FillPlan).
+func fillDeadlines(ctx context.Context, policyDir string, r *rollout.Rollout, p *rollout.Plan, now time.Time) (policies.PlanDecision, error) {
+	engine, err := policies.Load(ctx, policyDir)
+	if err != nil {
+		return policies.PlanDecision{}, err
+	}
+	return engine.FillPlan(ctx, r, p, now)
+}
+
+// writePolicyVerdict prints the plan policy's verdict under a plan.
+func writePolicyVerdict(w io.Writer, d policies.PlanDecision) {
+	if d.Allow {
+		fmt.Fprintf(w, "\nPolicy (revision %s): plan allowed; required stages %s.\n", d.Revision, strings.Join(d.RequiredStages, ", "))
+	} else {
+		fmt.Fprintf(w, "\nPolicy (revision %s): plan refused.\n", d.Revision)
+	}
+	for _, v := range d.Violations {
+		fmt.Fprintf(w, "  %s: %s\n", v.Code, v.Msg)
+	}
+	for _, r := range d.Reasons {
+		fmt.Fprintf(w, "  %s\n", r)
+	}
 }
 
 // writePlan renders a plan for a person.

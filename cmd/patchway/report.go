@@ -8,12 +8,10 @@ import (
 	"math"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/patchway/patchway/contract"
@@ -27,31 +25,25 @@ import (
 // pipeline can tell "not compliant enough" from "could not tell".
 const exitBelowThreshold = 2
 
-// reportOptions are the report command's flags.
+// reportOptions are the report command's flags and argument.
 type reportOptions struct {
+	ioStreams
+	global *globalFlags
+	conn   clientFlags
 	format string
 	all    bool
 	output string
 	// failUnder is the threshold in percent; failSet says it was given.
 	failUnder float64
 	failSet   bool
-}
 
-func (o reportOptions) validate() error {
-	if !report.Known(o.format) {
-		return fmt.Errorf("--format %q: want %s", o.format, report.FormatList())
-	}
-	if o.failSet && (o.failUnder < 0 || o.failUnder > 100 || math.IsNaN(o.failUnder)) {
-		return fmt.Errorf("--fail-under %g: want a percentage from 0 to 100", o.failUnder)
-	}
-	return nil
+	// Set by Complete.
+	rolloutID string
+	policyDir string
 }
 
 func newReportCmd(g *globalFlags) *cobra.Command {
-	var (
-		conn clientFlags
-		opts reportOptions
-	)
+	o := &reportOptions{global: g}
 	cmd := &cobra.Command{
 		Use:   "report ROLLOUT",
 		Short: "Print a rollout's compliance report as a table, JSON, CSV, Markdown or one HTML file",
@@ -63,31 +55,52 @@ func newReportCmd(g *globalFlags) *cobra.Command {
 			"table, md and html list the hosts that are not compliant (--all: every host); json and csv\n" +
 			"always hold every host. --fail-under PCT exits 2 when compliance is below PCT.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.failSet = cmd.Flags().Changed("fail-under")
-			if err := opts.validate(); err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			c, err := conn.dial(ctx, cliLogger())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			rep, err := fetchReport(ctx, c, args[0], g.policyDir, time.Now())
-			if err != nil {
-				return err
-			}
-			return emitReport(cmd.OutOrStdout(), cmd.ErrOrStderr(), rep, opts)
-		},
+		RunE: runOptions(o),
 	}
-	conn.register(cmd.Flags())
-	cmd.Flags().StringVar(&opts.format, "format", "table", report.FormatList())
-	cmd.Flags().BoolVar(&opts.all, "all", false, "table, md and html: list every host, compliant and not_applicable ones too")
-	cmd.Flags().StringVarP(&opts.output, "output", "o", "", "write the report to this file instead of stdout")
-	cmd.Flags().Float64Var(&opts.failUnder, "fail-under", 0, "exit 2 when compliance is below this percentage (after writing the report)")
+	o.conn.register(cmd.Flags())
+	cmd.Flags().StringVar(&o.format, "format", "table", report.FormatList())
+	cmd.Flags().BoolVar(&o.all, "all", false, "table, md and html: list every host, compliant and not_applicable ones too")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "write the report to this file instead of stdout")
+	cmd.Flags().Float64Var(&o.failUnder, "fail-under", 0, "exit 2 when compliance is below this percentage (after writing the report)")
 	return cmd
+}
+
+// Complete takes the rollout, the policies a provisional report is built
+// with, and whether --fail-under was given (0 is a threshold too).
+func (o *reportOptions) Complete(cmd *cobra.Command, args []string) error {
+	o.ioStreams = streamsOf(cmd)
+	o.rolloutID = args[0]
+	o.policyDir = o.global.policyDir
+	o.failSet = cmd.Flags().Changed("fail-under")
+	return nil
+}
+
+// Validate refuses an unknown format and a threshold that is no
+// percentage, before any connection.
+func (o *reportOptions) Validate() error {
+	if !report.Known(o.format) {
+		return fmt.Errorf("--format %q: want %s", o.format, report.FormatList())
+	}
+	if o.failSet && (o.failUnder < 0 || o.failUnder > 100 || math.IsNaN(o.failUnder)) {
+		return fmt.Errorf("--fail-under %g: want a percentage from 0 to 100", o.failUnder)
+	}
+	return nil
+}
+
+// Run fetches the report and writes it, then applies --fail-under.
+func (o *reportOptions) Run(ctx context.Context) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c, err := o.conn.dial(ctx, cliLogger())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	rep, err := fetchReport(ctx, c, o.rolloutID, o.policyDir, time.Now())
+	if err != nil {
+		return err
+	}
+	return emitReport(o.Out, o.ErrOut, rep, *o)
 }
 
 // fetchReport is a completed rollout's report (its workflow result), or a
@@ -96,24 +109,14 @@ func newReportCmd(g *globalFlags) *cobra.Command {
 // (terminated, failed). The provisional report asks the policies of
 // policyDir (the worker's) what the exceptions make of the hosts now.
 func fetchReport(ctx context.Context, c client.Client, rolloutID, policyDir string, now time.Time) (contract.Report, error) {
-	id := workflows.WorkflowID(rolloutID)
-	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
-	if err != nil {
-		return contract.Report{}, fmt.Errorf("find rollout %s: %w", rolloutID, err)
-	}
-	info := desc.GetWorkflowExecutionInfo()
-	status := info.GetStatus()
-	if status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
-		var rep contract.Report
-		if err := c.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, &rep); err != nil {
-			return rep, fmt.Errorf("read the report of rollout %s: %w", rolloutID, err)
-		}
-		return rep.Expanded()
-	}
-	in, err := queryReportInput(ctx, c, rolloutID)
+	st, err := workflows.FetchReport(ctx, c, rolloutID)
 	if err != nil {
 		return contract.Report{}, err
 	}
+	if st.Report != nil {
+		return *st.Report, nil
+	}
+	in := st.Input
 	// Exceptions expire by the wall clock, not by the rollout's last
 	// workflow task.
 	in.GeneratedAt = now.UTC()
@@ -125,25 +128,8 @@ func fetchReport(ctx context.Context, c client.Client, rolloutID, policyDir stri
 	if err != nil {
 		return contract.Report{}, fmt.Errorf("provisional report of %s: %w", rolloutID, err)
 	}
-	rep.Provisional = "rollout still running"
-	if status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		rep.Provisional = fmt.Sprintf("rollout %s before its report", strings.ToLower(strings.TrimPrefix(status.String(), "WORKFLOW_EXECUTION_STATUS_")))
-	}
+	rep.Provisional = st.Provisional
 	return rep, nil
-}
-
-// queryReportInput asks a rollout for the input its report would be
-// built from now.
-func queryReportInput(ctx context.Context, c client.Client, rolloutID string) (contract.ReportInput, error) {
-	var in contract.ReportInput
-	if err := queryRollout(ctx, c, rolloutID, workflows.QueryReport, "the report input (a worker must be up to answer)", &in); err != nil {
-		return in, err
-	}
-	in, err := in.Unpack()
-	if err != nil {
-		return in, fmt.Errorf("rollout %s: %w", rolloutID, err)
-	}
-	return in, nil
 }
 
 // emitReport renders the report, writes it to the output file or stdout,

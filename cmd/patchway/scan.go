@@ -20,6 +20,7 @@ import (
 
 // scanOptions are the flags of patchway scan.
 type scanOptions struct {
+	ioStreams
 	conn      clientFlags
 	inventory string
 	patches   []string
@@ -33,6 +34,9 @@ type scanOptions struct {
 	asJSON    bool
 	delete    bool
 	last      bool
+
+	// Set by Validate: --every read (0 without it).
+	interval time.Duration
 }
 
 func newScanCmd(_ *globalFlags) *cobra.Command {
@@ -51,12 +55,7 @@ func newScanCmd(_ *globalFlags) *cobra.Command {
 			"  patchway scan --id ID --last     the latest completed scan of ID\n" +
 			"  patchway scan --id ID --delete   stop and delete the schedule",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !cmd.Flags().Changed("wait") {
-				o.wait = o.every == ""
-			}
-			return o.run(cmd)
-		},
+		RunE: runOptions(o),
 	}
 	o.conn.register(cmd.Flags())
 	f := cmd.Flags()
@@ -75,57 +74,87 @@ func newScanCmd(_ *globalFlags) *cobra.Command {
 	return cmd
 }
 
-func (o *scanOptions) run(cmd *cobra.Command) error {
-	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+// Complete defaults --wait: a one-off scan waits for its result, a
+// schedule does not.
+func (o *scanOptions) Complete(cmd *cobra.Command, _ []string) error {
+	o.ioStreams = streamsOf(cmd)
+	if !cmd.Flags().Changed("wait") {
+		o.wait = o.every == ""
+	}
+	return nil
+}
+
+// Validate checks the flags before any file is read: --delete and
+// --last need --id and nothing else; a scan needs an inventory, patches
+// and the rollout files that define them, and --every an interval of at
+// least scan.MinInterval.
+func (o *scanOptions) Validate() error {
 	if o.delete || o.last {
 		if o.id == "" {
 			return errors.New("--delete and --last need --id")
 		}
-		c, err := o.dial(cmd.Context())
+		return nil
+	}
+	if o.every != "" {
+		d, err := parseInterval(o.every)
+		if err != nil {
+			return err
+		}
+		o.interval = d
+	}
+	switch {
+	case o.inventory == "":
+		return errors.New("--inventory is required")
+	case len(o.patches) == 0:
+		return errors.New("--patch is required (at least one KB)")
+	case len(o.rollouts) == 0:
+		return errors.New("--rollouts is required: the rollout files that define the patches")
+	}
+	return nil
+}
+
+// Run deletes the schedule or prints the last scan of --id, or loads the
+// scan's input and runs it once or on its schedule.
+func (o *scanOptions) Run(ctx context.Context) error {
+	out, errOut := o.Out, o.ErrOut
+	if o.delete || o.last {
+		c, err := o.dial(ctx)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
 		if o.delete {
-			if err := scan.DeleteSchedule(cmd.Context(), c, o.id); err != nil {
+			if err := scan.DeleteSchedule(ctx, c, o.id); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "deleted schedule %s; its past scans stay in history (patchway scan --id %s --last)\n", scan.WorkflowID(o.id), o.id)
 			return nil
 		}
-		res, err := scan.Last(cmd.Context(), c, o.id)
+		res, err := scan.Last(ctx, c, o.id)
 		if err != nil {
 			return err
 		}
 		return printScan(out, res, o.asJSON)
 	}
 
-	var every time.Duration
-	if o.every != "" {
-		d, err := parseInterval(o.every)
-		if err != nil {
-			return err
-		}
-		every = d
-	}
 	in, err := o.input(errOut)
 	if err != nil {
 		return err
 	}
-	c, err := o.dial(cmd.Context())
+	c, err := o.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if every == 0 {
-		return runScan(cmd.Context(), c, out, in, o.wait, o.asJSON)
+	if o.interval == 0 {
+		return runScan(ctx, c, out, in, o.wait, o.asJSON)
 	}
 	// With --json, stdout holds the result alone.
 	info := out
 	if o.asJSON {
 		info = errOut
 	}
-	return scheduleScan(cmd.Context(), c, out, info, in, every, o.runNow, o.wait, o.asJSON)
+	return scheduleScan(ctx, c, out, info, in, o.interval, o.runNow, o.wait, o.asJSON)
 }
 
 func (o *scanOptions) dial(ctx context.Context) (client.Client, error) {
@@ -139,14 +168,6 @@ func (o *scanOptions) dial(ctx context.Context) (client.Client, error) {
 // lines; a KB or channel the rollout files do not define is an error
 // naming the files searched.
 func (o *scanOptions) input(errOut io.Writer) (scan.Input, error) {
-	switch {
-	case o.inventory == "":
-		return scan.Input{}, errors.New("--inventory is required")
-	case len(o.patches) == 0:
-		return scan.Input{}, errors.New("--patch is required (at least one KB)")
-	case len(o.rollouts) == 0:
-		return scan.Input{}, errors.New("--rollouts is required: the rollout files that define the patches")
-	}
 	requestedBy, err := operator(o.as)
 	if err != nil {
 		return scan.Input{}, err

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"golang.org/x/term"
 
@@ -22,18 +21,23 @@ import (
 	"github.com/patchway/patchway/workflows"
 )
 
-// queryTimeout bounds one progress or host query.
-const queryTimeout = 30 * time.Second
+// statusOptions are the flags and argument of patchway status.
+type statusOptions struct {
+	ioStreams
+	conn     clientFlags
+	watch    bool
+	asJSON   bool
+	host     string
+	interval time.Duration
+	maxWatch time.Duration
+
+	// Set by Complete.
+	rolloutID string
+	tty       bool
+}
 
 func newStatusCmd(_ *globalFlags) *cobra.Command {
-	var (
-		conn     clientFlags
-		watch    bool
-		asJSON   bool
-		host     string
-		interval time.Duration
-		maxWatch time.Duration
-	)
+	o := &statusOptions{}
 	cmd := &cobra.Command{
 		Use:   "status ROLLOUT",
 		Short: "Show a rollout's progress per stage and wave, or one host's state",
@@ -41,66 +45,66 @@ func newStatusCmd(_ *globalFlags) *cobra.Command {
 			"per stage and wave with the hosts per state. --watch redraws it in place until the rollout ends\n" +
 			"(plain lines, one block per change, when stdout is not a terminal). --host shows one host.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			c, err := conn.dial(ctx, cliLogger())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			out := cmd.OutOrStdout()
-			if host != "" {
-				return printHost(ctx, c, out, args[0], host, asJSON)
-			}
-			if !watch {
-				p, err := queryProgress(ctx, c, args[0])
-				if err != nil {
-					return err
-				}
-				return printProgress(out, p, asJSON)
-			}
-			if maxWatch > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, maxWatch)
-				defer cancel()
-			}
-			return watchProgress(ctx, c, out, args[0], interval, asJSON, isTerminal(out))
-		},
+		RunE: runOptions(o),
 	}
-	conn.register(cmd.Flags())
-	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "keep showing progress until the rollout ends (Ctrl-C stops watching, not the rollout)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the progress query's JSON (one object per line with --watch)")
-	cmd.Flags().StringVar(&host, "host", "", "show one host: its state, reasons, stage and attempts")
-	cmd.Flags().DurationVar(&interval, "interval", time.Second, "how often --watch asks for progress")
-	cmd.Flags().DurationVar(&maxWatch, "max-watch", 0, "stop --watch after this long (0: until the rollout ends)")
+	o.conn.register(cmd.Flags())
+	cmd.Flags().BoolVarP(&o.watch, "watch", "w", false, "keep showing progress until the rollout ends (Ctrl-C stops watching, not the rollout)")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the progress query's JSON (one object per line with --watch)")
+	cmd.Flags().StringVar(&o.host, "host", "", "show one host: its state, reasons, stage and attempts")
+	cmd.Flags().DurationVar(&o.interval, "interval", time.Second, "how often --watch asks for progress")
+	cmd.Flags().DurationVar(&o.maxWatch, "max-watch", 0, "stop --watch after this long (0: until the rollout ends)")
 	return cmd
 }
 
-// queryRollout asks the running rollout's workflow query name (with
-// args) and decodes the answer into out; what names it in errors.
-func queryRollout(ctx context.Context, c client.Client, rolloutID, name, what string, out any, args ...any) error {
-	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	defer cancel()
-	v, err := c.QueryWorkflow(qctx, workflows.WorkflowID(rolloutID), "", name, args...)
-	if err != nil {
-		return fmt.Errorf("query %s of rollout %s: %w", what, rolloutID, err)
-	}
-	if err := v.Get(out); err != nil {
-		return fmt.Errorf("decode %s of rollout %s: %w", what, rolloutID, err)
+// Complete takes the rollout, whether stdout is a terminal (--watch
+// redraws in place there), and a --watch interval that is not positive
+// as the default second.
+func (o *statusOptions) Complete(cmd *cobra.Command, args []string) error {
+	o.ioStreams = streamsOf(cmd)
+	o.rolloutID = args[0]
+	o.tty = isTerminal(o.Out)
+	if o.interval <= 0 {
+		o.interval = time.Second
 	}
 	return nil
 }
 
-func queryProgress(ctx context.Context, c client.Client, rolloutID string) (workflows.Progress, error) {
-	var p workflows.Progress
-	err := queryRollout(ctx, c, rolloutID, workflows.QueryProgress, "progress", &p)
-	return p, err
+// Validate accepts every combination, as the command always has: --host
+// wins over --watch, and --interval and --max-watch only matter with
+// --watch.
+func (o *statusOptions) Validate() error { return nil }
+
+// Run shows one host, the progress, or watches the progress until the
+// rollout ends, Ctrl-C or --max-watch.
+func (o *statusOptions) Run(ctx context.Context) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c, err := o.conn.dial(ctx, cliLogger())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if o.host != "" {
+		return printHost(ctx, c, o.Out, o.rolloutID, o.host, o.asJSON)
+	}
+	if !o.watch {
+		p, err := workflows.GetProgress(ctx, c, o.rolloutID)
+		if err != nil {
+			return err
+		}
+		return printProgress(o.Out, p, o.asJSON)
+	}
+	if o.maxWatch > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.maxWatch)
+		defer cancel()
+	}
+	return watchProgress(ctx, c, o.Out, o.rolloutID, o.interval, o.asJSON, o.tty)
 }
 
 func printHost(ctx context.Context, c client.Client, out io.Writer, rolloutID, host string, asJSON bool) error {
-	var h workflows.HostStatus
-	if err := queryRollout(ctx, c, rolloutID, workflows.QueryHost, "host "+host, &h, host); err != nil {
+	h, err := workflows.GetHost(ctx, c, rolloutID, host)
+	if err != nil {
 		return err
 	}
 	if asJSON {
@@ -146,7 +150,7 @@ func watchProgress(ctx context.Context, c client.Client, out io.Writer, rolloutI
 	var last []byte
 	drawnLines := 0
 	for {
-		p, err := queryProgress(ctx, c, rolloutID)
+		p, err := workflows.GetProgress(ctx, c, rolloutID)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -183,10 +187,10 @@ func watchProgress(ctx context.Context, c client.Client, out io.Writer, rolloutI
 			}
 			last = key
 		}
-		if ended(p.Status) {
+		if p.Status.Ended() {
 			return nil
 		}
-		if closed, err := workflowClosed(ctx, c, rolloutID); err == nil && closed {
+		if closed, err := workflows.Closed(ctx, c, rolloutID); err == nil && closed {
 			return nil
 		}
 		select {
@@ -195,23 +199,6 @@ func watchProgress(ctx context.Context, c client.Client, out io.Writer, rolloutI
 		case <-time.After(interval):
 		}
 	}
-}
-
-func ended(s workflows.Status) bool {
-	switch s {
-	case workflows.StatusCompleted, workflows.StatusAborted, workflows.StatusRejected:
-		return true
-	}
-	return false
-}
-
-func workflowClosed(ctx context.Context, c client.Client, rolloutID string) (bool, error) {
-	desc, err := c.DescribeWorkflowExecution(ctx, workflows.WorkflowID(rolloutID), "")
-	if err != nil {
-		return false, err
-	}
-	st := desc.GetWorkflowExecutionInfo().GetStatus()
-	return st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && st != enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW, nil
 }
 
 // isTerminal tells whether w is a character device (a terminal), where

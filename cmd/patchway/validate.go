@@ -1,31 +1,30 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/spf13/cobra"
 
 	"github.com/patchway/patchway/rollout"
 )
 
-// File kinds validate recognises by their top-level blocks.
-const (
-	kindRollout   = "rollout"
-	kindInventory = "inventory"
-	kindUnknown   = ""
-)
+// validateOptions are the flags and arguments of patchway validate.
+type validateOptions struct {
+	ioStreams
+	asJSON    bool
+	inventory string
+
+	// Set by Complete.
+	files []string
+}
 
 func newValidateCmd(_ *globalFlags) *cobra.Command {
-	var (
-		asJSON    bool
-		inventory string
-	)
+	o := &validateOptions{}
 	cmd := &cobra.Command{
 		Use:   "validate FILE...",
 		Short: "Check rollout and inventory files and list every problem with its position",
@@ -34,29 +33,44 @@ func newValidateCmd(_ *globalFlags) *cobra.Command {
 			"The kind of each file is told by its top-level blocks (rollout, or site/host).\n" +
 			"Exits 0 when there are no errors (warnings allowed), 1 otherwise.",
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			res := validateFiles(args, inventory)
-			if asJSON {
-				if err := writeDiagnosticsJSON(cmd.OutOrStdout(), res.json); err != nil {
-					return err
-				}
-			} else {
-				if err := writeDiagnostics(cmd.ErrOrStderr(), res.files, res.diags); err != nil {
-					return err
-				}
-				for _, line := range res.summaries {
-					fmt.Fprintln(cmd.OutOrStdout(), line)
-				}
-			}
-			if res.diags.HasErrors() {
-				return exitError{code: 1}
-			}
-			return nil
-		},
+		RunE: runOptions(o),
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the diagnostics as a JSON array of {file,line,column,severity,summary,detail}")
-	cmd.Flags().StringVar(&inventory, "inventory", "", "check rollouts against this inventory instead of the one each names")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the diagnostics as a JSON array of {file,line,column,severity,summary,detail}")
+	cmd.Flags().StringVar(&o.inventory, "inventory", "", "check rollouts against this inventory instead of the one each names")
 	return cmd
+}
+
+// Complete takes the files to check.
+func (o *validateOptions) Complete(cmd *cobra.Command, args []string) error {
+	o.ioStreams = streamsOf(cmd)
+	o.files = args
+	return nil
+}
+
+// Validate has nothing to check: a file that cannot be read is one of
+// the problems reported.
+func (o *validateOptions) Validate() error { return nil }
+
+// Run checks every file and prints the diagnostics (on stderr, or as
+// JSON on stdout) and one summary line per file; any error exits 1.
+func (o *validateOptions) Run(context.Context) error {
+	res := validateFiles(o.files, o.inventory)
+	if o.asJSON {
+		if err := writeDiagnosticsJSON(o.Out, res.json); err != nil {
+			return err
+		}
+	} else {
+		if err := writeDiagnostics(o.ErrOut, res.files, res.diags); err != nil {
+			return err
+		}
+		for _, line := range res.summaries {
+			fmt.Fprintln(o.Out, line)
+		}
+	}
+	if res.diags.HasErrors() {
+		return exitError{code: 1}
+	}
+	return nil
 }
 
 // validation is the outcome of validating a list of files.
@@ -125,12 +139,12 @@ func validateFile(path, inventory string, files map[string][]byte) (hcl.Diagnost
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read file", Detail: fmt.Sprintf("Reading %s: %v.", path, err)}}, "unreadable"
 	}
 	files[path] = src
-	kind, diags := fileKind(path, src)
+	kind, diags := rollout.DetectKind(path, src)
 	if diags.HasErrors() {
 		return diags, "does not parse"
 	}
 	switch kind {
-	case kindRollout:
+	case rollout.KindRollout:
 		s, diags := rollout.LoadSource(path, rollout.LoadOptions{InventoryPath: inventory})
 		if s == nil {
 			return diags, "invalid rollout"
@@ -147,7 +161,7 @@ func validateFile(path, inventory string, files map[string][]byte) (hcl.Diagnost
 		}
 		return diags, fmt.Sprintf("rollout %s is valid: %s, %s over %s of %s",
 			s.Rollout.ID, plural(len(s.Rollout.Stages), "stage"), plural(len(s.Rollout.Waves), "wave"), plural(hosts, "host"), s.InventoryFile)
-	case kindInventory:
+	case rollout.KindInventory:
 		inv, diags := rollout.LoadInventory(path)
 		if diags.HasErrors() || inv == nil {
 			return diags, "invalid inventory"
@@ -161,33 +175,6 @@ func validateFile(path, inventory string, files map[string][]byte) (hcl.Diagnost
 		Detail:   "The file has no rollout, site or host block at its top level, so validate skipped it (fleet scenarios are checked by patchway fleet).",
 		Subject:  &rng,
 	}}, "skipped"
-}
-
-// fileKind tells a rollout from an inventory by the file's top-level
-// blocks; a .csv file is always an inventory.
-func fileKind(path string, src []byte) (string, hcl.Diagnostics) {
-	if strings.EqualFold(filepath.Ext(path), ".csv") {
-		return kindInventory, nil
-	}
-	f, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
-	if diags.HasErrors() {
-		return kindUnknown, diags
-	}
-	body, ok := f.Body.(*hclsyntax.Body)
-	if !ok {
-		return kindUnknown, nil
-	}
-	for _, b := range body.Blocks {
-		if b.Type == "rollout" {
-			return kindRollout, nil
-		}
-	}
-	for _, b := range body.Blocks {
-		if b.Type == "host" || b.Type == "site" {
-			return kindInventory, nil
-		}
-	}
-	return kindUnknown, nil
 }
 
 // printTo is fmt.Fprintf for renderers that write many lines: it keeps the

@@ -1,0 +1,204 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/rollout"
+)
+
+// The client side of a rollout: what an operator's command asks of a
+// rollout's workflow through a Temporal client. Every call names the
+// rollout by its id, never by its workflow id.
+
+// QueryTimeout bounds one query of a rollout (progress, host, report
+// input).
+const QueryTimeout = 30 * time.Second
+
+// NewRolloutInput is the input a rollout loaded from its files is filed
+// with: filed by filer at filedAt (UTC), on its inventory's hosts and
+// sites, with the tuning given (zero fields take the defaults).
+func NewRolloutInput(src *rollout.Source, filer string, filedAt time.Time, tuning Tuning) RolloutInput {
+	r := *src.Rollout
+	r.FiledBy = filer
+	r.FiledAt = filedAt.UTC()
+	return RolloutInput{Rollout: r, Hosts: src.Inventory.Hosts, Sites: src.Inventory.Sites, Tuning: tuning}
+}
+
+// Start starts the rollout's workflow. A rollout with the same id that is
+// still running is not started again: running is then true and the error
+// nil, so that the caller can show the running rollout instead.
+func Start(ctx context.Context, c client.Client, in RolloutInput) (run client.WorkflowRun, running bool, err error) {
+	opts := StartOptions(in)
+	// Without this the SDK hands back the running rollout's handle as if
+	// it had just been started.
+	opts.WorkflowExecutionErrorWhenAlreadyStarted = true
+	start, err := PackStart(in)
+	if err != nil {
+		return nil, false, fmt.Errorf("start rollout %s: %w", in.Rollout.ID, err)
+	}
+	run, err = c.ExecuteWorkflow(ctx, opts, RolloutWorkflowName, start)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("start rollout %s: %w", in.Rollout.ID, err)
+	}
+	return run, false, nil
+}
+
+// Query asks the running rollout's workflow query name (with args) and
+// decodes the answer into out; what names the answer in errors.
+func Query(ctx context.Context, c client.Client, rolloutID, name, what string, out any, args ...any) error {
+	qctx, cancel := context.WithTimeout(ctx, QueryTimeout)
+	defer cancel()
+	v, err := c.QueryWorkflow(qctx, WorkflowID(rolloutID), "", name, args...)
+	if err != nil {
+		return fmt.Errorf("query %s of rollout %s: %w", what, rolloutID, err)
+	}
+	if err := v.Get(out); err != nil {
+		return fmt.Errorf("decode %s of rollout %s: %w", what, rolloutID, err)
+	}
+	return nil
+}
+
+// GetProgress is the rollout's progress query.
+func GetProgress(ctx context.Context, c client.Client, rolloutID string) (Progress, error) {
+	var p Progress
+	err := Query(ctx, c, rolloutID, QueryProgress, "progress", &p)
+	return p, err
+}
+
+// GetHost is the rollout's host query of one host.
+func GetHost(ctx context.Context, c client.Client, rolloutID, host string) (HostStatus, error) {
+	var h HostStatus
+	err := Query(ctx, c, rolloutID, QueryHost, "host "+host, &h, host)
+	return h, err
+}
+
+// Ended tells the statuses a rollout never leaves.
+func (s Status) Ended() bool {
+	switch s {
+	case StatusCompleted, StatusAborted, StatusRejected:
+		return true
+	}
+	return false
+}
+
+// Closed tells whether the rollout's workflow is closed (completed,
+// failed, terminated...): no query will see it change again.
+func Closed(ctx context.Context, c client.Client, rolloutID string) (bool, error) {
+	desc, err := c.DescribeWorkflowExecution(ctx, WorkflowID(rolloutID), "")
+	if err != nil {
+		return false, err
+	}
+	st := desc.GetWorkflowExecutionInfo().GetStatus()
+	return st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && st != enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW, nil
+}
+
+// SendUpdate runs update name (one of the Update* names) on the rollout
+// with arg, waits for its result and returns the recorded decision. A
+// refusal is returned as is, for AsRefusal.
+func SendUpdate(ctx context.Context, c client.Client, rolloutID, name string, arg any) (Record, error) {
+	var rec Record
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   WorkflowID(rolloutID),
+		UpdateName:   name,
+		Args:         []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, &rec)
+	}
+	if err != nil {
+		if _, ok := AsRefusal(err); ok {
+			return rec, err
+		}
+		return rec, fmt.Errorf("%s rollout %s: %w", name, rolloutID, err)
+	}
+	return rec, nil
+}
+
+// Refusal is an update the workflow turned down: by the gates policy
+// (with violations) or by its own checks (not waiting at a gate, unknown
+// host...).
+type Refusal struct {
+	ByPolicy   bool
+	Message    string
+	Violations []rollout.Violation
+}
+
+// AsRefusal tells whether err is an update's refusal, and which.
+func AsRefusal(err error) (Refusal, bool) {
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) {
+		return Refusal{}, false
+	}
+	r := Refusal{ByPolicy: app.Type() == contract.Refused, Message: app.Message()}
+	if r.ByPolicy && app.HasDetails() {
+		// Details are optional: a refusal without violations still
+		// carries its reason in the message.
+		_ = app.Details(&r.Violations)
+	}
+	return r, true
+}
+
+// ReportState is what a rollout tells of its report now: a completed
+// rollout's report (its workflow result), or the input a provisional
+// report is built from, with why it is provisional.
+type ReportState struct {
+	// Report is the completed rollout's report, expanded; nil otherwise.
+	Report *contract.Report
+	// Input is what the report would be built from now, when Report is
+	// nil; its GeneratedAt is the rollout's last workflow task.
+	Input contract.ReportInput
+	// Provisional says why the report is not final, when Report is nil.
+	Provisional string
+}
+
+// FetchReport reads a completed rollout's report, or asks a running (or
+// ended without a report: terminated, failed) rollout for its report
+// input.
+func FetchReport(ctx context.Context, c client.Client, rolloutID string) (ReportState, error) {
+	id := WorkflowID(rolloutID)
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return ReportState{}, fmt.Errorf("find rollout %s: %w", rolloutID, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	status := info.GetStatus()
+	if status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		var rep contract.Report
+		if err := c.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, &rep); err != nil {
+			return ReportState{}, fmt.Errorf("read the report of rollout %s: %w", rolloutID, err)
+		}
+		rep, err = rep.Expanded()
+		if err != nil {
+			return ReportState{}, err
+		}
+		return ReportState{Report: &rep}, nil
+	}
+	var in contract.ReportInput
+	if err := Query(ctx, c, rolloutID, QueryReport, "the report input (a worker must be up to answer)", &in); err != nil {
+		return ReportState{}, err
+	}
+	in, err = in.Unpack()
+	if err != nil {
+		return ReportState{}, fmt.Errorf("rollout %s: %w", rolloutID, err)
+	}
+	st := ReportState{Input: in, Provisional: "rollout still running"}
+	if status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		st.Provisional = fmt.Sprintf("rollout %s before its report", strings.ToLower(strings.TrimPrefix(status.String(), "WORKFLOW_EXECUTION_STATUS_")))
+	}
+	return st, nil
+}
