@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -309,23 +308,25 @@ func checkAddress(addr string) error {
 // LoadInventory reads an inventory file: CSV when its name ends in .csv,
 // HCL otherwise.
 func LoadInventory(path string) (*Inventory, hcl.Diagnostics) {
-	inv, _, diags := loadInventoryRanges(path)
+	inv, _, _, diags := loadInventoryRanges(path)
 	return inv, diags
 }
 
-func loadInventoryRanges(path string) (*Inventory, *Ranges, hcl.Diagnostics) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, hcl.Diagnostics{{
-			Severity: hcl.DiagError,
-			Summary:  "Cannot read inventory",
-			Detail:   fmt.Sprintf("Reading the inventory file: %v.", err),
-		}}
+// loadInventoryRanges reads and decodes an inventory file, returning its
+// contents too (nil when it could not be read or was too large).
+func loadInventoryRanges(path string) (*Inventory, *Ranges, []byte, hcl.Diagnostics) {
+	src, diags := ReadInput(path, "inventory")
+	if diags.HasErrors() {
+		return nil, nil, nil, diags
 	}
+	var inv *Inventory
+	var ranges *Ranges
 	if strings.EqualFold(filepath.Ext(path), ".csv") {
-		return DecodeInventoryCSVRanges(path, src)
+		inv, ranges, diags = DecodeInventoryCSVRanges(path, src)
+	} else {
+		inv, ranges, diags = DecodeInventoryRanges(path, src)
 	}
-	return DecodeInventoryRanges(path, src)
+	return inv, ranges, src, diags
 }
 
 // DecodeInventoryCSV decodes an inventory exported as CSV, one host per
@@ -339,6 +340,9 @@ func DecodeInventoryCSV(filename string, src []byte) (*Inventory, hcl.Diagnostic
 // DecodeInventoryCSVRanges is DecodeInventoryCSV that also returns where
 // each host was written.
 func DecodeInventoryCSVRanges(filename string, src []byte) (*Inventory, *Ranges, hcl.Diagnostics) {
+	if len(src) > MaxCSVFileSize {
+		return nil, nil, tooLarge(filename, "inventory", int64(len(src)), MaxCSVFileSize)
+	}
 	d := &decoder{ranges: NewRanges()}
 	lines := newCSVLines(filename, src)
 	r := csv.NewReader(bytes.NewReader(src))

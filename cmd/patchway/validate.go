@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -120,9 +119,9 @@ func plural(n int, word string) string {
 // validateFile checks one file and returns its diagnostics and a one-line
 // summary; it records the files it read in files.
 func validateFile(path, inventory string, files map[string][]byte) (hcl.Diagnostics, string) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read file", Detail: fmt.Sprintf("Reading %s: %v.", path, err)}}, "unreadable"
+	src, diags := rollout.ReadInput(path, "input")
+	if diags.HasErrors() {
+		return diags, "unreadable"
 	}
 	files[path] = src
 	kind, diags := fileKind(path, src)
@@ -168,6 +167,9 @@ func validateFile(path, inventory string, files map[string][]byte) (hcl.Diagnost
 func fileKind(path string, src []byte) (string, hcl.Diagnostics) {
 	if strings.EqualFold(filepath.Ext(path), ".csv") {
 		return kindInventory, nil
+	}
+	if diags := rollout.CheckInput(path, src); diags.HasErrors() {
+		return kindUnknown, diags
 	}
 	f, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
 	if diags.HasErrors() {
