@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -51,6 +50,8 @@ var CSVColumns = []string{
 type hostSource struct {
 	host   Host
 	header hcl.Range
+	// name is the range of the host's name (its label, or its CSV field).
+	name   hcl.Range
 	fields map[string]hcl.Range
 }
 
@@ -120,7 +121,7 @@ func (d *decoder) site(b *hclsyntax.Block) siteSource {
 
 func (d *decoder) host(b *hclsyntax.Block) hostSource {
 	attrs, blocks := d.content(b.Body, hostSpec)
-	h := hostSource{host: Host{Name: b.Labels[0]}, header: blockHeader(b), fields: map[string]hcl.Range{}}
+	h := hostSource{host: Host{Name: b.Labels[0]}, header: blockHeader(b), name: b.LabelRanges[0], fields: map[string]hcl.Range{}}
 	for name, a := range attrs {
 		h.fields[name] = a.Expr.Range()
 	}
@@ -188,6 +189,9 @@ func (d *decoder) checkInventory(sites []siteSource, hosts []hostSource, require
 		h := hs.host
 		// A duplicate is still checked field by field (its name may be the
 		// typo), but only the first host of a name joins the inventory.
+		if err := checkHostName(h.Name); err != nil {
+			d.errorf(hs.name, "Invalid host name", "%s. Name each host as Windows and DNS know it, like \"dc01\" or \"dc01.corp.example\".", capitalize(err.Error()))
+		}
 		first, dupName := names[h.Name]
 		if dupName {
 			d.errorf(hs.header, "Duplicate host name", "A host named %q is already declared at %s; host names identify hosts in approvals, exceptions and reports.", h.Name, lineOf(first.header))
@@ -290,21 +294,6 @@ func fieldValue(h Host, f string) string {
 	return ""
 }
 
-func checkAddress(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("%q is not host:port", addr)
-	}
-	if host == "" {
-		return fmt.Errorf("%q has no host name", addr)
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%q has no valid port", addr)
-	}
-	return nil
-}
-
 // LoadInventory reads an inventory file: CSV when its name ends in .csv,
 // HCL otherwise.
 func LoadInventory(path string) (*Inventory, hcl.Diagnostics) {
@@ -399,6 +388,7 @@ func DecodeInventoryCSVRanges(filename string, src []byte) (*Inventory, *Ranges,
 		// A row as a whole is pointed at by its name field.
 		nameLine, nameCol := r.FieldPos(min(col["name"]-1, len(rec)-1))
 		hs := hostSource{header: lines.rng(nameLine, nameCol, len(rec[min(col["name"]-1, len(rec)-1)])), fields: map[string]hcl.Range{}}
+		hs.name = hs.header
 		get := func(name string) string {
 			i := col[name] - 1
 			if i < 0 || i >= len(rec) {
