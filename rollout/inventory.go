@@ -52,12 +52,12 @@ type hostSource struct {
 	header hcl.Range
 	// name is the range of the host's name (its label, or its CSV field).
 	name   hcl.Range
-	fields map[string]hcl.Range
+	fields hostFields
 }
 
 // at is the range of a field, or of the host's header when it was left out.
 func (h hostSource) at(field string) hcl.Range {
-	if r, ok := h.fields[field]; ok {
+	if r, ok := h.fields.get(h.header.Filename, field); ok {
 		return r
 	}
 	return h.header
@@ -121,9 +121,9 @@ func (d *decoder) site(b *hclsyntax.Block) siteSource {
 
 func (d *decoder) host(b *hclsyntax.Block) hostSource {
 	attrs, blocks := d.content(b.Body, hostSpec)
-	h := hostSource{host: Host{Name: b.Labels[0]}, header: blockHeader(b), name: b.LabelRanges[0], fields: map[string]hcl.Range{}}
+	h := hostSource{host: Host{Name: b.Labels[0]}, header: blockHeader(b), name: b.LabelRanges[0]}
 	for name, a := range attrs {
-		h.fields[name] = a.Expr.Range()
+		h.fields.set(name, a.Expr.Range())
 	}
 	host := &h.host
 	host.Address, _ = d.str(attrs, "address")
@@ -146,7 +146,7 @@ func (d *decoder) host(b *hclsyntax.Block) hostSource {
 		}
 		ta, _ := d.content(tb.Body, tlsSpec)
 		for name, a := range ta {
-			h.fields["tls."+name] = a.Expr.Range()
+			h.fields.set("tls."+name, a.Expr.Range())
 		}
 		host.TLS.Transport, _ = d.str(ta, "transport")
 		host.TLS.Insecure = d.boolean(ta, "insecure")
@@ -183,9 +183,11 @@ func (d *decoder) checkInventory(sites []siteSource, hosts []hostSource, require
 		}
 		inv.Sites = append(inv.Sites, s.site)
 	}
-	names := map[string]hostSource{}
-	addrs := map[string]hostSource{}
-	for _, hs := range hosts {
+	// Hosts are found again by index: a hostSource is half a kilobyte.
+	names := make(map[string]int, len(hosts))
+	addrs := make(map[string]int, len(hosts))
+	inv.Hosts = make([]Host, 0, len(hosts))
+	for i, hs := range hosts {
 		h := hs.host
 		// A duplicate is still checked field by field (its name may be the
 		// typo), but only the first host of a name joins the inventory.
@@ -194,12 +196,12 @@ func (d *decoder) checkInventory(sites []siteSource, hosts []hostSource, require
 		}
 		first, dupName := names[h.Name]
 		if dupName {
-			d.errorf(hs.header, "Duplicate host name", "A host named %q is already declared at %s; host names identify hosts in approvals, exceptions and reports.", h.Name, lineOf(first.header))
+			d.errorf(hs.header, "Duplicate host name", "A host named %q is already declared at %s; host names identify hosts in approvals, exceptions and reports.", h.Name, lineOf(hosts[first].header))
 		} else {
-			names[h.Name] = hs
+			names[h.Name] = i
 		}
 		for _, f := range []string{"address", "os", "site", "tier", "role", "credential"} {
-			if _, ok := hs.fields[f]; !ok || fieldValue(h, f) == "" {
+			if _, ok := hs.fields.get(hs.header.Filename, f); !ok || fieldValue(h, f) == "" {
 				if ok {
 					d.errorf(hs.at(f), "Missing value", "Host %q has an empty %s.", h.Name, f)
 				} else {
@@ -210,11 +212,12 @@ func (d *decoder) checkInventory(sites []siteSource, hosts []hostSource, require
 		if h.Address != "" {
 			if err := checkAddress(h.Address); err != nil {
 				d.errorf(hs.at("address"), "Invalid address", "%s. Write the WinRM listener as host:port, like \"dc01.corp.example:5986\".", capitalize(err.Error()))
-			} else if other, dup := addrs[strings.ToLower(h.Address)]; dup {
+			} else if j, dup := addrs[strings.ToLower(h.Address)]; dup {
+				other := hosts[j]
 				d.errorf(hs.at("address"), "Duplicate host address",
 					"Host %q has the address %s, already used by host %q at %s: two inventory entries for one machine would patch and count it twice.", h.Name, h.Address, other.host.Name, lineOf(other.header))
 			} else {
-				addrs[strings.ToLower(h.Address)] = hs
+				addrs[strings.ToLower(h.Address)] = i
 			}
 		}
 		if h.Tier != "" && !slices.Contains(tierValues, string(h.Tier)) {
@@ -252,11 +255,7 @@ func (d *decoder) checkInventory(sites []siteSource, hosts []hostSource, require
 		if dupName {
 			continue
 		}
-		key := blockKey("", "host", h.Name)
-		d.ranges.Set(key, hs.header)
-		for f, r := range hs.fields {
-			d.ranges.Set(key+"."+f, r)
-		}
+		d.ranges.setHost(h.Name, hs.header, hs.fields)
 		inv.Hosts = append(inv.Hosts, h)
 	}
 	return inv
@@ -369,7 +368,9 @@ func DecodeInventoryCSVRanges(filename string, src []byte) (*Inventory, *Ranges,
 	if d.diags.HasErrors() {
 		return nil, nil, d.diags
 	}
-	var hosts []hostSource
+	// At most one host a line, and rows are rarely under 128 bytes: sized
+	// so, the slice is seldom copied as it grows.
+	hosts := make([]hostSource, 0, min(len(lines.starts), len(src)/128+1))
 	type siteFacts struct {
 		src  siteSource
 		seen bool
@@ -387,7 +388,7 @@ func DecodeInventoryCSVRanges(filename string, src []byte) (*Inventory, *Ranges,
 		}
 		// A row as a whole is pointed at by its name field.
 		nameLine, nameCol := r.FieldPos(min(col["name"]-1, len(rec)-1))
-		hs := hostSource{header: lines.rng(nameLine, nameCol, len(rec[min(col["name"]-1, len(rec)-1)])), fields: map[string]hcl.Range{}}
+		hs := hostSource{header: lines.rng(nameLine, nameCol, len(rec[min(col["name"]-1, len(rec)-1)])), fields: make(hostFields, 0, len(col))}
 		hs.name = hs.header
 		get := func(name string) string {
 			i := col[name] - 1
@@ -397,7 +398,7 @@ func DecodeInventoryCSVRanges(filename string, src []byte) (*Inventory, *Ranges,
 			l, c := r.FieldPos(i)
 			v := strings.TrimSpace(rec[i])
 			if v != "" {
-				hs.fields[csvField(name)] = lines.rng(l, c, len(rec[i]))
+				hs.fields.set(csvField(name), lines.rng(l, c, len(rec[i])))
 			}
 			return v
 		}
