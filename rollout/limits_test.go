@@ -90,7 +90,10 @@ func TestOversizedFileIsRefusedBeforeParsing(t *testing.T) {
 			t.Fatalf("%s: diagnostics %v, want one File too large at 1:1", name, got)
 		}
 		detail := diags[0].Detail
-		for _, want := range []string{"64.0 MiB (67108865 bytes)", "the limit is 64.0 MiB (67108864 bytes)"} {
+		for _, want := range []string{
+			fmt.Sprintf("40.0 MiB (%d bytes)", MaxHCLFileSize+1),
+			fmt.Sprintf("the limit is 40.0 MiB (%d bytes)", MaxHCLFileSize),
+		} {
 			if !strings.Contains(detail, want) {
 				t.Errorf("%s: detail %q lacks %q", name, detail, want)
 			}
