@@ -134,9 +134,12 @@ type faultBlock struct {
 // LoadScenario reads a scenario file; fault placement is decided at Start
 // from the seed, so one file gives the same fleet for the same seed.
 func LoadScenario(path string) (*Scenario, hcl.Diagnostics) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read scenario", Detail: err.Error() + "."}}
+	src, diags := rollout.ReadInput(path, "scenario")
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	if diags := rollout.CheckNesting(path, src); diags.HasErrors() {
+		return nil, diags
 	}
 	f, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
 	if diags.HasErrors() {

@@ -427,6 +427,9 @@ func blockKey(prefix, typ, label string) string {
 // parseFile parses native HCL syntax. Patchway files are always native
 // syntax (JSON HCL has no source positions worth the name for users).
 func parseFile(filename string, src []byte) (*hclsyntax.Body, hcl.Diagnostics) {
+	if diags := CheckInput(filename, src); diags.HasErrors() {
+		return nil, diags
+	}
 	f, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if f == nil {
 		return nil, diags

@@ -99,6 +99,9 @@ func (d *decoder) rolloutFile(body *hclsyntax.Body) *Rollout {
 func (d *decoder) rollout(block *hclsyntax.Block) *Rollout {
 	r := &Rollout{ID: block.Labels[0]}
 	d.ranges.Set("rollout", blockHeader(block))
+	if err := checkRolloutID(r.ID); err != nil {
+		d.errorf(block.LabelRanges[0], "Invalid rollout id", "%s. Name the rollout after its bulletin or KB, like \"ms08-067\".", capitalize(err.Error()))
+	}
 	attrs, blocks := d.content(block.Body, rolloutSpec)
 	d.recordAttrs("rollout", attrs)
 	r.FiledBy, _ = d.str(attrs, "filed_by")

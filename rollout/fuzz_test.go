@@ -19,6 +19,9 @@ func FuzzDecodeRollout(f *testing.F) {
 			f.Add(src)
 		}
 	}
+	// A file nested far past MaxNesting, which overflowed HCL's parser.
+	f.Add(deepRollout("[", "]"))
+	f.Add(deepRollout(`"${`, `}"`))
 	inv, diags := LoadInventory(filepath.Join("testdata", "inventory.hcl"))
 	if diags.HasErrors() {
 		f.Fatal(diags)

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -52,12 +50,14 @@ var CSVColumns = []string{
 type hostSource struct {
 	host   Host
 	header hcl.Range
-	fields map[string]hcl.Range
+	// name is the range of the host's name (its label, or its CSV field).
+	name   hcl.Range
+	fields hostFields
 }
 
 // at is the range of a field, or of the host's header when it was left out.
 func (h hostSource) at(field string) hcl.Range {
-	if r, ok := h.fields[field]; ok {
+	if r, ok := h.fields.get(h.header.Filename, field); ok {
 		return r
 	}
 	return h.header
@@ -121,9 +121,9 @@ func (d *decoder) site(b *hclsyntax.Block) siteSource {
 
 func (d *decoder) host(b *hclsyntax.Block) hostSource {
 	attrs, blocks := d.content(b.Body, hostSpec)
-	h := hostSource{host: Host{Name: b.Labels[0]}, header: blockHeader(b), fields: map[string]hcl.Range{}}
+	h := hostSource{host: Host{Name: b.Labels[0]}, header: blockHeader(b), name: b.LabelRanges[0]}
 	for name, a := range attrs {
-		h.fields[name] = a.Expr.Range()
+		h.fields.set(name, a.Expr.Range())
 	}
 	host := &h.host
 	host.Address, _ = d.str(attrs, "address")
@@ -146,7 +146,7 @@ func (d *decoder) host(b *hclsyntax.Block) hostSource {
 		}
 		ta, _ := d.content(tb.Body, tlsSpec)
 		for name, a := range ta {
-			h.fields["tls."+name] = a.Expr.Range()
+			h.fields.set("tls."+name, a.Expr.Range())
 		}
 		host.TLS.Transport, _ = d.str(ta, "transport")
 		host.TLS.Insecure = d.boolean(ta, "insecure")
@@ -183,20 +183,25 @@ func (d *decoder) checkInventory(sites []siteSource, hosts []hostSource, require
 		}
 		inv.Sites = append(inv.Sites, s.site)
 	}
-	names := map[string]hostSource{}
-	addrs := map[string]hostSource{}
-	for _, hs := range hosts {
+	// Hosts are found again by index: a hostSource is half a kilobyte.
+	names := make(map[string]int, len(hosts))
+	addrs := make(map[string]int, len(hosts))
+	inv.Hosts = make([]Host, 0, len(hosts))
+	for i, hs := range hosts {
 		h := hs.host
 		// A duplicate is still checked field by field (its name may be the
 		// typo), but only the first host of a name joins the inventory.
+		if err := checkHostName(h.Name); err != nil {
+			d.errorf(hs.name, "Invalid host name", "%s. Name each host as Windows and DNS know it, like \"dc01\" or \"dc01.corp.example\".", capitalize(err.Error()))
+		}
 		first, dupName := names[h.Name]
 		if dupName {
-			d.errorf(hs.header, "Duplicate host name", "A host named %q is already declared at %s; host names identify hosts in approvals, exceptions and reports.", h.Name, lineOf(first.header))
+			d.errorf(hs.header, "Duplicate host name", "A host named %q is already declared at %s; host names identify hosts in approvals, exceptions and reports.", h.Name, lineOf(hosts[first].header))
 		} else {
-			names[h.Name] = hs
+			names[h.Name] = i
 		}
 		for _, f := range []string{"address", "os", "site", "tier", "role", "credential"} {
-			if _, ok := hs.fields[f]; !ok || fieldValue(h, f) == "" {
+			if _, ok := hs.fields.get(hs.header.Filename, f); !ok || fieldValue(h, f) == "" {
 				if ok {
 					d.errorf(hs.at(f), "Missing value", "Host %q has an empty %s.", h.Name, f)
 				} else {
@@ -207,11 +212,12 @@ func (d *decoder) checkInventory(sites []siteSource, hosts []hostSource, require
 		if h.Address != "" {
 			if err := checkAddress(h.Address); err != nil {
 				d.errorf(hs.at("address"), "Invalid address", "%s. Write the WinRM listener as host:port, like \"dc01.corp.example:5986\".", capitalize(err.Error()))
-			} else if other, dup := addrs[strings.ToLower(h.Address)]; dup {
+			} else if j, dup := addrs[strings.ToLower(h.Address)]; dup {
+				other := hosts[j]
 				d.errorf(hs.at("address"), "Duplicate host address",
 					"Host %q has the address %s, already used by host %q at %s: two inventory entries for one machine would patch and count it twice.", h.Name, h.Address, other.host.Name, lineOf(other.header))
 			} else {
-				addrs[strings.ToLower(h.Address)] = hs
+				addrs[strings.ToLower(h.Address)] = i
 			}
 		}
 		if h.Tier != "" && !slices.Contains(tierValues, string(h.Tier)) {
@@ -249,11 +255,7 @@ func (d *decoder) checkInventory(sites []siteSource, hosts []hostSource, require
 		if dupName {
 			continue
 		}
-		key := blockKey("", "host", h.Name)
-		d.ranges.Set(key, hs.header)
-		for f, r := range hs.fields {
-			d.ranges.Set(key+"."+f, r)
-		}
+		d.ranges.setHost(h.Name, hs.header, hs.fields)
 		inv.Hosts = append(inv.Hosts, h)
 	}
 	return inv
@@ -291,41 +293,28 @@ func fieldValue(h Host, f string) string {
 	return ""
 }
 
-func checkAddress(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("%q is not host:port", addr)
-	}
-	if host == "" {
-		return fmt.Errorf("%q has no host name", addr)
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%q has no valid port", addr)
-	}
-	return nil
-}
-
 // LoadInventory reads an inventory file: CSV when its name ends in .csv,
 // HCL otherwise.
 func LoadInventory(path string) (*Inventory, hcl.Diagnostics) {
-	inv, _, diags := loadInventoryRanges(path)
+	inv, _, _, diags := loadInventoryRanges(path)
 	return inv, diags
 }
 
-func loadInventoryRanges(path string) (*Inventory, *Ranges, hcl.Diagnostics) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, hcl.Diagnostics{{
-			Severity: hcl.DiagError,
-			Summary:  "Cannot read inventory",
-			Detail:   fmt.Sprintf("Reading the inventory file: %v.", err),
-		}}
+// loadInventoryRanges reads and decodes an inventory file, returning its
+// contents too (nil when it could not be read or was too large).
+func loadInventoryRanges(path string) (*Inventory, *Ranges, []byte, hcl.Diagnostics) {
+	src, diags := ReadInput(path, "inventory")
+	if diags.HasErrors() {
+		return nil, nil, nil, diags
 	}
+	var inv *Inventory
+	var ranges *Ranges
 	if strings.EqualFold(filepath.Ext(path), ".csv") {
-		return DecodeInventoryCSVRanges(path, src)
+		inv, ranges, diags = DecodeInventoryCSVRanges(path, src)
+	} else {
+		inv, ranges, diags = DecodeInventoryRanges(path, src)
 	}
-	return DecodeInventoryRanges(path, src)
+	return inv, ranges, src, diags
 }
 
 // DecodeInventoryCSV decodes an inventory exported as CSV, one host per
@@ -339,6 +328,9 @@ func DecodeInventoryCSV(filename string, src []byte) (*Inventory, hcl.Diagnostic
 // DecodeInventoryCSVRanges is DecodeInventoryCSV that also returns where
 // each host was written.
 func DecodeInventoryCSVRanges(filename string, src []byte) (*Inventory, *Ranges, hcl.Diagnostics) {
+	if len(src) > MaxCSVFileSize {
+		return nil, nil, tooLarge(filename, "inventory", int64(len(src)), MaxCSVFileSize)
+	}
 	d := &decoder{ranges: NewRanges()}
 	lines := newCSVLines(filename, src)
 	r := csv.NewReader(bytes.NewReader(src))
@@ -376,7 +368,9 @@ func DecodeInventoryCSVRanges(filename string, src []byte) (*Inventory, *Ranges,
 	if d.diags.HasErrors() {
 		return nil, nil, d.diags
 	}
-	var hosts []hostSource
+	// At most one host a line, and rows are rarely under 128 bytes: sized
+	// so, the slice is seldom copied as it grows.
+	hosts := make([]hostSource, 0, min(len(lines.starts), len(src)/128+1))
 	type siteFacts struct {
 		src  siteSource
 		seen bool
@@ -394,7 +388,8 @@ func DecodeInventoryCSVRanges(filename string, src []byte) (*Inventory, *Ranges,
 		}
 		// A row as a whole is pointed at by its name field.
 		nameLine, nameCol := r.FieldPos(min(col["name"]-1, len(rec)-1))
-		hs := hostSource{header: lines.rng(nameLine, nameCol, len(rec[min(col["name"]-1, len(rec)-1)])), fields: map[string]hcl.Range{}}
+		hs := hostSource{header: lines.rng(nameLine, nameCol, len(rec[min(col["name"]-1, len(rec)-1)])), fields: make(hostFields, 0, len(col))}
+		hs.name = hs.header
 		get := func(name string) string {
 			i := col[name] - 1
 			if i < 0 || i >= len(rec) {
@@ -403,7 +398,7 @@ func DecodeInventoryCSVRanges(filename string, src []byte) (*Inventory, *Ranges,
 			l, c := r.FieldPos(i)
 			v := strings.TrimSpace(rec[i])
 			if v != "" {
-				hs.fields[csvField(name)] = lines.rng(l, c, len(rec[i]))
+				hs.fields.set(csvField(name), lines.rng(l, c, len(rec[i])))
 			}
 			return v
 		}

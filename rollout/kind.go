@@ -28,6 +28,9 @@ func DetectKind(path string, src []byte) (FileKind, hcl.Diagnostics) {
 	if strings.EqualFold(filepath.Ext(path), ".csv") {
 		return KindInventory, nil
 	}
+	if diags := CheckInput(path, src); diags.HasErrors() {
+		return KindUnknown, diags
+	}
 	f, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
 	if diags.HasErrors() {
 		return KindUnknown, diags

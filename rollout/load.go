@@ -3,7 +3,6 @@ package rollout
 import (
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -51,13 +50,9 @@ func Load(path string, opts LoadOptions) (*Rollout, *Inventory, hcl.Diagnostics)
 // LoadSource is Load that also returns the source ranges and the files
 // read. It returns nil only when the rollout file cannot be read or parsed.
 func LoadSource(path string, opts LoadOptions) (*Source, hcl.Diagnostics) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, hcl.Diagnostics{{
-			Severity: hcl.DiagError,
-			Summary:  "Cannot read rollout",
-			Detail:   fmt.Sprintf("Reading the rollout file: %v.", err),
-		}}
+	data, diags := ReadInput(path, "rollout")
+	if diags.HasErrors() {
+		return nil, diags
 	}
 	r, ranges, diags := DecodeRolloutRanges(path, data)
 	if r == nil {
@@ -82,7 +77,7 @@ func LoadSource(path string, opts LoadOptions) (*Source, hcl.Diagnostics) {
 		}
 	}
 	src.InventoryFile = invPath
-	inv, invRanges, invDiags := loadInventoryRanges(invPath)
+	inv, invRanges, invSrc, invDiags := loadInventoryRanges(invPath)
 	if invDiags.HasErrors() && inv == nil {
 		if rng, ok := ranges.Lookup("rollout.inventory"); ok && opts.InventoryPath == "" {
 			for _, d := range invDiags {
@@ -93,8 +88,8 @@ func LoadSource(path string, opts LoadOptions) (*Source, hcl.Diagnostics) {
 		}
 	}
 	diags = append(diags, invDiags...)
-	if data, err := os.ReadFile(invPath); err == nil {
-		src.Files[invPath] = data
+	if invSrc != nil {
+		src.Files[invPath] = invSrc
 	}
 	if inv == nil {
 		return src, diags

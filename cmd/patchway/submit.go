@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,8 +79,9 @@ func (o *submitOptions) Run(ctx context.Context) error {
 		files := map[string][]byte{}
 		if src != nil {
 			files = src.Files
-		} else if data, err := os.ReadFile(o.file); err == nil {
-			// The file did not parse: show its lines anyway.
+		} else if data, d := rollout.ReadInput(o.file, "rollout"); !d.HasErrors() {
+			// The file did not parse: show its lines anyway (within the
+			// size limit).
 			files[o.file] = data
 		}
 		if err := writeDiagnostics(o.ErrOut, files, diags); err != nil {

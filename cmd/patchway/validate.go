@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -134,9 +133,9 @@ func plural(n int, word string) string {
 // validateFile checks one file and returns its diagnostics and a one-line
 // summary; it records the files it read in files.
 func validateFile(path, inventory string, files map[string][]byte) (hcl.Diagnostics, string) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read file", Detail: fmt.Sprintf("Reading %s: %v.", path, err)}}, "unreadable"
+	src, diags := rollout.ReadInput(path, "input")
+	if diags.HasErrors() {
+		return diags, "unreadable"
 	}
 	files[path] = src
 	kind, diags := rollout.DetectKind(path, src)
