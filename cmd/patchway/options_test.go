@@ -238,3 +238,30 @@ func TestFleetOptionsValidate(t *testing.T) {
 	checkValidate(t, &fleetOptions{}, "set PATCHWAY_FLEET_PASSWORD to the password the simulated hosts accept")
 	checkValidate(t, &fleetOptions{cfg: fleetConfig{password: "secret"}}, "")
 }
+
+func TestWorkerOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		o    workerOptions
+		want string
+	}{
+		{"the defaults", workerOptions{stopTimeout: defaultStopTimeout}, ""},
+		{"a bounded worker", workerOptions{maxActs: 50, stopTimeout: time.Minute}, ""},
+		{"negative concurrency", workerOptions{maxActs: -1}, "--max-concurrent-activities -1"},
+		{"a negative stop timeout", workerOptions{stopTimeout: -time.Second}, "--stop-timeout -1s: must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkValidate(t, &tt.o, tt.want)
+		})
+	}
+}
+
+// TestWorkerOptionsCompleteRefusesAnUnknownLogLevel: the level is parsed
+// before anything dials.
+func TestWorkerOptionsCompleteRefusesAnUnknownLogLevel(t *testing.T) {
+	o := &workerOptions{logLevel: "chatty"}
+	if err := o.Complete(newWorkerCmd(&globalFlags{}), nil); err == nil || !strings.Contains(err.Error(), "--log-level") {
+		t.Errorf("Complete() = %v, want a --log-level error", err)
+	}
+}

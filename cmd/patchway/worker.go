@@ -85,15 +85,22 @@ func newWorker(ctx context.Context, c client.Client, cfg workerConfig) (worker.W
 	return w, engine, nil
 }
 
+// workerOptions are the flags of patchway worker.
+type workerOptions struct {
+	ioStreams
+	global      *globalFlags
+	conn        clientFlags
+	maxActs     int
+	stopTimeout time.Duration
+	logLevel    string
+	cpuProfile  string
+	statsPath   string
+	// level is logLevel parsed by Complete.
+	level slog.Level
+}
+
 func newWorkerCmd(g *globalFlags) *cobra.Command {
-	var (
-		conn        clientFlags
-		maxActs     int
-		stopTimeout time.Duration
-		logLevel    string
-		cpuProfile  string
-		statsPath   string
-	)
+	o := &workerOptions{global: g}
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run a Patchway worker against a Temporal cluster (workflows and every activity)",
@@ -106,41 +113,48 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 			"outside its set's binding before anything is sent. SIGINT or SIGTERM stops it gracefully: no new tasks,\n" +
 			"in-flight activities get --stop-timeout to finish, and any other worker resumes the rest.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withCPUProfile(cpuProfile, func() error {
-				return runWorker(cmd.Context(), g, conn, workerRun{maxActs: maxActs, stopTimeout: stopTimeout,
-					logLevel: logLevel, statsPath: statsPath})
-			})
-		},
+		RunE: runOptions(o),
 	}
-	conn.register(cmd.Flags())
-	cmd.Flags().IntVar(&maxActs, "max-concurrent-activities", 0, "activities in flight at most (0: the SDK default)")
-	cmd.Flags().DurationVar(&stopTimeout, "stop-timeout", defaultStopTimeout, "how long in-flight activities get to finish on SIGINT/SIGTERM")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", cpuProfileUsage)
-	cmd.Flags().StringVar(&statsPath, "policy-stats", "", "record every policy decision's latency and write counts and p50/p99 as JSON to this file on a graceful stop")
+	o.conn.register(cmd.Flags())
+	cmd.Flags().IntVar(&o.maxActs, "max-concurrent-activities", 0, "activities in flight at most (0: the SDK default)")
+	cmd.Flags().DurationVar(&o.stopTimeout, "stop-timeout", defaultStopTimeout, "how long in-flight activities get to finish on SIGINT/SIGTERM")
+	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", cpuProfileUsage)
+	cmd.Flags().StringVar(&o.statsPath, "policy-stats", "", "record every policy decision's latency and write counts and p50/p99 as JSON to this file on a graceful stop")
 	return cmd
 }
 
-// workerRun is what `patchway worker` runs with, besides the connection.
-type workerRun struct {
-	maxActs     int
-	stopTimeout time.Duration
-	logLevel    string
-	statsPath   string
-}
-
-// runWorker runs a worker until SIGINT or SIGTERM, then stops it
-// gracefully and writes the policy statistics if asked.
-func runWorker(ctx context.Context, g *globalFlags, conn clientFlags, o workerRun) error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+// Complete takes the streams and parses the log level.
+func (o *workerOptions) Complete(cmd *cobra.Command, _ []string) error {
+	o.ioStreams = streamsOf(cmd)
+	if err := o.level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	logger := newLogger(os.Stderr, level)
+	return nil
+}
+
+// Validate refuses limits that cannot mean anything.
+func (o *workerOptions) Validate() error {
+	if o.maxActs < 0 {
+		return fmt.Errorf("--max-concurrent-activities %d: want 0 (the SDK default) or more", o.maxActs)
+	}
+	if o.stopTimeout < 0 {
+		return fmt.Errorf("--stop-timeout %s: must not be negative", o.stopTimeout)
+	}
+	return nil
+}
+
+// Run runs a worker until SIGINT or SIGTERM, then stops it gracefully and
+// writes the policy statistics if asked.
+func (o *workerOptions) Run(ctx context.Context) error {
+	return withCPUProfile(o.cpuProfile, func() error { return o.serve(ctx) })
+}
+
+func (o *workerOptions) serve(ctx context.Context) error {
+	logger := newLogger(o.ErrOut, o.level)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c, err := conn.dial(ctx, logger)
+	c, err := o.conn.dial(ctx, logger)
 	if err != nil {
 		return err
 	}
@@ -150,7 +164,7 @@ func runWorker(ctx context.Context, g *globalFlags, conn clientFlags, o workerRu
 		stats = policies.NewStats()
 	}
 	w, engine, err := newWorker(ctx, c, workerConfig{
-		PolicyDir:               g.policyDir,
+		PolicyDir:               o.global.policyDir,
 		Credentials:             &activities.EnvCredentials{},
 		MaxConcurrentActivities: o.maxActs,
 		StopTimeout:             o.stopTimeout,
@@ -163,7 +177,7 @@ func runWorker(ctx context.Context, g *globalFlags, conn clientFlags, o workerRu
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	logger.Info("worker started", "address", conn.address, "namespace", conn.namespace,
+	logger.Info("worker started", "address", o.conn.address, "namespace", o.conn.namespace,
 		"task_queue", workflows.TaskQueue, "policy_revision", engine.Revision())
 	<-ctx.Done()
 	logger.Info("stopping worker: in-flight activities get the stop timeout to finish", "stop_timeout", o.stopTimeout)
