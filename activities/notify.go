@@ -27,8 +27,10 @@ import (
 
 // Webhook headers receivers rely on.
 const (
-	// SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the
-	// body under the channel's key.
+	// SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256>":
+	// the HMAC under the channel's key of the timestamp, a dot and the
+	// body, so a receiver can refuse a delivery replayed later
+	// (VerifySignature).
 	SignatureHeader = "X-Patchway-Signature"
 	// EventHeader names the event kind.
 	EventHeader = "X-Patchway-Event"
@@ -173,13 +175,53 @@ func (n *Notifier) deliverOn(ctx context.Context, in contract.NotifyInput, name 
 	}
 }
 
-// Sign returns the X-Patchway-Signature value of body under key:
-// "sha256=" and the hex HMAC-SHA256. Receivers recompute it over the raw
-// body and compare with hmac.Equal.
-func Sign(key, body []byte) string {
+// SignatureTolerance is how old a signed delivery may be when a receiver
+// checks it: older ones are refused as replays. Each delivery attempt is
+// signed anew, so a retried event is never stale.
+const SignatureTolerance = 5 * time.Minute
+
+// Sign returns the X-Patchway-Signature value of body under key, signed at
+// at: "t=<unix seconds>,v1=" and the hex HMAC-SHA256 of "<t>." + body (the
+// scheme Stripe and Slack use, so their receivers' code carries over).
+func Sign(key, body []byte, at time.Time) string {
+	t := strconv.FormatInt(at.Unix(), 10)
+	return "t=" + t + ",v1=" + signature(key, t, body)
+}
+
+func signature(key []byte, t string, body []byte) string {
 	m := hmac.New(sha256.New, key)
+	m.Write([]byte(t))
+	m.Write([]byte{'.'})
 	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// VerifySignature checks a delivery as a receiver must: the header parses,
+// its HMAC over the timestamp and the raw body matches (constant-time),
+// and the timestamp is within tolerance of now, so a captured delivery
+// replayed later is refused.
+func VerifySignature(key, body []byte, header string, now time.Time, tolerance time.Duration) error {
+	var t, v1 string
+	for part := range strings.SplitSeq(header, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "t":
+			t = v
+		case "v1":
+			v1 = v
+		}
+	}
+	sec, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v1 == "" {
+		return errors.New("signature header: want t=<unix seconds>,v1=<hex HMAC-SHA256>")
+	}
+	if !hmac.Equal([]byte(signature(key, t, body)), []byte(v1)) {
+		return errors.New("signature does not match the body and timestamp")
+	}
+	if age := now.Sub(time.Unix(sec, 0)); age > tolerance || age < -tolerance {
+		return fmt.Errorf("signed %s from now, beyond the %s tolerance: refused as a replay", age.Round(time.Second), tolerance)
+	}
+	return nil
 }
 
 // postWebhook posts the event as JSON, signed.
@@ -188,7 +230,7 @@ func (n *Notifier) postWebhook(ctx context.Context, cfg ChannelConfig, ev contra
 	if err != nil {
 		return permanent("encode event: %v", err)
 	}
-	return n.post(ctx, cfg, ev, body, Sign(cfg.Key, body))
+	return n.post(ctx, cfg, ev, body, func() string { return Sign(cfg.Key, body, time.Now()) })
 }
 
 // slackMessage is the Slack incoming-webhook body (also accepted by
@@ -210,7 +252,7 @@ func (n *Notifier) postSlack(ctx context.Context, cfg ChannelConfig, ev contract
 	if err != nil {
 		return permanent("encode slack message: %v", err)
 	}
-	return n.post(ctx, cfg, ev, body, "")
+	return n.post(ctx, cfg, ev, body, nil)
 }
 
 // slackMarkdown converts the Markdown the events use (bold, bullets,
@@ -237,7 +279,8 @@ var slackUnescape = strings.NewReplacer(`\\`, `\`, `\*`, "*", `\_`, "_", "\\`", 
 // post sends body and classifies the answer: 2xx delivered; 408, 425,
 // 429 and 5xx retried; anything else refused for good. Errors never quote
 // the URL, which can be the secret.
-func (n *Notifier) post(ctx context.Context, cfg ChannelConfig, ev contract.Event, body []byte, signature string) error {
+// sign, when not nil, gives the signature header of this attempt.
+func (n *Notifier) post(ctx context.Context, cfg ChannelConfig, ev contract.Event, body []byte, sign func() string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.URL, bytes.NewReader(body))
 	if err != nil {
 		return permanent("channel %s: bad URL", cfg.Name)
@@ -246,8 +289,8 @@ func (n *Notifier) post(ctx context.Context, cfg ChannelConfig, ev contract.Even
 	req.Header.Set("User-Agent", "patchway")
 	req.Header.Set(EventHeader, string(ev.Kind))
 	req.Header.Set(IdempotencyHeader, ev.Key)
-	if signature != "" {
-		req.Header.Set(SignatureHeader, signature)
+	if sign != nil {
+		req.Header.Set(SignatureHeader, sign())
 	}
 	hc := n.HTTP
 	if hc == nil {

@@ -2,8 +2,8 @@ package activities_test
 
 import (
 	"context"
-	"crypto/hmac"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -58,8 +58,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if r.key != nil {
-		want := activities.Sign(r.key, body)
-		if !hmac.Equal([]byte(want), []byte(req.Header.Get(activities.SignatureHeader))) {
+		if err := activities.VerifySignature(r.key, body, req.Header.Get(activities.SignatureHeader), time.Now(), activities.SignatureTolerance); err != nil {
 			r.t.Errorf("bad signature %q", req.Header.Get(activities.SignatureHeader))
 			w.WriteHeader(http.StatusUnauthorized)
 			return
@@ -272,5 +271,40 @@ func TestRetriedNotifyNeverDeliversTwiceOnAChannel(t *testing.T) {
 	}
 	if got := len(flaky.received()); got != 1 || flaky.requests() != 4 {
 		t.Errorf("ops received %d events in %d requests, want 1 in 4", got, flaky.requests())
+	}
+}
+
+// TestVerifySignatureRefusesReplaysAndTampering: the signature covers the
+// timestamp and the body together, so neither can be changed alone, and a
+// delivery older than the tolerance is refused as a replay.
+func TestVerifySignatureRefusesReplaysAndTampering(t *testing.T) {
+	key, body := []byte("pager-signing-key"), []byte(`{"kind":"sla_breached"}`)
+	signed := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	header := activities.Sign(key, body, signed)
+	retimed := strings.Replace(header, fmt.Sprintf("t=%d", signed.Unix()), fmt.Sprintf("t=%d", signed.Add(time.Hour).Unix()), 1)
+	tests := []struct {
+		name   string
+		key    []byte
+		body   []byte
+		header string
+		now    time.Time
+		want   string
+	}{
+		{"fresh", key, body, header, signed.Add(time.Minute), ""},
+		{"clocks a little apart", key, body, header, signed.Add(-time.Minute), ""},
+		{"replayed six minutes later", key, body, header, signed.Add(6 * time.Minute), "refused as a replay"},
+		{"timestamp moved forward to look fresh", key, body, retimed, signed.Add(time.Hour), "does not match"},
+		{"body changed", key, []byte(`{"kind":"rollout_completed"}`), header, signed, "does not match"},
+		{"another key", []byte("other"), body, header, signed, "does not match"},
+		{"the old body-only signature", key, body, "sha256=" + strings.Repeat("0", 64), signed, "want t=<unix seconds>,v1="},
+		{"no header", key, body, "", signed, "want t="},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := activities.VerifySignature(tt.key, tt.body, tt.header, tt.now, activities.SignatureTolerance)
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("VerifySignature = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -204,9 +204,12 @@ func TestRolloutWalksTheStagedPath(t *testing.T) {
 		if len(evs) != want {
 			t.Errorf("%d %s events, want %d", len(evs), kind, want)
 		}
+		// rollout id / first run id / kind / count: a rollout filed again
+		// under the same id gets new keys, a continued run the same ones.
 		for i, e := range evs {
-			if wantKey := fmt.Sprintf("ms08-067/%s/%d", kind, i+1); e.Key != wantKey {
-				t.Errorf("event key %q, want %q", e.Key, wantKey)
+			parts := strings.Split(e.Key, "/")
+			if len(parts) != 4 || parts[0] != "ms08-067" || parts[1] == "" || parts[2] != string(kind) || parts[3] != fmt.Sprint(i+1) {
+				t.Errorf("event key %q, want ms08-067/<first run id>/%s/%d", e.Key, kind, i+1)
 			}
 		}
 	}

@@ -160,7 +160,7 @@ func (r *run) notify(ctx workflow.Context, kind contract.EventKind, title, text 
 func (r *run) notifyRendered(ctx workflow.Context, kind contract.EventKind, title, markdown, text string, contacts, channels []string, fields ...contract.Field) {
 	r.st.Sent[string(kind)]++
 	ev := contract.Event{
-		Key:  fmt.Sprintf("%s/%s/%d", r.in.Rollout.ID, kind, r.st.Sent[string(kind)]),
+		Key:  fmt.Sprintf("%s/%s/%s/%d", r.in.Rollout.ID, firstRunID(ctx), kind, r.st.Sent[string(kind)]),
 		Kind: kind, RolloutID: r.in.Rollout.ID, At: workflow.Now(ctx),
 		Title: title, Markdown: markdown, Text: text, Contacts: contacts, Channels: channels, Fields: fields,
 	}
@@ -182,4 +182,13 @@ func (r *run) notifyRendered(ctx workflow.Context, kind contract.EventKind, titl
 		}
 		r.record(Record{At: workflow.Now(ctx), Kind: "notify", Subject: ev.Key, Allow: false, Reason: reason})
 	}
+}
+
+// firstRunID tells this rollout from an earlier one filed under the same
+// id, and stays the same across continue-as-new, so event keys are unique
+// per rollout yet stable for a receiver that deduplicates by them. (The
+// SDK's test environment leaves FirstRunID empty; its run id stands in.)
+func firstRunID(ctx workflow.Context) string {
+	info := workflow.GetInfo(ctx)
+	return cmp.Or(info.FirstRunID, info.WorkflowExecution.RunID)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -81,7 +80,7 @@ func (d *devInbox) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	if !hmac.Equal([]byte(activities.Sign(d.key, body)), []byte(r.Header.Get(activities.SignatureHeader))) {
+	if activities.VerifySignature(d.key, body, r.Header.Get(activities.SignatureHeader), time.Now(), activities.SignatureTolerance) != nil {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -313,7 +312,7 @@ func newWebhookReceiver(t *testing.T, key string) *webhookReceiver {
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(req.Body, 1<<20))
-		if r.key != nil && !hmac.Equal([]byte(activities.Sign(r.key, body)), []byte(req.Header.Get(activities.SignatureHeader))) {
+		if r.key != nil && activities.VerifySignature(r.key, body, req.Header.Get(activities.SignatureHeader), time.Now(), activities.SignatureTolerance) != nil {
 			r.mu.Lock()
 			r.badSignatures++
 			r.mu.Unlock()
