@@ -13,6 +13,7 @@ package devserver
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	uiserver "github.com/temporalio/ui-server/v2/server"
@@ -43,6 +45,7 @@ import (
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
 	"google.golang.org/protobuf/types/known/durationpb"
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver checkDatabase uses
 )
 
 // Defaults of Options.
@@ -263,6 +266,8 @@ func (s *Server) prepareDatabase() (*config.SQL, error) {
 			}
 		} else if err != nil {
 			return nil, fmt.Errorf("check SQLite file: %w", err)
+		} else if err := checkDatabase(conf.DatabaseName); err != nil {
+			return nil, err
 		}
 	}
 	attrs := make(map[string]enumspb.IndexedValueType, len(s.opts.SearchAttributes))
@@ -526,4 +531,44 @@ func keys(m map[string]enumspb.IndexedValueType) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// checkDatabase refuses a state file SQLite cannot use before the server
+// opens it: a file that is not a database, or one whose pages fail
+// SQLite's integrity check. The server would otherwise start, print ready
+// and then fail request after request with "malformed" errors, or stop
+// with a message that names no file.
+func checkDatabase(path string) error {
+	refuse := func(detail string) error {
+		return fmt.Errorf("state file %s is not a usable SQLite database (%s); nothing was started. "+
+			"Start fresh by moving it aside (mv %s %s.broken), or restore a copy of the state directory "+
+			"taken while patchway dev was stopped", path, detail, path, path)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return refuse(err.Error())
+	}
+	defer db.Close()
+	rows, err := db.Query("PRAGMA integrity_check(5)")
+	if err != nil {
+		return refuse(err.Error())
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return refuse(err.Error())
+		}
+		if line != "ok" {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return refuse(err.Error())
+	}
+	if len(problems) > 0 {
+		return refuse("integrity check: " + strings.Join(problems, "; "))
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package devserver_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -260,5 +261,61 @@ func TestStartRefusesABusyUIPort(t *testing.T) {
 	_, err = devserver.Start(context.Background(), devserver.Options{UIPort: p})
 	if err == nil || !strings.Contains(err.Error(), "not free") {
 		t.Fatalf("Start on a busy UI port = %v, want a 'not free' error", err)
+	}
+}
+
+// TestStartRefusesACorruptStateFileNamingItAndHowToRecover: a file that is
+// not a database, and a real state file with 64 KiB of garbage in its
+// middle, are refused before the server starts, with the file's path and
+// both ways out; the file is left as it was, for a restore or a post-mortem.
+func TestStartRefusesACorruptStateFileNamingItAndHowToRecover(t *testing.T) {
+	good := filepath.Join(t.TempDir(), "state")
+	s := start(t, devserver.Options{StateDir: good, Namespace: "patchway", DisableUI: true, SearchAttributes: testAttrs})
+	c := dial(t, s)
+	runStage(t, c, "before-corruption", "lab", 0)
+	c.Close()
+	if err := s.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	db, err := os.ReadFile(filepath.Join(good, devserver.DatabaseFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage := make([]byte, 64<<10)
+	for i := range garbage {
+		garbage[i] = byte(i*7 + 13)
+	}
+	if len(db) < 3*len(garbage) {
+		t.Fatalf("state file of %d bytes is too small to corrupt its middle", len(db))
+	}
+	middle := append([]byte(nil), db...)
+	copy(middle[len(db)/2-len(garbage)/2:], garbage)
+
+	for name, content := range map[string][]byte{
+		"not a database":           []byte("this is not SQLite\n"),
+		"64 KiB of garbage inside": middle,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, devserver.DatabaseFile)
+			if err := os.WriteFile(path, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			s, err := devserver.Start(ctx, devserver.Options{StateDir: dir, Namespace: "patchway", DisableUI: true, Logger: testLogger(t)})
+			if err == nil {
+				_ = s.Stop()
+				t.Fatalf("Start over a corrupt state file succeeded")
+			}
+			for _, want := range []string{path, "not a usable SQLite database", "mv " + path + " " + path + ".broken", "restore a copy"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Start error %q lacks %q", err, want)
+				}
+			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(after, content) {
+				t.Errorf("the corrupt state file was changed")
+			}
+		})
 	}
 }
