@@ -19,7 +19,7 @@ import (
 // writes its report to a temporary file, never to bench/RESULTS.md.
 func TestBenchmarkRunsEndToEndOnASmallFleet(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs the benchmark for real (about a minute)")
+		t.Skip("-short: this test runs the real benchmark (about a minute); make test runs it")
 	}
 	t.Setenv("BENCH_N", "50")
 	t.Setenv("BENCH_P", "16")
