@@ -50,6 +50,16 @@ type HostTarget struct {
 	Patch             rollout.Patch `json:"patch"`
 }
 
+// HostIdentity is who answered for a host: the name it answered as, its
+// machine GUID and the TLS certificate its listener presented (SHA-256
+// hex). PatchHost pins the first answer of a run and the identity policy
+// refuses any later answer from another machine.
+type HostIdentity struct {
+	Hostname      string `json:"hostname,omitempty"`
+	MachineGUID   string `json:"machine_guid,omitempty"`
+	TLSCertSHA256 string `json:"tls_cert_sha256,omitempty"`
+}
+
 // ScanHostInput asks for a scan.
 type ScanHostInput struct {
 	Target HostTarget `json:"target"`

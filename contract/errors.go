@@ -34,6 +34,10 @@ const (
 	// TransportRefused: the transport policy forbids the connection
 	// (http, an unverified certificate, NTLM over http).
 	TransportRefused = "TransportRefused"
+	// IdentityMismatch: the listener presented a TLS certificate other
+	// than the one pinned for the host (by the inventory, or at first
+	// contact in the run); nothing was sent to it. Not retried.
+	IdentityMismatch = "IdentityMismatch"
 	// Unreachable: connection refused or timed out. Retried.
 	Unreachable = "Unreachable"
 	// HostConfigInvalid: the inventory entry cannot work as written
@@ -119,6 +123,8 @@ func StateForErrorType(errType string) rollout.HostState {
 		return rollout.StateNotApplicable
 	case Unreachable, HostDidNotReturn:
 		return rollout.StateUnreachable
+	case IdentityMismatch:
+		return rollout.StateIdentityMismatch
 	case "":
 		return rollout.StateUnknown
 	}

@@ -18,13 +18,23 @@ type ScanParams struct {
 // ScanResult is what the scan script prints: the host's evidence, raw,
 // without judgement (the compliance policy judges).
 type ScanResult struct {
-	Hostname  string    `json:"hostname"`
-	OSCaption string    `json:"os_caption"`
-	OSBuild   string    `json:"os_build"`
-	Hotfixes  []Hotfix  `json:"hotfixes"`
-	Packages  []Package `json:"packages"`
-	Files     []File    `json:"files"`
-	Reboot    Reboot    `json:"reboot"`
+	// Hostname is Win32_OperatingSystem.CSName (the NetBIOS name, at most
+	// 15 characters); DNSHostName and Domain are Win32_ComputerSystem's.
+	Hostname    string `json:"hostname"`
+	DNSHostName string `json:"dns_host_name,omitempty"`
+	Domain      string `json:"domain,omitempty"`
+	// MachineGUID is HKLM\SOFTWARE\Microsoft\Cryptography MachineGuid,
+	// set once per Windows installation.
+	MachineGUID string `json:"machine_guid,omitempty"`
+	// TLSCertSHA256 is not printed by the script: the worker records the
+	// certificate the WinRM listener presented (SHA-256 of its DER, hex).
+	TLSCertSHA256 string    `json:"tls_cert_sha256,omitempty"`
+	OSCaption     string    `json:"os_caption"`
+	OSBuild       string    `json:"os_build"`
+	Hotfixes      []Hotfix  `json:"hotfixes"`
+	Packages      []Package `json:"packages"`
+	Files         []File    `json:"files"`
+	Reboot        Reboot    `json:"reboot"`
 	// LastBootUpTime is Win32_OperatingSystem.LastBootUpTime in UTC.
 	LastBootUpTime time.Time `json:"last_boot_up_time"`
 	// ServicingInProgress is true while TrustedInstaller is busy.

@@ -30,7 +30,42 @@ type ComplianceInput struct {
 	// did not): the host must have booted after it.
 	InstalledAt time.Time  `json:"installed_at,omitzero"`
 	Exception   *Exception `json:"exception,omitempty"`
-	Now         time.Time  `json:"now"`
+	// FirstContact is who answered for the host at the first scan of this
+	// run; a different machine now is identity_mismatch.
+	FirstContact *contract.HostIdentity `json:"first_contact,omitempty"`
+	Now          time.Time              `json:"now"`
+}
+
+// IdentityInput asks whether the machine that produced Scan is Host.
+type IdentityInput struct {
+	Host         rollout.Host           `json:"host"`
+	Scan         hostscript.ScanResult  `json:"scan"`
+	FirstContact *contract.HostIdentity `json:"first_contact,omitempty"`
+	Now          time.Time              `json:"now"`
+}
+
+// IdentityDecision: Allow is false when the answer came from another
+// machine (Violations say how it differs); Verified is false too when the
+// evidence could not be compared (Unverified says why). Observed is the
+// identity to pin at first contact.
+type IdentityDecision struct {
+	rollout.Decision
+	Verified   bool                  `json:"verified"`
+	Unverified []string              `json:"unverified"`
+	Observed   contract.HostIdentity `json:"observed"`
+}
+
+// Identity asks the identity policy. On an evaluation error the host is
+// refused (nothing is installed on a machine not known to be the host)
+// and the error is returned.
+func (e *Engine) Identity(ctx context.Context, in IdentityInput) (IdentityDecision, error) {
+	var d IdentityDecision
+	err := e.evalInto(ctx, DecisionIdentity, in, in.Now, &d)
+	if err != nil {
+		d = IdentityDecision{}
+	}
+	d.Decision = e.finish(d.Decision, err)
+	return d, err
 }
 
 // ComplianceDecision is the host's state (rollout.HostState) with the reasons

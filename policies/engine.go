@@ -58,6 +58,9 @@ const (
 	DecisionApplicability = "applicability"
 	// DecisionExceptions: what an exception makes of a host's state.
 	DecisionExceptions = "exceptions"
+	// DecisionIdentity: whether the machine that answered is the host the
+	// inventory names.
+	DecisionIdentity = "identity"
 )
 
 // Decisions lists every decision the engine prepares; a bundle must define
@@ -65,7 +68,7 @@ const (
 var Decisions = []string{
 	DecisionCompliance, DecisionReboot, DecisionSLA, DecisionPlan,
 	DecisionGates, DecisionWaves, DecisionEscalation, DecisionTransport, DecisionApplicability,
-	DecisionExceptions,
+	DecisionExceptions, DecisionIdentity,
 }
 
 // requiredRule is the rule every decision package must define.

@@ -271,6 +271,7 @@ func TestTypedDecisions(t *testing.T) {
 		d, err := e.Compliance(ctx, ComplianceInput{
 			Host: rollout.Host{Name: "dc1", OS: "windows-server-2003"}, Patch: patch, Reachable: true, InstalledAt: t0.Add(-time.Hour), Now: t0,
 			Scan: &hostscript.ScanResult{
+				Hostname:       "DC1",
 				Hotfixes:       []hostscript.Hotfix{{ID: "KB958644"}},
 				Files:          []hostscript.File{{Path: `C:\Windows\System32\netapi32.dll`, Exists: true, Version: "5.2.3790.3229"}},
 				LastBootUpTime: t0.Add(-30 * time.Minute),

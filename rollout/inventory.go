@@ -21,10 +21,10 @@ var (
 	siteSpec      = bodySpec{what: "site block", attrs: []string{"region", "time_zone", "distribution_point"}}
 	hostSpec      = bodySpec{
 		what:   "host block",
-		attrs:  []string{"address", "os", "build", "site", "region", "tier", "role", "cluster", "owner", "purpose", "credential", "tags"},
+		attrs:  []string{"address", "os", "build", "site", "region", "tier", "role", "cluster", "owner", "purpose", "credential", "tags", "computer_name", "machine_guid"},
 		blocks: map[string]int{"tls": 0},
 	}
-	tlsSpec = bodySpec{what: "tls block", attrs: []string{"transport", "insecure", "ca_file", "server_name", "auth"}}
+	tlsSpec = bodySpec{what: "tls block", attrs: []string{"transport", "insecure", "ca_file", "server_name", "auth", "cert_sha256"}}
 )
 
 // Allowed values of the inventory's enumerated fields.
@@ -42,7 +42,7 @@ var (
 var CSVColumns = []string{
 	"name", "address", "os", "build", "site", "region", "tier", "role", "cluster", "owner", "purpose",
 	"credential", "transport", "insecure", "ca_file", "server_name", "auth", "tags",
-	"time_zone", "distribution_point",
+	"time_zone", "distribution_point", "computer_name", "machine_guid", "cert_sha256",
 }
 
 // hostSource is a decoded host with the source ranges of its fields, as
@@ -139,6 +139,8 @@ func (d *decoder) host(b *hclsyntax.Block) hostSource {
 	host.Purpose, _ = d.str(attrs, "purpose")
 	host.Credential, _ = d.str(attrs, "credential")
 	host.Tags = d.strList(attrs, "tags")
+	host.ComputerName, _ = d.str(attrs, "computer_name")
+	host.MachineGUID, _ = d.str(attrs, "machine_guid")
 	for i, tb := range blocks {
 		if i > 0 {
 			d.errorf(tb.TypeRange, "Duplicate tls block", "A host has one tls block; the first is at line %d.", blocks[0].TypeRange.Start.Line)
@@ -153,6 +155,8 @@ func (d *decoder) host(b *hclsyntax.Block) hostSource {
 		host.TLS.CAFile, _ = d.str(ta, "ca_file")
 		host.TLS.ServerName, _ = d.str(ta, "server_name")
 		host.TLS.Auth, _ = d.str(ta, "auth")
+		host.TLS.CertSHA256, _ = d.str(ta, "cert_sha256")
+		host.TLS.CertSHA256 = NormalizeFingerprint(host.TLS.CertSHA256)
 	}
 	return h
 }
@@ -229,6 +233,7 @@ func (d *decoder) checkInventory(sites []siteSource, hosts []hostSource, require
 		if a := h.TLS.Auth; a != "" && !slices.Contains(authValues, a) {
 			d.errorf(hs.at("tls.auth"), "Unknown authentication", "%q is not a WinRM authentication. Use basic (the default) or ntlm.", a)
 		}
+		d.checkIdentityPins(hs)
 		if h.Owner == "" {
 			d.warnf(hs.header, "Host without owner",
 				"Host %q has no owner. Escalations and exceptions need someone to ask; record the owner (and purpose) of every host.", h.Name)
@@ -259,6 +264,72 @@ func (d *decoder) checkInventory(sites []siteSource, hosts []hostSource, require
 		inv.Hosts = append(inv.Hosts, h)
 	}
 	return inv
+}
+
+// checkIdentityPins checks what the inventory pins of a host's identity
+// (computer name, machine GUID, certificate) is well formed; whether a
+// host matches them the identity policy decides on each scan.
+func (d *decoder) checkIdentityPins(hs hostSource) {
+	h := hs.host
+	if h.ComputerName != "" {
+		if err := checkHostName(h.ComputerName); err != nil {
+			d.errorf(hs.at("computer_name"), "Invalid computer name", "%s. Give the host's Windows computer name, like \"WEB01\".", capitalize(err.Error()))
+		}
+	}
+	if g := h.MachineGUID; g != "" && !isGUID(g) {
+		d.errorf(hs.at("machine_guid"), "Invalid machine GUID",
+			"%s is not a GUID. Copy MachineGuid from HKLM\\SOFTWARE\\Microsoft\\Cryptography, like \"5c1e2a77-0e8b-4c3f-9d0a-3b9e2f1c4d5e\" (patchway scan prints it).", quoteName(g))
+	}
+	if c := h.TLS.CertSHA256; c != "" && !isSHA256Hex(c) {
+		d.errorf(hs.at("tls.cert_sha256"), "Invalid certificate fingerprint",
+			"%s is not a SHA-256 fingerprint. Give the 64 hex digits of the SHA-256 of the listener's certificate (colons allowed); patchway scan prints it.", quoteName(c))
+	}
+}
+
+// isGUID reports whether s is a GUID in its registry form: 8-4-4-4-12 hex
+// digits, without braces.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !isHex(c) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isSHA256Hex reports whether s is 32 bytes in hex, optionally separated
+// by colons as openssl and certutil print them.
+func isSHA256Hex(s string) bool {
+	s = NormalizeFingerprint(s)
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !isHex(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// NormalizeFingerprint is a certificate fingerprint as lower-case hex
+// without separators, the form the worker records.
+func NormalizeFingerprint(s string) string {
+	return strings.ToLower(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
+}
+
+func isHex(c rune) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
 func requiredWhy(field string) string {
@@ -415,6 +486,7 @@ func DecodeInventoryCSVRanges(filename string, src []byte) (*Inventory, *Ranges,
 		h.Site, h.Region, h.Tier, h.Role = get("site"), get("region"), Tier(get("tier")), get("role")
 		h.Cluster, h.Owner, h.Purpose, h.Credential = get("cluster"), get("owner"), get("purpose"), get("credential")
 		h.TLS.Transport, h.TLS.CAFile, h.TLS.ServerName, h.TLS.Auth = get("transport"), get("ca_file"), get("server_name"), get("auth")
+		h.ComputerName, h.MachineGUID, h.TLS.CertSHA256 = get("computer_name"), get("machine_guid"), NormalizeFingerprint(get("cert_sha256"))
 		if s := get("insecure"); s != "" {
 			b, err := strconv.ParseBool(s)
 			if err != nil {
@@ -474,7 +546,7 @@ func (d *decoder) mergeSiteFact(site string, have *string, v, field string, fiel
 // csvField maps a CSV column to the Ranges field name of the HCL form.
 func csvField(col string) string {
 	switch col {
-	case "transport", "insecure", "ca_file", "server_name", "auth":
+	case "transport", "insecure", "ca_file", "server_name", "auth", "cert_sha256":
 		return "tls." + col
 	}
 	return col

@@ -91,7 +91,7 @@ func (r *Ranges) Merge(other *Ranges) {
 var hostFieldNames = []string{
 	"name", "address", "os", "build", "site", "region", "tier", "role", "cluster", "owner", "purpose",
 	"credential", "tags", "tls.transport", "tls.insecure", "tls.ca_file", "tls.server_name", "tls.auth",
-	"time_zone", "distribution_point",
+	"time_zone", "distribution_point", "computer_name", "machine_guid", "tls.cert_sha256",
 }
 
 // pos32 is an hcl.Pos in 12 bytes instead of 24; files are far smaller

@@ -67,13 +67,17 @@ const (
 	// StateUnknown: the evidence is insufficient; never counted compliant.
 	StateUnknown    HostState = "unknown"
 	StateRolledBack HostState = "rolled_back"
+	// StateIdentityMismatch: the machine that answered is not the host
+	// the inventory names (another computer name, machine GUID, OS or
+	// certificate); its evidence proves nothing and nothing is installed.
+	StateIdentityMismatch HostState = "identity_mismatch"
 )
 
 // HostStates lists every host state in a stable order (reports use it).
 var HostStates = []HostState{
 	StatePending, StateInProgress, StateCompliant, StatePendingReboot,
 	StateNotEffective, StateFailed, StateUnreachable, StateNotApplicable,
-	StateExcepted, StateUnknown, StateRolledBack,
+	StateExcepted, StateUnknown, StateRolledBack, StateIdentityMismatch,
 }
 
 // Rollout is one filed patch rollout: what to install, why it is urgent,
@@ -263,9 +267,16 @@ type Host struct {
 	Owner   string `json:"owner,omitempty"`
 	Purpose string `json:"purpose,omitempty"`
 	// Credential names a credential set the worker resolves; never a secret.
-	Credential string   `json:"credential"`
-	TLS        HostTLS  `json:"tls"`
-	Tags       []string `json:"tags,omitempty"`
+	Credential string `json:"credential"`
+	// ComputerName is the host's Windows computer name where the
+	// inventory names it otherwise (an asset tag); default: the first
+	// DNS label of Name. The identity policy checks the scan against it.
+	ComputerName string `json:"computer_name,omitempty"`
+	// MachineGUID pins the host's HKLM\SOFTWARE\Microsoft\Cryptography
+	// MachineGuid: a scan reporting another is identity_mismatch.
+	MachineGUID string   `json:"machine_guid,omitempty"`
+	TLS         HostTLS  `json:"tls"`
+	Tags        []string `json:"tags,omitempty"`
 }
 
 // HostTLS says how to reach a host's WinRM listener. The zero value is the
@@ -279,6 +290,10 @@ type HostTLS struct {
 	// CAFile is a PEM bundle that verifies the listener's certificate.
 	CAFile     string `json:"ca_file,omitempty"`
 	ServerName string `json:"server_name,omitempty"`
+	// CertSHA256 pins the listener's certificate (SHA-256 of its DER, hex):
+	// a listener presenting another is refused before any credential is
+	// sent, and the host is identity_mismatch.
+	CertSHA256 string `json:"cert_sha256,omitempty"`
 	// Auth is basic (default) or ntlm.
 	Auth string `json:"auth,omitempty"`
 }

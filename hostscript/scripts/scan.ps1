@@ -1,6 +1,7 @@
 # patchway-op: scan/1
 # Collects the evidence the compliance policy judges, raw and without
-# judgement: OS, hotfixes, servicing packages, verification files, each
+# judgement: who answered (computer name, DNS host name, domain, machine
+# GUID), OS, hotfixes, servicing packages, verification files, each
 # pending-reboot signal separately, boot time, servicing activity, free disk.
 # Input: $PatchwayParams = { kb, files: [{ path }] }. Output: one JSON object
 # (hostscript.ScanResult) on stdout; any unexpected error exits non-zero with
@@ -43,6 +44,29 @@ try {
     $build = [string]$os.BuildNumber
     $cv = Get-ItemProperty -Path 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion' -ErrorAction SilentlyContinue
     if ($null -ne $cv -and $null -ne $cv.UBR) { $build = '{0}.{1}' -f $build, $cv.UBR }
+
+    # Who answered, for the identity policy: Win32_ComputerSystem's DNS
+    # host name (CSName is the NetBIOS name, cut to 15 characters) and
+    # domain, and the MachineGuid written once per Windows installation
+    # (HKLM\SOFTWARE\Microsoft\Cryptography), read in the registry's
+    # native view so a 32-bit PowerShell does not see the WOW6432Node copy.
+    $cs = Get-CimInstance -ClassName Win32_ComputerSystem -ErrorAction SilentlyContinue
+    $dnsName = ''
+    $domain = ''
+    if ($null -ne $cs) {
+        $dnsName = [string]$cs.DNSHostName
+        $domain = [string]$cs.Domain
+    }
+    $guid = ''
+    try {
+        $view = [Microsoft.Win32.RegistryView]::Registry64
+        if (-not [Environment]::Is64BitOperatingSystem) { $view = [Microsoft.Win32.RegistryView]::Registry32 }
+        $hklm = [Microsoft.Win32.RegistryKey]::OpenBaseKey([Microsoft.Win32.RegistryHive]::LocalMachine, $view)
+        $crypto = $hklm.OpenSubKey('SOFTWARE\Microsoft\Cryptography')
+        if ($null -ne $crypto) { $guid = [string]$crypto.GetValue('MachineGuid') }
+    } catch {
+        $guid = [string](Get-ItemProperty -Path 'HKLM:\SOFTWARE\Microsoft\Cryptography' -Name MachineGuid -ErrorAction SilentlyContinue).MachineGuid
+    }
 
     # Get-HotFix reads Win32_QuickFixEngineering, which lists only updates
     # installed by Component Based Servicing (CBS): MSI- and
@@ -114,6 +138,9 @@ try {
 
     $result = [ordered]@{
         hostname              = [string]$os.CSName
+        dns_host_name         = $dnsName
+        domain                = $domain
+        machine_guid          = $guid
         os_caption            = [string]$os.Caption
         os_build              = $build
         hotfixes              = $hotfixes

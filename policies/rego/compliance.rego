@@ -5,11 +5,14 @@
 #   compliant only when every patched file is at or above its expected
 #   version (checksum where given), the hotfix or a superseding update is
 #   present, no reboot is pending and the host booted after the install.
-#   Missing evidence is unknown, never compliant.
+#   Missing evidence is unknown, never compliant. Evidence from another
+#   machine than the inventory's host (identity policy) is
+#   identity_mismatch, whatever it shows.
 package patchway.compliance
 
 import data.patchway.applicability
 import data.patchway.exceptions
+import data.patchway.identity
 
 # The rules read like the written policy, one per host state, with the
 # order between them in one list. Readability wins over microseconds here:
@@ -125,6 +128,11 @@ pending_rename if input.scan.reboot.pending_file_rename == true
 
 # Reasons the evidence cannot decide.
 unknown_reasons contains msg if {
+	is_object(input.scan)
+	some msg in identity.unverified
+}
+
+unknown_reasons contains msg if {
 	msg := "the patch declares no file evidence; a hotfix or registry key alone never proves compliance"
 	count(file_checks) == 0
 }
@@ -151,6 +159,7 @@ unknown_reasons contains msg if {
 # once (an excepted host may also be pending, an unreachable one has no
 # evidence to judge), and the first state that holds is the host's.
 precedence := [
+	"identity_mismatch",
 	"excepted",
 	"not_applicable",
 	"unreachable",
@@ -160,6 +169,14 @@ precedence := [
 	"not_effective",
 	"pending",
 ]
+
+# identity_mismatch: the machine that answered is not the inventory's
+# host (identity policy); its evidence proves nothing about the host, and
+# an exception granted for the host does not cover another machine.
+identity_mismatch := concat("; ", [v.msg | some v in identity.violations]) if {
+	is_object(input.scan)
+	count(identity.violations) > 0
+}
 
 # excepted: an exception granted for the host holds (exceptions policy).
 excepted := exceptions.reason if exception_active
@@ -236,6 +253,8 @@ pending := sprintf("%s not installed: %s", [kb, concat("; ", file_problems)]) if
 	not files_ok
 	not touched
 }
+
+reasons["identity_mismatch"] := identity_mismatch
 
 reasons["excepted"] := excepted
 

@@ -12,6 +12,7 @@ base := {
 		"evidence": {"hotfix": "KB958644", "files": [{"path": netapi, "min_version": "5.2.3790.4392"}]},
 	},
 	"scan": {
+		"hostname": "DC1",
 		"hotfixes": [{"id": "KB958644"}],
 		"packages": [],
 		"files": [{"path": "c:\\windows\\system32\\NETAPI32.dll", "exists": true, "version": "5.2.3790.4392"}],
