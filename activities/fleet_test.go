@@ -57,11 +57,13 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 	file := evidence[0]
 
 	tests := []struct {
-		name         string
-		faults       []fleetsim.FaultSpec
-		installed    bool
-		noReboot     bool
-		hostOS       string
+		name      string
+		faults    []fleetsim.FaultSpec
+		installed bool
+		noReboot  bool
+		hostOS    string
+		// certPin pins the listener's certificate in the inventory.
+		certPin      string
 		wantState    rollout.HostState
 		wantErrType  string
 		wantInstalls int
@@ -96,6 +98,12 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 			wantState: rollout.StatePendingReboot, wantInstalls: 1},
 		{name: "no package for the host's OS is not_applicable", hostOS: "windows-nt4-sp6",
 			wantState: rollout.StateNotApplicable, wantInstalls: 0, wantReason: "windows-nt4-sp6"},
+		{name: "impostor: another machine at the address is identity_mismatch and never installed", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultImpostor, AnswersAs: "WS-LYO-0042"}},
+			installed: true, wantState: rollout.StateIdentityMismatch, wantInstalls: 0, wantReason: `answered as "ws-lyo-0042"`},
+		{name: "replaced_on_boot: the machine that answers after the reboot is not the one patched", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultReplacedOnBoot}},
+			wantState: rollout.StateIdentityMismatch, wantInstalls: 1, wantReason: "changed during the run"},
+		{name: "a listener whose certificate is not the pinned one is refused before any credential", certPin: strings.Repeat("0f", 32),
+			wantErrType: contract.IdentityMismatch, wantInstalls: 0},
 	}
 
 	sc := &fleetsim.Scenario{Name: "activities", Credential: "fleet",
@@ -131,6 +139,7 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 
 	for i, tt := range tests {
 		host := inv.Hosts[i]
+		host.TLS.CertSHA256 = tt.certPin
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var s testsuite.WorkflowTestSuite

@@ -62,6 +62,7 @@ func activityError(step string, err error) error {
 type HostPolicy interface {
 	Applicability(ctx context.Context, in policies.ApplicabilityInput) (policies.ApplicabilityDecision, error)
 	Compliance(ctx context.Context, in policies.ComplianceInput) (policies.ComplianceDecision, error)
+	Identity(ctx context.Context, in policies.IdentityInput) (policies.IdentityDecision, error)
 	Reboot(ctx context.Context, in policies.RebootInput) (policies.RebootDecision, error)
 }
 
@@ -112,6 +113,9 @@ func (a *HostActivities) InstallPatch(ctx context.Context, in contract.InstallPa
 	if err != nil {
 		return contract.InstallPatchResult{}, activityError("install: scan first", err)
 	}
+	if err := a.requireIdentity(ctx, in.Target, scan); err != nil {
+		return contract.InstallPatchResult{Scan: scan}, activityError("install", err)
+	}
 	if patchPresent(scan, in.Target.Patch) {
 		logger(ctx).Info("patch already present, install skipped", "host", in.Target.Host.Name, "kb", in.Target.Patch.KB)
 		return contract.InstallPatchResult{Skipped: true, Scan: scan}, nil
@@ -153,7 +157,7 @@ func (a *HostActivities) VerifyPatch(ctx context.Context, in contract.VerifyPatc
 	if err != nil {
 		return contract.HostVerdict{}, activityError("verify: scan", err)
 	}
-	v, err := a.judge(ctx, in.Target, &scan, in.InstalledAt)
+	v, err := a.judge(ctx, in.Target, &scan, in.InstalledAt, nil)
 	return v, activityError("verify", err)
 }
 
@@ -162,7 +166,14 @@ func (a *HostActivities) VerifyPatch(ctx context.Context, in contract.VerifyPatc
 func (a *HostActivities) UninstallPatch(ctx context.Context, in contract.UninstallPatchInput) (hostscript.UninstallResult, error) {
 	t := in.Target
 	var res hostscript.UninstallResult
-	err := a.runScript(ctx, t.Host, hostscript.OpUninstall, hostscript.UninstallParams{RolloutID: t.RolloutID, KB: t.Patch.KB}, &res, func() any { return nil })
+	scan, err := a.scan(ctx, t)
+	if err != nil {
+		return res, activityError("uninstall: scan first", err)
+	}
+	if err := a.requireIdentity(ctx, t, scan); err != nil {
+		return res, activityError("uninstall", err)
+	}
+	err = a.runScript(ctx, t.Host, hostscript.OpUninstall, hostscript.UninstallParams{RolloutID: t.RolloutID, KB: t.Patch.KB}, &res, func() any { return nil })
 	if err == nil && res.Outcome == hostscript.UninstallFailed {
 		err = &contract.HostError{Type: contract.UninstallFailed, Host: t.Host.Name, ExitCode: res.ExitCode,
 			Msg: fmt.Sprintf("wusa /uninstall of %s exited %d: %s", t.Patch.KB, res.ExitCode, res.Message)}
@@ -186,6 +197,9 @@ type patchProgress struct {
 	RebootIssued     bool      `json:"reboot_issued,omitempty"`
 	Wait             waitState `json:"wait"`
 	Booted           bool      `json:"booted,omitempty"`
+	// FirstContact is who answered the first scan; every later answer of
+	// the sequence must come from the same machine.
+	FirstContact *contract.HostIdentity `json:"first_contact,omitempty"`
 }
 
 func (p *patchProgress) step(s string) {
@@ -229,12 +243,32 @@ func (a *HostActivities) patchHost(ctx context.Context, in contract.PatchHostInp
 		return contract.PatchHostResult{Verdict: v, Steps: p.Steps, InstalledAt: p.InstalledAt, ExitCode: p.ExitCode}
 	}
 
+	if p.FirstContact != nil {
+		t.Host.TLS.CertSHA256 = cmp.Or(t.Host.TLS.CertSHA256, p.FirstContact.TLSCertSHA256)
+	}
 	if !p.RebootIssued {
 		scan, err := a.scan(ctx, t)
 		if err != nil {
 			return contract.PatchHostResult{}, err
 		}
 		p.step("scan")
+		// Nothing is installed on a machine the identity policy does not
+		// accept as the host; the first answer it accepts is pinned.
+		id, err := a.identity(ctx, t, scan, p.FirstContact)
+		if err != nil {
+			return contract.PatchHostResult{}, err
+		}
+		if !id.Allow {
+			v, jerr := a.judge(ctx, t, &scan, p.InstalledAt, p.FirstContact)
+			return result(v), jerr
+		}
+		if p.FirstContact == nil {
+			p.FirstContact = &id.Observed
+			// Later runs of the sequence (install, reboot, boot polls,
+			// verify) refuse in the TLS handshake a listener presenting
+			// another certificate, before any credential is sent.
+			t.Host.TLS.CertSHA256 = cmp.Or(t.Host.TLS.CertSHA256, id.Observed.TLSCertSHA256)
+		}
 		beat()
 		if !p.InstallDone {
 			if patchPresent(scan, t.Patch) {
@@ -251,7 +285,7 @@ func (a *HostActivities) patchHost(ctx context.Context, in contract.PatchHostInp
 				if _, err := a.packageFor(ctx, t); err != nil {
 					// No package for this OS: the compliance policy calls
 					// the host not_applicable, with its reason.
-					v, jerr := a.judge(ctx, t, &scan, time.Time{})
+					v, jerr := a.judge(ctx, t, &scan, time.Time{}, p.FirstContact)
 					return result(v), jerr
 				}
 				p.InstallStarted, p.InstallStartedAt = true, a.now()
@@ -308,7 +342,7 @@ func (a *HostActivities) patchHost(ctx context.Context, in contract.PatchHostInp
 		switch {
 		case errors.As(err, &dnr) && !dnr.reachable:
 			log.Info("host did not come back from its reboot", "host", t.Host.Name, "polls", p.Wait.Polls)
-			v, jerr := a.judge(ctx, t, nil, p.InstalledAt)
+			v, jerr := a.judge(ctx, t, nil, p.InstalledAt, p.FirstContact)
 			return result(v), jerr
 		case errors.As(err, &dnr):
 			// Reachable but never rebooted: verify what is there; the
@@ -327,7 +361,7 @@ func (a *HostActivities) patchHost(ctx context.Context, in contract.PatchHostInp
 		return contract.PatchHostResult{}, err
 	}
 	p.step("verify")
-	v, err := a.judge(ctx, t, &scan, p.InstalledAt)
+	v, err := a.judge(ctx, t, &scan, p.InstalledAt, p.FirstContact)
 	if err != nil {
 		return contract.PatchHostResult{}, err
 	}
@@ -551,14 +585,44 @@ func (a *HostActivities) sleepWithHeartbeat(ctx context.Context, d time.Duration
 	}
 }
 
+// identity asks the identity policy whether the machine that produced
+// scan is the target's host (first: who answered earlier in the run).
+func (a *HostActivities) identity(ctx context.Context, t contract.HostTarget, scan hostscript.ScanResult, first *contract.HostIdentity) (policies.IdentityDecision, error) {
+	if a.Policy == nil {
+		return policies.IdentityDecision{}, errors.New("no identity policy configured")
+	}
+	d, err := a.Policy.Identity(ctx, policies.IdentityInput{Host: t.Host, Scan: scan, FirstContact: first, Now: a.now()})
+	if err != nil {
+		return d, &policyError{fmt.Errorf("identity policy for host %s: %w", t.Host.Name, err)}
+	}
+	return d, nil
+}
+
+// requireIdentity refuses, as IdentityMismatch, to act on a machine the
+// identity policy does not accept as the target's host.
+func (a *HostActivities) requireIdentity(ctx context.Context, t contract.HostTarget, scan hostscript.ScanResult) error {
+	id, err := a.identity(ctx, t, scan, nil)
+	if err != nil {
+		return err
+	}
+	if id.Allow {
+		return nil
+	}
+	msgs := make([]string, 0, len(id.Violations))
+	for _, v := range id.Violations {
+		msgs = append(msgs, v.Msg)
+	}
+	return hostErr(contract.IdentityMismatch, t.Host.Name, strings.Join(msgs, "; "), nil)
+}
+
 // judge has the compliance policy judge the evidence (nil scan: the host
-// did not answer).
-func (a *HostActivities) judge(ctx context.Context, t contract.HostTarget, scan *hostscript.ScanResult, installedAt time.Time) (contract.HostVerdict, error) {
+// did not answer; first: who answered at first contact in the run).
+func (a *HostActivities) judge(ctx context.Context, t contract.HostTarget, scan *hostscript.ScanResult, installedAt time.Time, first *contract.HostIdentity) (contract.HostVerdict, error) {
 	if a.Policy == nil {
 		return contract.HostVerdict{}, errors.New("no compliance policy configured")
 	}
 	v, err := a.Policy.Compliance(ctx, policies.ComplianceInput{
-		Host: t.Host, Patch: t.Patch, Scan: scan, Reachable: scan != nil, InstalledAt: installedAt, Now: a.now(),
+		Host: t.Host, Patch: t.Patch, Scan: scan, Reachable: scan != nil, InstalledAt: installedAt, FirstContact: first, Now: a.now(),
 	})
 	if err != nil {
 		return contract.HostVerdict{}, &policyError{fmt.Errorf("compliance policy for host %s: %w", t.Host.Name, err)}
@@ -645,6 +709,11 @@ func (a *HostActivities) runScript(ctx context.Context, host rollout.Host, op ho
 	}
 	if err := decodeOne(res.Stdout, out); err != nil {
 		return hostErr(contract.ScriptFailed, host.Name, fmt.Sprintf("%s script output", op), err)
+	}
+	if scan, ok := out.(*hostscript.ScanResult); ok {
+		// The certificate is the worker's observation, never the host's
+		// word: whatever the script printed for it is overwritten.
+		scan.TLSCertSHA256 = res.TLSCertSHA256
 	}
 	return nil
 }

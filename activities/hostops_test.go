@@ -101,7 +101,7 @@ func (h *simHost) answer(_, stdin string) (string, int) {
 	case hostscript.OpScan:
 		var p hostscript.ScanParams
 		_ = json.Unmarshal(raw, &p)
-		s := hostscript.ScanResult{Hostname: "SIM", OSCaption: "Microsoft Windows Server 2003", OSBuild: "3790",
+		s := hostscript.ScanResult{Hostname: "PARIS-DC-01", OSCaption: "Microsoft Windows Server 2003", OSBuild: "3790",
 			LastBootUpTime: h.boot, ScannedAt: time.Now().UTC(), Reboot: hostscript.Reboot{CBSRebootPending: h.cbs}}
 		if h.hotfix {
 			s.Hotfixes = append(s.Hotfixes, hostscript.Hotfix{ID: testKB})
@@ -417,7 +417,7 @@ func TestHostOperationErrorsAreClassified(t *testing.T) {
 			input: func(t contract.HostTarget) any { return contract.ScanHostInput{Target: t} }, wantType: contract.Unreachable, wantNonRetry: false},
 		{name: "no package for the OS is UnsupportedOS", activity: contract.InstallPatchName,
 			input: func(t contract.HostTarget) any {
-				t.Host.OS = "windows-xp"
+				t.Host.OS = "windows-server-2003-r2"
 				return contract.InstallPatchInput{Target: t}
 			}, wantType: contract.UnsupportedOS, wantNonRetry: true},
 		{name: "never_returns: WaitForBoot gives HostDidNotReturn, host unreachable", setup: func(h *simHost) { h.gone = true }, activity: contract.WaitForBootName,

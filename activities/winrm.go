@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -37,6 +39,9 @@ type RunResult struct {
 	Stdout   string
 	Stderr   string
 	ExitCode int
+	// TLSCertSHA256 is the SHA-256 (hex) of the certificate the listener
+	// presented; empty over plain HTTP.
+	TLSCertSHA256 string
 }
 
 // HostRunner runs one rendered Patchway script on a host. WinRMRunner is
@@ -208,13 +213,16 @@ func (r *WinRMRunner) runOnce(ctx context.Context, host rollout.Host, ep endpoin
 		cancel:    cancel,
 		cred:      cred,
 		ntlm:      ep.ntlm,
-		tlsConfig: ep.tlsConfig,
+		tlsConfig: ep.tlsConfig.Clone(),
 		dialer:    &net.Dialer{Timeout: cmp.Or(max(r.DialTimeout, 0), DefaultDialTimeout), KeepAlive: 30 * time.Second},
 		ips:       ep.ips,
 		// The host answers a Receive within OperationTimeout; allow for
 		// the round trip on top.
 		requestTimeout: opTimeout + 15*time.Second,
 		endpointURL:    ep.url(),
+	}
+	if tr.tlsConfig != nil {
+		tr.tlsConfig.VerifyConnection = tr.pinCertificate(rollout.NormalizeFingerprint(host.TLS.CertSHA256))
 	}
 	defer tr.closeIdle()
 	// The idle clock starts now and restarts on each answer (touch).
@@ -239,7 +247,7 @@ func (r *WinRMRunner) runOnce(ctx context.Context, host rollout.Host, ep endpoin
 	}
 	stdout, stderr := &boundedWriter{b: out}, &boundedWriter{b: out}
 	exit, runErr := client.RunWithContextWithInput(runCtx, hostscript.CommandLine(), stdout, stderr, strings.NewReader(script))
-	res := RunResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: exit}
+	res := RunResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: exit, TLSCertSHA256: tr.certificate()}
 	// A cancelled run can come back with exit code 0 and only ctx.Err():
 	// check every failure source before trusting the exit code.
 	sent = tr.commandSent()
@@ -450,6 +458,43 @@ type runTransport struct {
 	fail      error
 	idleSpins int
 	sent      bool
+	cert      string
+}
+
+// pinCertificate is the TLS VerifyConnection of a run: it records the
+// listener's certificate and, when the host's certificate is pinned
+// (tls.cert_sha256, or the first contact of the run), refuses any other in
+// the handshake, before a credential is sent. It runs after the usual
+// chain verification and also when verification is off (tls.insecure),
+// where the pin is the only proof of whom the worker talks to.
+func (t *runTransport) pinCertificate(pin string) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("the listener presented no certificate")
+		}
+		sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
+		got := hex.EncodeToString(sum[:])
+		t.mu.Lock()
+		t.cert = got
+		t.mu.Unlock()
+		if pin != "" && got != pin {
+			return &pinError{want: pin, got: got}
+		}
+		return nil
+	}
+}
+
+func (t *runTransport) certificate() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cert
+}
+
+// pinError: the listener's certificate is not the pinned one.
+type pinError struct{ want, got string }
+
+func (e *pinError) Error() string {
+	return fmt.Sprintf("the listener presented a certificate with SHA-256 %s, not the pinned %s: another machine answers at this address; nothing was sent to it", e.got, e.want)
 }
 
 // touch restarts the idle clock: the host answered.
@@ -740,6 +785,10 @@ func classifyTransportError(host rollout.Host, err error) error {
 	var pe *plainBasicError
 	if errors.As(err, &pe) {
 		return hostErr(contract.TransportRefused, host.Name, pe.Error(), nil)
+	}
+	var pin *pinError
+	if errors.As(err, &pin) {
+		return hostErr(contract.IdentityMismatch, host.Name, pin.Error(), nil)
 	}
 	var ie *idleError
 	if errors.As(err, &ie) {

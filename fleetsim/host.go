@@ -1,6 +1,7 @@
 package fleetsim
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"math/rand/v2"
@@ -40,10 +41,17 @@ const (
 	// FaultPendingRenameNoise: PendingFileRenameOperations is always set
 	// by other software (a known false positive).
 	FaultPendingRenameNoise Fault = "pending_rename_noise"
+	// FaultImpostor: another machine answers at the host's address (a
+	// stale DNS record, a reused IP): its scans report another computer
+	// name and machine GUID (FaultSpec.AnswersAs, default "IMPOSTOR").
+	FaultImpostor Fault = "impostor"
+	// FaultReplacedOnBoot: after its first reboot another machine answers
+	// at the host's address (DHCP gave it away while the host was down).
+	FaultReplacedOnBoot Fault = "replaced_on_boot"
 )
 
 // Faults lists every fault profile.
-var Faults = []Fault{FaultRegistryOnly, FaultNoReboot, FaultNeverReturns, FaultInstallFails, FaultFlaky, FaultSlow, FaultAuthFails, FaultRevertsOnBoot, FaultPendingRenameNoise}
+var Faults = []Fault{FaultRegistryOnly, FaultNoReboot, FaultNeverReturns, FaultInstallFails, FaultFlaky, FaultSlow, FaultAuthFails, FaultRevertsOnBoot, FaultPendingRenameNoise, FaultImpostor, FaultReplacedOnBoot}
 
 // FaultSpec is one fault on one host, with its parameters.
 type FaultSpec struct {
@@ -55,6 +63,9 @@ type FaultSpec struct {
 	Rate float64
 	// Delay is the latency slow adds (default 2s).
 	Delay time.Duration
+	// AnswersAs is the computer name of the machine that answers for an
+	// impostor or replaced_on_boot host (default "IMPOSTOR").
+	AnswersAs string
 }
 
 // Windows installer exit codes (wusa.exe and Windows Installer).
@@ -89,6 +100,7 @@ type Host struct {
 	down     bool
 	gone     bool
 	shutdown bool // a shutdown is scheduled
+	replaced bool // another machine answers at the address
 	installs map[string]int
 	shells   int
 }
@@ -180,13 +192,32 @@ func fileSHA(path, version string) string {
 	return hex.EncodeToString(s[:])
 }
 
+// machineGUID is a stable MachineGuid for a computer name.
+func machineGUID(name string) string {
+	s := sha256.Sum256([]byte("machine-guid:" + strings.ToLower(name)))
+	h := hex.EncodeToString(s[:16])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
 // scan answers the scan script from the host's state.
 func (h *Host) scan(p hostscript.ScanParams) hostscript.ScanResult {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := h.fleet.now()
+	name := strings.ToUpper(strings.Split(h.spec.Name, ".")[0])
+	if h.has(FaultImpostor) || h.replaced {
+		f := h.faults[FaultImpostor]
+		if h.replaced {
+			f = h.faults[FaultReplacedOnBoot]
+		}
+		name = strings.ToUpper(cmp.Or(f.AnswersAs, "IMPOSTOR"))
+	}
 	res := hostscript.ScanResult{
-		Hostname:       h.spec.Name,
+		// CSName is the NetBIOS name: upper case, at most 15 characters.
+		Hostname:       name[:min(len(name), 15)],
+		DNSHostName:    strings.ToLower(name),
+		Domain:         "WORKGROUP",
+		MachineGUID:    machineGUID(name),
 		OSCaption:      osCaption(h.spec.OS),
 		OSBuild:        h.spec.Build,
 		Hotfixes:       []hostscript.Hotfix{},
@@ -352,6 +383,9 @@ func (h *Host) boot() {
 		}
 	}
 	clear(h.staged)
+	if h.has(FaultReplacedOnBoot) {
+		h.replaced = true
+	}
 	for kb, st := range h.pkgState {
 		switch st {
 		case "InstallPending":
@@ -381,5 +415,7 @@ func osCaption(os string) string {
 	case strings.HasPrefix(os, "windows-2000"):
 		return "Microsoft Windows 2000 Server"
 	}
-	return "Microsoft Windows (" + os + ")"
+	// "windows-server-2019" -> "Microsoft windows server 2019": the words
+	// the identity policy's OS families look for.
+	return "Microsoft " + strings.ReplaceAll(os, "-", " ")
 }

@@ -128,7 +128,9 @@ type faultBlock struct {
 	Rate     float64  `hcl:"rate,optional"`
 	Delay    string   `hcl:"delay,optional"`
 	Hosts    []string `hcl:"hosts,optional"`
-	DefRange hcl.Range
+	// AnswersAs: the computer name impostor and replaced_on_boot answer as.
+	AnswersAs string `hcl:"answers_as,optional"`
+	DefRange  hcl.Range
 }
 
 // LoadScenario reads a scenario file; fault placement is decided at Start
@@ -259,7 +261,7 @@ func placeFault(sc *Scenario, f faultBlock) hcl.Diagnostics {
 	if !slices.Contains(Faults, kind) {
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown fault", Detail: fmt.Sprintf("fault %q is not one of %v", f.Kind, Faults), Subject: &rng}}
 	}
-	spec := FaultSpec{Kind: kind, ExitCode: f.ExitCode, Rate: f.Rate}
+	spec := FaultSpec{Kind: kind, ExitCode: f.ExitCode, Rate: f.Rate, AnswersAs: f.AnswersAs}
 	if f.Delay != "" {
 		d, err := time.ParseDuration(f.Delay)
 		if err != nil {
