@@ -26,6 +26,8 @@ var stateColors = map[rollout.HostState]string{
 	rollout.StatePending:       "#cfd8dc",
 	rollout.StateExcepted:      "#1565c0",
 	rollout.StateNotApplicable: "#e0e0e0",
+	// Another machine answered: the colour of an alarm, not of a failure.
+	rollout.StateIdentityMismatch: "#ff6f00",
 }
 
 func stateColor(s rollout.HostState) string {

@@ -62,11 +62,12 @@ func Render(w io.Writer, rep contract.Report, name string, o Options) error {
 }
 
 // attentionOrder ranks states by how urgently a person must act: first
-// the hosts that look patched and are not (the MSBlast trap), then
+// another machine answering for a host (a security finding), then the
+// hosts that look patched and are not (the MSBlast trap), then
 // failures, missing proof, missing reboots and absent hosts; excepted,
 // not_applicable and compliant hosts last.
 var attentionOrder = []rollout.HostState{
-	rollout.StateNotEffective, rollout.StateFailed, rollout.StateUnknown, rollout.StatePendingReboot,
+	rollout.StateIdentityMismatch, rollout.StateNotEffective, rollout.StateFailed, rollout.StateUnknown, rollout.StatePendingReboot,
 	rollout.StateUnreachable, rollout.StateRolledBack, rollout.StateInProgress, rollout.StatePending,
 	rollout.StateExcepted, rollout.StateNotApplicable, rollout.StateCompliant,
 }

@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -89,6 +90,9 @@ func checkOf(h rollout.Host, p rollout.Patch, v contract.HostVerdict, err error)
 		return c
 	}
 	c.State, c.Reasons, c.BootTime = v.State, v.Reasons, v.Evidence.LastBootUpTime
+	if e := v.Evidence; e.Hostname != "" || e.DNSHostName != "" {
+		c.Identity = &contract.HostIdentity{Hostname: cmp.Or(e.DNSHostName, e.Hostname), MachineGUID: e.MachineGUID, TLSCertSHA256: e.TLSCertSHA256}
+	}
 	if c.State == "" {
 		c.State, c.Reasons = rollout.StateUnknown, append(c.Reasons, "the compliance policy gave no state")
 	}
@@ -96,7 +100,9 @@ func checkOf(h rollout.Host, p rollout.Patch, v contract.HostVerdict, err error)
 }
 
 // failureState classifies a failed verification: a host that did not
-// answer is unreachable, a patch for another OS not_applicable, anything
+// answer is unreachable, a patch for another OS not_applicable, a
+// listener with another certificate than the pinned one
+// identity_mismatch, anything
 // else (refused credentials, a script or policy failure) unknown.
 func failureState(err error) (rollout.HostState, []string) {
 	var app *temporal.ApplicationError
@@ -104,7 +110,7 @@ func failureState(err error) (rollout.HostState, []string) {
 	switch {
 	case errors.As(err, &app):
 		switch st := contract.StateForErrorType(app.Type()); st {
-		case rollout.StateNotApplicable, rollout.StateUnreachable:
+		case rollout.StateNotApplicable, rollout.StateUnreachable, rollout.StateIdentityMismatch:
 			return st, []string{app.Message()}
 		}
 		return rollout.StateUnknown, []string{fmt.Sprintf("not verified (%s): %s", app.Type(), app.Message())}

@@ -96,6 +96,9 @@ type HostCheck struct {
 	// not answer): unchanged between two scans, a pending reboot never
 	// happened.
 	BootTime time.Time `json:"boot_time,omitzero"`
+	// Identity is who answered (name, machine GUID, certificate): what an
+	// inventory pins with machine_guid and tls.cert_sha256.
+	Identity *contract.HostIdentity `json:"identity,omitempty"`
 	// Since is when consecutive scans of this scan id first saw the host
 	// in State.
 	Since time.Time `json:"since,omitzero"`
