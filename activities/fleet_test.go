@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,12 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 		installed bool
 		noReboot  bool
 		hostOS    string
+		// files and otherKBs are in effect at start: file versions and
+		// updates other than the patch (Get-HotFix lists them).
+		files    map[string]string
+		otherKBs []string
+		// wantSteps is the host sequence's steps, when the case checks it.
+		wantSteps string
 		// certPin pins the listener's certificate in the inventory.
 		certPin      string
 		wantState    rollout.HostState
@@ -78,10 +85,18 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 			wantProof: "hotfix KB958644 listed by Get-HotFix"},
 		{name: "registry_only: the hotfix without the new file is not_effective", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultRegistryOnly}},
 			wantState: rollout.StateNotEffective, wantInstalls: 1, wantReason: "is present but the fix is not in effect", wantProof: "(expected >= " + file.MinVersion + ")"},
-		{name: "no_reboot: installed but never rebooted is pending_reboot", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultNoReboot}},
-			wantState: rollout.StatePendingReboot, wantInstalls: 1, wantReason: "reboot is pending"},
-		{name: "never_returns: unreachable once the boot timeout passes", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultNeverReturns}},
-			wantState: rollout.StateUnreachable, wantInstalls: 1},
+		{name: "no_reboot: installed but never rebooted is pending_reboot, and the reasons say the reboot was accepted", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultNoReboot}},
+			wantState: rollout.StatePendingReboot, wantInstalls: 1, wantReason: "accepted the reboot requested at"},
+		{name: "a later update in effect: compliant naming it, neither installed nor rebooted",
+			files: map[string]string{file.Path: bumped(file.MinVersion)}, otherKBs: []string{"KB2509553"},
+			wantState: rollout.StateCompliant, wantInstalls: 0, wantSteps: "scan,verify",
+			wantReason: "superseded: KB2509553, installed "},
+		{name: "fix in effect from a non-CBS installer Get-HotFix cannot see: compliant on the file evidence",
+			files:     map[string]string{file.Path: file.MinVersion},
+			wantState: rollout.StateCompliant, wantInstalls: 0, wantSteps: "scan,verify",
+			wantReason: "fix in effect by file evidence: 1 file(s) at or above expected versions (" + file.Path + " " + file.MinVersion + ")"},
+		{name: "never_returns: unreachable once the boot timeout passes, and the reason says so", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultNeverReturns}},
+			wantState: rollout.StateUnreachable, wantInstalls: 1, wantReason: "host did not come back within "},
 		{name: "install_fails: failed with the installer's exit code", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultInstallFails, ExitCode: 1603}},
 			wantState: rollout.StateFailed, wantInstalls: 1, wantExit: 1603},
 		{name: "flaky: 30% of connections dropped, compliant after retries with one install", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultFlaky, Rate: 0.3}},
@@ -111,9 +126,9 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 		Sites:   []rollout.Site{{Name: "paris", Region: "emea", TimeZone: "Europe/Paris", DistributionPoint: `\\dp01.paris.example\wsus`}}}
 	for i, tt := range tests {
 		spec := fleetsim.HostSpec{Host: rollout.Host{Name: "host-" + string(rune('a'+i)), OS: cmp.Or(tt.hostOS, os), Site: "paris", Region: "emea",
-			Tier: rollout.TierProduction, Role: "workstation", Owner: "it@corp.example"}, Faults: tt.faults}
+			Tier: rollout.TierProduction, Role: "workstation", Owner: "it@corp.example"}, Faults: tt.faults, Files: tt.files, Installed: tt.otherKBs}
 		if tt.installed {
-			spec.Installed = []string{ro.Patch.KB}
+			spec.Installed = append(spec.Installed, ro.Patch.KB)
 		}
 		sc.Hosts = append(sc.Hosts, spec)
 	}
@@ -179,9 +194,20 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 			if tt.wantReason != "" && !strings.Contains(strings.Join(v.Reasons, "\n"), tt.wantReason) {
 				t.Errorf("reasons %q lack %q", v.Reasons, tt.wantReason)
 			}
+			if tt.wantSteps != "" && strings.Join(res.Steps, ",") != tt.wantSteps {
+				t.Errorf("steps %q, want %q", strings.Join(res.Steps, ","), tt.wantSteps)
+			}
 			if tt.wantProof != "" && !strings.Contains(strings.Join(v.Proof, "\n"), tt.wantProof) {
 				t.Errorf("evidence %q lacks %q", v.Proof, tt.wantProof)
 			}
 		})
 	}
+}
+
+// bumped is a version above v: the file a later update leaves
+// ("5.1.2600.5694" -> "5.1.2600.6694").
+func bumped(v string) string {
+	i := strings.LastIndexByte(v, '.')
+	n, _ := strconv.Atoi(v[i+1:])
+	return v[:i+1] + strconv.Itoa(n+1000)
 }

@@ -116,8 +116,12 @@ func (a *HostActivities) InstallPatch(ctx context.Context, in contract.InstallPa
 	if err := a.requireIdentity(ctx, in.Target, scan); err != nil {
 		return contract.InstallPatchResult{Scan: scan}, activityError("install", err)
 	}
-	if patchPresent(scan, in.Target.Patch) {
-		logger(ctx).Info("patch already present, install skipped", "host", in.Target.Host.Name, "kb", in.Target.Patch.KB)
+	v, install, err := a.judge(ctx, in.Target, evidence{scan: &scan})
+	if err != nil {
+		return contract.InstallPatchResult{Scan: scan}, activityError("install", err)
+	}
+	if !install {
+		logger(ctx).Info("install skipped: the compliance policy says it cannot change the host", "host", in.Target.Host.Name, "kb", in.Target.Patch.KB, "state", string(v.State))
 		return contract.InstallPatchResult{Skipped: true, Scan: scan}, nil
 	}
 	res, err := a.install(ctx, in.Target, func() any { return nil })
@@ -157,7 +161,7 @@ func (a *HostActivities) VerifyPatch(ctx context.Context, in contract.VerifyPatc
 	if err != nil {
 		return contract.HostVerdict{}, activityError("verify: scan", err)
 	}
-	v, err := a.judge(ctx, in.Target, &scan, in.InstalledAt, nil)
+	v, _, err := a.judge(ctx, in.Target, evidence{scan: &scan, installedAt: in.InstalledAt})
 	return v, activityError("verify", err)
 }
 
@@ -259,7 +263,7 @@ func (a *HostActivities) patchHost(ctx context.Context, in contract.PatchHostInp
 			return contract.PatchHostResult{}, err
 		}
 		if !id.Allow {
-			v, jerr := a.judge(ctx, t, &scan, p.InstalledAt, p.FirstContact)
+			v, _, jerr := a.judge(ctx, t, evidence{scan: &scan, installedAt: p.InstalledAt, first: p.FirstContact})
 			return result(v), jerr
 		}
 		if p.FirstContact == nil {
@@ -271,9 +275,16 @@ func (a *HostActivities) patchHost(ctx context.Context, in contract.PatchHostInp
 		}
 		beat()
 		if !p.InstallDone {
-			if patchPresent(scan, t.Patch) {
-				// Already patched, or installed by an attempt whose reply
-				// was lost: never install again.
+			before, install, err := a.judge(ctx, t, evidence{scan: &scan, first: p.FirstContact})
+			if err != nil {
+				return contract.PatchHostResult{}, err
+			}
+			if !install {
+				// Already patched, superseded by a later update in
+				// effect, or installed by an attempt whose reply was
+				// lost: the compliance policy says an install cannot
+				// change the host, so it never runs (again).
+				log.Info("install skipped", "host", t.Host.Name, "state", string(before.State))
 				p.InstallDone = true
 				if p.InstallStarted {
 					p.InstalledAt = p.InstallStartedAt
@@ -285,8 +296,7 @@ func (a *HostActivities) patchHost(ctx context.Context, in contract.PatchHostInp
 				if _, err := a.packageFor(ctx, t); err != nil {
 					// No package for this OS: the compliance policy calls
 					// the host not_applicable, with its reason.
-					v, jerr := a.judge(ctx, t, &scan, time.Time{}, p.FirstContact)
-					return result(v), jerr
+					return result(before), nil
 				}
 				p.InstallStarted, p.InstallStartedAt = true, a.now()
 				beat()
@@ -335,6 +345,7 @@ func (a *HostActivities) patchHost(ctx context.Context, in contract.PatchHostInp
 		}
 	}
 
+	var wait *policies.RebootWait
 	if p.RebootIssued && !p.Booted {
 		_, err := a.waitForBoot(ctx, t.Host, p.PreviousBootTime, in.BootTimeout, &p.Wait, progress)
 		p.step("wait_for_boot")
@@ -342,12 +353,14 @@ func (a *HostActivities) patchHost(ctx context.Context, in contract.PatchHostInp
 		switch {
 		case errors.As(err, &dnr) && !dnr.reachable:
 			log.Info("host did not come back from its reboot", "host", t.Host.Name, "polls", p.Wait.Polls)
-			v, jerr := a.judge(ctx, t, nil, p.InstalledAt, p.FirstContact)
+			v, _, jerr := a.judge(ctx, t, evidence{installedAt: p.InstalledAt, first: p.FirstContact, wait: dnr.wait(policies.RebootDidNotReturn)})
 			return result(v), jerr
 		case errors.As(err, &dnr):
 			// Reachable but never rebooted: verify what is there; the
-			// pending-reboot evidence speaks for itself.
+			// pending-reboot evidence speaks for itself, and the reasons
+			// say the reboot was asked for.
 			log.Info("host answered but did not reboot", "host", t.Host.Name, "boot_time", dnr.bootTime)
+			wait = dnr.wait(policies.RebootNotRestarted)
 		case err != nil:
 			return contract.PatchHostResult{}, err
 		default:
@@ -361,7 +374,7 @@ func (a *HostActivities) patchHost(ctx context.Context, in contract.PatchHostInp
 		return contract.PatchHostResult{}, err
 	}
 	p.step("verify")
-	v, err := a.judge(ctx, t, &scan, p.InstalledAt, p.FirstContact)
+	v, _, err := a.judge(ctx, t, evidence{scan: &scan, installedAt: p.InstalledAt, first: p.FirstContact, wait: wait})
 	if err != nil {
 		return contract.PatchHostResult{}, err
 	}
@@ -496,12 +509,21 @@ type waitState struct {
 
 // didNotReturnError is a wait that timed out.
 type didNotReturnError struct {
-	host      string
-	reachable bool
-	bootTime  time.Time
-	polls     int
-	waited    time.Duration
-	lastErr   string
+	host        string
+	requestedAt time.Time
+	reachable   bool
+	bootTime    time.Time
+	polls       int
+	waited      time.Duration
+	lastErr     string
+}
+
+// wait is the timed-out wait as the compliance policy reads it.
+func (e *didNotReturnError) wait(outcome string) *policies.RebootWait {
+	return &policies.RebootWait{
+		Outcome: outcome, RequestedAt: e.requestedAt.Truncate(time.Second), PreviousBootTime: e.bootTime,
+		Waited: e.waited.Round(time.Second).String(), Polls: e.polls, LastError: e.lastErr,
+	}
 }
 
 func (e *didNotReturnError) Error() string {
@@ -552,7 +574,7 @@ func (a *HostActivities) waitForBoot(ctx context.Context, host rollout.Host, pre
 		heartbeat(ctx, progress())
 		now := time.Now()
 		if !now.Before(deadline) {
-			return contract.WaitForBootResult{}, &didNotReturnError{host: host.Name, reachable: st.Reachable, bootTime: st.BootTime,
+			return contract.WaitForBootResult{}, &didNotReturnError{host: host.Name, requestedAt: st.StartedAt, reachable: st.Reachable, bootTime: st.BootTime,
 				polls: st.Polls, waited: now.Sub(st.StartedAt), lastErr: st.LastError}
 		}
 		delay := min(initial<<min(attempt, 16), maxDelay)
@@ -615,27 +637,39 @@ func (a *HostActivities) requireIdentity(ctx context.Context, t contract.HostTar
 	return hostErr(contract.IdentityMismatch, t.Host.Name, strings.Join(msgs, "; "), nil)
 }
 
-// judge has the compliance policy judge the evidence (nil scan: the host
-// did not answer; first: who answered at first contact in the run).
-func (a *HostActivities) judge(ctx context.Context, t contract.HostTarget, scan *hostscript.ScanResult, installedAt time.Time, first *contract.HostIdentity) (contract.HostVerdict, error) {
+// evidence is what the compliance policy judges a host on, beyond the
+// target: the scan (nil: the host did not answer), when this run
+// installed the patch, who answered at first contact in the run, and how
+// a wait for a requested reboot ended.
+type evidence struct {
+	scan        *hostscript.ScanResult
+	installedAt time.Time
+	first       *contract.HostIdentity
+	wait        *policies.RebootWait
+}
+
+// judge has the compliance policy judge the evidence. install is the
+// policy's answer to whether installing the patch could change the host.
+func (a *HostActivities) judge(ctx context.Context, t contract.HostTarget, e evidence) (v contract.HostVerdict, install bool, err error) {
 	if a.Policy == nil {
-		return contract.HostVerdict{}, errors.New("no compliance policy configured")
+		return contract.HostVerdict{}, false, errors.New("no compliance policy configured")
 	}
-	v, err := a.Policy.Compliance(ctx, policies.ComplianceInput{
-		Host: t.Host, Patch: t.Patch, Scan: scan, Reachable: scan != nil, InstalledAt: installedAt, FirstContact: first, Now: a.now(),
+	d, err := a.Policy.Compliance(ctx, policies.ComplianceInput{
+		Host: t.Host, Patch: t.Patch, Scan: e.scan, Reachable: e.scan != nil, InstalledAt: e.installedAt,
+		FirstContact: e.first, RebootWait: e.wait, Now: a.now(),
 	})
 	if err != nil {
-		return contract.HostVerdict{}, &policyError{fmt.Errorf("compliance policy for host %s: %w", t.Host.Name, err)}
+		return contract.HostVerdict{}, false, &policyError{fmt.Errorf("compliance policy for host %s: %w", t.Host.Name, err)}
 	}
 	files, err := a.evidenceFor(ctx, t)
 	if err != nil {
-		return contract.HostVerdict{}, err
+		return contract.HostVerdict{}, false, err
 	}
-	hv := contract.HostVerdict{Host: t.Host.Name, State: v.State, Reasons: v.Reasons, Decision: v.Decision, Proof: proofLines(t.Patch.Evidence.Hotfix, files, scan, installedAt)}
-	if scan != nil {
-		hv.Evidence = *scan
+	hv := contract.HostVerdict{Host: t.Host.Name, State: d.State, Reasons: d.Reasons, Decision: d.Decision, Proof: proofLines(t.Patch.Evidence.Hotfix, files, e.scan, e.installedAt)}
+	if e.scan != nil {
+		hv.Evidence = *e.scan
 	}
-	return hv, nil
+	return hv, d.Install, nil
 }
 
 // rebootNeeded asks the reboot policy whether the host needs a reboot
@@ -737,29 +771,6 @@ func evidenceKB(p rollout.Patch) string {
 		return p.Evidence.Hotfix
 	}
 	return p.KB
-}
-
-// patchPresent says whether the scan shows the patch installed or pending
-// its reboot: Get-HotFix lists it, or a servicing package for it is
-// Installed or InstallPending. A present patch is never installed again.
-func patchPresent(scan hostscript.ScanResult, p rollout.Patch) bool {
-	for _, kb := range []string{evidenceKB(p), p.KB} {
-		if kb == "" {
-			continue
-		}
-		for _, h := range scan.Hotfixes {
-			if strings.EqualFold(h.ID, kb) {
-				return true
-			}
-		}
-		for _, pk := range scan.Packages {
-			if strings.Contains(strings.ToUpper(pk.Name), strings.ToUpper(kb)) &&
-				(strings.EqualFold(pk.State, "Installed") || strings.EqualFold(pk.State, "InstallPending")) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func hotfixInstalledOn(scan hostscript.ScanResult, p rollout.Patch) time.Time {

@@ -9,29 +9,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/rollout"
 )
-
-func TestPatchPresent(t *testing.T) {
-	patch := rollout.Patch{KB: "KB958644", Evidence: rollout.Evidence{Hotfix: "KB958644"}}
-	tests := []struct {
-		name string
-		scan hostscript.ScanResult
-		want bool
-	}{
-		{"hotfix listed", hostscript.ScanResult{Hotfixes: []hostscript.Hotfix{{ID: "kb958644"}}}, true},
-		{"package installed", hostscript.ScanResult{Packages: []hostscript.Package{{Name: "Package_for_KB958644~31bf3856ad364e35~amd64~~6.1.1.0", State: "Installed"}}}, true},
-		{"package pending its reboot", hostscript.ScanResult{Packages: []hostscript.Package{{Name: "Package_for_KB958644~x", State: "InstallPending"}}}, true},
-		{"package only staged is absent", hostscript.ScanResult{Packages: []hostscript.Package{{Name: "Package_for_KB958644~x", State: "Staged"}}}, false},
-		{"other hotfixes only", hostscript.ScanResult{Hotfixes: []hostscript.Hotfix{{ID: "KB123"}}}, false},
-	}
-	for _, tt := range tests {
-		if got := patchPresent(tt.scan, patch); got != tt.want {
-			t.Errorf("%s: patchPresent = %v, want %v", tt.name, got, tt.want)
-		}
-	}
-}
 
 func TestPackageSelectionAndSource(t *testing.T) {
 	patch := rollout.Patch{KB: "KB1", Packages: []rollout.Package{

@@ -33,7 +33,29 @@ type ComplianceInput struct {
 	// FirstContact is who answered for the host at the first scan of this
 	// run; a different machine now is identity_mismatch.
 	FirstContact *contract.HostIdentity `json:"first_contact,omitempty"`
-	Now          time.Time              `json:"now"`
+	// RebootWait is how the wait for a reboot requested in this run
+	// ended, so the reasons can say the host never restarted or never
+	// came back.
+	RebootWait *RebootWait `json:"reboot_wait,omitempty"`
+	Now        time.Time   `json:"now"`
+}
+
+// RebootWait outcomes.
+const (
+	RebootNotRestarted = "not_restarted"  // answered, boot time unchanged
+	RebootDidNotReturn = "did_not_return" // never answered after the request
+)
+
+// RebootWait is how a wait for a requested reboot ended without the host
+// booting again.
+type RebootWait struct {
+	Outcome          string    `json:"outcome"`
+	RequestedAt      time.Time `json:"requested_at"`
+	PreviousBootTime time.Time `json:"previous_boot_time,omitzero"`
+	// Waited is the wait, as Go prints a duration ("30m0s").
+	Waited    string `json:"waited"`
+	Polls     int    `json:"polls"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // IdentityInput asks whether the machine that produced Scan is Host.
@@ -76,6 +98,10 @@ type ComplianceDecision struct {
 	Reasons []string          `json:"reasons"`
 	// SupersededBy names the later update whose files satisfy this patch.
 	SupersededBy string `json:"superseded_by,omitempty"`
+	// Install says whether installing the patch could change the host's
+	// state: false once anything of it is there or the files already
+	// prove the fix (a later update in effect).
+	Install bool `json:"install"`
 }
 
 // Compliance judges one host's evidence. On an evaluation error the host is
@@ -242,12 +268,15 @@ type PlanInput struct {
 // plan spends, against the SLA.
 type PlanDecision struct {
 	rollout.Decision
-	RequiredStages []string      `json:"required_stages"`
-	SkippedStages  []string      `json:"skipped_stages,omitempty"`
-	TotalSoak      time.Duration `json:"total_soak"`
-	SLA            time.Duration `json:"sla"`
-	Deadline       time.Time     `json:"deadline"`
-	Reasons        []string      `json:"reasons,omitempty"`
+	RequiredStages []string `json:"required_stages"`
+	SkippedStages  []string `json:"skipped_stages,omitempty"`
+	// SkippedSteps are the rollout's own stages an approved emergency
+	// skips: the workflow does not run them.
+	SkippedSteps []string      `json:"skipped_steps,omitempty"`
+	TotalSoak    time.Duration `json:"total_soak"`
+	SLA          time.Duration `json:"sla"`
+	Deadline     time.Time     `json:"deadline"`
+	Reasons      []string      `json:"reasons,omitempty"`
 }
 
 // Plan checks a rollout's stages against policy. On an evaluation error

@@ -25,8 +25,6 @@ hotfix_id := upper(input.patch.evidence.hotfix) if {
 	input.patch.evidence.hotfix != ""
 } else := kb
 
-now := time.parse_rfc3339_ns(input.now)
-
 # Exceptions hold only until they expire.
 exception_active if exceptions.active
 
@@ -102,9 +100,42 @@ touched if package_pending
 
 touched if installed_at
 
-# Updates that supersede this one: data.supersedence maps a KB to the later
-# updates whose files contain its fix.
-superseded_by := sort({upper(s) | some s in object.get(data.supersedence, kb, [])} & hotfixes)[0]
+# When the files prove the fix and this KB is absent, a later update put
+# them there. It is named from the evidence: an update data.supersedence
+# declares to supersede this one, if the host lists one; else the update
+# the host installed last since this patch was published, leaving out the
+# older updates this patch itself supersedes (patch.supersedes). With
+# neither, the fix came from an installer Get-HotFix cannot see.
+declared_superseders := {upper(s) | some s in object.get(data.supersedence, kb, [])} & hotfixes
+
+older_updates := {upper(s) | some s in object.get(input.patch, "supersedes", [])}
+
+published := time.parse_rfc3339_ns(input.patch.published)
+
+later_updates := [{"id": id, "at": at} |
+	some h in object.get(input.scan, "hotfixes", [])
+	id := upper(h.id)
+	not id in older_updates
+	not id in {kb, hotfix_id}
+	at := time.parse_rfc3339_ns(h.installed_on)
+	at > published
+]
+
+latest_update := sort([u.id | some u in later_updates; u.at == max({v.at | some v in later_updates})])[0]
+
+superseded_by := s if {
+	s := sort(declared_superseders)[0]
+} else := latest_update
+
+superseder_clause := sprintf("%s (declared in data.supersedence) supersedes %s", [superseded_by, kb]) if {
+	count(declared_superseders) > 0
+} else := sprintf("%s, installed %s, is the latest update on the host since %s was published on %s", [
+	latest_update,
+	time.format([u.at | some u in later_updates; u.id == latest_update][0]),
+	kb, time.format(published),
+]) if {
+	latest_update
+}
 
 boot := time.parse_rfc3339_ns(input.scan.last_boot_up_time)
 
@@ -184,46 +215,75 @@ excepted := exceptions.reason if exception_active
 # not_applicable: the patch has no package for the host's OS.
 not_applicable := sprintf("no package of %s for OS %q", [kb, input.host.os]) if not_applicable_os
 
-# unreachable: the host could not be reached to gather evidence.
-unreachable := "host unreachable: no evidence gathered" if not input.reachable
+# unreachable: the host could not be reached to gather evidence; the
+# reason says so when it went down for a reboot and never came back.
+unreachable := sprintf("host did not come back within %s of the reboot requested at %s (%d polls; last error: %s): no evidence gathered since", [
+	reboot_wait.waited,
+	reboot_wait.requested_at, reboot_wait.polls, object.get(reboot_wait, "last_error", "none"),
+]) if {
+	not input.reachable
+	reboot_wait.outcome == "did_not_return"
+} else := "host unreachable: no evidence gathered" if not input.reachable
+
+# reboot_wait is how the wait for the host's reboot ended, when one was
+# requested in this run.
+reboot_wait := object.get(input, "reboot_wait", {})
 
 # unknown: the evidence cannot decide; never compliant.
 unknown := "no scan evidence: the host's state is unknown" if {
 	not is_object(input.scan)
 } else := concat("; ", sort(unknown_reasons)) if {
 	count(unknown_reasons) > 0
-} else := sprintf(
-	"files at or above expected versions but neither %s nor a known superseding update is installed %s",
-	[kb, "(declare it in data.supersedence)"],
-) if {
-	files_ok
-	not installed
-	not superseded_by
-	not pending_reboot
 }
 
 # pending_reboot: something of the patch is on the host, and a reboot is
-# pending or the host has not booted since the install.
+# pending or the host has not booted since the install; or the files
+# already prove the fix (a later update) but a reboot is pending, so the
+# running system may not be what is on disk.
 pending_reboot := sprintf("%s installed but a reboot is pending: %s", [kb, concat(", ", sort(reboot_flags))]) if {
 	touched
 	count(reboot_flags) > 0
+} else := sprintf("files at or above expected versions without %s, but a reboot is pending: %s", [
+	kb,
+	concat(", ", sort(reboot_flags)),
+]) if {
+	files_ok
+	count(reboot_flags) > 0
 }
 
-# compliant: every file proves the fix, the hotfix is present, no reboot is
-# pending and the host booted after the install; or the files prove it and
-# an update that supersedes this one is installed.
+# compliant: every file proves the fix, no reboot is pending and the host
+# booted after any install. The files decide: the hotfix list
+# corroborates (Get-HotFix sees only CBS updates, so a fix put in place by
+# a later cumulative update or a non-CBS installer is absent from it), and
+# the reason says which evidence proved the host.
 compliant := sprintf("%d file(s) at or above expected versions, %s present, no reboot pending%s", [
 	count(file_checks),
 	hotfix_id, boot_clause,
 ]) if {
 	proven
-} else := sprintf(
-	"superseded by %s: files at or above expected versions because %s, a later update that supersedes %s, is installed",
-	[superseded_by, superseded_by, kb],
-) if {
-	files_ok
+} else := sprintf("superseded: %s; %d file(s) at or above expected versions (%s), no reboot pending", [
+	superseder_clause,
+	count(file_checks), concat(", ", file_versions),
+]) if {
+	in_effect_unlisted
 	superseded_by
+} else := sprintf("fix in effect by file evidence: %d file(s) at or above expected versions (%s), no reboot pending%s; %s", [
+	count(file_checks), concat(", ", file_versions), boot_clause,
+	sprintf("Get-HotFix lists neither %s nor a later update, so a non-CBS installer put the files in place", [hotfix_id]),
+]) if {
+	in_effect_unlisted
 }
+
+# in_effect_unlisted: the files prove the fix, nothing is pending, but the
+# host does not list this update as installed.
+in_effect_unlisted if {
+	files_ok
+	not installed
+	not boot_missing
+	count(reboot_flags) == 0
+}
+
+file_versions := [sprintf("%s %s", [c.file.path, c.scanned.version]) | some c in file_checks]
 
 proven if {
 	files_ok
@@ -289,6 +349,19 @@ superseded_by_decided := superseded_by if {
 	not proven
 }
 
+# install: whether installing the patch could change this host's state.
+# Not when anything of the patch is on the host (installed, or pending a
+# reboot) and not when the files already prove the fix: a later update in
+# effect is never overwritten by this older one, nor the host rebooted
+# for it.
+default install := false
+
+install if {
+	not installed
+	not package_pending
+	not files_ok
+}
+
 file_problems := [sprintf("%s is %s", [fs.file.path, file_problem(fs)]) | some fs in failed_checks]
 
 file_problem(fs) := "missing" if {
@@ -319,10 +392,18 @@ notes contains "PendingFileRenameOperations is also set" if {
 
 notes contains exceptions.reason if exception_expired
 
+notes contains sprintf("the host accepted the reboot requested at %s but had not restarted %s later (%d polls): its boot time stayed %s", [
+	reboot_wait.requested_at,
+	reboot_wait.waited, reboot_wait.polls, reboot_wait.previous_boot_time,
+]) if {
+	reboot_wait.outcome == "not_restarted"
+}
+
 decision := {
 	"allow": state == "compliant",
 	"violations": [{"code": state, "msg": reason} | state != "compliant"],
 	"state": state,
 	"reasons": array.concat([reason], sort(notes)),
 	"superseded_by": superseded_by_decided,
+	"install": install,
 }

@@ -139,13 +139,80 @@ test_superseded_update_is_compliant_and_named if {
 		with data.supersedence as {"KB958644": ["KB4012598", "KB9999999"]}
 	d.state == "compliant"
 	d.superseded_by == "KB4012598"
-	contains(d.reasons[0], "superseded by KB4012598")
+	contains(d.reasons[0], "superseded: KB4012598 (declared in data.supersedence) supersedes KB958644")
 }
 
-test_files_ok_without_hotfix_or_known_superseder_is_unknown if {
-	d := decide({"scan": {"hotfixes": [{"id": "KB1"}], "files": file("5.2.3790.6000")}})
-	d.state == "unknown"
-	contains(d.reasons[0], "declare it in data.supersedence")
+test_later_update_in_effect_is_compliant_naming_it_and_not_installed if {
+	# MS08-067 on 2003: KB958644 absent, netapi32.dll above its fixed
+	# version, and the host lists updates installed before and after the
+	# patch was published, and the one it supersedes.
+	d := decide({
+		"installed_at": null,
+		"patch": {"published": "2008-10-23T00:00:00Z", "supersedes": ["KB921883"]},
+		"scan": {
+			"hotfixes": [
+				{"id": "KB921883", "installed_on": "2009-06-01T00:00:00Z"},
+				{"id": "KB2000001", "installed_on": "2008-01-01T00:00:00Z"},
+				{"id": "KB2509553", "installed_on": "2011-05-11T00:00:00Z"},
+				{"id": "KB2479628", "installed_on": "2011-03-09T00:00:00Z"},
+			],
+			"files": file("5.2.3790.4840"),
+		},
+	})
+	d.state == "compliant"
+	d.superseded_by == "KB2509553"
+	not d.install
+	contains(d.reasons[0], "superseded: KB2509553, installed 2011-05-11T00:00:00Z, is the latest update on the host since KB958644 was published")
+	contains(d.reasons[0], "5.2.3790.4840")
+}
+
+test_fix_in_effect_unlisted_by_get_hotfix_is_compliant_on_file_evidence if {
+	d := decide({"installed_at": null, "scan": {"hotfixes": [{"id": "KB1"}], "files": file("5.2.3790.4392")}})
+	d.state == "compliant"
+	d.superseded_by == ""
+	not d.install
+	contains(d.reasons[0], "fix in effect by file evidence: 1 file(s) at or above expected versions")
+	contains(d.reasons[0], "Get-HotFix lists neither KB958644 nor a later update")
+}
+
+test_files_ok_without_hotfix_but_reboot_pending_is_pending_reboot if {
+	d := decide({"installed_at": null, "scan": {"hotfixes": [], "reboot": {"cbs_reboot_pending": true}, "files": file("5.2.3790.6000")}})
+	d.state == "pending_reboot"
+	not d.install
+	contains(d.reasons[0], "files at or above expected versions without KB958644, but a reboot is pending: CBS RebootPending")
+}
+
+test_install_only_when_nothing_of_the_patch_is_there_and_files_do_not_prove_it if {
+	decide({"installed_at": null, "scan": {"hotfixes": [], "files": file("5.2.3790.3229")}}).install
+	not decide({"installed_at": null, "scan": {"files": file("5.2.3790.3229")}}).install
+	not decide({"installed_at": null, "scan": {
+		"hotfixes": [],
+		"packages": [{"name": "Package_for_KB958644~31bf", "state": "InstallPending"}], "files": file("5.2.3790.3229"),
+	}}).install
+
+	# A package only staged is not installed.
+	decide({"installed_at": null, "scan": {
+		"hotfixes": [],
+		"packages": [{"name": "Package_for_KB958644~31bf", "state": "Staged"}], "files": file("5.2.3790.3229"),
+	}}).install
+}
+
+test_reboot_that_never_returned_is_named_in_the_reason if {
+	d := decide({"reachable": false, "scan": null, "reboot_wait": {
+		"outcome": "did_not_return", "requested_at": "2008-10-23T10:05:00Z",
+		"waited": "30m0s", "polls": 12, "last_error": "connection refused",
+	}})
+	d.state == "unreachable"
+	d.reasons[0] == "host did not come back within 30m0s of the reboot requested at 2008-10-23T10:05:00Z (12 polls; last error: connection refused): no evidence gathered since"
+}
+
+test_reboot_accepted_but_not_restarted_is_named_in_the_reasons if {
+	d := decide({"scan": {"reboot": {"cbs_reboot_pending": true}}, "reboot_wait": {
+		"outcome": "not_restarted", "requested_at": "2008-10-23T10:05:00Z",
+		"waited": "30m0s", "polls": 12, "previous_boot_time": "2008-10-23T11:00:00Z",
+	}})
+	d.state == "pending_reboot"
+	"the host accepted the reboot requested at 2008-10-23T10:05:00Z but had not restarted 30m0s later (12 polls): its boot time stayed 2008-10-23T11:00:00Z" in d.reasons
 }
 
 test_missing_scan_is_unknown_never_compliant if {
