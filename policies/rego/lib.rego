@@ -84,19 +84,23 @@ open_at(w, day, m) if {
 	m < w.end
 }
 
+# whole_minute is ns cut to its minute: windows open and close on the
+# minute, whatever the seconds of the time they are computed from.
+whole_minute(ns) := ns - (ns % minute_ns)
+
 # next_window_open is the next opening of w after ns (within 8 days).
 next_window_open(w, tz, ns) := min({t |
 	m := local_minute(ns, tz)
 	some d in numbers.range(0, 8)
-	t := ns + ((((d * 1440) + w.start) - m) * minute_ns)
+	t := whole_minute(ns) + ((((d * 1440) + w.start) - m) * minute_ns)
 	t > ns
 	window_open(w, tz, t)
 })
 
 # window_close is when the window open at ns closes.
-window_close(w, tz, ns) := ns + ((w.end - m) * minute_ns) if {
+window_close(w, tz, ns) := whole_minute(ns) + ((w.end - m) * minute_ns) if {
 	m := local_minute(ns, tz)
 	m < w.end
-} else := ns + (((1440 - m) + w.end) * minute_ns) if {
+} else := whole_minute(ns) + (((1440 - m) + w.end) * minute_ns) if {
 	m := local_minute(ns, tz)
 }

@@ -73,6 +73,13 @@ test_next_window_open_and_close if {
 	lib.next_window_open({"days": [1], "start": 540, "end": 1020}, "UTC", monday_10h) == time.parse_rfc3339_ns("2026-11-30T09:00:00Z")
 }
 
+test_window_times_fall_on_the_minute_whatever_the_seconds_of_now if {
+	w := {"days": [1], "start": 1260, "end": 360}
+	now := time.parse_rfc3339_ns("2026-11-23T10:00:11.5Z")
+	lib.next_window_open(w, "UTC", now) == time.parse_rfc3339_ns("2026-11-23T21:00:00Z")
+	lib.window_close(w, "Europe/Paris", time.parse_rfc3339_ns("2026-11-23T23:00:42Z")) == time.parse_rfc3339_ns("2026-11-24T05:00:00Z")
+}
+
 test_zone_falls_back if {
 	lib.zone({"time_zone": "Europe/Paris"}, "UTC") == "Europe/Paris"
 	lib.zone({}, "Asia/Tokyo") == "Asia/Tokyo"
