@@ -42,7 +42,7 @@ func (p *PolicyActivities) EvaluateRisk(ctx context.Context, in contract.Evaluat
 			Revision:   sla.Revision,
 			Error:      joinErrors(slaErr, planErr),
 		},
-		SLA: sla.SLA, Deadline: sla.Deadline, RequiredStages: plan.RequiredStages, Milestones: sla.Milestones,
+		SLA: sla.SLA, Deadline: sla.Deadline, RequiredStages: plan.RequiredStages, SkippedSteps: plan.SkippedSteps, Milestones: sla.Milestones,
 		Reasons: append(slices.Clone(sla.Reasons), plan.Reasons...),
 	}
 	return d, nil

@@ -172,10 +172,12 @@ type EvaluateRiskInput struct {
 // time order. Allow false means the rollout may not proceed as filed.
 type RiskDecision struct {
 	rollout.Decision
-	SLA            time.Duration       `json:"sla"`
-	Deadline       time.Time           `json:"deadline"`
-	RequiredStages []string            `json:"required_stages,omitempty"`
-	Milestones     []rollout.Milestone `json:"milestones"`
+	SLA            time.Duration `json:"sla"`
+	Deadline       time.Time     `json:"deadline"`
+	RequiredStages []string      `json:"required_stages,omitempty"`
+	// SkippedSteps are the rollout's stages an approved emergency skips.
+	SkippedSteps []string            `json:"skipped_steps,omitempty"`
+	Milestones   []rollout.Milestone `json:"milestones"`
 	// Reasons explain the deadline (severity, exploit, overrides).
 	Reasons []string `json:"reasons,omitempty"`
 }

@@ -169,14 +169,9 @@ func (d *decoder) rollout(block *hclsyntax.Block) *Rollout {
 		d.errorf(blockHeader(block), "No stages or waves", "A rollout needs at least one stage or wave saying which hosts to patch.")
 	}
 	d.checkAfter(r, waveBlocks, stageNames)
-	if r.Emergency != nil {
-		for i, s := range r.Emergency.SkipStages {
-			if _, ok := stageNames[s]; !ok {
-				d.errorf(d.elemRange(single["emergency"], "skip_stages", i), "Unknown stage",
-					"skip_stages names %q, but the rollout has no stage of that name.%s", s, didYouMean(s, keys(stageNames)))
-			}
-		}
-	}
+	// Which stages skip_stages may name (a filed stage, or a required one
+	// by name or alias) is the plan policy's decision, made
+	// by patchway plan and at risk evaluation.
 	return r
 }
 

@@ -105,7 +105,6 @@ func TestDecodeRolloutDiagnostics(t *testing.T) {
 		{"escalation at breach plus nonsense", "  escalation {\n    at = \"breach+soon\"\n    contacts = [\"a\"]\n    channels = []\n  }\n", "23:10 Invalid escalation point"},
 		{"unknown channel type", "  channel \"c\" {\n    type = \"pigeon\"\n  }\n", "23:12 Unknown channel type"},
 		{"api key on a channel", "  channel \"c\" {\n    type = \"webhook\"\n    api_key = \"k\"\n  }\n", "24:5 Secrets do not belong in a rollout or inventory"},
-		{"emergency skips an unknown stage", "  emergency {\n    reason = \"worm\"\n    skip_stages = [\"lab\"]\n  }\n", "24:20 Unknown stage"},
 		{"duplicate patch block", "  patch {\n  }\n", "22:3 Duplicate patch block"},
 		{"variables are not allowed", "  filed_by = var.me\n", "22:14 Variables not allowed"},
 		{"channel without a name", "  channel {\n    type = \"email\"\n  }\n", "22:3 Missing name for channel block"},

@@ -149,6 +149,13 @@ func (r *run) evaluateRisk(ctx workflow.Context) error {
 		for _, i := range s.Members {
 			r.st.Hosts[i].Step = t
 		}
+		// A stage an approved emergency skips (the plan policy's
+		// decision) is never run; its hosts stay pending.
+		if s.Kind == KindStage && slices.Contains(risk.SkippedSteps, s.Name) {
+			s.Status, s.Done = StepSkipped, true
+			r.record(Record{At: workflow.Now(ctx), Kind: "plan", Subject: s.Name, Allow: true,
+				Reason: fmt.Sprintf("stage %s skipped by the approved emergency break-glass; its %d host(s) stay pending", s.Name, len(s.Members))})
+		}
 	}
 	if unplanned > 0 {
 		r.record(Record{At: workflow.Now(ctx), Kind: "plan", Subject: ro.ID, Allow: true,

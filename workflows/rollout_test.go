@@ -233,6 +233,44 @@ func TestRolloutWalksTheStagedPath(t *testing.T) {
 	}
 }
 
+// An approved emergency that skips a stage the rollout files: the stage
+// never runs (its hosts stay pending), the other stage and the waves do.
+func TestEmergencySkipsAFiledStage(t *testing.T) {
+	in := standardInput(10)
+	in.Rollout.Emergency = &rollout.EmergencyRequest{Reason: "worm in the wild", ApprovedBy: "dave", SkipStages: []string{"prodlike"}}
+	h := newHarness(t, in)
+	h.approveGates("bob")
+	rep, err := h.run()
+	if err != nil {
+		t.Fatalf("rollout failed: %v", err)
+	}
+	p := h.progressAtEnd()
+	for _, s := range p.Steps {
+		if s.Name == "prodlike" && s.Status != StepSkipped {
+			t.Errorf("prodlike is %s, want skipped", s.Status)
+		}
+	}
+	for _, host := range in.Hosts {
+		want := 1
+		if host.Tier == rollout.TierProdlike {
+			want = 0
+		}
+		if n := h.fleet.patchCount(host.Name); n != want {
+			t.Errorf("%s (%s) patched %d times, want %d", host.Name, host.Tier, n, want)
+		}
+	}
+	if rep.Totals[rollout.StatePending] == 0 {
+		t.Errorf("no host left pending: %v", rep.Totals)
+	}
+	found := false
+	for _, d := range p.Decisions {
+		found = found || strings.Contains(d.Reason, "stage prodlike skipped by the approved emergency break-glass")
+	}
+	if !found {
+		t.Errorf("no decision records the skip: %+v", p.Decisions)
+	}
+}
+
 func TestApprovalIsRefusedByTheGatesPolicy(t *testing.T) {
 	tests := []struct {
 		name, user, wantCode string

@@ -37,13 +37,37 @@ emergency_approved if {
 	approver != object.get(input.rollout, "filed_by", "")
 }
 
-skip_requested := {s | some s in lib.list(emergency, "skip_stages")}
+# skip_stages names a stage of the rollout, or a required stage by its
+# name or one of its aliases, whether the rollout files it or not.
+skip_requested := {lower(s) | some s in lib.list(emergency, "skip_stages")}
 
+skip_names(req) := {lower(req), lower(object.get(stage_for, req, {"name": req}).name)} | {lower(a) | some a in aliases(req)}
+
+# skipped: the required stages an approved emergency skips.
 skipped contains req if {
 	some req in required_stages
-	not stage_for[req]
-	req in skip_requested
+	count(skip_names(req) & skip_requested) > 0
 	emergency_approved
+}
+
+# skipped_steps: the rollout's own stages the workflow does not run, the
+# required ones skipped and any other the emergency names.
+skipped_steps contains s.name if {
+	emergency_approved
+	some s in stages
+	lower(s.name) in skip_requested
+}
+
+skipped_steps contains stage_for[req].name if some req in skipped
+
+violations contains {"code": "unknown_skip_stage", "msg": msg} if {
+	some name in skip_requested
+	not name in {lower(s.name) | some s in stages}
+	not name in {n | some req in required_stages; some n in skip_names(req)}
+	msg := sprintf("skip_stages names %q, which is neither a stage of the rollout (%v) nor a required stage (%v)", [
+		name,
+		[s.name | some s in stages], sort(required_stages),
+	])
 }
 
 violations contains {"code": "missing_stage", "msg": msg} if {
@@ -67,18 +91,22 @@ soak(s) := object.get(s, "soak", 0)
 
 violations contains {"code": "soak_too_short", "msg": msg} if {
 	some req, s in stage_for
+	not req in skipped
 	soak(s) < min_soak(req)
 	msg := sprintf("stage %s soaks %s; a %s patch needs at least %s", [s.name, lib.duration(soak(s)), severity, lib.duration(min_soak(req))])
 }
 
 violations contains {"code": "step_exceeds_max", "msg": msg} if {
 	some req, s in stage_for
+	not req in skipped
 	limit := sla.step_max[req]
 	soak(s) > limit
 	msg := sprintf("stage %s soaks %s, over the %s maximum of %s for a %s patch", [s.name, lib.duration(soak(s)), req, lib.duration(limit), severity])
 }
 
-total_soak := sum([soak(s) | some s in stages])
+run_stages := [s | some s in stages; not s.name in skipped_steps]
+
+total_soak := sum([soak(s) | some s in run_stages])
 
 # Time left for the soaks: from now (or the SLA start, if later) to the
 # deadline.
@@ -86,12 +114,17 @@ available := sla.deadline - max([sla.now, sla.start])
 
 violations contains {"code": "soak_exceeds_sla", "msg": msg} if {
 	total_soak > available
-	terms := [sprintf("%s %s", [s.name, lib.duration(soak(s))]) | some s in stages]
+	terms := [sprintf("%s %s", [s.name, lib.duration(soak(s))]) | some s in run_stages]
 	msg := sprintf("stage soaks %s = %s exceed the %s left before the %s deadline %s (SLA %s); shorten the soaks or file an emergency", [concat(" + ", terms), lib.duration(total_soak), lib.duration(available), severity, time.format(sla.deadline), lib.duration(sla.sla_ns)])
 }
 
 reasons contains sprintf("%s stage skipped by emergency break-glass approved by %s (%s)", [req, emergency.approved_by, emergency_group]) if {
 	some req in skipped
+}
+
+reasons contains sprintf("stage %s skipped by emergency break-glass approved by %s (%s)", [name, emergency.approved_by, emergency_group]) if {
+	some name in skipped_steps
+	not lower(name) in {lower(req) | some req in skipped}
 }
 
 reasons contains sprintf("stage soaks total %s of the %s left before the deadline", [lib.duration(total_soak), lib.duration(available)]) if {
@@ -103,6 +136,7 @@ decision := {
 	"violations": [v | some v in violations],
 	"required_stages": [r | some r in required_stages],
 	"skipped_stages": sort(skipped),
+	"skipped_steps": sort(skipped_steps),
 	"total_soak": total_soak,
 	"sla": sla.sla_ns,
 	"deadline": time.format(sla.deadline),

@@ -97,3 +97,38 @@ test_stage_without_a_minimum_in_data_needs_no_soak if {
 		with data.plan.min_soak_hours as {}
 	d.allow
 }
+
+test_emergency_skips_a_stage_the_rollout_files if {
+	# The README's example: a worm, prodlike skipped though filed; its
+	# soak no longer counts against the SLA nor its minimum.
+	r := object.union(rollout("critical", [lab(2 * h), prodlike(30 * h)]), {"emergency": {"reason": "worm", "approved_by": "dave", "skip_stages": ["prodlike"]}})
+	d := decide(r)
+	d.allow
+	d.skipped_stages == ["prodlike"]
+	d.skipped_steps == ["production-like"]
+	d.total_soak == 2 * h
+	"prodlike stage skipped by emergency break-glass approved by dave (security-leads)" in d.reasons
+}
+
+test_emergency_skips_a_stage_by_its_own_name if {
+	r := object.union(rollout("critical", [lab(2 * h), prodlike(4 * h), {"name": "Pilot", "soak": 0}]), {"emergency": {"reason": "worm", "approved_by": "dave", "skip_stages": ["production-like", "pilot"]}})
+	d := decide(r)
+	d.allow
+	d.skipped_stages == ["prodlike"]
+	d.skipped_steps == ["Pilot", "production-like"]
+	"stage Pilot skipped by emergency break-glass approved by dave (security-leads)" in d.reasons
+}
+
+test_skip_of_a_filed_stage_without_approval_runs_it_and_is_refused if {
+	r := object.union(rollout("critical", [lab(2 * h), prodlike(4 * h)]), {"emergency": {"reason": "worm", "approved_by": "erin", "skip_stages": ["lab"]}})
+	d := decide(r)
+	codes(d) == {"emergency_not_approved"}
+	d.skipped_steps == []
+}
+
+test_skip_of_an_unknown_stage_is_refused_naming_the_stages if {
+	r := object.union(rollout("critical", [lab(2 * h), prodlike(4 * h)]), {"emergency": {"reason": "worm", "approved_by": "dave", "skip_stages": ["canary"]}})
+	d := decide(r)
+	codes(d) == {"unknown_skip_stage"}
+	d.violations[0].msg == `skip_stages names "canary", which is neither a stage of the rollout (["lab", "production-like"]) nor a required stage (["lab", "prodlike"])`
+}
