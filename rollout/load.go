@@ -199,7 +199,7 @@ func CheckRollout(r *Rollout, inv *Inventory, ranges *Ranges) hcl.Diagnostics {
 	for _, os := range slices.Sorted(maps.Keys(osUsed)) {
 		if n := osUsed[os]; !have[os] && len(r.Patch.Packages) > 0 {
 			add(hcl.DiagWarning, "patch", "No package for an OS",
-				fmt.Sprintf("%d selected host(s) run %q, but the patch has no package \"%s\" { ... } block: they will be reported as unsupported.", n, os, os))
+				fmt.Sprintf("%d selected host(s) run %q, but the patch has no package \"%s\" { ... } block: nothing is installed on them and they will be reported not_applicable.", n, os, os))
 		}
 	}
 	sortDiagnostics(diags)
