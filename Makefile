@@ -5,7 +5,7 @@ PKGS      := ./...
 # Short, bounded fuzz runs that make test always does.
 FUZZTIME  ?= 10s
 
-.PHONY: all build demo test unit fuzz lint bench clean
+.PHONY: all build demo test unit fuzz lint psparse bench clean
 
 all: build
 
@@ -15,8 +15,8 @@ build:
 demo: build
 	@if $(BIN) dev --help >/dev/null 2>&1; then ./scripts/demo.sh; else echo "make demo arrives with the dev-server issue"; fi
 
-# test runs everything that exists: lint, unit/integration/e2e tests, short fuzzing.
-test: lint unit fuzz
+# test runs everything that exists: lint, the PowerShell parse, unit/integration/e2e tests, short fuzzing.
+test: lint psparse unit fuzz
 
 unit:
 	$(GO) test -count=1 -timeout 30m $(PKGS)
@@ -56,6 +56,34 @@ lint: $(TOOLS)/opa $(TOOLS)/workflowcheck
 	$(TOOLS)/opa fmt --list --fail policies/rego
 	$(TOOLS)/opa check --strict --capabilities bin/capabilities.json policies/rego
 	$(TOOLS)/workflowcheck -config workflowcheck.config.yaml $(WORKFLOW_PKGS)
+
+# psparse: every committed .ps1, and what PowerShell on a host parses (each
+# host script as rendered: header, parameter here-string, body; and the
+# -EncodedCommand bootstrap), parsed with the tree-sitter PowerShell grammar
+# (scripts/psparse); a syntax error fails with file:line:col and its text.
+# It first proves it can fail: each testdata/bad/*.ps1 must be rejected
+# (exit 1) with a position, and testdata/good.ps1 accepted. The grammar is
+# installed once, by npm ci from the committed lockfile.
+PSPARSE       := scripts/psparse
+PSPARSE_STAMP := $(PSPARSE)/node_modules/.patchway-installed
+
+$(PSPARSE_STAMP): $(PSPARSE)/package.json $(PSPARSE)/package-lock.json
+	cd $(PSPARSE) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+psparse: $(PSPARSE_STAMP)
+	node $(PSPARSE)/psparse.mjs $(PSPARSE)/testdata/good.ps1
+	@for f in $(PSPARSE)/testdata/bad/*.ps1; do \
+		out=$$(node $(PSPARSE)/psparse.mjs "$$f"); rc=$$?; \
+		if [ $$rc -ne 1 ] || ! printf '%s\n' "$$out" | grep -Eq "^$$f:[0-9]+:[0-9]+: "; then \
+			echo "psparse self-test: $$f must fail (exit 1) at file:line:col, got exit $$rc:"; echo "$$out"; exit 1; \
+		fi; \
+		printf '%s\n' "$$out" | grep -E "^$$f:" | sed 's/^/rejected as it must be: /'; \
+	done
+	node $(PSPARSE)/psparse.mjs $$(git ls-files '*.ps1' ':(exclude)$(PSPARSE)/testdata/bad/')
+	@rm -rf bin/psparse
+	PATCHWAY_PSPARSE_OUT=$(CURDIR)/bin/psparse $(GO) test -count=1 -run '^TestWriteComposedScripts$$' ./hostscript
+	node $(PSPARSE)/psparse.mjs bin/psparse/*.ps1
 
 # bench measures the rollout against the no-orchestration floor and writes
 # bench/RESULTS.md (see bench/README.md). BENCH_N=1000,10000 sizes,
