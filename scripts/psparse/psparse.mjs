@@ -49,6 +49,24 @@ function innermost(node) {
   return null;
 }
 
+const openers = { '}': '{', ')': '(', ']': '[' };
+
+// opener names, for a missing closing delimiter, the opening one it would
+// close (a sibling before it): an unclosed brace is found only at the end
+// of the file, so that end alone would not say which block is open.
+function opener(src, missing) {
+  const want = openers[missing.type];
+  if (!want) return '';
+  for (let n = missing.previousSibling; n !== null; n = n.previousSibling) {
+    if (n.type === want) {
+      const lineStart = src.lastIndexOf('\n', n.startIndex - 1) + 1;
+      const stmt = src.slice(lineStart).split(/\r?\n/)[0].trim();
+      return ` to close the ${JSON.stringify(want)} at ${at(n)} (line: ${JSON.stringify(stmt.length > 60 ? stmt.slice(0, 60) + '...' : stmt)})`;
+    }
+  }
+  return '';
+}
+
 // problems returns the syntax errors in a tree, one line each: every
 // MISSING node (a token the parser inserted to recover, such as a '}') and
 // every outermost ERROR node (text it could not parse). An ERROR is placed
@@ -58,7 +76,7 @@ function problems(src, root) {
   const out = [];
   const walk = (node) => {
     if (node.isMissing) {
-      out.push(`${at(node)}: missing ${JSON.stringify(node.type)}`);
+      out.push(`${at(node)}: missing ${JSON.stringify(node.type)}${opener(src, node)}`);
       return;
     }
     if (node.isError) {
@@ -68,7 +86,7 @@ function problems(src, root) {
       if (inner === null) {
         out.push(`${stmt.pos}: syntax error at ${stmt.text}`);
       } else if (inner.isMissing) {
-        out.push(`${at(inner)}: missing ${JSON.stringify(inner.type)} in ${stmt.text} (from ${stmt.pos})`);
+        out.push(`${at(inner)}: missing ${JSON.stringify(inner.type)}${opener(src, inner)} in ${stmt.text} (from ${stmt.pos})`);
       } else {
         const e = span(src, inner.startIndex, inner.endIndex);
         out.push(`${e.pos}: syntax error at ${e.text} in ${stmt.text} (from ${stmt.pos})`);
