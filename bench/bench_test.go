@@ -76,7 +76,7 @@ func TestBenchmarkRunsEndToEndOnASmallFleet(t *testing.T) {
 			t.Errorf("%s = %v, want > 0", name, v)
 		}
 	}
-	for _, want := range []string{"- date: ", "- machine: ", "reboot downtime 200ms", "| 50 | compliance | 50 |", "### N = 50, worker", "### N = 50, server", "flat%"} {
+	for _, want := range []string{"- date: ", "- machine: ", "reboot downtime 200ms", "| 50 | compliance | 100 |", "| 50 | identity | 50 |", "### N = 50, worker", "### N = 50, server", "flat%"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("the report lacks %q", want)
 		}
