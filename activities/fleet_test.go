@@ -121,36 +121,17 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 			wantErrType: contract.IdentityMismatch, wantInstalls: 0},
 	}
 
-	sc := &fleetsim.Scenario{Name: "activities", Credential: "fleet",
-		Catalog: map[string]fleetsim.CatalogEntry{ro.Patch.KB: fleetsim.CatalogFromPatch(ro.Patch)},
-		Sites:   []rollout.Site{{Name: "paris", Region: "emea", TimeZone: "Europe/Paris", DistributionPoint: `\\dp01.paris.example\wsus`}}}
+	var specs []fleetsim.HostSpec
 	for i, tt := range tests {
 		spec := fleetsim.HostSpec{Host: rollout.Host{Name: "host-" + string(rune('a'+i)), OS: cmp.Or(tt.hostOS, os), Site: "paris", Region: "emea",
 			Tier: rollout.TierProduction, Role: "workstation", Owner: "it@corp.example"}, Faults: tt.faults, Files: tt.files, Installed: tt.otherKBs}
 		if tt.installed {
 			spec.Installed = append(spec.Installed, ro.Patch.KB)
 		}
-		sc.Hosts = append(sc.Hosts, spec)
+		specs = append(specs, spec)
 	}
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	password := hex.EncodeToString(b)
-	fleet, err := fleetsim.Start(context.Background(), sc, fleetsim.Options{Password: password, Seed: 7, RebootDowntime: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fleet.Close() })
-	inv := fleet.Inventory()
-	engine, err := policies.Load(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	acts := &activities.HostActivities{
-		Runner: &activities.WinRMRunner{Credentials: activities.StaticCredentials{"fleet": {Username: "patchway", Password: password, Binding: activities.CredentialBinding{Addresses: []string{"127.0.0.0/8"}}}},
-			Transport: engine, DialTimeout: time.Second, OperationTimeout: 2 * time.Second},
-		Policy: engine, PollInitial: 20 * time.Millisecond, PollMax: 100 * time.Millisecond, PollTimeout: 2 * time.Second,
-		HeartbeatEvery: 50 * time.Millisecond, RebootDelay: -1,
-	}
+	sf := startSimulatedFleet(t, ro.Patch, specs)
+	fleet, inv, acts, password := sf.fleet, sf.inv, sf.acts, sf.password
 
 	for i, tt := range tests {
 		host := inv.Hosts[i]
@@ -163,7 +144,7 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 			env.RegisterWorkflow(patchHostWorkflow)
 			activities.Register(env, activities.Deps{Hosts: acts})
 			env.ExecuteWorkflow(patchHostWorkflow, contract.PatchHostInput{
-				Target:      contract.HostTarget{RolloutID: ro.ID, Host: host, Patch: ro.Patch, DistributionPoint: sc.Sites[0].DistributionPoint},
+				Target:      contract.HostTarget{RolloutID: ro.ID, Host: host, Patch: ro.Patch, DistributionPoint: sf.distributionPoint},
 				Reboot:      !tt.noReboot,
 				BootTimeout: 3 * time.Second,
 			})
@@ -210,4 +191,136 @@ func bumped(v string) string {
 	i := strings.LastIndexByte(v, '.')
 	n, _ := strconv.Atoi(v[i+1:])
 	return v[:i+1] + strconv.Itoa(n+1000)
+}
+
+// simulatedFleet is a running fleet of simulated hosts with the real
+// WinRM runner and policies pointed at it.
+type simulatedFleet struct {
+	fleet             *fleetsim.Fleet
+	inv               *rollout.Inventory
+	acts              *activities.HostActivities
+	password          string
+	distributionPoint string
+}
+
+// startSimulatedFleet starts hosts whose catalogue is patch, over HTTPS
+// verified with the fleet's CA, with a random password.
+func startSimulatedFleet(t *testing.T, patch rollout.Patch, specs []fleetsim.HostSpec) simulatedFleet {
+	t.Helper()
+	sc := &fleetsim.Scenario{Name: "activities", Credential: "fleet", Hosts: specs,
+		Catalog: map[string]fleetsim.CatalogEntry{patch.KB: fleetsim.CatalogFromPatch(patch)},
+		Sites:   []rollout.Site{{Name: "paris", Region: "emea", TimeZone: "Europe/Paris", DistributionPoint: `\\dp01.paris.example\wsus`}}}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	password := hex.EncodeToString(b)
+	fleet, err := fleetsim.Start(context.Background(), sc, fleetsim.Options{Password: password, Seed: 7, RebootDowntime: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fleet.Close() })
+	engine, err := policies.Load(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts := &activities.HostActivities{
+		Runner: &activities.WinRMRunner{Credentials: activities.StaticCredentials{"fleet": {Username: "patchway", Password: password, Binding: activities.CredentialBinding{Addresses: []string{"127.0.0.0/8"}}}},
+			Transport: engine, DialTimeout: time.Second, OperationTimeout: 2 * time.Second},
+		Policy: engine, PollInitial: 20 * time.Millisecond, PollMax: 100 * time.Millisecond, PollTimeout: 2 * time.Second,
+		HeartbeatEvery: 50 * time.Millisecond, RebootDelay: -1,
+	}
+	return simulatedFleet{fleet: fleet, inv: fleet.Inventory(), acts: acts, password: password, distributionPoint: sc.Sites[0].DistributionPoint}
+}
+
+// patchThenRollBack patches a host, then rolls it back, as an abort with
+// rollback does after the host's wave.
+func patchThenRollBack(ctx workflow.Context, patch contract.PatchHostInput, rb contract.UninstallPatchInput) (contract.UninstallPatchResult, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute, HeartbeatTimeout: 10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 100 * time.Millisecond, MaximumAttempts: 3,
+			NonRetryableErrorTypes: []string{contract.AuthFailed, contract.InstallFailed, contract.UninstallFailed, contract.HostDidNotReturn}},
+	})
+	if patch.Target.Host.Name != "" {
+		var res contract.PatchHostResult
+		if err := workflow.ExecuteActivity(ctx, contract.PatchHostName, patch).Get(ctx, &res); err != nil {
+			return contract.UninstallPatchResult{}, err
+		}
+	}
+	var res contract.UninstallPatchResult
+	err := workflow.ExecuteActivity(ctx, contract.UninstallPatchName, rb).Get(ctx, &res)
+	return res, err
+}
+
+// TestRollbackOnTheSimulatedFleet: a rollback is rolled_back only on
+// proof (the hotfix gone, the files back below the fixed version after
+// the reboot); an uninstall whose reboot is not allowed now is
+// pending_reboot, one whose host never restarts says so, and one that
+// never comes back is unreachable, saying so.
+func TestRollbackOnTheSimulatedFleet(t *testing.T) {
+	ro, _, diags := rollout.Load(filepath.Join("..", "examples", "ms08-067.hcl"), rollout.LoadOptions{})
+	if diags.HasErrors() {
+		t.Fatalf("load ms08-067.hcl: %v", diags)
+	}
+	tests := []struct {
+		name string
+		// patchFirst: the rollout patched the host before the rollback.
+		patchFirst bool
+		faults     []fleetsim.FaultSpec
+		reboot     bool
+		wantState  rollout.HostState
+		wantSteps  string
+		// wantReason is a substring of the verdict's reasons.
+		wantReason string
+	}{
+		{name: "uninstall, reboot, verify: rolled_back on proof", patchFirst: true, reboot: true,
+			wantState: rollout.StateRolledBack, wantSteps: "scan,uninstall,reboot,wait_for_boot,verify", wantReason: "back below the fixed version"},
+		{name: "a reboot not allowed now leaves the uninstall pending_reboot", patchFirst: true, reboot: false,
+			wantState: rollout.StatePendingReboot, wantSteps: "scan,uninstall,verify", wantReason: "uninstall of KB958644 waits for a reboot"},
+		{name: "a host that accepts the reboot but never restarts stays pending_reboot, and the reasons say so", patchFirst: true, reboot: true,
+			faults:    []fleetsim.FaultSpec{{Kind: fleetsim.FaultNoReboot}},
+			wantState: rollout.StatePendingReboot, wantSteps: "scan,uninstall,reboot,wait_for_boot,verify", wantReason: "accepted the reboot requested at"},
+		{name: "a host that never got the patch has nothing to uninstall and is proven clean", reboot: true,
+			wantState: rollout.StateRolledBack, wantSteps: "scan,uninstall,verify", wantReason: "no longer listed nor installed"},
+	}
+	const os = "windows-xp-sp3"
+	var specs []fleetsim.HostSpec
+	for i, tt := range tests {
+		specs = append(specs, fleetsim.HostSpec{Host: rollout.Host{Name: "rb-" + string(rune('a'+i)), OS: os, Site: "paris", Region: "emea",
+			Tier: rollout.TierProduction, Role: "workstation", Owner: "it@corp.example"}, Faults: tt.faults})
+	}
+	sf := startSimulatedFleet(t, ro.Patch, specs)
+	for i, tt := range tests {
+		host := sf.inv.Hosts[i]
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestWorkflowEnvironment()
+			env.SetTestTimeout(time.Minute)
+			env.RegisterWorkflow(patchThenRollBack)
+			activities.Register(env, activities.Deps{Hosts: sf.acts})
+			target := contract.HostTarget{RolloutID: ro.ID, Host: host, Patch: ro.Patch, DistributionPoint: sf.distributionPoint}
+			var patch contract.PatchHostInput
+			if tt.patchFirst {
+				patch = contract.PatchHostInput{Target: target, Reboot: true, BootTimeout: 3 * time.Second}
+			}
+			env.ExecuteWorkflow(patchThenRollBack, patch, contract.UninstallPatchInput{Target: target, Reboot: tt.reboot, BootTimeout: 3 * time.Second})
+			var res contract.UninstallPatchResult
+			if err := env.GetWorkflowResult(&res); err != nil {
+				t.Fatalf("rollback: %v", err)
+			}
+			v := res.Verdict
+			if v.State != tt.wantState {
+				t.Errorf("state %s (%s), want %s", v.State, strings.Join(v.Reasons, "; "), tt.wantState)
+			}
+			if got := strings.Join(res.Steps, ","); got != tt.wantSteps {
+				t.Errorf("steps %q, want %q", got, tt.wantSteps)
+			}
+			if !strings.Contains(strings.Join(v.Reasons, "\n"), tt.wantReason) {
+				t.Errorf("reasons %q lack %q", v.Reasons, tt.wantReason)
+			}
+			snap := sf.fleet.Host(host.Name).Snapshot()
+			if tt.wantState == rollout.StateRolledBack && len(snap.Hotfixes) != 0 {
+				t.Errorf("rolled_back, but the host still lists %v", snap.Hotfixes)
+			}
+		})
+	}
 }

@@ -63,6 +63,7 @@ type HostPolicy interface {
 	Applicability(ctx context.Context, in policies.ApplicabilityInput) (policies.ApplicabilityDecision, error)
 	Compliance(ctx context.Context, in policies.ComplianceInput) (policies.ComplianceDecision, error)
 	Identity(ctx context.Context, in policies.IdentityInput) (policies.IdentityDecision, error)
+	Rollback(ctx context.Context, in policies.ComplianceInput) (policies.ComplianceDecision, error)
 	Reboot(ctx context.Context, in policies.RebootInput) (policies.RebootDecision, error)
 }
 
@@ -165,27 +166,118 @@ func (a *HostActivities) VerifyPatch(ctx context.Context, in contract.VerifyPatc
 	return v, activityError("verify", err)
 }
 
-// UninstallPatch removes the patch (rollback). An absent patch is success
-// (not_installed), so retries are harmless.
-func (a *HostActivities) UninstallPatch(ctx context.Context, in contract.UninstallPatchInput) (hostscript.UninstallResult, error) {
+// UninstallPatch rolls the patch back on one host: uninstall, a reboot
+// where the reboot policy requires one (and the workflow's reboot
+// decision allows it now), then a scan the rollback policy judges. The
+// host is rolled_back only on that proof. An absent patch uninstalls as
+// not_installed, so retries are harmless; a retried attempt resumes from
+// its heartbeat and never reboots twice.
+func (a *HostActivities) UninstallPatch(ctx context.Context, in contract.UninstallPatchInput) (contract.UninstallPatchResult, error) {
+	res, err := a.rollbackHost(ctx, in)
+	return res, activityError("rollback", err)
+}
+
+// rollbackProgress is UninstallPatch's heartbeat detail.
+type rollbackProgress struct {
+	Steps            []string                   `json:"steps"`
+	UninstallDone    bool                       `json:"uninstall_done,omitempty"`
+	Uninstall        hostscript.UninstallResult `json:"uninstall"`
+	PreviousBootTime time.Time                  `json:"previous_boot_time,omitzero"`
+	RebootIssued     bool                       `json:"reboot_issued,omitempty"`
+	Wait             waitState                  `json:"wait"`
+	Booted           bool                       `json:"booted,omitempty"`
+	FirstContact     *contract.HostIdentity     `json:"first_contact,omitempty"`
+}
+
+func (a *HostActivities) rollbackHost(ctx context.Context, in contract.UninstallPatchInput) (contract.UninstallPatchResult, error) {
 	t := in.Target
-	var res hostscript.UninstallResult
+	var p rollbackProgress
+	lastHeartbeat(ctx, &p)
+	progress := func() any { return p }
+	beat := func() { heartbeat(ctx, p) }
+	step := func(s string) { p.Steps = append(p.Steps, s) }
+	result := func(v contract.HostVerdict) contract.UninstallPatchResult {
+		return contract.UninstallPatchResult{Uninstall: p.Uninstall, Verdict: v, Steps: p.Steps}
+	}
+	if p.FirstContact != nil {
+		t.Host.TLS.CertSHA256 = cmp.Or(t.Host.TLS.CertSHA256, p.FirstContact.TLSCertSHA256)
+	}
+	if !p.RebootIssued {
+		scan, err := a.scan(ctx, t)
+		if err != nil {
+			return contract.UninstallPatchResult{}, err
+		}
+		step("scan")
+		id, err := a.identity(ctx, t, scan, p.FirstContact)
+		if err != nil {
+			return contract.UninstallPatchResult{}, err
+		}
+		if !id.Allow {
+			v, _, jerr := a.judge(ctx, t, evidence{scan: &scan, first: p.FirstContact, rollback: true})
+			return result(v), jerr
+		}
+		if p.FirstContact == nil {
+			p.FirstContact = &id.Observed
+			t.Host.TLS.CertSHA256 = cmp.Or(t.Host.TLS.CertSHA256, id.Observed.TLSCertSHA256)
+		}
+		if !p.UninstallDone {
+			var res hostscript.UninstallResult
+			err := a.runScript(ctx, t.Host, hostscript.OpUninstall, hostscript.UninstallParams{RolloutID: t.RolloutID, KB: t.Patch.KB}, &res, progress)
+			if err == nil && res.Outcome == hostscript.UninstallFailed {
+				err = &contract.HostError{Type: contract.UninstallFailed, Host: t.Host.Name, ExitCode: res.ExitCode,
+					Msg: fmt.Sprintf("wusa /uninstall of %s exited %d: %s", t.Patch.KB, res.ExitCode, res.Message)}
+			}
+			if err != nil {
+				return contract.UninstallPatchResult{}, err
+			}
+			logger(ctx).Info("uninstall finished", "host", t.Host.Name, "kb", t.Patch.KB, "outcome", res.Outcome)
+			p.Uninstall, p.UninstallDone = res, true
+			step("uninstall")
+			beat()
+		}
+		need, err := a.rebootRequired(ctx, t, policies.RebootFacts{
+			InstallerExitCode: p.Uninstall.ExitCode,
+			CBSRebootPending:  scan.Reboot.CBSRebootPending, WURebootRequired: scan.Reboot.WURebootRequired,
+		}, false)
+		if err != nil {
+			return contract.UninstallPatchResult{}, err
+		}
+		if need && in.Reboot {
+			p.PreviousBootTime = scan.LastBootUpTime
+			beat()
+			if _, err := a.reboot(ctx, t, a.rebootDelaySeconds()); err != nil {
+				return contract.UninstallPatchResult{}, err
+			}
+			step("reboot")
+			p.RebootIssued, p.Wait = true, waitState{StartedAt: time.Now()}
+			beat()
+		}
+	}
+	var wait *policies.RebootWait
+	if p.RebootIssued && !p.Booted {
+		w, gone, err := a.awaitBoot(ctx, t, p.PreviousBootTime, in.BootTimeout, &p.Wait, progress)
+		step("wait_for_boot")
+		if err != nil {
+			return contract.UninstallPatchResult{}, err
+		}
+		if gone {
+			v, _, jerr := a.judge(ctx, t, evidence{first: p.FirstContact, wait: w, rollback: true})
+			return result(v), jerr
+		}
+		wait, p.Booted = w, w == nil
+		beat()
+	}
 	scan, err := a.scan(ctx, t)
 	if err != nil {
-		return res, activityError("uninstall: scan first", err)
+		return contract.UninstallPatchResult{}, err
 	}
-	if err := a.requireIdentity(ctx, t, scan); err != nil {
-		return res, activityError("uninstall", err)
+	step("verify")
+	v, _, err := a.judge(ctx, t, evidence{scan: &scan, first: p.FirstContact, wait: wait, rollback: true})
+	if err != nil {
+		return contract.UninstallPatchResult{}, err
 	}
-	err = a.runScript(ctx, t.Host, hostscript.OpUninstall, hostscript.UninstallParams{RolloutID: t.RolloutID, KB: t.Patch.KB}, &res, func() any { return nil })
-	if err == nil && res.Outcome == hostscript.UninstallFailed {
-		err = &contract.HostError{Type: contract.UninstallFailed, Host: t.Host.Name, ExitCode: res.ExitCode,
-			Msg: fmt.Sprintf("wusa /uninstall of %s exited %d: %s", t.Patch.KB, res.ExitCode, res.Message)}
-	}
-	if err == nil {
-		logger(ctx).Info("uninstall finished", "host", t.Host.Name, "kb", t.Patch.KB, "outcome", res.Outcome)
-	}
-	return res, activityError("uninstall", err)
+	logger(ctx).Info("rollback finished", "host", t.Host.Name, "state", string(v.State), "steps", strings.Join(p.Steps, ","))
+	return result(v), nil
 }
 
 // patchProgress is PatchHost's heartbeat detail: enough to resume after a
@@ -347,25 +439,19 @@ func (a *HostActivities) patchHost(ctx context.Context, in contract.PatchHostInp
 
 	var wait *policies.RebootWait
 	if p.RebootIssued && !p.Booted {
-		_, err := a.waitForBoot(ctx, t.Host, p.PreviousBootTime, in.BootTimeout, &p.Wait, progress)
+		w, gone, err := a.awaitBoot(ctx, t, p.PreviousBootTime, in.BootTimeout, &p.Wait, progress)
 		p.step("wait_for_boot")
-		var dnr *didNotReturnError
-		switch {
-		case errors.As(err, &dnr) && !dnr.reachable:
-			log.Info("host did not come back from its reboot", "host", t.Host.Name, "polls", p.Wait.Polls)
-			v, _, jerr := a.judge(ctx, t, evidence{installedAt: p.InstalledAt, first: p.FirstContact, wait: dnr.wait(policies.RebootDidNotReturn)})
-			return result(v), jerr
-		case errors.As(err, &dnr):
-			// Reachable but never rebooted: verify what is there; the
-			// pending-reboot evidence speaks for itself, and the reasons
-			// say the reboot was asked for.
-			log.Info("host answered but did not reboot", "host", t.Host.Name, "boot_time", dnr.bootTime)
-			wait = dnr.wait(policies.RebootNotRestarted)
-		case err != nil:
+		if err != nil {
 			return contract.PatchHostResult{}, err
-		default:
-			p.Booted = true
 		}
+		if gone {
+			v, _, jerr := a.judge(ctx, t, evidence{installedAt: p.InstalledAt, first: p.FirstContact, wait: w})
+			return result(v), jerr
+		}
+		// Reachable but never rebooted: verify what is there; the
+		// pending-reboot evidence speaks for itself, and the reasons
+		// say the reboot was asked for.
+		wait, p.Booted = w, w == nil
 		beat()
 	}
 
@@ -607,6 +693,23 @@ func (a *HostActivities) sleepWithHeartbeat(ctx context.Context, d time.Duration
 	}
 }
 
+// awaitBoot waits for the host to boot past prev. When it did not, wait
+// says how the wait ended and gone whether the host never answered again;
+// both are zero when it booted.
+func (a *HostActivities) awaitBoot(ctx context.Context, t contract.HostTarget, prev time.Time, timeout time.Duration, st *waitState, progress func() any) (wait *policies.RebootWait, gone bool, err error) {
+	_, err = a.waitForBoot(ctx, t.Host, prev, timeout, st, progress)
+	var dnr *didNotReturnError
+	switch {
+	case errors.As(err, &dnr) && !dnr.reachable:
+		logger(ctx).Info("host did not come back from its reboot", "host", t.Host.Name, "polls", st.Polls)
+		return dnr.wait(policies.RebootDidNotReturn), true, nil
+	case errors.As(err, &dnr):
+		logger(ctx).Info("host answered but did not reboot", "host", t.Host.Name, "boot_time", dnr.bootTime)
+		return dnr.wait(policies.RebootNotRestarted), false, nil
+	}
+	return nil, false, err
+}
+
 // identity asks the identity policy whether the machine that produced
 // scan is the target's host (first: who answered earlier in the run).
 func (a *HostActivities) identity(ctx context.Context, t contract.HostTarget, scan hostscript.ScanResult, first *contract.HostIdentity) (policies.IdentityDecision, error) {
@@ -646,6 +749,8 @@ type evidence struct {
 	installedAt time.Time
 	first       *contract.HostIdentity
 	wait        *policies.RebootWait
+	// rollback: judge by the rollback policy (rolled_back only on proof).
+	rollback bool
 }
 
 // judge has the compliance policy judge the evidence. install is the
@@ -654,10 +759,15 @@ func (a *HostActivities) judge(ctx context.Context, t contract.HostTarget, e evi
 	if a.Policy == nil {
 		return contract.HostVerdict{}, false, errors.New("no compliance policy configured")
 	}
-	d, err := a.Policy.Compliance(ctx, policies.ComplianceInput{
+	in := policies.ComplianceInput{
 		Host: t.Host, Patch: t.Patch, Scan: e.scan, Reachable: e.scan != nil, InstalledAt: e.installedAt,
 		FirstContact: e.first, RebootWait: e.wait, Now: a.now(),
-	})
+	}
+	decide := a.Policy.Compliance
+	if e.rollback {
+		decide = a.Policy.Rollback
+	}
+	d, err := decide(ctx, in)
 	if err != nil {
 		return contract.HostVerdict{}, false, &policyError{fmt.Errorf("compliance policy for host %s: %w", t.Host.Name, err)}
 	}
@@ -676,16 +786,20 @@ func (a *HostActivities) judge(ctx context.Context, t contract.HostTarget, e evi
 // now, on what it showed after the install. Whether it may reboot was
 // decided at admission (in.Reboot).
 func (a *HostActivities) rebootNeeded(ctx context.Context, in contract.PatchHostInput, scan hostscript.ScanResult, p *patchProgress) (bool, error) {
+	return a.rebootRequired(ctx, in.Target, policies.RebootFacts{
+		InstalledThisRun: p.InstallStarted, InstallerExitCode: p.ExitCode, Rebooted: p.Booted,
+		CBSRebootPending: scan.Reboot.CBSRebootPending, WURebootRequired: scan.Reboot.WURebootRequired,
+	}, in.RebootPending)
+}
+
+// rebootRequired asks the reboot policy whether the target needs a reboot
+// on facts seen on the host.
+func (a *HostActivities) rebootRequired(ctx context.Context, t contract.HostTarget, facts policies.RebootFacts, pending bool) (bool, error) {
 	if a.Policy == nil {
 		return false, errors.New("no reboot policy configured")
 	}
-	t := in.Target
 	d, err := a.Policy.Reboot(ctx, policies.RebootInput{
-		Host: t.Host, Patch: t.Patch, RebootPending: in.RebootPending, Now: a.now(), CheckedIn: true,
-		Facts: &policies.RebootFacts{
-			InstalledThisRun: p.InstallStarted, InstallerExitCode: p.ExitCode, Rebooted: p.Booted,
-			CBSRebootPending: scan.Reboot.CBSRebootPending, WURebootRequired: scan.Reboot.WURebootRequired,
-		},
+		Host: t.Host, Patch: t.Patch, RebootPending: pending, Now: a.now(), CheckedIn: true, Facts: &facts,
 	})
 	if err != nil {
 		return false, &policyError{fmt.Errorf("reboot policy for host %s: %w", t.Host.Name, err)}

@@ -506,15 +506,20 @@ func TestUninstallPatchIsIdempotent(t *testing.T) {
 	sim := newSimHost("")
 	sim.hotfix = true
 	h := newHarness(t, sim, "")
-	var first, second hostscript.UninstallResult
-	if err := h.run(contract.UninstallPatchName, contract.UninstallPatchInput{Target: h.target}, &first); err != nil {
-		t.Fatal(err)
+	var res [2]contract.UninstallPatchResult
+	for i := range res {
+		if err := h.run(contract.UninstallPatchName, contract.UninstallPatchInput{Target: h.target}, &res[i]); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := h.run(contract.UninstallPatchName, contract.UninstallPatchInput{Target: h.target}, &second); err != nil {
-		t.Fatal(err)
-	}
+	first, second := res[0].Uninstall, res[1].Uninstall
 	if first.Outcome != hostscript.UninstallOKRebootRequired || !first.RebootRequired || second.Outcome != hostscript.UninstallNotInstalled {
 		t.Errorf("uninstall outcomes %q then %q; want %q then %q", first.Outcome, second.Outcome, hostscript.UninstallOKRebootRequired, hostscript.UninstallNotInstalled)
+	}
+	// No reboot was allowed: the uninstall waits for it, and is not
+	// called rolled_back.
+	if st := res[0].Verdict.State; st == rollout.StateRolledBack {
+		t.Errorf("rolled_back before the uninstall's reboot: %v", res[0].Verdict.Reasons)
 	}
 }
 

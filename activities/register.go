@@ -23,7 +23,7 @@ type HostOperations interface {
 	RebootHost(context.Context, contract.RebootHostInput) (hostscript.RebootResult, error)
 	WaitForBoot(context.Context, contract.WaitForBootInput) (contract.WaitForBootResult, error)
 	VerifyPatch(context.Context, contract.VerifyPatchInput) (contract.HostVerdict, error)
-	UninstallPatch(context.Context, contract.UninstallPatchInput) (hostscript.UninstallResult, error)
+	UninstallPatch(context.Context, contract.UninstallPatchInput) (contract.UninstallPatchResult, error)
 	PatchHost(context.Context, contract.PatchHostInput) (contract.PatchHostResult, error)
 }
 

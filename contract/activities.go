@@ -117,9 +117,23 @@ type HostVerdict struct {
 	Proof    []string              `json:"proof,omitempty"`
 }
 
-// UninstallPatchInput asks for a rollback on one host.
+// UninstallPatchInput asks for a rollback on one host. Reboot says
+// whether the workflow's reboot decision allowed a reboot now, should the
+// uninstall need one; BootTimeout bounds the wait for it.
 type UninstallPatchInput struct {
-	Target HostTarget `json:"target"`
+	Target      HostTarget    `json:"target"`
+	Reboot      bool          `json:"reboot,omitempty"`
+	BootTimeout time.Duration `json:"boot_timeout,omitempty"`
+}
+
+// UninstallPatchResult is a rollback's outcome: what the uninstaller
+// said, the rollback policy's verdict on the host's evidence afterwards
+// (rolled_back only on proof), and the steps done ("scan", "uninstall",
+// "reboot", "wait_for_boot", "verify").
+type UninstallPatchResult struct {
+	Uninstall hostscript.UninstallResult `json:"uninstall"`
+	Verdict   HostVerdict                `json:"verdict"`
+	Steps     []string                   `json:"steps,omitempty"`
 }
 
 // PatchHostInput runs the whole per-host sequence. Reboot says whether the

@@ -116,6 +116,19 @@ func (e *Engine) Compliance(ctx context.Context, in ComplianceInput) (Compliance
 	return d, err
 }
 
+// Rollback judges a host after a rollback: rolled_back only on proof
+// (the update gone, the files back below the fixed version). On an
+// evaluation error the host is unknown and the error is returned.
+func (e *Engine) Rollback(ctx context.Context, in ComplianceInput) (ComplianceDecision, error) {
+	var d ComplianceDecision
+	err := e.evalInto(ctx, DecisionRollback, in, in.Now, &d)
+	if err != nil {
+		d = ComplianceDecision{State: rollout.StateUnknown, Reasons: []string{"policy evaluation failed"}}
+	}
+	d.Decision = e.finish(d.Decision, err)
+	return d, err
+}
+
 // Exception asks the exceptions policy. On an evaluation error the host
 // is unknown (never compliant) and the error is returned.
 func (e *Engine) Exception(ctx context.Context, in ExceptionInput) (ExceptionDecision, error) {

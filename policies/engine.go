@@ -61,6 +61,8 @@ const (
 	// DecisionIdentity: whether the machine that answered is the host the
 	// inventory names.
 	DecisionIdentity = "identity"
+	// DecisionRollback: the state of a host after a rollback.
+	DecisionRollback = "rollback"
 )
 
 // Decisions lists every decision the engine prepares; a bundle must define
@@ -68,7 +70,7 @@ const (
 var Decisions = []string{
 	DecisionCompliance, DecisionReboot, DecisionSLA, DecisionPlan,
 	DecisionGates, DecisionWaves, DecisionEscalation, DecisionTransport, DecisionApplicability,
-	DecisionExceptions, DecisionIdentity,
+	DecisionExceptions, DecisionIdentity, DecisionRollback,
 }
 
 // requiredRule is the rule every decision package must define.

@@ -11,7 +11,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/patchway/patchway/contract"
-	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -76,6 +75,9 @@ type HostOutcome struct {
 	InstalledAt time.Time         `json:"installed_at,omitzero"`
 	// Proof is the evidence behind State (contract.HostVerdict.Proof).
 	Proof []string `json:"proof,omitempty"`
+	// Installed: this rollout ran the installer on the host (its
+	// sequence has an install step), so a rollback has something to undo.
+	Installed bool `json:"installed,omitempty"`
 	// Held: the reboot policy refused to start the host while nothing else
 	// ran; the rollout retries it later.
 	Held bool `json:"held,omitempty"`
@@ -151,6 +153,12 @@ func newBatch(in HostBatchInput) *batch {
 	return b
 }
 
+// changeRollbackOnProof versions rollbacks that reboot where the reboot
+// policy requires it and end rolled_back only on the rollback policy's
+// proof, on the hosts this rollout installed; before, the uninstall's
+// answer alone marked every started host rolled_back.
+const changeRollbackOnProof = "rollback-on-proof"
+
 // mustContinueAsNew: this run started as many hosts as it may, or the
 // server suggests a new run.
 func (b *batch) mustContinueAsNew(ctx workflow.Context) bool {
@@ -180,7 +188,7 @@ func (b *batch) startWhatMayStart(ctx workflow.Context) error {
 		return nil
 	}
 	plans := make([]contract.RebootPlan, 0, len(candidates))
-	if b.in.Op == OpUninstall {
+	if b.in.Op == OpUninstall && workflow.GetVersion(ctx, changeRollbackOnProof, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		for _, h := range candidates[:min(slots, len(candidates))] {
 			plans = append(plans, contract.RebootPlan{Host: h.Host.Name})
 		}
@@ -287,7 +295,7 @@ func (b *batch) start(ctx workflow.Context, h BatchHost, reboot bool) {
 	var f workflow.Future
 	if b.in.Op == OpUninstall {
 		f = workflow.ExecuteActivity(withHostOptions(ctx, "uninstall "+h.Host.Name, b.in.BootTimeout),
-			contract.UninstallPatchName, contract.UninstallPatchInput{Target: target})
+			contract.UninstallPatchName, contract.UninstallPatchInput{Target: target, Reboot: reboot, BootTimeout: b.in.BootTimeout})
 	} else {
 		f = workflow.ExecuteActivity(withHostOptions(ctx, "patch "+h.Host.Name, b.in.BootTimeout),
 			contract.PatchHostName, contract.PatchHostInput{Target: target, Reboot: reboot, RebootPending: h.RebootPending,
@@ -309,13 +317,17 @@ func (b *batch) start(ctx workflow.Context, h BatchHost, reboot bool) {
 func (b *batch) outcome(ctx workflow.Context, f workflow.Future, h BatchHost) HostOutcome {
 	o := HostOutcome{Index: h.Index, Host: h.Host.Name, Started: true}
 	if b.in.Op == OpUninstall {
-		var res hostscript.UninstallResult
+		var res contract.UninstallPatchResult
 		if err := f.Get(ctx, &res); err != nil {
 			o.State, o.Reasons = stateForError(err), []string{"rollback: " + errorReason(err)}
 			return o
 		}
-		o.State = rollout.StateRolledBack
-		o.Reasons = []string{"rolled back: " + res.Outcome}
+		o.State, o.Reasons, o.Proof = res.Verdict.State, res.Verdict.Reasons, res.Verdict.Proof
+		if o.State == "" {
+			// Recorded before rollbacks were verified: the uninstall
+			// answered, nothing proved it.
+			o.State, o.Reasons = rollout.StateUnknown, []string{"rollback: uninstall answered " + res.Uninstall.Outcome + ", not verified"}
+		}
 		return o
 	}
 	var res contract.PatchHostResult
@@ -324,6 +336,7 @@ func (b *batch) outcome(ctx workflow.Context, f workflow.Future, h BatchHost) Ho
 		return o
 	}
 	o.State, o.Reasons, o.InstalledAt, o.Proof = res.Verdict.State, res.Verdict.Reasons, res.InstalledAt, res.Verdict.Proof
+	o.Installed = slices.Contains(res.Steps, "install")
 	if o.State == "" {
 		o.State = rollout.StateUnknown
 	}

@@ -305,6 +305,7 @@ func (r *run) merge(s *stepState, op string, res HostBatchResult) {
 			}
 			r.setHost(o.Index, o.State, o.Reasons)
 			h.Proof = o.Proof
+			h.Installed = h.Installed || (op == OpPatch && o.Installed)
 		}
 	}
 	if op == OpPatch {
@@ -316,8 +317,20 @@ func (r *run) merge(s *stepState, op string, res HostBatchResult) {
 // it (abort with rollback), in batch children like the install.
 func (r *run) rollback(ctx workflow.Context, s *stepState) error {
 	var hosts []int
+	onProof := workflow.GetVersion(ctx, changeRollbackOnProof, workflow.DefaultVersion, 1) != workflow.DefaultVersion
 	for _, i := range s.Started {
-		switch r.st.Hosts[i].State {
+		h := r.st.Hosts[i]
+		if onProof {
+			// Only what this rollout installed is undone: a host that
+			// never got the patch (already compliant, superseded, not
+			// applicable, failed before the installer ran) keeps its
+			// state, and one already rolled back is not uninstalled again.
+			if h.Installed && h.State != rollout.StateRolledBack && h.State != rollout.StateExcepted {
+				hosts = append(hosts, i)
+			}
+			continue
+		}
+		switch h.State {
 		case rollout.StateNotApplicable, rollout.StateExcepted, rollout.StateRolledBack, rollout.StatePending:
 			continue
 		}

@@ -29,8 +29,11 @@ type testFleet struct {
 	mu sync.Mutex
 	// behave decides a host's outcome at the (simulated) time it is
 	// patched; nil means compliant.
-	behave      func(h rollout.Host, now time.Time) (rollout.HostState, error)
-	patched     map[string]int
+	behave  func(h rollout.Host, now time.Time) (rollout.HostState, error)
+	patched map[string]int
+	// present: hosts whose patch is already in effect, so PatchHost
+	// verifies without installing.
+	present     map[string]bool
 	order       []string
 	uninstalled map[string]int
 	events      []contract.Event
@@ -42,7 +45,7 @@ type testFleet struct {
 // see (the test environment's simulated one, or the wall clock against a
 // real server).
 func newTestFleet(r activities.Registry, now func() time.Time) *testFleet {
-	f := &testFleet{HostActivities: &activities.HostActivities{}, now: now, start: now(), patched: map[string]int{}, uninstalled: map[string]int{}}
+	f := &testFleet{HostActivities: &activities.HostActivities{}, now: now, start: now(), patched: map[string]int{}, present: map[string]bool{}, uninstalled: map[string]int{}}
 	activities.Register(r, activities.Deps{Hosts: f, Notifier: f, Reports: f})
 	return f
 }
@@ -62,18 +65,28 @@ func (f *testFleet) PatchHost(ctx context.Context, in contract.PatchHostInput) (
 	if err != nil {
 		return contract.PatchHostResult{}, err
 	}
+	steps := []string{"scan", "install", "reboot", "wait_for_boot", "verify"}
+	f.mu.Lock()
+	if f.present[in.Target.Host.Name] {
+		steps = []string{"scan", "verify"}
+	}
+	f.mu.Unlock()
 	return contract.PatchHostResult{
 		Verdict: contract.HostVerdict{Host: in.Target.Host.Name, State: state, Reasons: []string{"scripted " + string(state)}},
-		Steps:   []string{"scan", "install", "reboot", "wait_for_boot", "verify"}, InstalledAt: now,
+		Steps:   steps, InstalledAt: now,
 	}, nil
 }
 
-// UninstallPatch records a rollback.
-func (f *testFleet) UninstallPatch(_ context.Context, in contract.UninstallPatchInput) (hostscript.UninstallResult, error) {
+// UninstallPatch records a rollback, proven by the scripted host.
+func (f *testFleet) UninstallPatch(_ context.Context, in contract.UninstallPatchInput) (contract.UninstallPatchResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.uninstalled[in.Target.Host.Name]++
-	return hostscript.UninstallResult{KB: in.Target.Patch.KB, Outcome: hostscript.UninstallOK}, nil
+	return contract.UninstallPatchResult{
+		Uninstall: hostscript.UninstallResult{KB: in.Target.Patch.KB, Outcome: hostscript.UninstallOKRebootRequired, ExitCode: 3010, RebootRequired: true},
+		Verdict:   contract.HostVerdict{Host: in.Target.Host.Name, State: rollout.StateRolledBack, Reasons: []string{"scripted rolled_back"}},
+		Steps:     []string{"scan", "uninstall", "reboot", "wait_for_boot", "verify"},
+	}, nil
 }
 
 // Notify records the event and when (simulated) it was sent.

@@ -398,6 +398,9 @@ func TestWaveHaltsAtItsThresholdAndResumes(t *testing.T) {
 func TestAbortWithRollbackUninstallsTheCurrentWave(t *testing.T) {
 	h := newHarness(t, standardInput(30))
 	h.fleet.behave = haltingFleet(3)
+	// A host of the wave had the fix already: never installed by this
+	// rollout, it is not rolled back and keeps its state.
+	h.fleet.present["WS-EMEA-0004"] = true
 	h.approveGates("bob")
 	h.when(func(p Progress) bool { return p.Status == StatusHalted }, func(Progress) {
 		h.update("abort", UpdateAbort, AbortRequest{User: "carol", Reason: "patch breaks the CRM", Rollback: true})
@@ -415,6 +418,12 @@ func TestAbortWithRollbackUninstallsTheCurrentWave(t *testing.T) {
 		return strings.HasPrefix(name, "WS-EMEA") || strings.HasPrefix(name, "LT-EMEA")
 	}
 	for name := range h.fleet.patched {
+		if h.fleet.present[name] {
+			if h.fleet.uninstalled[name] != 0 {
+				t.Errorf("%s never got the patch from this rollout but was uninstalled", name)
+			}
+			continue
+		}
 		if inWave(name) && h.fleet.uninstalled[name] != 1 {
 			t.Errorf("%s patched in the aborted wave but uninstalled %d times", name, h.fleet.uninstalled[name])
 		}
@@ -429,6 +438,18 @@ func TestAbortWithRollbackUninstallsTheCurrentWave(t *testing.T) {
 	}
 	if rep.Totals[rollout.StateRolledBack] == 0 {
 		t.Errorf("report shows no rolled back hosts: %v", rep.Totals)
+	}
+	hosts, err := rep.HostList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hr := range hosts {
+		if h.fleet.present[hr.Name] && h.fleet.patched[hr.Name] == 0 {
+			t.Errorf("%s was never verified: the test proves nothing of it", hr.Name)
+		}
+		if h.fleet.present[hr.Name] && hr.State != rollout.StateCompliant {
+			t.Errorf("%s is %s after the rollback, want it to keep compliant", hr.Name, hr.State)
+		}
 	}
 }
 

@@ -85,6 +85,8 @@ type hostRecord struct {
 	Proof    []string `json:"p,omitempty"`
 	Step     int      `json:"t"`
 	Attempts int      `json:"a,omitempty"`
+	// Installed: this rollout ran the installer on the host.
+	Installed bool `json:"i,omitempty"`
 }
 
 // run is one execution of the rollout workflow: the input, the state, and

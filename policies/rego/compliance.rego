@@ -392,7 +392,11 @@ notes contains "PendingFileRenameOperations is also set" if {
 
 notes contains exceptions.reason if exception_expired
 
-notes contains sprintf("the host accepted the reboot requested at %s but had not restarted %s later (%d polls): its boot time stayed %s", [
+notes contains reboot_not_taken
+
+# reboot_not_taken says a reboot requested in this run was accepted but
+# never happened.
+reboot_not_taken := sprintf("the host accepted the reboot requested at %s but had not restarted %s later (%d polls): its boot time stayed %s", [
 	reboot_wait.requested_at,
 	reboot_wait.waited, reboot_wait.polls, reboot_wait.previous_boot_time,
 ]) if {
