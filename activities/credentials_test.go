@@ -9,8 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/patchway/patchway/contract"
 )
 
 func envMap(m map[string]string) func(string) (string, bool) {
@@ -104,5 +107,37 @@ func TestCredentialNeverPrintsItsPassword(t *testing.T) {
 		if !strings.Contains(s, "patchway") {
 			t.Errorf("username missing from %s", s)
 		}
+	}
+}
+
+// TestPreflightCredentialsNamesTheSetsTheWorkerCannotResolve: the
+// preflight resolves each set the rollout's hosts name, reaches no host,
+// and lists the unknown ones with their hosts; the secret never appears.
+func TestPreflightCredentialsNamesTheSetsTheWorkerCannotResolve(t *testing.T) {
+	const password = "preflight-pw-93d1"
+	a := &HostActivities{Runner: &WinRMRunner{Credentials: StaticCredentials{"fleet": {Username: "patchway", Password: password}}}}
+	res, err := a.PreflightCredentials(context.Background(), contract.PreflightCredentialsInput{RolloutID: "r1", Uses: []contract.CredentialUse{
+		{Set: "emea-admin", Hosts: 60, Examples: []string{"par-dc01"}},
+		{Set: "fleet", Hosts: 200},
+		{Set: "", Hosts: 1, Examples: []string{"odd"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, u := range res.Unknown {
+		got = append(got, u.Set+": "+u.Reason)
+		if strings.Contains(u.Reason, password) {
+			t.Errorf("the reason quotes the password: %s", u.Reason)
+		}
+	}
+	want := []string{`emea-admin: credential set "emea-admin": credential set not found`, ": the hosts name no credential set"}
+	if !slices.Equal(got, want) {
+		t.Errorf("unknown sets %q, want %q", got, want)
+	}
+	// A runner without credentials cannot vouch for any set.
+	res, _ = (&HostActivities{}).PreflightCredentials(context.Background(), contract.PreflightCredentialsInput{Uses: []contract.CredentialUse{{Set: "fleet"}}})
+	if len(res.Unknown) != 1 {
+		t.Errorf("no runner: %d unknown, want 1", len(res.Unknown))
 	}
 }

@@ -166,6 +166,37 @@ func (a *HostActivities) VerifyPatch(ctx context.Context, in contract.VerifyPatc
 	return v, activityError("verify", err)
 }
 
+// CredentialChecker is a HostRunner that can say, without reaching any
+// host, whether it resolves a credential set.
+type CredentialChecker interface {
+	CheckCredential(ctx context.Context, set string) error
+}
+
+// PreflightCredentials resolves every credential set the rollout's hosts
+// name, touching no host, and lists those the worker cannot resolve.
+func (a *HostActivities) PreflightCredentials(ctx context.Context, in contract.PreflightCredentialsInput) (contract.PreflightCredentialsResult, error) {
+	var res contract.PreflightCredentialsResult
+	checker, ok := a.Runner.(CredentialChecker)
+	for _, u := range in.Uses {
+		var err error
+		switch {
+		case !ok:
+			err = errors.New("this worker's host runner resolves no credentials")
+		case u.Set == "":
+			err = errors.New("the hosts name no credential set")
+		default:
+			err = checker.CheckCredential(ctx, u.Set)
+		}
+		if err != nil {
+			res.Unknown = append(res.Unknown, contract.CredentialProblem{CredentialUse: u, Reason: err.Error()})
+		}
+	}
+	if len(res.Unknown) > 0 {
+		logger(ctx).Warn("preflight: credential sets the worker cannot resolve", "rollout", in.RolloutID, "sets", len(res.Unknown))
+	}
+	return res, nil
+}
+
 // UninstallPatch rolls the patch back on one host: uninstall, a reboot
 // where the reboot policy requires one (and the workflow's reboot
 // decision allows it now), then a scan the rollback policy judges. The

@@ -25,6 +25,7 @@ type HostOperations interface {
 	VerifyPatch(context.Context, contract.VerifyPatchInput) (contract.HostVerdict, error)
 	UninstallPatch(context.Context, contract.UninstallPatchInput) (contract.UninstallPatchResult, error)
 	PatchHost(context.Context, contract.PatchHostInput) (contract.PatchHostResult, error)
+	PreflightCredentials(context.Context, contract.PreflightCredentialsInput) (contract.PreflightCredentialsResult, error)
 }
 
 // PolicyDecisions are the policy activities the workflows run as local
@@ -69,6 +70,7 @@ func Register(r Registry, d Deps) {
 		reg(contract.VerifyPatchName, h.VerifyPatch)
 		reg(contract.UninstallPatchName, h.UninstallPatch)
 		reg(contract.PatchHostName, h.PatchHost)
+		reg(contract.PreflightCredentialsName, h.PreflightCredentials)
 	}
 	if p := d.Policy; p != nil {
 		reg(contract.EvaluateRiskName, p.EvaluateRisk)

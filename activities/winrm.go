@@ -138,6 +138,16 @@ type WinRMRunner struct {
 	MaxOutputBytes int64
 }
 
+// CheckCredential resolves a credential set and forgets it: whether a
+// run could authenticate, asked before any host is touched.
+func (r *WinRMRunner) CheckCredential(ctx context.Context, set string) error {
+	if r.Credentials == nil {
+		return errors.New("no credential resolver configured")
+	}
+	_, err := r.Credentials.Resolve(ctx, set)
+	return err
+}
+
 // Run runs script on host and returns its output and exit code. The error
 // is a *HostError whenever the script did not run to completion.
 func (r *WinRMRunner) Run(ctx context.Context, host rollout.Host, script string) (RunResult, error) {

@@ -27,6 +27,9 @@ const (
 	// per-host cost at one activity: each activity is several history
 	// events and a task round trip, which dominate at 100,000 hosts.
 	PatchHostName = "PatchHost"
+	// PreflightCredentialsName checks, before any host is touched, that
+	// the worker can resolve every credential set the rollout's hosts name.
+	PreflightCredentialsName = "PreflightCredentials"
 
 	// Policy decisions (run as local activities: fast, recorded in history).
 	EvaluateRiskName     = "EvaluateRisk"
@@ -115,6 +118,34 @@ type HostVerdict struct {
 	Evidence hostscript.ScanResult `json:"evidence"`
 	Decision rollout.Decision      `json:"decision"`
 	Proof    []string              `json:"proof,omitempty"`
+}
+
+// CredentialUse is one credential set the hosts of a rollout name: how
+// many hosts, and the first few by name.
+type CredentialUse struct {
+	Set      string   `json:"set"`
+	Hosts    int      `json:"hosts"`
+	Examples []string `json:"examples,omitempty"`
+}
+
+// PreflightCredentialsInput lists the credential sets of a rollout's
+// planned hosts, sorted by name.
+type PreflightCredentialsInput struct {
+	RolloutID string          `json:"rollout_id"`
+	Uses      []CredentialUse `json:"uses"`
+}
+
+// CredentialProblem is a set the worker cannot resolve, and why (never
+// the secret itself).
+type CredentialProblem struct {
+	CredentialUse
+	Reason string `json:"reason"`
+}
+
+// PreflightCredentialsResult lists the sets the worker cannot resolve;
+// empty when every host can be reached with its credentials.
+type PreflightCredentialsResult struct {
+	Unknown []CredentialProblem `json:"unknown,omitempty"`
 }
 
 // UninstallPatchInput asks for a rollback on one host. Reboot says

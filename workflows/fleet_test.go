@@ -33,7 +33,9 @@ type testFleet struct {
 	patched map[string]int
 	// present: hosts whose patch is already in effect, so PatchHost
 	// verifies without installing.
-	present     map[string]bool
+	present map[string]bool
+	// unknownSets are credential sets the worker cannot resolve.
+	unknownSets map[string]bool
 	order       []string
 	uninstalled map[string]int
 	events      []contract.Event
@@ -45,7 +47,7 @@ type testFleet struct {
 // see (the test environment's simulated one, or the wall clock against a
 // real server).
 func newTestFleet(r activities.Registry, now func() time.Time) *testFleet {
-	f := &testFleet{HostActivities: &activities.HostActivities{}, now: now, start: now(), patched: map[string]int{}, present: map[string]bool{}, uninstalled: map[string]int{}}
+	f := &testFleet{HostActivities: &activities.HostActivities{}, now: now, start: now(), patched: map[string]int{}, present: map[string]bool{}, unknownSets: map[string]bool{}, uninstalled: map[string]int{}}
 	activities.Register(r, activities.Deps{Hosts: f, Notifier: f, Reports: f})
 	return f
 }
@@ -75,6 +77,19 @@ func (f *testFleet) PatchHost(ctx context.Context, in contract.PatchHostInput) (
 		Verdict: contract.HostVerdict{Host: in.Target.Host.Name, State: state, Reasons: []string{"scripted " + string(state)}},
 		Steps:   steps, InstalledAt: now,
 	}, nil
+}
+
+// PreflightCredentials knows every set but those listed in unknownSets.
+func (f *testFleet) PreflightCredentials(_ context.Context, in contract.PreflightCredentialsInput) (contract.PreflightCredentialsResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var res contract.PreflightCredentialsResult
+	for _, u := range in.Uses {
+		if f.unknownSets[u.Set] {
+			res.Unknown = append(res.Unknown, contract.CredentialProblem{CredentialUse: u, Reason: "credential set not found"})
+		}
+	}
+	return res, nil
 }
 
 // UninstallPatch records a rollback, proven by the scripted host.

@@ -161,10 +161,74 @@ func (r *run) evaluateRisk(ctx workflow.Context) error {
 		r.record(Record{At: workflow.Now(ctx), Kind: "plan", Subject: ro.ID, Allow: true,
 			Reason: fmt.Sprintf("%d inventory hosts match no stage or wave; they stay pending", unplanned)})
 	}
+	if workflow.GetVersion(ctx, changePreflightCredentials, workflow.DefaultVersion, 1) != workflow.DefaultVersion {
+		if err := r.preflightCredentials(ctx); err != nil {
+			return err
+		}
+	}
 	r.upsert(ctx, AttrSLADeadline.ValueSet(risk.Deadline), AttrSLABreached.ValueSet(false),
 		AttrHostsTotal.ValueSet(int64(r.hostsTotal())))
 	r.refresh(ctx)
 	return nil
+}
+
+// changePreflightCredentials versions the credential preflight: a
+// rollout whose hosts name a credential set the worker cannot resolve is
+// refused before any host is touched, instead of failing mid-rollout.
+const changePreflightCredentials = "preflight-credentials"
+
+// preflightCredentials has a host worker resolve every credential set the
+// planned hosts name (no host is reached) and refuses the rollout, naming
+// the sets and some of their hosts, if any is unknown.
+func (r *run) preflightCredentials(ctx workflow.Context) error {
+	counts := map[string]int{}
+	examples := map[string][]string{}
+	var sets []string
+	for _, s := range r.st.Steps {
+		for _, i := range s.Members {
+			h := r.in.Hosts[i]
+			if counts[h.Credential] == 0 {
+				sets = append(sets, h.Credential)
+			}
+			counts[h.Credential]++
+			if len(examples[h.Credential]) < 3 {
+				examples[h.Credential] = append(examples[h.Credential], h.Name)
+			}
+		}
+	}
+	in := contract.PreflightCredentialsInput{RolloutID: r.in.Rollout.ID}
+	slices.Sort(sets)
+	for _, set := range sets {
+		in.Uses = append(in.Uses, contract.CredentialUse{Set: set, Hosts: counts[set], Examples: examples[set]})
+	}
+	var res contract.PreflightCredentialsResult
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		Summary:             "preflight: credential sets",
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
+	})
+	if err := workflow.ExecuteActivity(actx, contract.PreflightCredentialsName, in).Get(ctx, &res); err != nil {
+		return fmt.Errorf("preflight of rollout %s: %w", r.in.Rollout.ID, err)
+	}
+	if len(res.Unknown) == 0 {
+		r.record(Record{At: workflow.Now(ctx), Kind: "preflight", Subject: r.in.Rollout.ID, Allow: true,
+			Reason: fmt.Sprintf("the worker resolves all %d credential set(s) the planned hosts name", len(in.Uses))})
+		return nil
+	}
+	var msgs []string
+	var violations []rollout.Violation
+	for _, u := range res.Unknown {
+		msg := fmt.Sprintf("credential set %q, named by %d host(s) (%s), cannot be resolved by the worker: %s",
+			u.Set, u.Hosts, strings.Join(u.Examples, ", "), u.Reason)
+		msgs = append(msgs, msg)
+		violations = append(violations, rollout.Violation{Code: "credential_unknown", Msg: msg})
+	}
+	r.record(Record{At: workflow.Now(ctx), Kind: "preflight", Subject: r.in.Rollout.ID, Allow: false,
+		Reason: strings.Join(msgs, "; "), Violations: violations})
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("rollout %s refused before any host was touched: %s; define the set on the worker (PATCHWAY_CRED_<SET>_USER and _PASSWORD, or the credentials file) and file the rollout again",
+			r.in.Rollout.ID, strings.Join(msgs, "; ")),
+		contract.Refused, nil, violations)
 }
 
 // pending returns the steps of a kind not yet done, in path order.

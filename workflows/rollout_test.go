@@ -271,6 +271,30 @@ func TestEmergencySkipsAFiledStage(t *testing.T) {
 	}
 }
 
+// A host naming a credential set the worker cannot resolve refuses the
+// rollout at preflight, before any host is touched, naming the set and
+// hosts that use it.
+func TestUnknownCredentialSetIsRefusedBeforeAnyHost(t *testing.T) {
+	in := standardInput(5)
+	in.Hosts[7].Credential = "emea-admins"
+	h := newHarness(t, in)
+	h.fleet.unknownSets["emea-admins"] = true
+	_, err := h.run()
+	if err == nil {
+		t.Fatal("the rollout ran with a credential set the worker cannot resolve")
+	}
+	for _, want := range []string{"refused before any host was touched", `credential set "emea-admins", named by 1 host(s) (` + in.Hosts[7].Name + `)`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	for _, host := range in.Hosts {
+		if n := h.fleet.patchCount(host.Name); n != 0 {
+			t.Errorf("%s patched %d times before the refusal", host.Name, n)
+		}
+	}
+}
+
 func TestApprovalIsRefusedByTheGatesPolicy(t *testing.T) {
 	tests := []struct {
 		name, user, wantCode string

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/patchway/patchway/activities"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -157,14 +160,20 @@ func validateFile(path, inventory string, files map[string][]byte) (hcl.Diagnost
 		hosts := 0
 		if s.Inventory != nil {
 			hosts = len(s.Inventory.Hosts)
+			diags = append(diags, credentialWarnings(s.Inventory, s.Ranges)...)
 		}
 		return diags, fmt.Sprintf("rollout %s is valid: %s, %s over %s of %s",
 			s.Rollout.ID, plural(len(s.Rollout.Stages), "stage"), plural(len(s.Rollout.Waves), "wave"), plural(hosts, "host"), s.InventoryFile)
 	case rollout.KindInventory:
-		inv, diags := rollout.LoadInventory(path)
+		decode := rollout.DecodeInventoryRanges
+		if strings.HasSuffix(strings.ToLower(path), ".csv") {
+			decode = rollout.DecodeInventoryCSVRanges
+		}
+		inv, ranges, diags := decode(path, src)
 		if diags.HasErrors() || inv == nil {
 			return diags, "invalid inventory"
 		}
+		diags = append(diags, credentialWarnings(inv, ranges)...)
 		return diags, fmt.Sprintf("inventory is valid: %s at %s", plural(len(inv.Hosts), "host"), plural(len(inv.Sites), "site"))
 	}
 	rng := hcl.Range{Filename: path, Start: hcl.InitialPos, End: hcl.InitialPos}
@@ -174,6 +183,50 @@ func validateFile(path, inventory string, files map[string][]byte) (hcl.Diagnost
 		Detail:   "The file has no rollout, site or host block at its top level, so validate skipped it (fleet scenarios are checked by patchway fleet).",
 		Subject:  &rng,
 	}}, "skipped"
+}
+
+// credentialWarnings warns, once per inventory, of the credential sets
+// its hosts name that this shell cannot resolve (environment, credentials
+// file): validate cannot know what the worker defines, and the worker
+// refuses the rollout at preflight, before any host is touched, if it
+// cannot resolve one. The warning points at the first host naming a set.
+func credentialWarnings(inv *rollout.Inventory, ranges *rollout.Ranges) hcl.Diagnostics {
+	counts := map[string]int{}
+	first := map[string]string{}
+	for _, h := range inv.Hosts {
+		if counts[h.Credential] == 0 {
+			first[h.Credential] = h.Name
+		}
+		counts[h.Credential]++
+	}
+	env := &activities.EnvCredentials{}
+	var missing []string
+	var at *hcl.Range
+	for _, set := range slices.Sorted(maps.Keys(counts)) {
+		if set == "" {
+			continue // the inventory's own check requires one
+		}
+		if _, err := env.Resolve(context.Background(), set); err == nil {
+			continue
+		}
+		missing = append(missing, fmt.Sprintf("%s (%s, first %s)", set, plural(counts[set], "host"), first[set]))
+		if at == nil {
+			if rng, ok := ranges.Lookup("host[" + first[set] + "].credential"); ok {
+				at = &rng
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return hcl.Diagnostics{{
+		Severity: hcl.DiagWarning,
+		Summary:  "Credential sets not checked here",
+		Detail: fmt.Sprintf("The hosts name credential sets this shell does not define: %s. validate cannot know what the worker defines "+
+			"(PATCHWAY_CRED_<SET>_USER and _PASSWORD, or the %s file); the worker checks every set before it touches a host and refuses the rollout if it cannot resolve one.",
+			strings.Join(missing, ", "), activities.CredentialsFileEnv),
+		Subject: at,
+	}}
 }
 
 // printTo is fmt.Fprintf for renderers that write many lines: it keeps the
