@@ -358,6 +358,10 @@ func StartOptions(in RolloutInput) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
 		ID:        WorkflowID(r.ID),
 		TaskQueue: TaskQueue,
+		// A completed rollout's id is never reused: its report and status
+		// stay reachable under the id (a new run would hide them). One
+		// that failed, was terminated or timed out may be filed again.
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			AttrRolloutID.ValueSet(r.ID),
 			AttrPatchKB.ValueSet(r.Patch.KB),

@@ -34,9 +34,26 @@ func NewRolloutInput(src *rollout.Source, filer string, filedAt time.Time, tunin
 	return RolloutInput{Rollout: r, Hosts: src.Inventory.Hosts, Sites: src.Inventory.Sites, Tuning: tuning}
 }
 
+// CompletedError refuses to file a rollout under the id of one that
+// completed: its record (report, status, decisions) stays reachable under
+// that id, and the new rollout needs another.
+type CompletedError struct {
+	RolloutID string
+	RunID     string
+	ClosedAt  time.Time
+}
+
+func (e *CompletedError) Error() string {
+	return fmt.Sprintf("rollout %s completed (run %s, closed %s) and its id is not reused, so its report and status stay reachable "+
+		"(patchway report %s, patchway status %s); file the new rollout under another id, for example id = %q",
+		e.RolloutID, e.RunID, e.ClosedAt.UTC().Format(time.RFC3339), e.RolloutID, e.RolloutID, e.RolloutID+"-2")
+}
+
 // Start starts the rollout's workflow. A rollout with the same id that is
 // still running is not started again: running is then true and the error
-// nil, so that the caller can show the running rollout instead.
+// nil, so that the caller can show the running rollout instead. One that
+// completed is refused with a *CompletedError; one that failed or was
+// terminated is filed again as a new run.
 func Start(ctx context.Context, c client.Client, in RolloutInput) (run client.WorkflowRun, running bool, err error) {
 	opts := StartOptions(in)
 	// Without this the SDK hands back the running rollout's handle as if
@@ -49,7 +66,15 @@ func Start(ctx context.Context, c client.Client, in RolloutInput) (run client.Wo
 	run, err = c.ExecuteWorkflow(ctx, opts, RolloutWorkflowName, start)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
-		return nil, true, nil
+		desc, derr := c.DescribeWorkflowExecution(ctx, opts.ID, "")
+		if derr != nil {
+			return nil, false, fmt.Errorf("start rollout %s: %w (and describing the existing run: %v)", in.Rollout.ID, err, derr)
+		}
+		info := desc.GetWorkflowExecutionInfo()
+		if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			return nil, true, nil
+		}
+		return nil, false, &CompletedError{RolloutID: in.Rollout.ID, RunID: info.GetExecution().GetRunId(), ClosedAt: info.GetCloseTime().AsTime()}
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("start rollout %s: %w", in.Rollout.ID, err)

@@ -20,7 +20,8 @@ import (
 // answers, nothing is patched), reads the provisional report of the
 // running rollout through the report query, aborts it, and reads the
 // final report the real BuildReport activity stored as the workflow
-// result: every host listed, none compliant, --fail-under exits 2.
+// result: every host listed, none compliant, --fail-under exits 2. Filing
+// the same id again is refused, and the report stays the first run's.
 func TestE2EReportOfARunningThenEndedRollout(t *testing.T) {
 	e := newE2E(t, e2eOptions{})
 	e.startWorker()
@@ -83,5 +84,17 @@ func TestE2EReportOfARunningThenEndedRollout(t *testing.T) {
 	}
 	if page, err := os.ReadFile(filepath.Join(e.dir, "report.html")); err != nil || !strings.Contains(string(page), "<svg") {
 		t.Errorf("report -o wrote %d bytes (err %v), want the HTML page", len(page), err)
+	}
+
+	// Filing the ended rollout's id again is refused with another id to
+	// use, and the first run's report stays the one the id shows.
+	again := e.cli(ctx, "submit", filepath.Join("..", "..", "examples", "ms08-067.hcl"), "--inventory", invPath, "--as", "alice")
+	if again.code == 0 || !strings.Contains(again.stderr, "rollout ms08-067 completed (run ") || !strings.Contains(again.stderr, `for example id = "ms08-067-2"`) {
+		t.Errorf("submit of a completed id exited %d with %q, want a refusal suggesting ms08-067-2", again.code, again.stderr)
+	}
+	out := e.mustCLI(ctx, "report", id, "--format", "json")
+	var kept contract.Report
+	if err := json.Unmarshal([]byte(out), &kept); err != nil || kept.Provisional != "" || !kept.GeneratedAt.Equal(rep.GeneratedAt) {
+		t.Errorf("after the refused submit the report is %q generated %s (err %v), want the first run's, generated %s", kept.Provisional, kept.GeneratedAt, err, rep.GeneratedAt)
 	}
 }

@@ -122,6 +122,11 @@ func newE2E(t *testing.T, opts e2eOptions) *e2e {
 		}
 		e.env = append(e.env, "PATCHWAY_POLICY_DIR="+dir)
 	}
+	// The example inventory's credential sets, so the preflight lets its
+	// rollouts start: bound to loopback, where none of its hosts is.
+	for _, set := range []string{"APAC_ADMIN", "EMEA_ADMIN", "LAB_ADMIN", "LATAM_ADMIN", "NA_ADMIN"} {
+		e.env = append(e.env, "PATCHWAY_CRED_"+set+"_USER=e2e", "PATCHWAY_CRED_"+set+"_PASSWORD=e2e-"+strings.ToLower(set), "PATCHWAY_CRED_"+set+"_ADDRESSES=127.0.0.0/8")
+	}
 	e.env = append(e.env, opts.env...)
 	return e
 }
