@@ -252,3 +252,56 @@ func TestE2EEscalationReachesTheWebhookWhileTheRolloutWaitsAtAGate(t *testing.T)
 	}
 	e.mustCLI(ctx, "abort", id, "--as", "bob", "--reason", "e2e: escalation seen")
 }
+
+// TestE2EAbortWithRollbackOverTheFleet files MS08-067 on the simulated
+// fleet, lets the lab stage patch its hosts and wait at its gate, then
+// aborts with rollback through the CLI as a second person: every lab
+// host is uninstalled, rebooted as the reboot policy requires and
+// verified, and ends rolled_back on proof (the hotfix gone from the host);
+// no host outside the lab is touched.
+func TestE2EAbortWithRollbackOverTheFleet(t *testing.T) {
+	e := newE2E(t, e2eOptions{policyData: e2ePolicy})
+	fleet, inv := e.startFleet(fleetsim.Options{RebootDowntime: 300 * time.Millisecond})
+	e.startWorker()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const id = "ms08-067"
+	e.mustCLI(ctx, "submit", e.fastRollout(), "--inventory", inv, "--as", "alice")
+	e.waitFor(ctx, id, "the lab gate", 3*time.Minute, func(p workflows.Progress) bool { return p.WaitingGate == "lab" })
+
+	out := e.mustCLI(ctx, "abort", id, "--rollback", "--as", "bob", "--reason", "e2e: the lab found a regression")
+	if !strings.Contains(out, "bob aborted ms08-067") {
+		t.Errorf("abort --rollback said %q", out)
+	}
+	// The rollout shows aborted at once; the rollback runs after, until no
+	// lab host is left as the patch made it.
+	labStep := func(p workflows.Progress) workflows.StepProgress {
+		for _, s := range p.Steps {
+			if s.Name == "lab" {
+				return s
+			}
+		}
+		return workflows.StepProgress{}
+	}
+	p := e.waitFor(ctx, id, "the rollback", 3*time.Minute, func(p workflows.Progress) bool {
+		lab := labStep(p)
+		return p.Status == workflows.StatusAborted && lab.Hosts > 0 && lab.Totals[rollout.StateCompliant] == 0 && lab.Totals[rollout.StateInProgress] == 0
+	})
+	lab := labStep(p)
+	if lab.Hosts == 0 || lab.Totals[rollout.StateRolledBack] != lab.Hosts {
+		t.Errorf("lab step after the rollback: %d hosts, %v; want every one rolled_back\n%s", lab.Hosts, lab.Totals, renderProgress(p, time.Now()))
+	}
+	patched := 0
+	for _, h := range fleet.Hosts() {
+		if h.InstallCount(e2eKB) == 0 {
+			continue
+		}
+		patched++
+		if s := h.Snapshot(); len(s.Hotfixes) != 0 {
+			t.Errorf("host %s still lists %v after the rollback", h.Name(), s.Hotfixes)
+		}
+	}
+	if patched != lab.Hosts {
+		t.Errorf("%d hosts were patched, want only the %d lab hosts", patched, lab.Hosts)
+	}
+}
