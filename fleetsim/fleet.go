@@ -27,12 +27,14 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"math/big"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,6 +81,10 @@ type Options struct {
 	Dir string
 	// Now is the clock (default time.Now); tests may shift it.
 	Now func() time.Time
+	// Logger receives what goes wrong inside the simulator itself (a
+	// panic answering a request, which fails that request or command and
+	// nothing else); default slog.Default().
+	Logger *slog.Logger
 	// Ports are preferred listening ports by host name, typically the
 	// previous run's (see PortsFromInventory), so that rollouts resumed
 	// after a restart reach the same hosts. A busy or missing port falls
@@ -116,6 +122,9 @@ func Start(ctx context.Context, sc *Scenario, opts Options) (*Fleet, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
 	f := &Fleet{opts: opts, sc: sc, catalog: sc.Catalog, byName: map[string]*Host{}, addrs: map[string]string{}, sites: map[string]chan struct{}{}}
 	if f.catalog == nil {
 		f.catalog = map[string]CatalogEntry{}
@@ -137,11 +146,17 @@ func Start(ctx context.Context, sc *Scenario, opts Options) (*Fleet, error) {
 			return nil, fmt.Errorf("fleetsim: listen for host %s: %w", spec.Host.Name, err)
 		}
 		h.srv = &hostServer{host: h, shells: map[string]*shell{}}
+		var hostTLS *tls.Config
+		if tlsConfig != nil {
+			// Each server its own copy: serving TLS adds the HTTP/2
+			// protocols to the server's config in place.
+			hostTLS = tlsConfig.Clone()
+		}
 		srv := &http.Server{
 			Handler:           h.srv,
 			ConnContext:       withConnFate,
 			ReadHeaderTimeout: 10 * time.Second,
-			TLSConfig:         tlsConfig,
+			TLSConfig:         hostTLS,
 			// Handshakes refused by clients that distrust the CA are
 			// the clients' business, not log noise.
 			ErrorLog: log.New(io.Discard, "", 0),
@@ -150,20 +165,39 @@ func Start(ctx context.Context, sc *Scenario, opts Options) (*Fleet, error) {
 		f.servers = append(f.servers, srv)
 		f.addrs[h.spec.Name] = ln.Addr().String()
 		f.wg.Add(1)
-		go func() {
+		go f.guard("listener of host "+h.spec.Name, func() {
 			defer f.wg.Done()
 			if tlsConfig != nil {
 				_ = srv.ServeTLS(ln, "", "")
 			} else {
 				_ = srv.Serve(ln)
 			}
-		}()
+		})()
 	}
-	go func() {
+	go f.guard("fleet shutdown", func() {
 		<-ctx.Done()
 		f.Close()
-	}()
+	})()
 	return f, nil
+}
+
+// guard wraps work fleetsim runs in a goroutine of its own so that a panic
+// in it is logged rather than ending the process: patchway dev runs the
+// fleet beside the Temporal server and the worker.
+func (f *Fleet) guard(what string, fn func()) func() {
+	return func() {
+		defer func() {
+			if p := recover(); p != nil {
+				f.logPanic(what, p)
+			}
+		}()
+		fn()
+	}
+}
+
+// logPanic logs a recovered panic with its stack.
+func (f *Fleet) logPanic(what string, p any) {
+	f.opts.Logger.Error("fleetsim: recovered from a panic", "in", what, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 }
 
 // ListenAddresses is where every simulated host listens, written as a
@@ -220,30 +254,44 @@ func (f *Fleet) newHost(spec HostSpec, now time.Time, i uint64) *Host {
 		h.faults[fs.Kind] = fs
 	}
 	os := strings.ToLower(spec.Host.OS)
-	// Before the patch: every catalogued file at a version below the one
-	// the patch brings; installed KBs bring theirs.
-	for _, e := range f.catalog {
-		for _, fe := range e.Files[os] {
+	// Before any patch, every catalogued file is at a version below what
+	// each KB that ships it brings; an installed KB brings its version.
+	// KBs may ship the same file: then, as Windows' component store
+	// does, the highest version installed is the one in effect. KBs are
+	// taken in sorted order (the first spelling of a path is kept), so a
+	// scenario always gives the same fleet.
+	for _, kb := range sortedKeys(f.catalog) {
+		for _, fe := range f.catalog[kb].Files[os] {
 			k := strings.ToLower(fe.Path)
-			h.paths[k] = fe.Path
-			if _, ok := h.files[k]; !ok {
-				h.files[k] = olderVersion(fe.MinVersion)
+			if _, ok := h.paths[k]; !ok {
+				h.paths[k] = fe.Path
+			}
+			old := olderVersion(fe.MinVersion)
+			if cur, ok := h.files[k]; !ok || compareVersions(old, cur) < 0 {
+				h.files[k] = old
 			}
 		}
 	}
+	installed := map[string]bool{}
 	for _, kb := range spec.Installed {
-		kb = strings.ToUpper(kb)
+		installed[strings.ToUpper(kb)] = true
+	}
+	for _, kb := range sortedKeys(installed) {
 		h.hotfixes[kb] = h.bootTime.Add(-24 * time.Hour)
 		h.pkgState[kb] = "Installed"
 		for _, fe := range f.catalog[kb].Files[os] {
 			k := strings.ToLower(fe.Path)
-			h.paths[k] = fe.Path
-			h.files[k] = fe.MinVersion
+			if _, ok := h.paths[k]; !ok {
+				h.paths[k] = fe.Path
+			}
+			if compareVersions(fe.MinVersion, h.files[k]) > 0 {
+				h.files[k] = fe.MinVersion
+			}
 		}
 	}
-	for p, v := range spec.Files {
+	for _, p := range sortedKeys(spec.Files) {
 		h.paths[strings.ToLower(p)] = p
-		h.files[strings.ToLower(p)] = v
+		h.files[strings.ToLower(p)] = spec.Files[p]
 	}
 	f.hosts = append(f.hosts, h)
 	f.byName[strings.ToLower(spec.Host.Name)] = h

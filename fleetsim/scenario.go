@@ -1,6 +1,7 @@
 package fleetsim
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -342,4 +343,32 @@ func olderVersion(v string) string {
 	}
 	parts[len(parts)-1] = strconv.Itoa(max(0, last-182))
 	return strings.Join(parts, ".")
+}
+
+// compareVersions orders dotted file versions numerically, part by part
+// ("5.1.2600.10000" is above "5.1.2600.5694"); a missing part counts as
+// 0, and parts that are not numbers compare as text.
+func compareVersions(a, b string) int {
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := range max(len(pa), len(pb)) {
+		x, y := "0", "0"
+		if i < len(pa) {
+			x = pa[i]
+		}
+		if i < len(pb) {
+			y = pb[i]
+		}
+		nx, errX := strconv.ParseUint(x, 10, 64)
+		ny, errY := strconv.ParseUint(y, 10, 64)
+		if errX != nil || errY != nil {
+			if c := strings.Compare(x, y); c != 0 {
+				return c
+			}
+			continue
+		}
+		if c := cmp.Compare(nx, ny); c != 0 {
+			return c
+		}
+	}
+	return 0
 }
