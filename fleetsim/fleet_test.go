@@ -31,7 +31,7 @@ var testPatch = rollout.Patch{
 }
 
 // startFleet starts one host per fault (and a clean one named "clean").
-func startFleet(t *testing.T, opts Options, faults ...Fault) *Fleet {
+func startFleet(t testing.TB, opts Options, faults ...Fault) *Fleet {
 	t.Helper()
 	sc := &Scenario{Name: "t", Credential: "fleet", Catalog: map[string]CatalogEntry{"KB958644": CatalogFromPatch(testPatch)},
 		Sites: []rollout.Site{{Name: "paris", Region: "emea", TimeZone: "Europe/Paris"}}}
@@ -346,6 +346,6 @@ func FuzzParseRequest(f *testing.F) {
 		if err == nil && r.action == "" {
 			t.Fatal("parsed a request without an action")
 		}
-		_, _ = commandScript(r.command)
+		_ = session{host: &Host{spec: rollout.Host{Name: "fuzz"}}, user: "u"}.commandLine(r.command, 0)
 	})
 }

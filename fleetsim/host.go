@@ -199,22 +199,40 @@ func machineGUID(name string) string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-// scan answers the scan script from the host's state.
-func (h *Host) scan(p hostscript.ScanParams) hostscript.ScanResult {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	now := h.fleet.now()
-	name := strings.ToUpper(strings.Split(h.spec.Name, ".")[0])
+// answeringNameLocked is the name of the machine that answers at the
+// host's address: the host's own (its first DNS label, upper case), or
+// another machine's when an impostor answers. h.mu is held.
+func (h *Host) answeringNameLocked() string {
 	if h.has(FaultImpostor) || h.replaced {
 		f := h.faults[FaultImpostor]
 		if h.replaced {
 			f = h.faults[FaultReplacedOnBoot]
 		}
-		name = strings.ToUpper(cmp.Or(f.AnswersAs, "IMPOSTOR"))
+		return strings.ToUpper(cmp.Or(f.AnswersAs, "IMPOSTOR"))
 	}
+	return strings.ToUpper(strings.Split(h.spec.Name, ".")[0])
+}
+
+// netBIOSName is Win32_OperatingSystem.CSName for a computer name: upper
+// case, at most 15 characters.
+func netBIOSName(name string) string { return name[:min(len(name), 15)] }
+
+// computerName is the computer name the answering machine reports, the
+// same in scans (hostname), hostname.exe and whoami.
+func (h *Host) computerName() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return netBIOSName(h.answeringNameLocked())
+}
+
+// scan answers the scan script from the host's state.
+func (h *Host) scan(p hostscript.ScanParams) hostscript.ScanResult {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.fleet.now()
+	name := h.answeringNameLocked()
 	res := hostscript.ScanResult{
-		// CSName is the NetBIOS name: upper case, at most 15 characters.
-		Hostname:       name[:min(len(name), 15)],
+		Hostname:       netBIOSName(name),
 		DNSHostName:    strings.ToLower(name),
 		Domain:         "WORKGROUP",
 		MachineGUID:    machineGUID(name),
@@ -353,7 +371,7 @@ func (h *Host) reboot(p hostscript.RebootParams) hostscript.RebootResult {
 	}
 	h.shutdown = true
 	f := h.fleet
-	time.AfterFunc(f.opts.ShutdownDelay, func() {
+	time.AfterFunc(f.opts.ShutdownDelay, f.guard("shutdown of host "+h.spec.Name, func() {
 		h.mu.Lock()
 		h.down = true
 		gone := h.has(FaultNeverReturns)
@@ -362,8 +380,8 @@ func (h *Host) reboot(p hostscript.RebootParams) hostscript.RebootResult {
 		if gone {
 			return
 		}
-		time.AfterFunc(f.opts.RebootDowntime, h.boot)
-	})
+		time.AfterFunc(f.opts.RebootDowntime, f.guard("boot of host "+h.spec.Name, h.boot))
+	}))
 	return res
 }
 
