@@ -5,7 +5,7 @@ PKGS      := ./...
 # Short, bounded fuzz runs that make test always does.
 FUZZTIME  ?= 10s
 
-.PHONY: all build demo test unit fuzz lint psparse bench clean
+.PHONY: all build demo test testdeps unit fuzz lint psparse bench clean
 
 all: build
 
@@ -15,8 +15,23 @@ build:
 demo: build
 	@if $(BIN) dev --help >/dev/null 2>&1; then ./scripts/demo.sh; else echo "make demo arrives with the dev-server issue"; fi
 
-# test runs everything that exists: lint, the PowerShell parse, unit/integration/e2e tests, short fuzzing.
-test: lint psparse unit fuzz
+# test runs everything that exists: the independent WinRM clients the fleet tests drive, lint, the PowerShell parse, unit/integration/e2e tests, short fuzzing.
+test: testdeps lint psparse unit fuzz
+
+# testdeps installs the independent WinRM clients the fleet tests drive
+# (fleetsim/pywinrm_test.go, fleetsim/ansible_test.go): Debian's pywinrm
+# and Ansible (the ansible package, whose ansible.windows collection holds
+# win_ping), which import under /usr/bin/python3; about 30 s here. Only
+# root installs; anyone else is told what to install and those tests skip.
+# A failed install (no network) does not stop make test either.
+TESTDEPS_APT := python3-winrm ansible
+
+testdeps:
+	@if /usr/bin/python3 -c 'import winrm, ansible_collections.ansible.windows' 2>/dev/null && command -v ansible >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "testdeps: not root: run apt-get install -y $(TESTDEPS_APT), or the pywinrm and Ansible fleet tests skip"; exit 0; fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -q $(TESTDEPS_APT) || { apt-get update -q && apt-get install -y -q $(TESTDEPS_APT); } || \
+	echo "testdeps: could not install $(TESTDEPS_APT); the pywinrm and Ansible fleet tests skip"
 
 unit:
 	$(GO) test -count=1 -timeout 30m $(PKGS)
