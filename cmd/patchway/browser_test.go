@@ -53,7 +53,8 @@ func TestWebUIShowsRolloutProgress(t *testing.T) {
 	e.startWorker()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	e.mustCLI(ctx, "submit", filepath.Join("..", "..", "examples", "ms08-067.hcl"), "--as", "alice")
+	inv, _ := e.unreachableInventory()
+	e.mustCLI(ctx, "submit", filepath.Join("..", "..", "examples", "ms08-067.hcl"), "--inventory", inv, "--as", "alice")
 	e.waitFor(ctx, "ms08-067", "progress published", time.Minute, func(p workflows.Progress) bool { return len(p.Steps) > 0 })
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -78,9 +79,12 @@ func TestWebUIShowsRolloutProgress(t *testing.T) {
 		}
 	}
 
-	// The workflow list, filtered by Patchway's search attribute.
-	list := e.srv.UIAddress() + "/namespaces/default/workflows?query=" + url.QueryEscape(`RolloutId = "ms08-067"`)
-	link := chromedp.CSS(`a[href*="ms08-067"]`)
+	// The workflow list, filtered by Patchway's search attribute to the
+	// rollout itself (its batches carry the attribute too, and appear as
+	// soon as a stage starts).
+	list := e.srv.UIAddress() + "/namespaces/default/workflows?query=" +
+		url.QueryEscape(`RolloutId = "ms08-067" AND WorkflowType = "`+workflows.RolloutWorkflowName+`"`)
+	link := chromedp.CSS(`a[href*="rollout%2Fms08-067/"]`)
 	if err := chromedp.Do(bctx, chromedp.Navigate(list), chromedp.WaitVisible(link)); err != nil {
 		saveShot()
 		t.Fatalf("workflow list filtered by RolloutId did not show the rollout: %v", err)

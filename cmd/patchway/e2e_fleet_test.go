@@ -69,6 +69,29 @@ func (e *e2e) startFleetFrom(scenario string, opts fleetsim.Options) (*fleetsim.
 	return f, inv
 }
 
+// unreachableInventory writes examples/inventory.hcl with every host on
+// its own loopback port that nothing listens on, for the tests whose
+// rollout runs but never reaches a host: their worker resolves no name
+// and dials nothing outside this machine. It returns the path and the
+// number of hosts.
+func (e *e2e) unreachableInventory() (string, int) {
+	e.t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", "..", "examples", "inventory.hcl"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	port := 0
+	inv := regexp.MustCompile(`address\s*=\s*"[^"]*"`).ReplaceAllStringFunc(string(src), func(string) string {
+		port++
+		return fmt.Sprintf("address = \"127.0.0.1:%d\"", port)
+	})
+	path := filepath.Join(e.dir, "inventory-unreachable.hcl")
+	if err := os.WriteFile(path, []byte(inv), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return path, port
+}
+
 // fastRollout writes examples/ms08-067.hcl with one-second soaks and no
 // maintenance window, so the whole staged path runs within the test.
 func (e *e2e) fastRollout() string {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -29,19 +28,7 @@ func TestE2EReportOfARunningThenEndedRollout(t *testing.T) {
 	defer cancel()
 	const id = "ms08-067"
 
-	src, err := os.ReadFile(filepath.Join("..", "..", "examples", "inventory.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := 0
-	inv := regexp.MustCompile(`address\s*=\s*"[^"]*"`).ReplaceAllStringFunc(string(src), func(string) string {
-		port++
-		return fmt.Sprintf("address = \"127.0.0.1:%d\"", port)
-	})
-	invPath := filepath.Join(e.dir, "inventory.hcl")
-	if err := os.WriteFile(invPath, []byte(inv), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	invPath, port := e.unreachableInventory()
 	e.mustCLI(ctx, "submit", filepath.Join("..", "..", "examples", "ms08-067.hcl"), "--inventory", invPath, "--as", "alice")
 	e.waitFor(ctx, id, "the risk decision", time.Minute, func(p workflows.Progress) bool { return len(p.Steps) > 0 })
 

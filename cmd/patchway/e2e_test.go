@@ -383,15 +383,16 @@ func testSDKLogger(w io.Writer) sdklog.Logger {
 // real policies: what is refused exits 1 with the reason, what is allowed
 // is recorded with who and why. The default gates data governs every
 // control: pause is a brake the filer may pull too; an exception needs
-// another person. The hosts of examples/ are never reached here (the rollout is
-// controlled, not completed).
+// another person. The example's hosts sit on closed loopback ports (the rollout
+// is controlled, not completed).
 func TestE2EGateAndControlCommandsAgainstARunningRollout(t *testing.T) {
 	e := newE2E(t, e2eOptions{})
 	e.startWorker()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const id = "ms08-067"
-	out := e.mustCLI(ctx, "submit", filepath.Join("..", "..", "examples", "ms08-067.hcl"), "--as", "alice")
+	inv, _ := e.unreachableInventory()
+	out := e.mustCLI(ctx, "submit", filepath.Join("..", "..", "examples", "ms08-067.hcl"), "--inventory", inv, "--as", "alice")
 	if !strings.Contains(out, "filed rollout ms08-067 (KB958644, critical) by alice") {
 		t.Errorf("submit said %q", out)
 	}
@@ -405,7 +406,7 @@ func TestE2EGateAndControlCommandsAgainstARunningRollout(t *testing.T) {
 		check    func(workflows.Progress) bool
 	}{
 		{"filing the same rollout again is refused with its status",
-			[]string{"submit", filepath.Join("..", "..", "examples", "ms08-067.hcl"), "--as", "carol"}, 1, "already running", nil},
+			[]string{"submit", filepath.Join("..", "..", "examples", "ms08-067.hcl"), "--inventory", inv, "--as", "carol"}, 1, "already running", nil},
 		{"approving when no gate waits is refused by the rollout",
 			[]string{"approve", id, "--as", "bob"}, 1, "not waiting at a gate", nil},
 		{"a pause without a reason is refused by the CLI",
@@ -516,7 +517,8 @@ func TestE2EServerRestartOnItsSQLiteFileKeepsTheRollout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const id = "ms08-067"
-	e.mustCLI(ctx, "submit", filepath.Join("..", "..", "examples", "ms08-067.hcl"), "--as", "alice")
+	inv, _ := e.unreachableInventory()
+	e.mustCLI(ctx, "submit", filepath.Join("..", "..", "examples", "ms08-067.hcl"), "--inventory", inv, "--as", "alice")
 	e.mustCLI(ctx, "pause", id, "--as", "bob", "--reason", "before the restart")
 	e.waitFor(ctx, id, "the pause", 30*time.Second, func(p workflows.Progress) bool { return p.Paused })
 
