@@ -98,6 +98,9 @@ type ComplianceDecision struct {
 	Reasons []string          `json:"reasons"`
 	// SupersededBy names the later update whose files satisfy this patch.
 	SupersededBy string `json:"superseded_by,omitempty"`
+	// Baseline is how a preflight scan before the rollout counts the
+	// host (compliant, vulnerable, pending_reboot, unreachable, ...).
+	Baseline string `json:"baseline,omitempty"`
 	// Install says whether installing the patch could change the host's
 	// state: false once anything of it is there or the files already
 	// prove the fix (a later update in effect).

@@ -403,8 +403,32 @@ reboot_not_taken := sprintf("the host accepted the reboot requested at %s but ha
 	reboot_wait.outcome == "not_restarted"
 }
 
+# baseline is how the preflight scan, before the rollout touches any
+# host, counts this one: already compliant (skipped), vulnerable, pending
+# a reboot (this patch's, or an earlier update's that must happen before
+# this one installs), unreachable, not applicable, identity mismatch or
+# unknown.
+default baseline := "unknown"
+
+baseline := "compliant" if state == "compliant"
+
+baseline := "pending_reboot" if state == "pending_reboot"
+
+baseline := "pending_reboot" if {
+	state == "pending"
+	count(reboot_flags) > 0
+}
+
+baseline := "vulnerable" if {
+	state in {"pending", "not_effective"}
+	count(reboot_flags) == 0
+}
+
+baseline := state if state in {"unreachable", "not_applicable", "identity_mismatch", "excepted"}
+
 decision := {
 	"allow": state == "compliant",
+	"baseline": baseline,
 	"violations": [{"code": state, "msg": reason} | state != "compliant"],
 	"state": state,
 	"reasons": array.concat([reason], sort(notes)),
