@@ -806,7 +806,7 @@ func (a *HostActivities) judge(ctx context.Context, t contract.HostTarget, e evi
 	if err != nil {
 		return contract.HostVerdict{}, false, err
 	}
-	hv := contract.HostVerdict{Host: t.Host.Name, State: d.State, Reasons: d.Reasons, Decision: d.Decision, Proof: proofLines(t.Patch.Evidence.Hotfix, files, e.scan, e.installedAt)}
+	hv := contract.HostVerdict{Host: t.Host.Name, State: d.State, Reasons: d.Reasons, Decision: d.Decision, Baseline: d.Baseline, Proof: proofLines(t.Patch.Evidence.Hotfix, files, e.scan, e.installedAt)}
 	if e.scan != nil {
 		hv.Evidence = *e.scan
 	}

@@ -118,6 +118,9 @@ type HostVerdict struct {
 	Evidence hostscript.ScanResult `json:"evidence"`
 	Decision rollout.Decision      `json:"decision"`
 	Proof    []string              `json:"proof,omitempty"`
+	// Baseline is how a preflight scan counts the host (the compliance
+	// policy's baseline category: vulnerable, pending_reboot, ...).
+	Baseline string `json:"baseline,omitempty"`
 }
 
 // CredentialUse is one credential set the hosts of a rollout name: how

@@ -25,6 +25,8 @@ type Advisory struct {
 	// Lab.
 	Edition int
 	Lab     *LabFindings
+	// Baseline is the preflight scan, when the rollout ran one.
+	Baseline *Baseline
 }
 
 // LabFindings is what the first pre-production stage showed.
@@ -130,6 +132,9 @@ func (a Advisory) Markdown() string {
 			fmt.Fprintf(&b, "- %s\n", mdEscape(it))
 		}
 	}
+	if a.Baseline != nil {
+		fmt.Fprintf(&b, "\n### Preflight scan, before any host was touched\n\n%s\n", mdEscape(a.Baseline.Summary()))
+	}
 	if a.Lab != nil {
 		fmt.Fprintf(&b, "\n### What the %s stage found\n\n", mdEscape(a.Lab.Stage))
 		fmt.Fprintf(&b, "%d hosts: %s\n", a.Lab.Hosts, a.Lab.counts())
@@ -161,6 +166,9 @@ func (a Advisory) Text() string {
 		for _, it := range l.items {
 			fmt.Fprintf(&b, "  - %s\n", it)
 		}
+	}
+	if a.Baseline != nil {
+		fmt.Fprintf(&b, "\nPreflight scan, before any host was touched: %s\n", a.Baseline.Summary())
 	}
 	if a.Lab != nil {
 		fmt.Fprintf(&b, "\nWhat the %s stage found: %d hosts: %s\n", a.Lab.Stage, a.Lab.Hosts, a.Lab.counts())

@@ -79,6 +79,8 @@ type ReportInput struct {
 	// Exceptions granted during the rollout, by host name.
 	Exceptions  []HostException `json:"exceptions,omitempty"`
 	GeneratedAt time.Time       `json:"generated_at"`
+	// Baseline is the preflight scan, when the rollout ran one.
+	Baseline *Baseline `json:"baseline,omitempty"`
 	// Packed holds Hosts and Verdicts gzipped (then both are nil) when
 	// their JSON is over InlineLimit: 10,000 hosts with their verdicts
 	// are several megabytes, over the server's 2 MB payload limit.
@@ -123,6 +125,9 @@ type Report struct {
 	// Unowned lists the hosts whose owner or purpose is unknown, by name:
 	// nobody answers for them, so a finding there goes nowhere.
 	Unowned []UnownedHost `json:"unowned,omitempty"`
+	// Baseline is what the preflight scan found before the rollout
+	// touched any host, when it ran one.
+	Baseline *Baseline `json:"baseline,omitempty"`
 	// Hosts is every host's line, sorted by name, when the list is small;
 	// nil when it is in HostsGzip.
 	Hosts []HostReport `json:"hosts,omitempty"`

@@ -58,6 +58,7 @@ func Build(ctx context.Context, policy ExceptionPolicy, in contract.ReportInput)
 		Totals:            totals,
 		By:                breakdowns(hosts),
 		Unowned:           unowned(hosts),
+		Baseline:          in.Baseline,
 		Hosts:             hosts,
 	}, nil
 }

@@ -33,6 +33,9 @@ func renderMarkdown(w io.Writer, rep contract.Report, o Options) error {
 			fmt.Fprintf(&b, "| %s | %d |\n", md(string(st)), n)
 		}
 	}
+	if rep.Baseline != nil {
+		fmt.Fprintf(&b, "\n## Preflight scan, before any host was touched\n\n%s\n", md(rep.Baseline.Summary()))
+	}
 	for _, dim := range dimensions {
 		fmt.Fprintf(&b, "\n## By %s\n\n| %s | Hosts | Compliant | %% | Other states |\n|---|---:|---:|---:|---|\n", dim.name, strings.ToUpper(dim.name[:1])+dim.name[1:])
 		for _, bd := range breakdownsOf(rep, dim.name) {

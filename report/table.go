@@ -29,6 +29,9 @@ func renderTable(w io.Writer, rep contract.Report, o Options) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if rep.Baseline != nil {
+		fmt.Fprintf(&b, "\nPREFLIGHT SCAN (before any host was touched): %s\n", rep.Baseline.Summary())
+	}
 	for _, dim := range dimensions {
 		b.WriteString("\n")
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)

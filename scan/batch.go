@@ -2,10 +2,8 @@ package scan
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -63,7 +61,7 @@ func ScanBatchWorkflow(ctx workflow.Context, in BatchInput) (BatchResult, error)
 			i := next
 			h, patch := p.Hosts[i/np], p.Patches[i%np]
 			target := contract.HostTarget{RolloutID: WorkflowID(in.ScanID), Host: h.Host, DistributionPoint: h.DistributionPoint, Patch: patch}
-			actx := withScanOptions(ctx, fmt.Sprintf("verify %s on %s", strings.ToUpper(patch.KB), h.Host.Name))
+			actx := workflows.WithScanOptions(ctx, fmt.Sprintf("verify %s on %s", strings.ToUpper(patch.KB), h.Host.Name))
 			sel.AddFuture(workflow.ExecuteActivity(actx, contract.VerifyPatchName, contract.VerifyPatchInput{Target: target}), func(f workflow.Future) {
 				var v contract.HostVerdict
 				checks[i] = checkOf(h.Host, patch, v, f.Get(ctx, &v))
@@ -86,7 +84,7 @@ func ScanBatchWorkflow(ctx workflow.Context, in BatchInput) (BatchResult, error)
 func checkOf(h rollout.Host, p rollout.Patch, v contract.HostVerdict, err error) HostCheck {
 	c := HostCheck{Host: h.Name, KB: strings.ToUpper(p.KB)}
 	if err != nil {
-		c.State, c.Reasons = failureState(err)
+		c.State, c.Reasons = workflows.VerifyFailure(err)
 		return c
 	}
 	c.State, c.Reasons, c.BootTime = v.State, v.Reasons, v.Evidence.LastBootUpTime
@@ -97,46 +95,4 @@ func checkOf(h rollout.Host, p rollout.Patch, v contract.HostVerdict, err error)
 		c.State, c.Reasons = rollout.StateUnknown, append(c.Reasons, "the compliance policy gave no state")
 	}
 	return c
-}
-
-// failureState classifies a failed verification: a host that did not
-// answer is unreachable, a patch for another OS not_applicable, a
-// listener with another certificate than the pinned one
-// identity_mismatch, anything
-// else (refused credentials, a script or policy failure) unknown.
-func failureState(err error) (rollout.HostState, []string) {
-	var app *temporal.ApplicationError
-	var timeout *temporal.TimeoutError
-	switch {
-	case errors.As(err, &app):
-		switch st := contract.StateForErrorType(app.Type()); st {
-		case rollout.StateNotApplicable, rollout.StateUnreachable, rollout.StateIdentityMismatch:
-			return st, []string{app.Message()}
-		}
-		return rollout.StateUnknown, []string{fmt.Sprintf("not verified (%s): %s", app.Type(), app.Message())}
-	case errors.As(err, &timeout):
-		return rollout.StateUnreachable, []string{"no answer in time: " + timeout.Error()}
-	}
-	return rollout.StateUnknown, []string{"not verified: " + err.Error()}
-}
-
-// withScanOptions runs one verification: a scan and a policy evaluation,
-// seconds on a healthy host. A host that does not answer is retried twice,
-// then reported unreachable; refused credentials, a forbidden transport or
-// a patch for another OS are not retried.
-func withScanOptions(ctx workflow.Context, summary string) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		Summary:             summary,
-		StartToCloseTimeout: 5 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    2 * time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    time.Minute,
-			MaximumAttempts:    3,
-			NonRetryableErrorTypes: []string{
-				contract.AuthFailed, contract.NotApplicable, contract.UnsupportedOS,
-				contract.TransportRefused, contract.HostConfigInvalid,
-			},
-		},
-	})
 }

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 )
 
@@ -78,6 +79,9 @@ type Tuning struct {
 	// BootTimeout bounds the wait for a host to come back from its reboot
 	// (30m).
 	BootTimeout time.Duration `json:"boot_timeout,omitempty"`
+	// PreflightParallel bounds the hosts the preflight scan verifies at
+	// once, over all its batch children (16).
+	PreflightParallel int `json:"preflight_parallel,omitempty"`
 }
 
 // Update names: the gates and controls a person uses on a running rollout.
@@ -180,6 +184,8 @@ const (
 	// KindRetry is the rounds that retry unreachable hosts until the
 	// deadline, after the last wave.
 	KindRetry StepKind = "retry"
+	// KindPreflight is the preflight scan before the first stage.
+	KindPreflight StepKind = "preflight"
 )
 
 // StepStatus is where one stage or wave stands.
@@ -228,6 +234,8 @@ type Progress struct {
 	Decisions []Record `json:"decisions"`
 	// Exceptions granted so far.
 	Exceptions []Exception `json:"exceptions,omitempty"`
+	// Baseline is what the preflight scan found (partial while it runs).
+	Baseline *contract.Baseline `json:"baseline,omitempty"`
 }
 
 // StepProgress is one stage or wave.

@@ -18,12 +18,15 @@ import (
 const (
 	OpPatch     = "patch"
 	OpUninstall = "uninstall"
+	// OpScan verifies the hosts (VerifyPatch) and changes nothing: the
+	// rollout's preflight.
+	OpScan = "scan"
 )
 
 // HostBatchInput is one batch of hosts a child workflow works through: one
-// activity per host (PatchHost or UninstallPatch), at most Parallel at a
-// time and SiteParallel per site, asking the reboot policy before each
-// host starts. A child per batch, not per host, keeps a 100,000-host
+// activity per host (PatchHost, UninstallPatch, or VerifyPatch for the
+// preflight), at most Parallel at a time and SiteParallel per site, asking
+// the reboot policy before each host is patched or rolled back. A child per batch, not per host, keeps a 100,000-host
 // rollout's history within Temporal's limits.
 type HostBatchInput struct {
 	RolloutID string        `json:"rollout_id"`
@@ -81,6 +84,10 @@ type HostOutcome struct {
 	// Held: the reboot policy refused to start the host while nothing else
 	// ran; the rollout retries it later.
 	Held bool `json:"held,omitempty"`
+	// Baseline is a preflight scan's category for the host (the
+	// compliance policy's; for a host that could not be verified, the
+	// state its error maps to).
+	Baseline string `json:"baseline,omitempty"`
 }
 
 // HostBatchResult lists every host of the batch with its outcome.
@@ -188,11 +195,17 @@ func (b *batch) startWhatMayStart(ctx workflow.Context) error {
 		return nil
 	}
 	plans := make([]contract.RebootPlan, 0, len(candidates))
-	if b.in.Op == OpUninstall && workflow.GetVersion(ctx, changeRollbackOnProof, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	switch {
+	case b.in.Op == OpScan:
+		// A scan changes nothing on the host: no reboot to plan.
 		for _, h := range candidates[:min(slots, len(candidates))] {
 			plans = append(plans, contract.RebootPlan{Host: h.Host.Name})
 		}
-	} else {
+	case b.in.Op == OpUninstall && workflow.GetVersion(ctx, changeRollbackOnProof, workflow.DefaultVersion, 1) == workflow.DefaultVersion:
+		for _, h := range candidates[:min(slots, len(candidates))] {
+			plans = append(plans, contract.RebootPlan{Host: h.Host.Name})
+		}
+	default:
 		dec, err := b.decideReboot(ctx, candidates, slots)
 		if err != nil {
 			return err
@@ -293,10 +306,14 @@ func (b *batch) start(ctx workflow.Context, h BatchHost, reboot bool) {
 	b.perSite[h.Host.Site]++
 	target := contract.HostTarget{RolloutID: b.in.RolloutID, Host: h.Host, DistributionPoint: h.DistributionPoint, Patch: b.in.Patch}
 	var f workflow.Future
-	if b.in.Op == OpUninstall {
+	switch b.in.Op {
+	case OpScan:
+		f = workflow.ExecuteActivity(WithScanOptions(ctx, "preflight scan "+h.Host.Name),
+			contract.VerifyPatchName, contract.VerifyPatchInput{Target: target})
+	case OpUninstall:
 		f = workflow.ExecuteActivity(withHostOptions(ctx, "uninstall "+h.Host.Name, b.in.BootTimeout),
 			contract.UninstallPatchName, contract.UninstallPatchInput{Target: target, Reboot: reboot, BootTimeout: b.in.BootTimeout})
-	} else {
+	default:
 		f = workflow.ExecuteActivity(withHostOptions(ctx, "patch "+h.Host.Name, b.in.BootTimeout),
 			contract.PatchHostName, contract.PatchHostInput{Target: target, Reboot: reboot, RebootPending: h.RebootPending,
 				BootTimeout: b.in.BootTimeout})
@@ -316,6 +333,19 @@ func (b *batch) start(ctx workflow.Context, h BatchHost, reboot bool) {
 // outcome turns an activity's result or error into the host's state.
 func (b *batch) outcome(ctx workflow.Context, f workflow.Future, h BatchHost) HostOutcome {
 	o := HostOutcome{Index: h.Index, Host: h.Host.Name, Started: true}
+	if b.in.Op == OpScan {
+		var v contract.HostVerdict
+		if err := f.Get(ctx, &v); err != nil {
+			o.State, o.Reasons = VerifyFailure(err)
+			o.Baseline = string(o.State)
+			return o
+		}
+		o.State, o.Reasons, o.Proof, o.Baseline = v.State, v.Reasons, v.Proof, v.Baseline
+		if o.State == "" {
+			o.State = rollout.StateUnknown
+		}
+		return o
+	}
 	if b.in.Op == OpUninstall {
 		var res contract.UninstallPatchResult
 		if err := f.Get(ctx, &res); err != nil {
@@ -392,4 +422,25 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// VerifyFailure classifies a failed verification (a preflight's, a
+// scan's): a host that did not answer is unreachable, a patch for another
+// OS not_applicable, a listener with another certificate than the pinned
+// one identity_mismatch, anything else (refused credentials, a script or
+// policy failure) unknown: never compliant without proof.
+func VerifyFailure(err error) (rollout.HostState, []string) {
+	var app *temporal.ApplicationError
+	var timeout *temporal.TimeoutError
+	switch {
+	case errors.As(err, &app):
+		switch st := contract.StateForErrorType(app.Type()); st {
+		case rollout.StateNotApplicable, rollout.StateUnreachable, rollout.StateIdentityMismatch:
+			return st, []string{app.Message()}
+		}
+		return rollout.StateUnknown, []string{fmt.Sprintf("not verified (%s): %s", app.Type(), app.Message())}
+	case errors.As(err, &timeout):
+		return rollout.StateUnreachable, []string{"no answer in time: " + timeout.Error()}
+	}
+	return rollout.StateUnknown, []string{"not verified: " + err.Error()}
 }

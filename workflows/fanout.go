@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -226,7 +227,7 @@ func (r *run) startBatch(ctx workflow.Context, sel workflow.Selector, s *stepSta
 	seen := map[string]bool{}
 	var names []string
 	for _, i := range take {
-		if plan.op == OpPatch && isSettled(r.st.Hosts[i].State) {
+		if plan.op == OpPatch && isSettled(r.st.Hosts[i].State) || plan.op == OpScan && r.excepted(i) {
 			continue
 		}
 		h := r.in.Hosts[i]
@@ -247,8 +248,11 @@ func (r *run) startBatch(ctx workflow.Context, sel workflow.Selector, s *stepSta
 	s.Batches++
 	r.batchesThisRun++
 	id := fmt.Sprintf("%s/%s/%d", WorkflowID(r.in.Rollout.ID), strings.ReplaceAll(s.Name, " ", "-"), in.Batch)
-	if plan.op == OpUninstall {
+	switch plan.op {
+	case OpUninstall:
 		id += "-rollback"
+	case OpScan:
+		id += "-scan"
 	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:    id,
@@ -285,6 +289,10 @@ func failedBatch(in HostBatchInput, err error) HostBatchResult {
 // to the front of the queue, except those the reboot policy held, which
 // wait for the retry rounds; exceptions granted meanwhile stand.
 func (r *run) merge(s *stepState, op string, res HostBatchResult) {
+	if op == OpScan {
+		r.mergeBaseline(s, res)
+		return
+	}
 	var requeue []int
 	for _, o := range res.Outcomes {
 		if o.Index < 0 || o.Index >= len(r.st.Hosts) || r.excepted(o.Index) {
@@ -311,6 +319,49 @@ func (r *run) merge(s *stepState, op string, res HostBatchResult) {
 	if op == OpPatch {
 		s.Queue = append(requeue, s.Queue...)
 	}
+}
+
+// mergeBaseline counts a preflight batch's hosts by the compliance
+// policy's baseline category. A host the scan proved compliant or not
+// applicable is settled, with its proof, and not patched again; the
+// others stay pending with what the scan found as their reason. Hosts the
+// batch did not start go back to the front of the queue.
+func (r *run) mergeBaseline(s *stepState, res HostBatchResult) {
+	b := r.st.Baseline
+	if b.Counts == nil {
+		b.Counts = map[string]int{}
+	}
+	var requeue []int
+	for _, o := range res.Outcomes {
+		if o.Index < 0 || o.Index >= len(r.st.Hosts) {
+			continue
+		}
+		if !o.Started {
+			requeue = append(requeue, o.Index)
+			continue
+		}
+		b.Scanned++
+		category := cmp.Or(o.Baseline, string(rollout.StateUnknown))
+		if r.excepted(o.Index) {
+			b.Counts[string(rollout.StateExcepted)]++
+			continue
+		}
+		b.Counts[category]++
+		reasons := make([]string, 0, len(o.Reasons))
+		for _, why := range o.Reasons {
+			reasons = append(reasons, "preflight scan: "+why)
+		}
+		h := &r.st.Hosts[o.Index]
+		h.Proof = o.Proof
+		switch o.State {
+		case rollout.StateCompliant, rollout.StateNotApplicable:
+			b.Settled++
+			r.setHost(o.Index, o.State, reasons)
+		default:
+			r.setHost(o.Index, h.State, append([]string{"preflight scan: " + category}, reasons...))
+		}
+	}
+	s.Queue = append(requeue, s.Queue...)
 }
 
 // rollback uninstalls the patch from the hosts of the step that received

@@ -36,6 +36,10 @@ type testFleet struct {
 	present map[string]bool
 	// unknownSets are credential sets the worker cannot resolve.
 	unknownSets map[string]bool
+	// found decides what the preflight scan finds on a host; nil means
+	// vulnerable. verified counts the scans per host.
+	found       func(h rollout.Host) (contract.HostVerdict, error)
+	verified    map[string]int
 	order       []string
 	uninstalled map[string]int
 	events      []contract.Event
@@ -47,7 +51,7 @@ type testFleet struct {
 // see (the test environment's simulated one, or the wall clock against a
 // real server).
 func newTestFleet(r activities.Registry, now func() time.Time) *testFleet {
-	f := &testFleet{HostActivities: &activities.HostActivities{}, now: now, start: now(), patched: map[string]int{}, present: map[string]bool{}, unknownSets: map[string]bool{}, uninstalled: map[string]int{}}
+	f := &testFleet{HostActivities: &activities.HostActivities{}, now: now, start: now(), patched: map[string]int{}, present: map[string]bool{}, unknownSets: map[string]bool{}, uninstalled: map[string]int{}, verified: map[string]int{}}
 	activities.Register(r, activities.Deps{Hosts: f, Notifier: f, Reports: f})
 	return f
 }
@@ -77,6 +81,19 @@ func (f *testFleet) PatchHost(ctx context.Context, in contract.PatchHostInput) (
 		Verdict: contract.HostVerdict{Host: in.Target.Host.Name, State: state, Reasons: []string{"scripted " + string(state)}},
 		Steps:   steps, InstalledAt: now,
 	}, nil
+}
+
+// VerifyPatch answers the preflight scan as found says.
+func (f *testFleet) VerifyPatch(_ context.Context, in contract.VerifyPatchInput) (contract.HostVerdict, error) {
+	f.mu.Lock()
+	f.verified[in.Target.Host.Name]++
+	found := f.found
+	f.mu.Unlock()
+	if found != nil {
+		return found(in.Target.Host)
+	}
+	return contract.HostVerdict{Host: in.Target.Host.Name, State: rollout.StatePending, Baseline: "vulnerable",
+		Reasons: []string{"scripted: the patch is not installed"}}, nil
 }
 
 // PreflightCredentials knows every set but those listed in unknownSets.

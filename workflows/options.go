@@ -47,6 +47,28 @@ func withHostOptions(ctx workflow.Context, summary string, bootTimeout time.Dura
 	})
 }
 
+// WithScanOptions runs one verification (a rollout's preflight, a
+// compliance scan): a scan and a policy evaluation, seconds on a healthy
+// host. A host that does not answer is retried twice, then reported
+// unreachable; refused credentials, a forbidden transport or a patch for
+// another OS are not retried.
+func WithScanOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		Summary:             summary,
+		StartToCloseTimeout: 5 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    2 * time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			MaximumAttempts:    3,
+			NonRetryableErrorTypes: []string{
+				contract.AuthFailed, contract.NotApplicable, contract.UnsupportedOS,
+				contract.TransportRefused, contract.HostConfigInvalid,
+			},
+		},
+	})
+}
+
 // WithNotifyOptions delivers notifications with a few retries; the event's
 // idempotency key makes them safe. Rollouts and scans both notify with it.
 func WithNotifyOptions(ctx workflow.Context, summary string) workflow.Context {

@@ -21,6 +21,10 @@ import (
 // embedded dev server: go test ./workflows -run TestRecordHistories -record
 var record = flag.Bool("record", false, "record workflow histories into testdata from a run against the embedded dev server")
 
+// recordTag names a new recording (<kind>-<tag>.history.json), so the
+// histories of earlier workflow code stay and keep being replayed.
+var recordTag = flag.String("record-tag", "", "with -record: name the histories <kind>-<tag>.history.json, keeping the earlier ones")
+
 // TestReplayRecordedHistories replays histories recorded from real runs:
 // a change to workflow code that breaks determinism for running rollouts
 // fails here.
@@ -113,8 +117,15 @@ func TestRecordHistories(t *testing.T) {
 	if err := run.Get(ctx, nil); err != nil {
 		t.Fatalf("rollout: %v", err)
 	}
-	fixture.WriteHistory(ctx, t, c, run.GetID(), run.GetRunID(), "rollout.history.json")
-	fixture.WriteHistory(ctx, t, c, WorkflowID(in.Rollout.ID)+"/emea/0", "", "batch.history.json")
+	name := func(kind string) string {
+		if *recordTag == "" {
+			return kind + ".history.json"
+		}
+		return kind + "-" + *recordTag + ".history.json"
+	}
+	fixture.WriteHistory(ctx, t, c, run.GetID(), run.GetRunID(), name("rollout"))
+	fixture.WriteHistory(ctx, t, c, WorkflowID(in.Rollout.ID)+"/emea/0", "", name("batch"))
+	fixture.WriteHistory(ctx, t, c, WorkflowID(in.Rollout.ID)+"/"+preflightStep+"/0-scan", "", name("preflight"))
 }
 
 func sendUpdate(ctx context.Context, c client.Client, id, name string, arg any) error {

@@ -19,7 +19,8 @@ import (
 // written patch policy, and returns the compliance report:
 //
 //  1. the security team's risk evaluation sets the deadline and the SLA
-//     clock starts;
+//     clock starts; a preflight scan of every planned host takes the
+//     baseline (compliant, vulnerable, pending a reboot, unreachable);
 //  2. the internal advisory goes to every IT manager;
 //  3. the test lab, then 4. the production-like platform: patch, soak,
 //     wait at the gate for a person the gates policy allows;
@@ -48,6 +49,13 @@ func RolloutWorkflow(ctx workflow.Context, in RolloutInput) (contract.Report, er
 		return contract.Report{}, err
 	}
 	workflow.Go(ctx, r.slaClock)
+
+	// The preflight: every planned host is verified at bounded
+	// parallelism before any is touched, the baseline the advisory and
+	// the report show. Hosts it proves compliant are not patched again.
+	if err := r.preflight(ctx); err != nil {
+		return r.stop(ctx, err)
+	}
 
 	// 2. The internal advisory to all IT managers.
 	r.sendAdvisory(ctx, advisoryInitial)
@@ -166,6 +174,9 @@ func (r *run) evaluateRisk(ctx workflow.Context) error {
 			return err
 		}
 	}
+	if workflow.GetVersion(ctx, changeBaselinePreflight, workflow.DefaultVersion, 1) != workflow.DefaultVersion {
+		r.st.Baseline = r.newBaseline()
+	}
 	r.upsert(ctx, AttrSLADeadline.ValueSet(risk.Deadline), AttrSLABreached.ValueSet(false),
 		AttrHostsTotal.ValueSet(int64(r.hostsTotal())))
 	r.refresh(ctx)
@@ -229,6 +240,61 @@ func (r *run) preflightCredentials(ctx workflow.Context) error {
 		fmt.Sprintf("rollout %s refused before any host was touched: %s; define the set on the worker (PATCHWAY_CRED_<SET>_USER and _PASSWORD, or the credentials file) and file the rollout again",
 			r.in.Rollout.ID, strings.Join(msgs, "; ")),
 		contract.Refused, nil, violations)
+}
+
+// changeBaselinePreflight versions the preflight scan before the first
+// stage. A rollout that evaluated its risk before it keeps going without
+// one, across continue-as-new too: the scan is decided where the steps
+// are planned, once.
+const changeBaselinePreflight = "baseline-preflight"
+
+// preflightStep names the preflight in progress and in its batch ids.
+const preflightStep = "preflight"
+
+// newBaseline queues every planned host for the preflight scan, in path
+// order.
+func (r *run) newBaseline() *baselineState {
+	b := &baselineState{Counts: map[string]int{}}
+	for _, s := range r.st.Steps {
+		b.Queue = append(b.Queue, s.Members...)
+	}
+	b.Hosts = len(b.Queue)
+	return b
+}
+
+// preflight verifies the baseline's queue through VerifyPatch batch
+// children, at most Tuning.PreflightParallel hosts at a time, and records
+// the counts. A pause holds it; an abort or a continue-as-new stops it
+// after the children in flight, and a carried run takes up the queue.
+func (r *run) preflight(ctx workflow.Context) error {
+	b := r.st.Baseline
+	if b == nil || b.Done {
+		return nil
+	}
+	s := &stepState{Name: preflightStep, Kind: KindPreflight, Queue: b.Queue, Batches: b.Batches}
+	plan := newBatchPlan(OpScan, r.tune.PreflightParallel, 0, r.tune.MaxPendingBatches, time.Time{})
+	r.refresh(ctx)
+	for len(s.Queue) > 0 {
+		if err := r.check(ctx); err != nil {
+			return err
+		}
+		if r.st.Paused {
+			if err := r.awaitUnpaused(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		err := r.runBatches(ctx, s, plan)
+		b.Queue, b.Batches = s.Queue, s.Batches
+		if err != nil {
+			return err
+		}
+	}
+	b.Done = true
+	r.record(Record{At: workflow.Now(ctx), Kind: "preflight", Subject: r.in.Rollout.Patch.KB, Allow: true,
+		Reason: "baseline before any host was touched: " + b.summary().Summary()})
+	r.refresh(ctx)
+	return nil
 }
 
 // pending returns the steps of a kind not yet done, in path order.
@@ -551,7 +617,7 @@ func (r *run) finish(ctx workflow.Context) (contract.Report, error) {
 // passes it to BuildReport; the report query returns it, so a client
 // builds the same report, provisional, while the rollout runs.
 func (r *run) reportInput(now time.Time) (contract.ReportInput, error) {
-	in := contract.ReportInput{Rollout: r.in.Rollout, Hosts: r.in.Hosts, GeneratedAt: now}
+	in := contract.ReportInput{Rollout: r.in.Rollout, Hosts: r.in.Hosts, GeneratedAt: now, Baseline: r.st.Baseline.summary()}
 	for i, h := range r.in.Hosts {
 		rec := r.st.Hosts[i]
 		in.Verdicts = append(in.Verdicts, contract.HostVerdict{Host: h.Name, State: rec.State, Reasons: rec.Reasons, Proof: rec.Proof})

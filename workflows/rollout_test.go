@@ -292,6 +292,74 @@ func TestUnknownCredentialSetIsRefusedBeforeAnyHost(t *testing.T) {
 		if n := h.fleet.patchCount(host.Name); n != 0 {
 			t.Errorf("%s patched %d times before the refusal", host.Name, n)
 		}
+		if n := h.fleet.verified[host.Name]; n != 0 {
+			t.Errorf("%s scanned %d times before the refusal", host.Name, n)
+		}
+	}
+}
+
+// The preflight scans every planned host before the lab: the compliance
+// policy's category counts each, a host proved compliant is settled and
+// never patched, the others are patched in their step, and the counts
+// reach progress, the first advisory and the report.
+func TestPreflightTakesTheBaselineAndSkipsCompliantHosts(t *testing.T) {
+	in := standardInput(10)
+	h := newHarness(t, in)
+	compliant, rebootDue, down := in.Hosts[3].Name, in.Hosts[4].Name, in.Hosts[5].Name
+	h.fleet.found = func(host rollout.Host) (contract.HostVerdict, error) {
+		v := contract.HostVerdict{Host: host.Name, State: rollout.StatePending, Baseline: "vulnerable", Reasons: []string{"KB958644 is not installed"}}
+		switch host.Name {
+		case compliant:
+			v.State, v.Baseline, v.Reasons, v.Proof = rollout.StateCompliant, "compliant", []string{"netapi32.dll is at 5.1.2600.3462"}, []string{"file netapi32.dll 5.1.2600.3462"}
+		case rebootDue:
+			v.Baseline, v.Reasons = "pending_reboot", []string{"an earlier update waits for a reboot (CBS RebootPending)"}
+		case down:
+			return contract.HostVerdict{}, unreachable(host)
+		}
+		return v, nil
+	}
+	h.approveGates("bob")
+	var early Progress
+	h.at(time.Second, func() { early = h.progress() })
+	rep, err := h.run()
+	if err != nil {
+		t.Fatalf("rollout failed: %v", err)
+	}
+	if early.Baseline == nil || early.Baseline.Hosts != len(in.Hosts) {
+		t.Errorf("progress during the rollout shows no baseline of %d hosts: %+v", len(in.Hosts), early.Baseline)
+	}
+	b := rep.Baseline
+	if b == nil || !b.Done {
+		t.Fatalf("report has no finished baseline: %+v", b)
+	}
+	want := map[string]int{"compliant": 1, "pending_reboot": 1, "unreachable": 1, "vulnerable": len(in.Hosts) - 3}
+	for c, n := range want {
+		if b.Count(c) != n {
+			t.Errorf("baseline %s = %d, want %d (%s)", c, b.Count(c), n, b.Summary())
+		}
+	}
+	if b.Scanned != len(in.Hosts) || b.Settled != 1 {
+		t.Errorf("baseline scanned %d, settled %d; want %d and 1", b.Scanned, b.Settled, len(in.Hosts))
+	}
+	for _, host := range in.Hosts {
+		// A host that does not answer is retried (WithScanOptions).
+		if n := h.fleet.verified[host.Name]; n != 1 && host.Name != down || n < 1 {
+			t.Errorf("%s scanned %d times by the preflight, want once", host.Name, n)
+		}
+		want := 1
+		if host.Name == compliant {
+			want = 0
+		}
+		if n := h.fleet.patchCount(host.Name); n != want {
+			t.Errorf("%s patched %d times, want %d", host.Name, n, want)
+		}
+	}
+	if st := h.host(compliant); st.State != rollout.StateCompliant || !strings.Contains(strings.Join(st.Reasons, "; "), "preflight scan: netapi32.dll is at 5.1.2600.3462") || len(st.Evidence) == 0 {
+		t.Errorf("host settled by the preflight = %+v, want compliant with the scan's reason and proof", st)
+	}
+	adv, _ := h.fleet.eventsOf(contract.EventAdvisory)
+	if len(adv) == 0 || !strings.Contains(adv[0].Text, "Preflight scan, before any host was touched: 28 of 28 hosts scanned: 1 compliant, 1 pending_reboot, 1 unreachable, 25 vulnerable; 1 settled, not patched again") {
+		t.Errorf("first advisory lacks the baseline:\n%s", adv[0].Text)
 	}
 }
 
@@ -514,7 +582,7 @@ func TestContinueAsNewKeepsEveryHostAndPatchesItOnce(t *testing.T) {
 	in.Tuning = Tuning{BatchSize: 50, MaxBatchesPerRun: 12, MaxHostsPerRun: 20}
 	in.Rollout.Waves[0].MaxParallel, in.Rollout.Waves[1].MaxParallel = 64, 64
 	hosts := in.Hosts
-	shared := map[string]int{}
+	shared, verified := map[string]int{}, map[string]int{}
 	runs := 0
 	now := testStart
 	var rep contract.Report
@@ -522,6 +590,7 @@ func TestContinueAsNewKeepsEveryHostAndPatchesItOnce(t *testing.T) {
 		h := newHarness(t, in)
 		h.env.SetStartTime(now)
 		h.fleet.patched = shared
+		h.fleet.verified = verified
 		h.approveGates("bob")
 		h.tick(0)
 		h.env.ExecuteWorkflow(RolloutWorkflowName, in)
@@ -559,6 +628,12 @@ func TestContinueAsNewKeepsEveryHostAndPatchesItOnce(t *testing.T) {
 		if shared[host.Name] != 1 {
 			t.Fatalf("%s patched %d times across runs, want once", host.Name, shared[host.Name])
 		}
+		if verified[host.Name] != 1 {
+			t.Fatalf("%s scanned %d times by the preflight across runs, want once", host.Name, verified[host.Name])
+		}
+	}
+	if b := rep.Baseline; b == nil || !b.Done || b.Scanned != len(hosts) || b.Count("vulnerable") != len(hosts) {
+		t.Errorf("baseline after continue-as-new = %+v, want all %d hosts scanned vulnerable", b, len(hosts))
 	}
 }
 

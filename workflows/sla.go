@@ -112,7 +112,7 @@ func (r *run) sendAdvisory(ctx workflow.Context, edition int) {
 	ro := r.in.Rollout
 	adv := contract.Advisory{
 		RolloutID: ro.ID, Patch: ro.Patch, Risk: ro.Risk, Edition: edition,
-		Deadline: r.st.Risk.Deadline, SLA: r.st.Risk.SLA.String(),
+		Deadline: r.st.Risk.Deadline, SLA: r.st.Risk.SLA.String(), Baseline: r.st.Baseline.summary(),
 	}
 	if edition == advisoryAfterLab {
 		adv.Lab = r.labFindings()

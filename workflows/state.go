@@ -37,6 +37,33 @@ type RolloutCarry struct {
 	Completed bool                   `json:"completed,omitempty"`
 	// Runs counts continue-as-new generations, for batch ids.
 	Runs int `json:"runs"`
+	// Baseline is the preflight scan's progress; nil for a rollout
+	// started before there was one.
+	Baseline *baselineState `json:"baseline,omitempty"`
+}
+
+// baselineState is the preflight scan as it stands: the hosts still to
+// scan, and the hosts counted so far per baseline category.
+type baselineState struct {
+	Queue   []int          `json:"queue"`
+	Hosts   int            `json:"hosts"`
+	Scanned int            `json:"scanned"`
+	Settled int            `json:"settled"`
+	Counts  map[string]int `json:"counts,omitempty"`
+	Batches int            `json:"batches"`
+	Done    bool           `json:"done,omitempty"`
+}
+
+// summary is the baseline as clients see it; nil without a preflight.
+func (b *baselineState) summary() *contract.Baseline {
+	if b == nil {
+		return nil
+	}
+	out := &contract.Baseline{Hosts: b.Hosts, Scanned: b.Scanned, Settled: b.Settled, Done: b.Done}
+	for _, c := range sortedKeys(b.Counts) {
+		out.Counts = append(out.Counts, contract.BaselineCount{Category: c, Hosts: b.Counts[c]})
+	}
+	return out
 }
 
 // stepState is one stage, wave or retry round of the staged path.
@@ -141,6 +168,7 @@ func withDefaults(t Tuning) Tuning {
 	def(&t.MaxPendingBatches, 4)
 	def(&t.MaxBatchesPerRun, 300)
 	def(&t.MaxHostsPerRun, 500)
+	def(&t.PreflightParallel, 16)
 	if t.RetryInterval <= 0 {
 		t.RetryInterval = 4 * time.Hour
 	}
@@ -264,6 +292,7 @@ func (r *run) progress() Progress {
 		HostsTotal: r.hostsTotal(),
 		Decisions:  slices.Clone(r.st.Records),
 		Exceptions: slices.Clone(r.st.Excepted),
+		Baseline:   r.st.Baseline.summary(),
 	}
 	if r.st.Risk != nil {
 		p.Deadline = r.st.Risk.Deadline
@@ -274,6 +303,9 @@ func (r *run) progress() Progress {
 		if s.Status == StepWaiting {
 			p.WaitingGate = s.Name
 		}
+	}
+	if b := r.st.Baseline; b != nil && !b.Done {
+		p.Stage = preflightStep
 	}
 	for _, s := range r.st.Steps {
 		totals := map[rollout.HostState]int{}
@@ -322,6 +354,9 @@ func (r *run) currentDetails() string {
 	}
 	if p.Breached {
 		b.WriteString(" (**SLA breached**)")
+	}
+	if p.Baseline != nil {
+		fmt.Fprintf(&b, "\n\nPreflight scan: %s", p.Baseline.Summary())
 	}
 	fmt.Fprintf(&b, "\n\n%d/%d hosts done\n\n| step | status | hosts | compliant | failures (wave policy) | unreachable |\n"+
 		"|---|---|---|---|---|---|\n", p.HostsDone, p.HostsTotal)

@@ -262,6 +262,9 @@ func renderProgress(p workflows.Progress, now time.Time) string {
 		}
 	}
 	b.WriteString("\n")
+	if p.Baseline != nil {
+		fmt.Fprintf(&b, "  preflight: %s\n", p.Baseline.Summary())
+	}
 	if p.WaitingGate != "" {
 		fmt.Fprintf(&b, "  waiting for approval at %q: patchway approve %s %s --as <approver>\n", p.WaitingGate, p.RolloutID, p.WaitingGate)
 	}
