@@ -70,7 +70,10 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 		// wantSteps is the host sequence's steps, when the case checks it.
 		wantSteps string
 		// certPin pins the listener's certificate in the inventory.
-		certPin      string
+		certPin string
+		// facts sets host facts a scenario's population can set.
+		facts        func(*fleetsim.HostSpec)
+		bootTimeout  time.Duration
 		wantState    rollout.HostState
 		wantErrType  string
 		wantInstalls int
@@ -119,6 +122,24 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 			wantState: rollout.StateIdentityMismatch, wantInstalls: 1, wantReason: "changed during the run"},
 		{name: "a listener whose certificate is not the pinned one is refused before any credential", certPin: strings.Repeat("0f", 32),
 			wantErrType: contract.IdentityMismatch, wantInstalls: 0},
+		{name: "down: a host whose port refuses connections is unreachable, nothing installed", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultDown}},
+			wantErrType: contract.Unreachable, wantInstalls: 0, wantReason: "connection refused"},
+		{name: "slow_boot: a reboot that keeps the port closed for a while is waited for, then compliant", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultSlowBoot, Delay: 1500 * time.Millisecond}},
+			bootTimeout: 10 * time.Second, wantState: rollout.StateCompliant, wantInstalls: 1},
+		{name: "services_late: WinRM answers before the services after the boot; waited for, then compliant", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultServicesLate, Delay: 1500 * time.Millisecond}},
+			bootTimeout: 10 * time.Second, wantState: rollout.StateCompliant, wantInstalls: 1},
+		{name: "cbs_revert: servicing reverts the install at boot; the KB is gone and the host is not compliant", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultCBSRevert}},
+			wantState: rollout.StateNotEffective, wantInstalls: 1, wantReason: "neither KB958644 nor the new files are present"},
+		{name: "installer exit 0x00240006 (already installed) with nothing in effect is not compliant", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultInstallFails, ExitCode: 2359302}},
+			wantState: rollout.StateNotEffective, wantInstalls: 1, wantExit: 2359302},
+		{name: "installer exit 0x80240017 (not applicable) is not_applicable", faults: []fleetsim.FaultSpec{{Kind: fleetsim.FaultInstallFails, ExitCode: 2149842967}},
+			wantState: rollout.StateNotApplicable, wantInstalls: 1},
+		{name: "an earlier update's CBS reboot pending before the run: patched, rebooted, compliant",
+			facts:     func(h *fleetsim.HostSpec) { h.CBSRebootPending, h.WURebootRequired = true, true },
+			wantState: rollout.StateCompliant, wantInstalls: 1},
+		{name: "the patch installed by a non-CBS installer Get-HotFix does not list: compliant on the files, not installed",
+			facts:     func(h *fleetsim.HostSpec) { h.Hidden = []string{"KB958644"} },
+			wantState: rollout.StateCompliant, wantInstalls: 0, wantSteps: "scan,verify", wantReason: "fix in effect by file evidence"},
 	}
 
 	var specs []fleetsim.HostSpec
@@ -127,6 +148,9 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 			Tier: rollout.TierProduction, Role: "workstation", Owner: "it@corp.example"}, Faults: tt.faults, Files: tt.files, Installed: tt.otherKBs}
 		if tt.installed {
 			spec.Installed = append(spec.Installed, ro.Patch.KB)
+		}
+		if tt.facts != nil {
+			tt.facts(&spec)
 		}
 		specs = append(specs, spec)
 	}
@@ -146,7 +170,7 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 			env.ExecuteWorkflow(patchHostWorkflow, contract.PatchHostInput{
 				Target:      contract.HostTarget{RolloutID: ro.ID, Host: host, Patch: ro.Patch, DistributionPoint: sf.distributionPoint},
 				Reboot:      !tt.noReboot,
-				BootTimeout: 3 * time.Second,
+				BootTimeout: cmp.Or(tt.bootTimeout, 3*time.Second),
 			})
 			if n := fleet.Host(host.Name).InstallCount(ro.Patch.KB); n != tt.wantInstalls {
 				t.Errorf("the host saw %d installs, want %d", n, tt.wantInstalls)
@@ -159,6 +183,9 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 				if strings.Contains(env.GetWorkflowError().Error(), password) {
 					t.Error("the error quotes the password")
 				}
+				if tt.wantReason != "" && !strings.Contains(env.GetWorkflowError().Error(), tt.wantReason) {
+					t.Errorf("error %q lacks %q", env.GetWorkflowError(), tt.wantReason)
+				}
 				return
 			}
 			var res contract.PatchHostResult
@@ -166,6 +193,7 @@ func TestPatchHostOnTheSimulatedFleet(t *testing.T) {
 				t.Fatalf("PatchHost: %v", err)
 			}
 			v := res.Verdict
+			t.Logf("%s: %s", v.State, strings.Join(v.Reasons, "; "))
 			if v.State != tt.wantState {
 				t.Errorf("state %s (%s), want %s", v.State, strings.Join(v.Reasons, "; "), tt.wantState)
 			}
@@ -308,6 +336,7 @@ func TestRollbackOnTheSimulatedFleet(t *testing.T) {
 				t.Fatalf("rollback: %v", err)
 			}
 			v := res.Verdict
+			t.Logf("%s: %s", v.State, strings.Join(v.Reasons, "; "))
 			if v.State != tt.wantState {
 				t.Errorf("state %s (%s), want %s", v.State, strings.Join(v.Reasons, "; "), tt.wantState)
 			}

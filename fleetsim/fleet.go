@@ -164,15 +164,14 @@ func Start(ctx context.Context, sc *Scenario, opts Options) (*Fleet, error) {
 		srv.SetKeepAlivesEnabled(true)
 		f.servers = append(f.servers, srv)
 		f.addrs[h.spec.Name] = ln.Addr().String()
-		f.wg.Add(1)
-		go f.guard("listener of host "+h.spec.Name, func() {
-			defer f.wg.Done()
-			if tlsConfig != nil {
-				_ = srv.ServeTLS(ln, "", "")
-			} else {
-				_ = srv.Serve(ln)
-			}
-		})()
+		h.lis = &hostListener{fleet: f, name: h.spec.Name, addr: ln.Addr().String(), srv: srv, tls: tlsConfig != nil}
+		if h.has(FaultDown) {
+			// Down from the start: its address is reserved in the
+			// inventory, and nothing listens there.
+			_ = ln.Close()
+			continue
+		}
+		h.lis.serve(ln)
 	}
 	go f.guard("fleet shutdown", func() {
 		<-ctx.Done()
@@ -239,7 +238,8 @@ func (f *Fleet) newHost(spec HostSpec, now time.Time, i uint64) *Host {
 		rng:      mrand.New(mrand.NewPCG(uint64(f.opts.Seed), i)),
 		hotfixes: map[string]time.Time{}, pkgState: map[string]string{},
 		files: map[string]string{}, staged: map[string]string{}, previous: map[string]map[string]string{},
-		paths: map[string]string{}, installs: map[string]int{},
+		paths: map[string]string{}, installs: map[string]int{}, hidden: map[string]bool{},
+		cbs: spec.CBSRebootPending, wu: spec.WURebootRequired, rename: spec.PendingRename,
 		bootTime: now.Add(-cmp.Or(spec.BootedAgo, 72*time.Hour)).Truncate(time.Second),
 	}
 	for _, fs := range spec.Faults {
@@ -250,6 +250,12 @@ func (f *Fleet) newHost(spec HostSpec, now time.Time, i uint64) *Host {
 			fs.Rate = cmp.Or(fs.Rate, 0.3)
 		case FaultSlow:
 			fs.Delay = cmp.Or(fs.Delay, 2*time.Second)
+		case FaultSlowBoot:
+			fs.Delay = cmp.Or(fs.Delay, 3*time.Minute)
+		case FaultServicesLate:
+			fs.Delay = cmp.Or(fs.Delay, 20*time.Second)
+		case FaultDown:
+			h.down, h.gone = true, true
 		}
 		h.faults[fs.Kind] = fs
 	}
@@ -272,13 +278,26 @@ func (f *Fleet) newHost(spec HostSpec, now time.Time, i uint64) *Host {
 			}
 		}
 	}
-	installed := map[string]bool{}
+	installed := map[string]time.Time{}
 	for _, kb := range spec.Installed {
-		installed[strings.ToUpper(kb)] = true
+		installed[strings.ToUpper(kb)] = h.bootTime.Add(-24 * time.Hour)
+	}
+	for kb, on := range spec.InstalledOn {
+		installed[strings.ToUpper(kb)] = on
+	}
+	for _, kb := range spec.Hidden {
+		kb = strings.ToUpper(kb)
+		if _, ok := installed[kb]; !ok {
+			installed[kb] = h.bootTime.Add(-24 * time.Hour)
+		}
+		h.hidden[kb] = true
 	}
 	for _, kb := range sortedKeys(installed) {
-		h.hotfixes[kb] = h.bootTime.Add(-24 * time.Hour)
+		h.hotfixes[kb] = installed[kb]
 		h.pkgState[kb] = "Installed"
+		if h.hidden[kb] {
+			delete(h.pkgState, kb)
+		}
 		for _, fe := range f.catalog[kb].Files[os] {
 			k := strings.ToLower(fe.Path)
 			if _, ok := h.paths[k]; !ok {
@@ -412,6 +431,11 @@ func (f *Fleet) WriteInventory(path string) error {
 
 // Close stops every host.
 func (f *Fleet) Close() error {
+	for _, h := range f.hosts {
+		if h.lis != nil {
+			h.lis.close()
+		}
+	}
 	for _, s := range f.servers {
 		_ = s.Close()
 	}

@@ -11,8 +11,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -348,4 +351,178 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		_ = session{host: &Host{spec: rollout.Host{Name: "fuzz"}}, user: "u"}.commandLine(r.command, 0)
 	})
+}
+
+// refused reports whether a TCP dial to the host's port is refused (no
+// listener), as dialling a machine that is down is.
+func refused(t *testing.T, f *Fleet, name string) bool {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", f.Inventory().Hosts[indexOf(f, name)].Address, time.Second)
+	if err == nil {
+		conn.Close()
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+func TestDownAndRebootingHostsRefuseConnections(t *testing.T) {
+	f := startFleet(t, Options{RebootDowntime: 600 * time.Millisecond}, FaultDown, FaultServicesLate, FaultCBSRevert)
+	t.Run("down refuses every connection", func(t *testing.T) {
+		if !refused(t, f, "down") {
+			t.Error("the port of a down host accepted a connection")
+		}
+		if refused(t, f, "clean") {
+			t.Error("the port of an up host refused a connection")
+		}
+	})
+	t.Run("a rebooting host refuses connections, then listens again", func(t *testing.T) {
+		c := client(t, f, "clean", testPassword, nil)
+		install(t, c)
+		var r hostscript.RebootResult
+		if err := runOp(t, c, hostscript.OpReboot, hostscript.RebootParams{DelaySeconds: 5}, &r); err != nil {
+			t.Fatal(err)
+		}
+		sawRefused := false
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !f.Host("clean").BootTime().After(r.PreviousBootTime); time.Sleep(30 * time.Millisecond) {
+			sawRefused = sawRefused || refused(t, f, "clean")
+		}
+		if !sawRefused {
+			t.Error("the port never refused a connection while the host was down")
+		}
+		if s := scanOf(t, client(t, f, "clean", testPassword, nil)); s.Files[0].Version == "5.1.2600.5512" {
+			t.Errorf("after the boot the old file is in effect: %+v", s.Files)
+		}
+	})
+	t.Run("services_late fails scripts for a while after the boot", func(t *testing.T) {
+		c := client(t, f, "services_late", testPassword, nil)
+		install(t, c)
+		if !rebootAndWait(t, f, c, "services_late") {
+			t.Fatal("services_late never came back")
+		}
+		var s hostscript.ScanResult
+		err := runOp(t, c, hostscript.OpScan, hostscript.ScanParams{}, &s)
+		if err == nil || !strings.Contains(err.Error(), "The RPC server is unavailable") {
+			t.Errorf("scan right after the boot: %v, want the RPC server unavailable", err)
+		}
+		time.Sleep(350 * time.Millisecond)
+		if err := runOp(t, c, hostscript.OpScan, hostscript.ScanParams{}, &s); err != nil {
+			t.Errorf("scan once the services are up: %v", err)
+		}
+	})
+	t.Run("cbs_revert removes the pending install at boot", func(t *testing.T) {
+		c := client(t, f, "cbs_revert", testPassword, nil)
+		install(t, c)
+		if !rebootAndWait(t, f, c, "cbs_revert") {
+			t.Fatal("cbs_revert never came back")
+		}
+		s := scanOf(t, c)
+		if len(s.Hotfixes) != 0 || len(s.Packages) != 0 || s.Files[0].Version != "5.1.2600.5512" || s.Reboot.CBSRebootPending {
+			t.Errorf("after the revert: hotfixes %v, packages %v, file %s, CBS pending %v; want none, none, the old file, no reboot pending",
+				s.Hotfixes, s.Packages, s.Files[0].Version, s.Reboot.CBSRebootPending)
+		}
+	})
+}
+
+func TestInstallerExitCodesReadAsTheScriptReadsThem(t *testing.T) {
+	for code, want := range map[int64]string{2359302: hostscript.InstallAlreadyInstalled, 2149842967: hostscript.InstallNotApplicable, 1603: hostscript.InstallFailed} {
+		sc := &Scenario{Name: "t", Credential: "fleet", Catalog: map[string]CatalogEntry{"KB958644": CatalogFromPatch(testPatch)},
+			Sites: []rollout.Site{{Name: "paris", Region: "emea", TimeZone: "Europe/Paris"}},
+			Hosts: []HostSpec{{Host: rollout.Host{Name: "h", OS: "windows-xp-sp3", Site: "paris", Region: "emea", Tier: "lab", Role: "workstation"},
+				Faults: []FaultSpec{{Kind: FaultInstallFails, ExitCode: code}}}}}
+		f, err := Start(context.Background(), sc, Options{Password: testPassword})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := install(t, client(t, f, "h", testPassword, nil))
+		f.Close()
+		if r.Outcome != want || r.ExitCode != code {
+			t.Errorf("exit code %d: install = %+v, want outcome %s", code, r, want)
+		}
+	}
+}
+
+// A scenario sets each host fact on its own: install dates, a KB
+// Get-HotFix does not list, file versions, the OS build, each reboot
+// flag, the boot age; a boot clears the flags.
+func TestScenarioHostFacts(t *testing.T) {
+	dir := t.TempDir()
+	src := `fleet "facts" {
+  site "paris" {
+    region    = "emea"
+    time_zone = "Europe/Paris"
+  }
+  population "dated" {
+    site = "paris"
+    tier = "production"
+    role = "file"
+    count = 1
+    os = ["windows-xp-sp3"]
+    build = "2600.5512"
+    installed_on = { KB4012212 = "2017-03-14" }
+    hidden_from_get_hotfix = ["KB890830"]
+    files = { "C:\\Windows\\System32\\srv.sys" = "5.1.2600.7208" }
+    booted_ago = "400h"
+    cbs_reboot_pending = true
+  }
+  population "flags" {
+    site = "paris"
+    tier = "production"
+    role = "file"
+    count = 1
+    os = ["windows-xp-sp3"]
+    wu_reboot_required = true
+    pending_rename = true
+  }
+}
+`
+	path := filepath.Join(dir, "fleet.hcl")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sc, diags := LoadScenario(path)
+	if diags.HasErrors() {
+		t.Fatalf("load: %v", diags)
+	}
+	sc.Catalog = map[string]CatalogEntry{"KB958644": CatalogFromPatch(testPatch)}
+	f, err := Start(context.Background(), sc, Options{Password: testPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if b := f.Inventory().Hosts[0].Build; b != "2600.5512" {
+		t.Errorf("build %q, want 2600.5512", b)
+	}
+	c := client(t, f, "DATED-0001", testPassword, nil)
+	var s hostscript.ScanResult
+	if err := runOp(t, c, hostscript.OpScan, hostscript.ScanParams{Files: []hostscript.FileCheck{{Path: `C:\Windows\System32\srv.sys`}}}, &s); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Hotfixes) != 1 || s.Hotfixes[0].ID != "KB4012212" || s.Hotfixes[0].InstalledOn.Format(time.DateOnly) != "2017-03-14" {
+		t.Errorf("hotfixes %+v, want KB4012212 installed on 2017-03-14 and nothing else (KB890830 is hidden)", s.Hotfixes)
+	}
+	if len(s.Files) != 1 || s.Files[0].Version != "5.1.2600.7208" {
+		t.Errorf("files %+v, want srv.sys 5.1.2600.7208", s.Files)
+	}
+	if age := time.Since(s.LastBootUpTime); age < 399*time.Hour || age > 401*time.Hour {
+		t.Errorf("booted %s ago, want 400h", age)
+	}
+	if r := s.Reboot; !r.CBSRebootPending || r.WURebootRequired || r.PendingFileRename {
+		t.Errorf("reboot flags %+v, want only CBS", r)
+	}
+	c2 := client(t, f, "FLAGS-0001", testPassword, nil)
+	if err := runOp(t, c2, hostscript.OpScan, hostscript.ScanParams{}, &s); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Reboot; r.CBSRebootPending || !r.WURebootRequired || !r.PendingFileRename {
+		t.Errorf("reboot flags %+v, want WU and rename only", r)
+	}
+	if !rebootAndWait(t, f, c2, "FLAGS-0001") {
+		t.Fatal("FLAGS-0001 never came back")
+	}
+	if err := runOp(t, c2, hostscript.OpScan, hostscript.ScanParams{}, &s); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Reboot; r.CBSRebootPending || r.WURebootRequired || r.PendingFileRename {
+		t.Errorf("reboot flags after the boot %+v, want none", r)
+	}
 }

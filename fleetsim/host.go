@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,7 +29,8 @@ const (
 	FaultNoReboot Fault = "no_reboot"
 	// FaultNeverReturns: after a reboot the host never answers again.
 	FaultNeverReturns Fault = "never_returns"
-	// FaultInstallFails: the installer exits with FaultSpec.ExitCode.
+	// FaultInstallFails: the installer exits with FaultSpec.ExitCode
+	// and changes nothing; the code is read as install.ps1 reads it.
 	FaultInstallFails Fault = "install_fails"
 	// FaultFlaky: a share (FaultSpec.Rate) of connections are dropped.
 	FaultFlaky Fault = "flaky"
@@ -48,10 +51,26 @@ const (
 	// FaultReplacedOnBoot: after its first reboot another machine answers
 	// at the host's address (DHCP gave it away while the host was down).
 	FaultReplacedOnBoot Fault = "replaced_on_boot"
+	// FaultDown: the host is down for the whole run; its port refuses
+	// connections.
+	FaultDown Fault = "down"
+	// FaultSlowBoot: a reboot keeps the host down for FaultSpec.Delay
+	// (default 3m) instead of the fleet's reboot downtime.
+	FaultSlowBoot Fault = "slow_boot"
+	// FaultServicesLate: after each boot WinRM answers before the
+	// host's services are ready: for FaultSpec.Delay (default 20s)
+	// Patchway's scripts fail as Get-HotFix and WMI do then ("The RPC
+	// server is unavailable").
+	FaultServicesLate Fault = "services_late"
+	// FaultCBSRevert: at boot, servicing fails to commit a pending
+	// install and reverts it (CBS "Reverting changes"): the hotfix and
+	// its package are gone, the staged files never take effect.
+	FaultCBSRevert Fault = "cbs_revert"
 )
 
 // Faults lists every fault profile.
-var Faults = []Fault{FaultRegistryOnly, FaultNoReboot, FaultNeverReturns, FaultInstallFails, FaultFlaky, FaultSlow, FaultAuthFails, FaultRevertsOnBoot, FaultPendingRenameNoise, FaultImpostor, FaultReplacedOnBoot}
+var Faults = []Fault{FaultRegistryOnly, FaultNoReboot, FaultNeverReturns, FaultInstallFails, FaultFlaky, FaultSlow, FaultAuthFails, FaultRevertsOnBoot, FaultPendingRenameNoise, FaultImpostor, FaultReplacedOnBoot,
+	FaultDown, FaultSlowBoot, FaultServicesLate, FaultCBSRevert}
 
 // FaultSpec is one fault on one host, with its parameters.
 type FaultSpec struct {
@@ -61,7 +80,8 @@ type FaultSpec struct {
 	ExitCode int64
 	// Rate is the share of connections flaky drops (default 0.3).
 	Rate float64
-	// Delay is the latency slow adds (default 2s).
+	// Delay is the latency slow adds (default 2s), the downtime of a
+	// slow_boot reboot (3m), how long services_late services take (20s).
 	Delay time.Duration
 	// AnswersAs is the computer name of the machine that answers for an
 	// impostor or replaced_on_boot host (default "IMPOSTOR").
@@ -86,10 +106,12 @@ type Host struct {
 	faults map[Fault]FaultSpec
 	fleet  *Fleet
 	srv    *hostServer
+	lis    *hostListener
 
 	mu       sync.Mutex
 	rng      *rand.Rand
 	hotfixes map[string]time.Time // KB -> installed on
+	hidden   map[string]bool      // KBs Get-HotFix does not list
 	pkgState map[string]string    // KB -> Installed | InstallPending | UninstallPending
 	files    map[string]string    // lower(path) -> version in effect
 	staged   map[string]string    // lower(path) -> version applied at next boot
@@ -101,6 +123,10 @@ type Host struct {
 	gone     bool
 	shutdown bool // a shutdown is scheduled
 	replaced bool // another machine answers at the address
+	// rename: a PendingFileRenameOperations entry from before the run,
+	// cleared at boot; readyAt: services answer from then on.
+	rename   bool
+	readyAt  time.Time
 	installs map[string]int
 	shells   int
 }
@@ -247,11 +273,13 @@ func (h *Host) scan(p hostscript.ScanParams) hostscript.ScanResult {
 		Reboot: hostscript.Reboot{
 			CBSRebootPending:  h.cbs,
 			WURebootRequired:  h.wu,
-			PendingFileRename: len(h.staged) > 0 || h.has(FaultPendingRenameNoise),
+			PendingFileRename: len(h.staged) > 0 || h.rename || h.has(FaultPendingRenameNoise),
 		},
 	}
 	for _, kb := range sortedKeys(h.hotfixes) {
-		res.Hotfixes = append(res.Hotfixes, hostscript.Hotfix{ID: kb, InstalledOn: h.hotfixes[kb]})
+		if !h.hidden[kb] {
+			res.Hotfixes = append(res.Hotfixes, hostscript.Hotfix{ID: kb, InstalledOn: h.hotfixes[kb]})
+		}
 	}
 	for _, kb := range sortedKeys(h.pkgState) {
 		res.Packages = append(res.Packages, hostscript.Package{Name: "Package_for_" + kb + "~31bf3856ad364e35~x86~~6.0.1.0", State: h.pkgState[kb]})
@@ -295,8 +323,12 @@ func (h *Host) install(p hostscript.InstallParams) hostscript.InstallResult {
 		return res
 	}
 	if f, bad := h.faults[FaultInstallFails]; bad {
+		// The installer exits with the code and changes nothing; the
+		// code is read as install.ps1 reads it (already installed, not
+		// applicable, a failure with its code).
 		h.installs[kb]++
-		res.Outcome, res.ExitCode, res.Message = hostscript.InstallFailed, f.ExitCode, "installer failed"
+		res.ExitCode = f.ExitCode
+		res.Outcome, res.RebootRequired, res.Message = hostscript.InstallExitOutcome(f.ExitCode)
 		return res
 	}
 	h.installs[kb]++
@@ -371,16 +403,21 @@ func (h *Host) reboot(p hostscript.RebootParams) hostscript.RebootResult {
 	}
 	h.shutdown = true
 	f := h.fleet
+	downtime := f.opts.RebootDowntime
+	if slow, ok := h.faults[FaultSlowBoot]; ok {
+		downtime = slow.Delay
+	}
 	time.AfterFunc(f.opts.ShutdownDelay, f.guard("shutdown of host "+h.spec.Name, func() {
 		h.mu.Lock()
 		h.down = true
 		gone := h.has(FaultNeverReturns)
 		h.gone = gone
 		h.mu.Unlock()
+		h.lis.shut()
 		if gone {
 			return
 		}
-		time.AfterFunc(f.opts.RebootDowntime, f.guard("boot of host "+h.spec.Name, h.boot))
+		time.AfterFunc(downtime, f.guard("boot of host "+h.spec.Name, h.boot))
 	}))
 	return res
 }
@@ -395,12 +432,23 @@ func (h *Host) boot() {
 	h.mu.Lock()
 	h.shells = 0
 	defer h.mu.Unlock()
-	if !h.has(FaultRevertsOnBoot) {
+	reverted := h.has(FaultCBSRevert) && slices.Contains(slices.Collect(maps.Values(h.pkgState)), "InstallPending")
+	if !h.has(FaultRevertsOnBoot) && !reverted {
 		for k, v := range h.staged {
 			h.files[k] = v
 		}
 	}
 	clear(h.staged)
+	if reverted {
+		// Servicing could not commit the pending installs: it reverts
+		// them, and the hotfix entries go with them.
+		for _, kb := range sortedKeys(h.pkgState) {
+			if h.pkgState[kb] == "InstallPending" {
+				delete(h.pkgState, kb)
+				delete(h.hotfixes, kb)
+			}
+		}
+	}
 	if h.has(FaultReplacedOnBoot) {
 		h.replaced = true
 	}
@@ -418,6 +466,21 @@ func (h *Host) boot() {
 		boot = h.bootTime.Add(time.Second)
 	}
 	h.bootTime = boot
+	h.rename = false
+	if late, ok := h.faults[FaultServicesLate]; ok {
+		h.readyAt = boot.Add(late.Delay)
+	}
+	if err := h.lis.open(); err != nil {
+		h.fleet.opts.Logger.Warn("fleetsim: host cannot listen again after its reboot; it stays unreachable", "host", h.spec.Name, "error", err)
+	}
+}
+
+// servicesReady reports whether the host's services answer (false for a
+// while after a boot of a services_late host).
+func (h *Host) servicesReady() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.readyAt.IsZero() || !h.fleet.now().Before(h.readyAt)
 }
 
 func osCaption(os string) string {

@@ -40,6 +40,15 @@ type HostSpec struct {
 	Faults []FaultSpec
 	// BootedAgo is how long ago the host last booted (default 3 days).
 	BootedAgo time.Duration
+	// InstalledOn are KBs present at start with their install date.
+	InstalledOn map[string]time.Time
+	// Hidden are installed KBs Get-HotFix does not list (a non-CBS
+	// installer put them there): their files are in effect, no hotfix
+	// entry or servicing package shows.
+	Hidden []string
+	// Reboot flags set before the run (an earlier update's), each on its
+	// own; a boot clears them.
+	CBSRebootPending, WURebootRequired, PendingRename bool
 }
 
 // CatalogEntry is what one KB installs, per OS (lower-case OS name).
@@ -114,10 +123,21 @@ type populationBlock struct {
 	Count     int      `hcl:"count"`
 	OS        []string `hcl:"os"`
 	Installed []string `hcl:"installed,optional"`
-	Tags      []string `hcl:"tags,optional"`
-	Cluster   string   `hcl:"cluster,optional"`
-	Owner     string   `hcl:"owner,optional"`
-	Purpose   string   `hcl:"purpose,optional"`
+	// InstalledOn installs KBs with their install date (YYYY-MM-DD).
+	InstalledOn map[string]string `hcl:"installed_on,optional"`
+	// HiddenFromGetHotfix: installed KBs Get-HotFix does not list (a
+	// non-CBS installer); their files are in effect.
+	HiddenFromGetHotfix []string          `hcl:"hidden_from_get_hotfix,optional"`
+	Files               map[string]string `hcl:"files,optional"`
+	Build               string            `hcl:"build,optional"`
+	BootedAgo           string            `hcl:"booted_ago,optional"`
+	CBSRebootPending    bool              `hcl:"cbs_reboot_pending,optional"`
+	WURebootRequired    bool              `hcl:"wu_reboot_required,optional"`
+	PendingRename       bool              `hcl:"pending_rename,optional"`
+	Tags                []string          `hcl:"tags,optional"`
+	Cluster             string            `hcl:"cluster,optional"`
+	Owner               string            `hcl:"owner,optional"`
+	Purpose             string            `hcl:"purpose,optional"`
 }
 
 type faultBlock struct {
@@ -215,6 +235,11 @@ func LoadScenario(path string) (*Scenario, hcl.Diagnostics) {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid tier", Detail: fmt.Sprintf("population %q has tier %q; use lab, prodlike or production", p.Name, p.Tier)})
 			continue
 		}
+		facts, d := p.facts()
+		if d.HasErrors() {
+			diags = append(diags, d...)
+			continue
+		}
 		for i := range p.Count {
 			os := p.OS[i%len(p.OS)]
 			sc.Hosts = append(sc.Hosts, HostSpec{
@@ -223,8 +248,13 @@ func LoadScenario(path string) (*Scenario, hcl.Diagnostics) {
 					Site: p.Site, Region: regions[p.Site], Tier: rollout.Tier(p.Tier), Role: p.Role,
 					Cluster: p.Cluster, Owner: p.Owner, Purpose: p.Purpose, Tags: p.Tags,
 				},
-				Installed: p.Installed,
+				Installed: p.Installed, InstalledOn: facts.InstalledOn, Hidden: p.HiddenFromGetHotfix, Files: p.Files,
+				BootedAgo: facts.BootedAgo, CBSRebootPending: p.CBSRebootPending, WURebootRequired: p.WURebootRequired,
+				PendingRename: p.PendingRename,
 			})
+			if p.Build != "" {
+				sc.Hosts[len(sc.Hosts)-1].Host.Build = p.Build
+			}
 		}
 	}
 	seen := map[string]bool{}
@@ -242,6 +272,33 @@ func LoadScenario(path string) (*Scenario, hcl.Diagnostics) {
 		return nil, diags
 	}
 	return sc, diags
+}
+
+// facts parses a population's dates and durations.
+func (p populationBlock) facts() (HostSpec, hcl.Diagnostics) {
+	var spec HostSpec
+	var diags hcl.Diagnostics
+	if p.BootedAgo != "" {
+		d, err := time.ParseDuration(p.BootedAgo)
+		if err != nil || d < 0 {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid booted_ago",
+				Detail: fmt.Sprintf("population %q: booted_ago = %q is not a duration like \"72h\" or \"40m\"", p.Name, p.BootedAgo)})
+		}
+		spec.BootedAgo = d
+	}
+	for _, kb := range sortedKeys(p.InstalledOn) {
+		t, err := time.Parse(time.DateOnly, p.InstalledOn[kb])
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid install date",
+				Detail: fmt.Sprintf("population %q: installed_on %s = %q is not a date like \"2026-11-10\"", p.Name, kb, p.InstalledOn[kb])})
+			continue
+		}
+		if spec.InstalledOn == nil {
+			spec.InstalledOn = map[string]time.Time{}
+		}
+		spec.InstalledOn[strings.ToUpper(kb)] = t
+	}
+	return spec, diags
 }
 
 func mustRead(path string, diags *hcl.Diagnostics) []byte {

@@ -103,6 +103,10 @@ func TestInvalidScenariosSayWhy(t *testing.T) {
 		{"duplicate population", site + pop + pop, "appears twice"},
 		{"missing rollout", `patches_from = ["missing.hcl"]`, "Cannot read rollout"},
 		{"syntax", site + `population "ws" {`, "Unclosed configuration block"},
+		{"bad booted_ago", site + strings.Replace(pop, "count = 4", `count = 4
+    booted_ago = "a week"`, 1), `booted_ago = "a week" is not a duration`},
+		{"bad install date", site + strings.Replace(pop, "count = 4", `count = 4
+    installed_on = { KB958644 = "10/11/2026" }`, 1), `installed_on KB958644 = "10/11/2026" is not a date`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "fleet.hcl")

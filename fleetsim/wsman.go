@@ -444,6 +444,10 @@ func (h *Host) runPatchway(script string) output {
 	if err != nil {
 		return output{stderr: "patchway: " + err.Error() + "\r\n", exit: 1}
 	}
+	if (op == hostscript.OpScan || op == hostscript.OpInstall) && !h.servicesReady() {
+		// WinRM is up, the services the scripts query are not yet.
+		return output{stderr: "Get-HotFix : The RPC server is unavailable. (Exception from HRESULT: 0x800706BA)\r\n", exit: 1}
+	}
 	var res any
 	switch op {
 	case hostscript.OpScan:

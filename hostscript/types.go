@@ -1,6 +1,9 @@
 package hostscript
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // FileCheck names a file the scan must report on.
 type FileCheck struct {
@@ -161,4 +164,24 @@ type UninstallResult struct {
 	ExitCode       int64  `json:"exit_code"`
 	RebootRequired bool   `json:"reboot_required"`
 	Message        string `json:"message,omitempty"`
+}
+
+// InstallExitOutcome is how install.ps1 reads an installer's exit code
+// (unsigned 32-bit): the outcome, whether a restart is required, and the
+// message it prints. The simulated fleet plays the script with it; a
+// test holds it to the script's own switch, so the two cannot drift.
+func InstallExitOutcome(code int64) (outcome string, rebootRequired bool, message string) {
+	switch code {
+	case 0:
+		return InstallOK, false, ""
+	case 3010:
+		return InstallOKRebootRequired, true, ""
+	case 1641:
+		return InstallOKRebootRequired, true, "the installer initiated a restart"
+	case 2359302:
+		return InstallAlreadyInstalled, false, ""
+	case 2149842967:
+		return InstallNotApplicable, false, "the update does not apply to this host"
+	}
+	return InstallFailed, false, fmt.Sprintf("installer exit code %d (0x%08X)", code, code)
 }
