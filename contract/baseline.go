@@ -21,6 +21,9 @@ type Baseline struct {
 	Counts []BaselineCount `json:"counts,omitempty"`
 	// Done: the scan is over; before, the counts are partial.
 	Done bool `json:"done,omitempty"`
+	// Stopped says why the scan ended before every host was scanned
+	// ("the rollout was aborted").
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // BaselineCount is the number of hosts in one baseline category.
@@ -54,7 +57,10 @@ func (b *Baseline) Summary() string {
 		parts = append(parts, fmt.Sprintf("%d %s", c.Hosts, c.Category))
 	}
 	s := fmt.Sprintf("%d of %d hosts scanned", b.Scanned, b.Hosts)
-	if !b.Done {
+	switch {
+	case b.Stopped != "":
+		s += " (scan stopped: " + b.Stopped + ")"
+	case !b.Done:
 		s += " (scan running)"
 	}
 	if len(parts) > 0 {

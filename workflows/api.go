@@ -80,7 +80,7 @@ type Tuning struct {
 	// (30m).
 	BootTimeout time.Duration `json:"boot_timeout,omitempty"`
 	// PreflightParallel bounds the hosts the preflight scan verifies at
-	// once, over all its batch children (16).
+	// once, over all its batch children (64).
 	PreflightParallel int `json:"preflight_parallel,omitempty"`
 }
 

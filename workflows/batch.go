@@ -308,7 +308,7 @@ func (b *batch) start(ctx workflow.Context, h BatchHost, reboot bool) {
 	var f workflow.Future
 	switch b.in.Op {
 	case OpScan:
-		f = workflow.ExecuteActivity(WithScanOptions(ctx, "preflight scan "+h.Host.Name),
+		f = workflow.ExecuteActivity(withPreflightOptions(ctx, "preflight scan "+h.Host.Name),
 			contract.VerifyPatchName, contract.VerifyPatchInput{Target: target})
 	case OpUninstall:
 		f = workflow.ExecuteActivity(withHostOptions(ctx, "uninstall "+h.Host.Name, b.in.BootTimeout),

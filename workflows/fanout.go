@@ -188,6 +188,16 @@ func (r *run) runBatches(ctx workflow.Context, s *stepState, plan batchPlan) err
 		if pending == 0 {
 			return nil
 		}
+		if plan.op == OpScan {
+			// A scan changes nothing: an abort need not wait for the
+			// scans in flight, which end with the rollout.
+			if err := workflow.Await(ctx, func() bool { return sel.HasPending() || r.st.Abort != nil }); err != nil {
+				return fmt.Errorf("preflight: %w", err)
+			}
+			if !sel.HasPending() {
+				return errAborted
+			}
+		}
 		sel.Select(ctx)
 		pending--
 		if plan.op == OpPatch {

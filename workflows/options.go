@@ -47,9 +47,8 @@ func withHostOptions(ctx workflow.Context, summary string, bootTimeout time.Dura
 	})
 }
 
-// WithScanOptions runs one verification (a rollout's preflight, a
-// compliance scan): a scan and a policy evaluation, seconds on a healthy
-// host. A host that does not answer is retried twice, then reported
+// WithScanOptions runs one verification of a compliance scan: a scan and
+// a policy evaluation, seconds on a healthy host. A host that does not answer is retried twice, then reported
 // unreachable; refused credentials, a forbidden transport or a patch for
 // another OS are not retried.
 func WithScanOptions(ctx workflow.Context, summary string) workflow.Context {
@@ -64,6 +63,26 @@ func WithScanOptions(ctx workflow.Context, summary string) workflow.Context {
 			NonRetryableErrorTypes: []string{
 				contract.AuthFailed, contract.NotApplicable, contract.UnsupportedOS,
 				contract.TransportRefused, contract.HostConfigInvalid,
+			},
+		},
+	})
+}
+
+// withPreflightOptions runs one preflight verification. The preflight
+// takes a baseline and changes nothing, and the host's own step tries it
+// again: a host that does not answer gets one more try, 2s later, so
+// that thousands of hosts that are off delay the lab by seconds, not
+// minutes.
+func withPreflightOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		Summary:             summary,
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 2 * time.Second,
+			MaximumAttempts: 2,
+			NonRetryableErrorTypes: []string{
+				contract.AuthFailed, contract.NotApplicable, contract.UnsupportedOS,
+				contract.TransportRefused, contract.HostConfigInvalid, contract.IdentityMismatch,
 			},
 		},
 	})

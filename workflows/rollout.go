@@ -274,6 +274,11 @@ func (r *run) preflight(ctx workflow.Context) error {
 	s := &stepState{Name: preflightStep, Kind: KindPreflight, Queue: b.Queue, Batches: b.Batches}
 	plan := newBatchPlan(OpScan, r.tune.PreflightParallel, 0, r.tune.MaxPendingBatches, time.Time{})
 	r.refresh(ctx)
+	defer func() {
+		if r.st.Abort != nil && !b.Done {
+			b.Stopped = "the rollout was aborted"
+		}
+	}()
 	for len(s.Queue) > 0 {
 		if err := r.check(ctx); err != nil {
 			return err

@@ -298,6 +298,41 @@ func TestUnknownCredentialSetIsRefusedBeforeAnyHost(t *testing.T) {
 	}
 }
 
+// An abort during the preflight does not wait for the scans in flight:
+// the rollout ends at once, nothing is patched, and the baseline says the
+// scan stopped.
+func TestAbortDuringThePreflightEndsItAtOnce(t *testing.T) {
+	in := standardInput(10)
+	in.Tuning.PreflightParallel = 2
+	h := newHarness(t, in)
+	h.fleet.found = func(host rollout.Host) (contract.HostVerdict, error) {
+		time.Sleep(100 * time.Millisecond)
+		return contract.HostVerdict{Host: host.Name, State: rollout.StatePending, Baseline: "vulnerable"}, nil
+	}
+	h.at(time.Millisecond, func() {
+		h.update("abort", UpdateAbort, AbortRequest{User: "carol", Reason: "wrong KB"})
+	})
+	rep, err := h.run()
+	if err != nil {
+		t.Fatalf("rollout failed: %v", err)
+	}
+	if err, _ := h.result("abort"); err != nil {
+		t.Fatalf("abort refused: %v", err)
+	}
+	b := rep.Baseline
+	if b == nil || b.Done || b.Stopped != "the rollout was aborted" || b.Scanned >= len(in.Hosts) {
+		t.Errorf("baseline after an abort during the preflight = %+v, want stopped early", b)
+	}
+	if !strings.Contains(b.Summary(), "(scan stopped: the rollout was aborted)") {
+		t.Errorf("summary %q does not say the scan stopped", b.Summary())
+	}
+	for _, host := range in.Hosts {
+		if n := h.fleet.patchCount(host.Name); n != 0 {
+			t.Errorf("%s patched %d times after an abort in the preflight", host.Name, n)
+		}
+	}
+}
+
 // The preflight scans every planned host before the lab: the compliance
 // policy's category counts each, a host proved compliant is settled and
 // never patched, the others are patched in their step, and the counts

@@ -52,6 +52,8 @@ type baselineState struct {
 	Counts  map[string]int `json:"counts,omitempty"`
 	Batches int            `json:"batches"`
 	Done    bool           `json:"done,omitempty"`
+	// Stopped says why the scan ended before every host was scanned.
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // summary is the baseline as clients see it; nil without a preflight.
@@ -59,7 +61,7 @@ func (b *baselineState) summary() *contract.Baseline {
 	if b == nil {
 		return nil
 	}
-	out := &contract.Baseline{Hosts: b.Hosts, Scanned: b.Scanned, Settled: b.Settled, Done: b.Done}
+	out := &contract.Baseline{Hosts: b.Hosts, Scanned: b.Scanned, Settled: b.Settled, Done: b.Done, Stopped: b.Stopped}
 	for _, c := range sortedKeys(b.Counts) {
 		out.Counts = append(out.Counts, contract.BaselineCount{Category: c, Hosts: b.Counts[c]})
 	}
@@ -168,7 +170,7 @@ func withDefaults(t Tuning) Tuning {
 	def(&t.MaxPendingBatches, 4)
 	def(&t.MaxBatchesPerRun, 300)
 	def(&t.MaxHostsPerRun, 500)
-	def(&t.PreflightParallel, 16)
+	def(&t.PreflightParallel, 64)
 	if t.RetryInterval <= 0 {
 		t.RetryInterval = 4 * time.Hour
 	}
@@ -304,7 +306,7 @@ func (r *run) progress() Progress {
 			p.WaitingGate = s.Name
 		}
 	}
-	if b := r.st.Baseline; b != nil && !b.Done {
+	if b := r.st.Baseline; b != nil && !b.Done && b.Stopped == "" {
 		p.Stage = preflightStep
 	}
 	for _, s := range r.st.Steps {

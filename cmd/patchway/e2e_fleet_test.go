@@ -328,3 +328,46 @@ func TestE2EAbortWithRollbackOverTheFleet(t *testing.T) {
 		t.Errorf("%d hosts were patched, want only the %d lab hosts", patched, lab.Hosts)
 	}
 }
+
+// TestE2EPreflightTakesTheBaselineBeforeTheLab files MS08-067 through the
+// real binary on 14 simulated hosts, one already patched and one waiting
+// for an earlier update's reboot. The preflight scans every host before
+// the lab; status shows the baseline; the patched host is settled by it
+// and never installed; the others are patched; the report keeps the
+// baseline.
+func TestE2EPreflightTakesTheBaselineBeforeTheLab(t *testing.T) {
+	e := newE2E(t, e2eOptions{policyData: e2ePolicy})
+	fleet, inv := e.startFleetFrom(filepath.Join("testdata", "fleet-preflight.hcl"), fleetsim.Options{RebootDowntime: 200 * time.Millisecond})
+	e.startWorker()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const id = "ms08-067"
+	e.mustCLI(ctx, "submit", e.fastRollout(), "--inventory", inv, "--as", "alice")
+
+	const baseline = "14 of 14 hosts scanned: 1 compliant, 1 pending_reboot, 12 vulnerable; 1 settled, not patched again"
+	e.waitFor(ctx, id, "the baseline", 2*time.Minute, func(p workflows.Progress) bool { return p.Baseline != nil && p.Baseline.Done })
+	if out := e.mustCLI(ctx, "status", id); !strings.Contains(out, "preflight: "+baseline) {
+		t.Errorf("status lacks the baseline %q:\n%s", baseline, out)
+	}
+	p := e.drive(ctx, id, 4*time.Minute, nil)
+	if p.Status != workflows.StatusCompleted || p.HostsDone != 14 {
+		t.Fatalf("rollout ended %s with %d/14 hosts done:\n%s", p.Status, p.HostsDone, renderProgress(p, time.Now()))
+	}
+	for _, h := range fleet.Hosts() {
+		want := 1
+		if h.Name() == "EMEA-PATCHED-0001" {
+			want = 0
+		}
+		if n := h.InstallCount(e2eKB); n != want {
+			t.Errorf("host %s saw %d installs of %s, want %d", h.Name(), n, e2eKB, want)
+		}
+	}
+	out := e.mustCLI(ctx, "status", id, "--host", "EMEA-PATCHED-0001")
+	if !strings.Contains(out, "compliant") || !strings.Contains(out, "preflight scan: ") {
+		t.Errorf("the host the preflight settled shows:\n%s", out)
+	}
+	t.Logf("the host the preflight settled:\n%s", out)
+	if out := e.mustCLI(ctx, "report", id); !strings.Contains(out, "PREFLIGHT SCAN (before any host was touched): "+baseline) {
+		t.Errorf("report lacks the baseline:\n%s", out)
+	}
+}
