@@ -802,11 +802,19 @@ func (a *HostActivities) judge(ctx context.Context, t contract.HostTarget, e evi
 	if err != nil {
 		return contract.HostVerdict{}, false, &policyError{fmt.Errorf("compliance policy for host %s: %w", t.Host.Name, err)}
 	}
-	files, err := a.evidenceFor(ctx, t)
+	app, err := a.applicability(ctx, t)
 	if err != nil {
 		return contract.HostVerdict{}, false, err
 	}
-	hv := contract.HostVerdict{Host: t.Host.Name, State: d.State, Reasons: d.Reasons, Decision: d.Decision, Baseline: d.Baseline, Proof: proofLines(t.Patch.Evidence.Hotfix, files, e.scan, e.installedAt)}
+	proof := proofLines(t.Patch.Evidence.Hotfix, app.Evidence(t.Patch), e.scan, e.installedAt)
+	if builds := app.Builds(t.Patch); len(builds) > 0 && e.scan != nil {
+		mins := make([]string, 0, len(builds))
+		for _, b := range builds {
+			mins = append(mins, b.MinBuild)
+		}
+		proof = append([]string{fmt.Sprintf("OS build %s (build evidence: %s)", cmp.Or(e.scan.OSBuild, "not reported"), strings.Join(mins, ", "))}, proof...)
+	}
+	hv := contract.HostVerdict{Host: t.Host.Name, State: d.State, Reasons: d.Reasons, Decision: d.Decision, Baseline: d.Baseline, Proof: proof}
 	if e.scan != nil {
 		hv.Evidence = *e.scan
 	}

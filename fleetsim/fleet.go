@@ -312,6 +312,10 @@ func (f *Fleet) newHost(spec HostSpec, now time.Time, i uint64) *Host {
 		h.paths[strings.ToLower(p)] = p
 		h.files[strings.ToLower(p)] = spec.Files[p]
 	}
+	if strings.Contains(spec.Host.Build, ".") {
+		// A build with its UBR ("20348.768") says where the host is.
+		h.files[osBuildPath] = spec.Host.Build
+	}
 	f.hosts = append(f.hosts, h)
 	f.byName[strings.ToLower(spec.Host.Name)] = h
 	return h

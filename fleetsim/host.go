@@ -263,7 +263,7 @@ func (h *Host) scan(p hostscript.ScanParams) hostscript.ScanResult {
 		Domain:         "WORKGROUP",
 		MachineGUID:    machineGUID(name),
 		OSCaption:      osCaption(h.spec.OS),
-		OSBuild:        h.spec.Build,
+		OSBuild:        cmp.Or(h.files[osBuildPath], h.spec.Build),
 		Hotfixes:       []hostscript.Hotfix{},
 		Packages:       []hostscript.Package{},
 		Files:          []hostscript.File{},

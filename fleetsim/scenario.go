@@ -75,8 +75,24 @@ func CatalogFromPatch(p rollout.Patch) CatalogEntry {
 		os := strings.ToLower(pk.OS)
 		e.Packages[os] = CatalogPackage{SHA256: strings.ToLower(pk.SHA256), Size: 1 << 20}
 		e.Files[os] = p.FilesDeclaredFor(pk.OS)
+		// The OS build a cumulative update brings moves like a file:
+		// staged at install, in effect at the next boot.
+		if b := p.BuildsDeclaredFor(pk.OS); len(b) > 0 {
+			e.Files[os] = append(e.Files[os], rollout.FileEvidence{Path: osBuildPath, MinVersion: shortBuild(b[0].MinBuild)})
+		}
 	}
 	return e
+}
+
+// osBuildPath is where a host keeps its OS build (CurrentBuild.UBR) among
+// its file versions, so that installs, reboots, reverts and uninstalls
+// move it as they move files.
+const osBuildPath = "(os build)"
+
+// shortBuild is build.ubr of "10.0.20348.707" or "20348.707".
+func shortBuild(b string) string {
+	parts := strings.Split(b, ".")
+	return strings.Join(parts[max(0, len(parts)-2):], ".")
 }
 
 // scenarioFile is the HCL shape of a scenario:
@@ -386,6 +402,18 @@ func buildOf(os string) string {
 		return "6001"
 	case strings.HasPrefix(os, "windows-2000"):
 		return "2195"
+	case strings.HasPrefix(os, "windows-server-2019"):
+		return "17763"
+	case strings.HasPrefix(os, "windows-server-2022"):
+		return "20348"
+	case strings.HasPrefix(os, "windows-server-2025"), strings.HasPrefix(os, "windows-11-24h2"):
+		return "26100"
+	case strings.HasPrefix(os, "windows-11-23h2"):
+		return "22631"
+	case strings.HasPrefix(os, "windows-11-22h2"):
+		return "22621"
+	case strings.HasPrefix(os, "windows-10-22h2"):
+		return "19045"
 	}
 	return ""
 }

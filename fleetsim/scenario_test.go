@@ -1,6 +1,7 @@
 package fleetsim
 
 import (
+	"cmp"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,13 +26,15 @@ func TestExampleScenariosLoad(t *testing.T) {
 		file   string
 		hosts  int
 		faults map[Fault]int
+		kb     string
 	}{
 		{"fleet-demo.hcl", 200, map[Fault]int{FaultRegistryOnly: 2, FaultPendingRenameNoise: 3, FaultFlaky: 2, FaultSlow: 2, FaultRevertsOnBoot: 1,
-			FaultInstallFails: 1, FaultAuthFails: 1, FaultNoReboot: 1, FaultNeverReturns: 1}},
+			FaultInstallFails: 1, FaultAuthFails: 1, FaultNoReboot: 1, FaultNeverReturns: 1}, ""},
+		{"fleet-modern.hcl", 13, map[Fault]int{FaultCBSRevert: 1}, "KB5013944"},
 		// The benchmark fleet leaves out faults that only add timeouts
 		// (never_returns, no_reboot, slow, auth_fails).
 		{"fleet-10k.hcl", 10000, map[Fault]int{FaultRegistryOnly: 20, FaultFlaky: 49, FaultInstallFails: 10,
-			FaultPendingRenameNoise: 99, FaultRevertsOnBoot: 10}},
+			FaultPendingRenameNoise: 99, FaultRevertsOnBoot: 10}, ""},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			sc, diags := LoadScenario(filepath.Join("..", "examples", tc.file))
@@ -55,8 +58,9 @@ func TestExampleScenariosLoad(t *testing.T) {
 					t.Fatalf("host %+v lacks region, site or OS", h.Host)
 				}
 			}
-			if _, ok := sc.Catalog["KB958644"]; !ok {
-				t.Errorf("catalogue lacks MS08-067's KB958644: %v", sortedKeys(sc.Catalog))
+			kb := cmp.Or(tc.kb, "KB958644")
+			if _, ok := sc.Catalog[kb]; !ok {
+				t.Errorf("catalogue lacks %s: %v", kb, sortedKeys(sc.Catalog))
 			}
 			again, _ := LoadScenario(filepath.Join("..", "examples", tc.file))
 			for i := range sc.Hosts {

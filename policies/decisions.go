@@ -159,6 +159,8 @@ type ApplicabilityDecision struct {
 	rollout.Decision
 	Package       int   `json:"package"`
 	EvidenceFiles []int `json:"evidence_files"`
+	// EvidenceBuilds index Patch.Evidence.Builds.
+	EvidenceBuilds []int `json:"evidence_builds,omitempty"`
 }
 
 // Applicability asks the applicability policy. On an evaluation error no
@@ -179,6 +181,17 @@ func (d ApplicabilityDecision) Evidence(p rollout.Patch) []rollout.FileEvidence 
 	for _, i := range d.EvidenceFiles {
 		if i >= 0 && i < len(p.Evidence.Files) {
 			out = append(out, p.Evidence.Files[i])
+		}
+	}
+	return out
+}
+
+// Builds returns the OS build evidence the decision says applies.
+func (d ApplicabilityDecision) Builds(p rollout.Patch) []rollout.BuildEvidence {
+	var out []rollout.BuildEvidence
+	for _, i := range d.EvidenceBuilds {
+		if i >= 0 && i < len(p.Evidence.Builds) {
+			out = append(out, p.Evidence.Builds[i])
 		}
 	}
 	return out

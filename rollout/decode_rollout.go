@@ -36,8 +36,9 @@ var (
 		blocks: map[string]int{"package": 1, "evidence": 0},
 	}
 	packageSpec  = bodySpec{what: "package block", attrs: []string{"source", "sha256", "type"}}
-	evidenceSpec = bodySpec{what: "evidence block", attrs: []string{"hotfix"}, blocks: map[string]int{"file": 0}}
+	evidenceSpec = bodySpec{what: "evidence block", attrs: []string{"hotfix"}, blocks: map[string]int{"file": 0, "build": 0}}
 	fileSpec     = bodySpec{what: "file block", attrs: []string{"path", "min_version", "sha256", "os"}}
+	buildSpec    = bodySpec{what: "build block", attrs: []string{"min_build", "os"}}
 	riskSpec     = bodySpec{what: "risk block", attrs: []string{"exploit_public", "worm_in_the_wild", "exposure", "workaround", "scanners", "side_effects"}}
 	stageSpec    = bodySpec{what: "stage block", attrs: []string{"hosts", "soak", "approval_group"}}
 	waveSpec     = bodySpec{
@@ -307,7 +308,7 @@ func (d *decoder) patch(b *hclsyntax.Block) Patch {
 		d.errorf(blockHeader(b), "No package", `A patch needs at least one package "<os>" { source, sha256, type } block: there is nothing to install.`)
 	}
 	d.checkEvidenceOS(p, b, evidence, osSeen)
-	if len(p.Evidence.Files) == 0 {
+	if len(p.Evidence.Files) == 0 && len(p.Evidence.Builds) == 0 {
 		switch p.Reboot {
 		case RebootRequired:
 			rng := blockHeader(b)
@@ -351,13 +352,29 @@ func (d *decoder) checkEvidenceOS(p Patch, patch, evidence *hclsyntax.Block, pac
 				"This file evidence applies to %q, but the patch has no package for that OS.%s", f.OS, didYouMean(f.OS, keys(packages)))
 		}
 	}
-	if p.Reboot != RebootRequired || len(p.Evidence.Files) == 0 {
+	var builds []*hclsyntax.Block
+	for _, bb := range evidence.Body.Blocks {
+		if bb.Type == "build" {
+			builds = append(builds, bb)
+		}
+	}
+	for i, be := range p.Evidence.Builds {
+		if be.OS != "" && packages[be.OS] == nil && i < len(builds) {
+			rng := blockHeader(builds[i])
+			if a, ok := builds[i].Body.Attributes["os"]; ok {
+				rng = a.Expr.Range()
+			}
+			d.errorf(rng, "Evidence for an OS without a package",
+				"This build evidence applies to %q, but the patch has no package for that OS.%s", be.OS, didYouMean(be.OS, keys(packages)))
+		}
+	}
+	if p.Reboot != RebootRequired || len(p.Evidence.Files) == 0 && len(p.Evidence.Builds) == 0 {
 		return
 	}
 	for _, pkg := range p.Packages {
-		if len(p.FilesDeclaredFor(pkg.OS)) == 0 {
+		if len(p.FilesDeclaredFor(pkg.OS)) == 0 && len(p.BuildsDeclaredFor(pkg.OS)) == 0 {
 			d.errorf(blockHeader(packages[pkg.OS]), "Reboot required but no file evidence",
-				"The patch needs a reboot, but no file evidence applies to %q: add a file { os = %q, path = \"...\", min_version = \"...\" } to the evidence block, or one without os for every OS.", pkg.OS, pkg.OS)
+				"The patch needs a reboot, but no file or build evidence applies to %q: add a file { os = %q, path = \"...\", min_version = \"...\" } or a build { os = %q, min_build = \"...\" } to the evidence block, or one without os for every OS.", pkg.OS, pkg.OS, pkg.OS)
 		}
 	}
 }
@@ -408,7 +425,28 @@ func (d *decoder) evidence(b *hclsyntax.Block) Evidence {
 	if e.Hotfix != "" && !kbPattern.MatchString(e.Hotfix) {
 		d.errorf(attrs["hotfix"].Expr.Range(), "Invalid KB number", "%q is not a hotfix id as Get-HotFix reports it; write it like \"KB958644\".", e.Hotfix)
 	}
-	for i, fb := range blocks {
+	for _, bb := range blocks {
+		if bb.Type != "build" {
+			continue
+		}
+		key := fmt.Sprintf("patch.evidence.build[%d]", len(e.Builds))
+		d.ranges.Set(key, bb.TypeRange)
+		ba, _ := d.content(bb.Body, buildSpec)
+		d.recordAttrs(key, ba)
+		d.required(ba, bb, "build block", "min_build")
+		var be BuildEvidence
+		if v, ok := d.str(ba, "min_build"); ok && ba["min_build"] != nil {
+			be.MinBuild = v
+			if n := strings.Count(v, "."); !versionPattern.MatchString(v) || (n != 1 && n != 3) {
+				d.errorf(ba["min_build"].Expr.Range(), "Invalid OS build",
+					"%q is not an OS build; write CurrentBuild.UBR as Windows shows it, like \"10.0.20348.707\" (or \"20348.707\").", v)
+			}
+		}
+		be.OS, _ = d.str(ba, "os")
+		e.Builds = append(e.Builds, be)
+	}
+	files := slices.DeleteFunc(slices.Clone(blocks), func(b *hclsyntax.Block) bool { return b.Type != "file" })
+	for i, fb := range files {
 		key := fmt.Sprintf("patch.evidence.file[%d]", i)
 		d.ranges.Set(key, fb.TypeRange)
 		fa, _ := d.content(fb.Body, fileSpec)

@@ -134,6 +134,19 @@ type Evidence struct {
 	// Hotfix is the hotfix id Get-HotFix reports (usually the KB).
 	Hotfix string         `json:"hotfix,omitempty"`
 	Files  []FileEvidence `json:"files,omitempty"`
+	// Builds prove a cumulative update by the OS build it brings.
+	Builds []BuildEvidence `json:"builds,omitempty"`
+}
+
+// BuildEvidence proves a cumulative update by the OS build: the host's
+// CurrentBuild.UBR at or above MinBuild ("10.0.20348.707" is KB5013944
+// on Windows Server 2022). A host of another CurrentBuild (another
+// release of the OS) is not proven by it: each release has its entry.
+type BuildEvidence struct {
+	// OS limits the evidence to hosts of one OS, as for files.
+	OS string `json:"os,omitempty"`
+	// MinBuild is major.minor.build.ubr ("10.0.20348.707") or build.ubr.
+	MinBuild string `json:"min_build"`
 }
 
 // FileEvidence is a file the patch replaces, with the least version that
@@ -160,6 +173,18 @@ func (p Patch) FilesDeclaredFor(os string) []FileEvidence {
 	for _, f := range p.Evidence.Files {
 		if f.OS == "" || f.OS == os {
 			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// BuildsDeclaredFor returns the build evidence entries whose os is
+// exactly os or empty, as FilesDeclaredFor does for files.
+func (p Patch) BuildsDeclaredFor(os string) []BuildEvidence {
+	var out []BuildEvidence
+	for _, b := range p.Evidence.Builds {
+		if b.OS == "" || b.OS == os {
+			out = append(out, b)
 		}
 	}
 	return out

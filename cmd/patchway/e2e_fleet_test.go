@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -96,13 +97,19 @@ func (e *e2e) unreachableInventory() (string, int) {
 // maintenance window, so the whole staged path runs within the test.
 func (e *e2e) fastRollout() string {
 	e.t.Helper()
-	src, err := os.ReadFile(filepath.Join("..", "..", "examples", "ms08-067.hcl"))
+	return e.fastRolloutOf("ms08-067.hcl")
+}
+
+// fastRolloutOf is fastRollout for another example rollout.
+func (e *e2e) fastRolloutOf(example string) string {
+	e.t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", "..", "examples", example))
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	s := regexp.MustCompile(`soak(\s*)=\s*"[^"]*"`).ReplaceAllString(string(src), `soak$1= "1s"`)
 	s = regexp.MustCompile(`(?s)\n\s*window \{.*?\n\s*\}`).ReplaceAllString(s, "")
-	path := filepath.Join(e.dir, "ms08-067.hcl")
+	path := filepath.Join(e.dir, example)
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
@@ -369,5 +376,55 @@ func TestE2EPreflightTakesTheBaselineBeforeTheLab(t *testing.T) {
 	t.Logf("the host the preflight settled:\n%s", out)
 	if out := e.mustCLI(ctx, "report", id); !strings.Contains(out, "PREFLIGHT SCAN (before any host was touched): "+baseline) {
 		t.Errorf("report lacks the baseline:\n%s", out)
+	}
+}
+
+// TestE2EModernPatchTuesdayOnTheModernFleet files examples/kb5013944.hcl
+// (May 2022's cumulative update for Windows Server 2022, proven by OS
+// build) on examples/fleet-modern.hcl through the real binary. Builds move
+// at reboot: every host on April's build ends compliant at 20348.707; the
+// host already on June's build is compliant at the preflight, named after
+// KB5014678, and never installed; the host whose servicing reverts the
+// update ends not_effective, its build unchanged.
+func TestE2EModernPatchTuesdayOnTheModernFleet(t *testing.T) {
+	e := newE2E(t, e2eOptions{policyData: e2ePolicy})
+	fleet, inv := e.startFleetFrom(filepath.Join("..", "..", "examples", "fleet-modern.hcl"), fleetsim.Options{RebootDowntime: 200 * time.Millisecond})
+	e.startWorker()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const id, kb = "kb5013944", "KB5013944"
+	e.mustCLI(ctx, "submit", e.fastRolloutOf("kb5013944.hcl"), "--inventory", inv, "--as", "alice")
+	p := e.drive(ctx, id, 4*time.Minute, nil)
+	if p.Status != workflows.StatusCompleted || p.HostsDone != 13 {
+		t.Fatalf("rollout ended %s with %d/13 hosts done:\n%s", p.Status, p.HostsDone, renderProgress(p, time.Now()))
+	}
+	if b := p.Baseline; b == nil || b.Count("compliant") != 1 || b.Count("pending_reboot") != 1 || b.Count("vulnerable") != 11 {
+		t.Errorf("baseline %s, want 1 compliant, 1 pending_reboot, 11 vulnerable", p.Baseline.Summary())
+	}
+	var rep contract.Report
+	if err := json.Unmarshal([]byte(e.mustCLI(ctx, "report", id, "--format", "json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := rep.HostList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts {
+		reasons := strings.Join(h.Reasons, "; ")
+		installs := fleet.Host(h.Name).InstallCount(kb)
+		switch h.Name {
+		case "SRV-JUNE-0001":
+			if h.State != rollout.StateCompliant || installs != 0 || !strings.Contains(reasons, "superseded: KB5014678") || !strings.Contains(reasons, "OS build 20348.768 at or above 20348.707") {
+				t.Errorf("%s: %s after %d installs (%s), want compliant, superseded by KB5014678, never installed", h.Name, h.State, installs, reasons)
+			}
+		case "SRV-0006":
+			if h.State != rollout.StateNotEffective || installs != 1 || !strings.Contains(reasons, "OS build is 20348.643, below 20348.707") {
+				t.Errorf("%s: %s after %d installs (%s), want not_effective with its build unchanged", h.Name, h.State, installs, reasons)
+			}
+		default:
+			if h.State != rollout.StateCompliant || installs != 1 || !strings.Contains(reasons, "OS build 20348.707 at or above 20348.707, KB5013944 present") {
+				t.Errorf("%s: %s after %d installs (%s), want compliant at build 20348.707 after one install", h.Name, h.State, installs, reasons)
+			}
+		}
 	}
 }

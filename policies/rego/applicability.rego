@@ -1,8 +1,8 @@
 # METADATA
 # title: Applicability
 # description: |
-#   Which of a patch's packages, and which of its file evidence, apply to
-#   host H? A package applies when its os names the host's OS; a file when
+#   Which of a patch's packages, and which of its file and OS build
+#   evidence, apply to host H? A package applies when its os names the host's OS; a file when
 #   it names the host's OS or no OS (every OS ships its own file version).
 #   An os may be a glob ("windows-10-*": * and ? match any characters);
 #   OS names compare without regard to case. The compliance policy and the
@@ -14,6 +14,8 @@ host_os := lower(object.get(object.get(input, "host", {}), "os", ""))
 packages := object.get(object.get(input, "patch", {}), "packages", [])
 
 files := object.get(object.get(object.get(input, "patch", {}), "evidence", {}), "files", [])
+
+builds := object.get(object.get(object.get(input, "patch", {}), "evidence", {}), "builds", [])
 
 applies(item) if glob.match(lower(object.get(item, "os", "")), null, host_os)
 
@@ -27,6 +29,10 @@ else := -1
 
 # evidence_files are the indices of the files that prove the fix here.
 evidence_files := [i | some i, f in files; file_applies(f)]
+
+# evidence_builds are the indices of the OS build evidence for the host's
+# OS (or for every OS).
+evidence_builds := [i | some i, b in builds; file_applies(b)]
 
 file_applies(f) if object.get(f, "os", "") == ""
 
@@ -43,4 +49,5 @@ decision := {
 	"violations": [v | some v in violations],
 	"package": package_index,
 	"evidence_files": evidence_files,
+	"evidence_builds": evidence_builds,
 }

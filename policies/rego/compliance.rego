@@ -40,11 +40,40 @@ scanned := {lower(f.path): f | some f in object.get(input.scan, "files", [])}
 # file_checks holds each file that proves the fix on this host (the
 # applicability policy's evidence_files) with the scanned file of the same
 # path, and whether it proves the fix.
-file_checks := [{"file": f, "scanned": s, "ok": file_ok(f, s)} |
+file_only_checks := [{"file": f, "scanned": s, "ok": file_ok(f, s)} |
 	some i in applicability.evidence_files
 	f := input.patch.evidence.files[i]
 	s := object.get(scanned, lower(f.path), null)
 ]
+
+# build_checks hold the OS build evidence for this host (the
+# applicability policy's evidence_builds) in the shape of a file check:
+# the host's CurrentBuild.UBR against the entry for its own release
+# (CurrentBuild). A host of a release no entry names is not proven, and
+# its check says so; one whose scan reports no build is unknown.
+host_build := object.get(object.get(input, "scan", {}), "os_build", "")
+
+host_release := split(host_build, ".")[0]
+
+applicable_builds := [short_build(input.patch.evidence.builds[i].min_build) | some i in applicability.evidence_builds]
+
+# short_build is build.ubr of "10.0.20348.707" or "20348.707".
+short_build(b) := concat(".", array.slice(parts, count(parts) - 2, count(parts))) if parts := split(b, ".")
+
+same_release := [b | some b in applicable_builds; split(b, ".")[0] == host_release]
+
+build_scanned := {"exists": true, "version": host_build}
+
+build_checks := [{"file": f, "scanned": build_scanned, "ok": false}] if {
+	count(applicable_builds) > 0
+	count(same_release) == 0
+	f := {"path": "OS build", "min_version": concat(" or ", applicable_builds), "kind": "build", "other_release": true}
+} else := [{"file": f, "scanned": build_scanned, "ok": file_ok(f, build_scanned)} |
+	some b in same_release
+	f := {"path": "OS build", "min_version": b, "kind": "build"}
+]
+
+file_checks := array.concat(file_only_checks, build_checks)
 
 # file_ok: the file exists above the expected version, or exactly at it
 # with the pinned checksum if one is given.
@@ -66,6 +95,11 @@ files_ok if {c.ok | some c in file_checks} == {true}
 # file_state names what is wrong with a file that is not ok.
 file_state(f, s) := "no_evidence" if {
 	s == null
+} else := "no_version" if {
+	object.get(f, "kind", "") == "build"
+	object.get(s, "version", "") == ""
+} else := "other_release" if {
+	object.get(f, "other_release", false)
 } else := "missing" if {
 	s.exists == false
 } else := "below" if {
@@ -256,19 +290,20 @@ pending_reboot := sprintf("%s installed but a reboot is pending: %s", [kb, conca
 # corroborates (Get-HotFix sees only CBS updates, so a fix put in place by
 # a later cumulative update or a non-CBS installer is absent from it), and
 # the reason says which evidence proved the host.
-compliant := sprintf("%d file(s) at or above expected versions, %s present, no reboot pending%s", [
-	count(file_checks),
+compliant := sprintf("%s, %s present, no reboot pending%s", [
+	evidence_clause,
 	hotfix_id, boot_clause,
 ]) if {
 	proven
-} else := sprintf("superseded: %s; %d file(s) at or above expected versions (%s), no reboot pending", [
+} else := sprintf("superseded: %s; %s (%s), no reboot pending", [
 	superseder_clause,
-	count(file_checks), concat(", ", file_versions),
+	evidence_clause, concat(", ", file_versions),
 ]) if {
 	in_effect_unlisted
 	superseded_by
-} else := sprintf("fix in effect by file evidence: %d file(s) at or above expected versions (%s), no reboot pending%s; %s", [
-	count(file_checks), concat(", ", file_versions), boot_clause,
+} else := sprintf("fix in effect by %s evidence: %s (%s), no reboot pending%s; %s", [
+	evidence_kind,
+	evidence_clause, concat(", ", file_versions), boot_clause,
 	sprintf("Get-HotFix lists neither %s nor a later update, so a non-CBS installer put the files in place", [hotfix_id]),
 ]) if {
 	in_effect_unlisted
@@ -284,6 +319,24 @@ in_effect_unlisted if {
 }
 
 file_versions := [sprintf("%s %s", [c.file.path, c.scanned.version]) | some c in file_checks]
+
+# evidence_clause says what proved the fix: the files, the OS build, or
+# both.
+evidence_clause := concat(", ", array.concat(
+	[sprintf("%d file(s) at or above expected versions", [count(file_only_checks)]) |
+		count(file_only_checks) + count(build_checks) == 0
+	],
+	array.concat(
+		[sprintf("%d file(s) at or above expected versions", [count(file_only_checks)]) | count(file_only_checks) > 0],
+		[sprintf("OS build %s at or above %s", [c.scanned.version, c.file.min_version]) | some c in build_checks],
+	),
+))
+
+evidence_kind := "file" if count(build_checks) == 0
+
+else := "build" if count(file_only_checks) == 0
+
+else := "file and build"
 
 proven if {
 	files_ok
@@ -366,6 +419,8 @@ file_problems := [sprintf("%s is %s", [fs.file.path, file_problem(fs)]) | some f
 
 file_problem(fs) := "missing" if {
 	fs.state == "missing"
+} else := sprintf("%s, a release no build evidence names (evidence for %s)", [fs.scanned.version, fs.file.min_version]) if {
+	fs.state == "other_release"
 } else := sprintf("%s with SHA-256 %s, expected %s", [
 	fs.scanned.version,
 	object.get(fs.scanned, "sha256", "unknown"), fs.file.sha256,

@@ -328,3 +328,86 @@ test_baseline_reboot_pending_from_an_earlier_update if {
 test_baseline_unreachable_host if {
 	decide({"reachable": false, "scan": null}).baseline == "unreachable"
 }
+
+# KB5013944, May 2022's cumulative update for Windows Server 2022, brings
+# build 10.0.20348.707 and supersedes KB5012604; June's KB5014678 brings
+# 20348.768. The evidence is the build, as for every cumulative update.
+lcu := {
+	"host": {"name": "srv22", "os": "windows-server-2022"},
+	"patch": {
+		"kb": "KB5013944",
+		"published": "2022-05-10T17:00:00Z",
+		"supersedes": ["KB5012604"],
+		"packages": [{"os": "windows-server-2022", "source": "x.msu", "type": "msu"}],
+		"evidence": {"hotfix": "KB5013944", "builds": [
+			{"os": "windows-server-2022", "min_build": "10.0.20348.707"},
+			{"os": "windows-server-2019", "min_build": "10.0.17763.2928"},
+		]},
+	},
+	"scan": {
+		"hostname": "SRV22", "os_build": "20348.707",
+		"hotfixes": [{"id": "KB5013944", "installed_on": "2022-05-11T00:00:00Z"}],
+		"packages": [], "files": [],
+		"reboot": {"cbs_reboot_pending": false, "wu_reboot_required": false, "pending_file_rename": false},
+		"last_boot_up_time": "2022-05-11T02:00:00Z",
+	},
+	"reachable": true,
+	"now": "2022-05-11T03:00:00Z",
+}
+
+decide_lcu(patch) := d if {
+	d := compliance.decision with input as object.union(lcu, patch)
+}
+
+test_build_at_the_fixed_build_is_compliant_on_build_evidence if {
+	d := decide_lcu({})
+	d.state == "compliant"
+	contains(d.reasons[0], "OS build 20348.707 at or above 20348.707, KB5013944 present")
+}
+
+test_build_below_the_fixed_build_is_pending_and_installs if {
+	d := decide_lcu({"scan": {"os_build": "20348.643", "hotfixes": [{"id": "KB5012604", "installed_on": "2022-04-12T00:00:00Z"}]}})
+	d.state == "pending"
+	d.install
+	d.baseline == "vulnerable"
+	contains(d.reasons[0], "OS build is 20348.643, below 20348.707")
+}
+
+test_later_build_is_compliant_naming_the_update_that_brought_it if {
+	d := decide_lcu({"scan": {"os_build": "20348.768", "hotfixes": [
+		{"id": "KB5012604", "installed_on": "2022-04-12T00:00:00Z"},
+		{"id": "KB5014678", "installed_on": "2022-06-15T00:00:00Z"},
+	]}})
+	d.state == "compliant"
+	not d.install
+	d.superseded_by == "KB5014678"
+	contains(d.reasons[0], "superseded: KB5014678, installed 2022-06-15T00:00:00Z, is the latest update on the host since KB5013944 was published")
+	contains(d.reasons[0], "OS build 20348.768 at or above 20348.707")
+}
+
+test_hotfix_listed_but_build_unchanged_is_not_effective if {
+	# The update is listed but the build did not move: reverted at boot.
+	d := decide_lcu({"scan": {"os_build": "20348.643"}})
+	d.state == "not_effective"
+}
+
+test_another_release_of_the_os_is_not_proven_by_a_build_number if {
+	# A 2022 host of another CurrentBuild: 25398.1 is numerically above
+	# 20348.707, and proves nothing.
+	d := decide_lcu({"scan": {"os_build": "25398.1", "hotfixes": []}})
+	d.state != "compliant"
+	contains(d.reasons[0], "a release no build evidence names (evidence for 20348.707)")
+}
+
+test_no_build_in_the_scan_is_unknown if {
+	d := decide_lcu({"scan": {"os_build": ""}})
+	d.state == "unknown"
+}
+
+test_pending_reboot_after_the_install_waits_for_the_build if {
+	d := decide_lcu({
+		"installed_at": "2022-05-11T01:00:00Z",
+		"scan": {"os_build": "20348.643", "reboot": {"cbs_reboot_pending": true}, "packages": [{"name": "Package_for_RollupFix~31bf3856ad364e35~amd64~~20348.707.1.5", "state": "InstallPending"}]},
+	})
+	d.state == "pending_reboot"
+}
