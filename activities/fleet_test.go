@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"os"
 	"path/filepath"
 	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -236,7 +238,7 @@ type simulatedFleet struct {
 func startSimulatedFleet(t *testing.T, patch rollout.Patch, specs []fleetsim.HostSpec) simulatedFleet {
 	t.Helper()
 	sc := &fleetsim.Scenario{Name: "activities", Credential: "fleet", Hosts: specs,
-		Catalog: map[string]fleetsim.CatalogEntry{patch.KB: fleetsim.CatalogFromPatch(patch)},
+		Catalog: fleetsim.CatalogOfPatch(patch),
 		Sites:   []rollout.Site{{Name: "paris", Region: "emea", TimeZone: "Europe/Paris", DistributionPoint: `\\dp01.paris.example\wsus`}}}
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
@@ -351,5 +353,66 @@ func TestRollbackOnTheSimulatedFleet(t *testing.T) {
 				t.Errorf("rolled_back, but the host still lists %v", snap.Hotfixes)
 			}
 		})
+	}
+}
+
+// TestServicingStackPrerequisiteIsInstalledFirst patches Windows Server
+// 2019 with May 2022's cumulative update, whose package names the
+// servicing-stack update as a prerequisite: PatchHost installs KB5014031,
+// then KB5013941 through DISM, and the host ends compliant at the new
+// build. Without the prerequisite declared, the simulated installer
+// refuses as Windows does (0x800F0823) and the host fails with a reason
+// that says what to do.
+func TestServicingStackPrerequisiteIsInstalledFirst(t *testing.T) {
+	path := filepath.Join("testdata", "kb5013941-ssu.hcl")
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, diags := rollout.DecodeRollout(path, src)
+	if ro == nil || diags.HasErrors() {
+		t.Fatalf("decode: %v", diags)
+	}
+	specs := []fleetsim.HostSpec{
+		{Host: rollout.Host{Name: "srv19-a", OS: "windows-server-2019", Build: "17763.2868", Site: "paris", Region: "emea", Tier: rollout.TierLab, Role: "server", Owner: "it@corp.example"}},
+		{Host: rollout.Host{Name: "srv19-b", OS: "windows-server-2019", Build: "17763.2868", Site: "paris", Region: "emea", Tier: rollout.TierLab, Role: "server", Owner: "it@corp.example"}},
+	}
+	sf := startSimulatedFleet(t, ro.Patch, specs)
+	withoutSSU := ro.Patch
+	withoutSSU.Packages = slices.Clone(ro.Patch.Packages)
+	withoutSSU.Packages[0].Prerequisites = nil
+	for i, tc := range []struct {
+		patch                    rollout.Patch
+		want                     rollout.HostState
+		ssuInstalls, lcuInstalls int
+		reason                   string
+	}{
+		{ro.Patch, rollout.StateCompliant, 1, 1, "OS build 17763.2928 at or above 17763.2928, KB5013941 present"},
+		{withoutSSU, rollout.StateFailed, 0, 0, "needs a newer servicing stack: install its servicing-stack update first"},
+	} {
+		host := sf.inv.Hosts[i]
+		var s testsuite.WorkflowTestSuite
+		env := s.NewTestWorkflowEnvironment()
+		env.SetTestTimeout(time.Minute)
+		env.RegisterWorkflow(patchHostWorkflow)
+		activities.Register(env, activities.Deps{Hosts: sf.acts})
+		env.ExecuteWorkflow(patchHostWorkflow, contract.PatchHostInput{
+			Target: contract.HostTarget{RolloutID: ro.ID, Host: host, Patch: tc.patch, DistributionPoint: sf.distributionPoint},
+			Reboot: true, BootTimeout: 5 * time.Second,
+		})
+		var res contract.PatchHostResult
+		if err := env.GetWorkflowResult(&res); err != nil {
+			t.Fatalf("%s: PatchHost: %v", host.Name, err)
+		}
+		reasons := strings.Join(res.Verdict.Reasons, "; ")
+		t.Logf("%s: %s: %s", host.Name, res.Verdict.State, reasons)
+		h := sf.fleet.Host(host.Name)
+		if res.Verdict.State != tc.want || !strings.Contains(reasons, tc.reason) {
+			t.Errorf("%s: %s (%s), want %s with %q", host.Name, res.Verdict.State, reasons, tc.want, tc.reason)
+		}
+		if h.InstallCount("KB5014031") != tc.ssuInstalls || h.InstallCount("KB5013941") != tc.lcuInstalls {
+			t.Errorf("%s: %d servicing-stack and %d cumulative installs, want %d and %d", host.Name,
+				h.InstallCount("KB5014031"), h.InstallCount("KB5013941"), tc.ssuInstalls, tc.lcuInstalls)
+		}
 	}
 }

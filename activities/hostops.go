@@ -571,11 +571,14 @@ func (a *HostActivities) install(ctx context.Context, t contract.HostTarget, pro
 	if err != nil {
 		return hostscript.InstallResult{}, err
 	}
+	if err := a.installPrerequisites(ctx, t, pkg, progress); err != nil {
+		return hostscript.InstallResult{}, err
+	}
 	source, err := packageSource(t, pkg)
 	if err != nil {
 		return hostscript.InstallResult{}, err
 	}
-	params := hostscript.InstallParams{RolloutID: t.RolloutID, KB: t.Patch.KB, Source: source, SHA256: pkg.SHA256, Type: pkg.Type}
+	params := hostscript.InstallParams{RolloutID: t.RolloutID, KB: t.Patch.KB, Source: source, SHA256: pkg.SHA256, Type: pkg.Type, Installer: pkg.Installer}
 	var res hostscript.InstallResult
 	if err := a.runScript(ctx, t.Host, hostscript.OpInstall, params, &res, progress); err != nil {
 		return res, err
@@ -596,6 +599,37 @@ func (a *HostActivities) install(ctx context.Context, t contract.HostTarget, pro
 		return res, &contract.HostError{Type: contract.InstallFailed, Host: name, ExitCode: res.ExitCode,
 			Msg: fmt.Sprintf("installing %s exited %d (0x%08X) %s", t.Patch.KB, res.ExitCode, uint32(res.ExitCode), res.Message)}
 	}
+}
+
+// installPrerequisites installs the package's prerequisites in order (a
+// servicing-stack update, a checkpoint cumulative update) before it. One
+// already there, or superseded on the host (not applicable), is passed;
+// the installer says so, which makes a retried sequence safe too. Any
+// other outcome fails the host, naming the prerequisite.
+func (a *HostActivities) installPrerequisites(ctx context.Context, t contract.HostTarget, pkg rollout.Package, progress func() any) error {
+	for _, pr := range pkg.Prerequisites {
+		source, err := packageSource(t, rollout.Package{Source: pr.Source})
+		if err != nil {
+			return err
+		}
+		params := hostscript.InstallParams{RolloutID: t.RolloutID, KB: pr.KB, Source: source, SHA256: pr.SHA256, Type: pr.Type, Installer: pr.Installer}
+		var res hostscript.InstallResult
+		if err := a.runScript(ctx, t.Host, hostscript.OpInstall, params, &res, progress); err != nil {
+			return err
+		}
+		logger(ctx).Info("prerequisite installed", "host", t.Host.Name, "kb", t.Patch.KB, "prerequisite", pr.KB, "outcome", res.Outcome, "exit_code", res.ExitCode)
+		switch res.Outcome {
+		case hostscript.InstallOK, hostscript.InstallOKRebootRequired, hostscript.InstallAlreadyInstalled, hostscript.InstallNotApplicable:
+			continue
+		case hostscript.InstallChecksumMismatch:
+			return &contract.HostError{Type: contract.ChecksumMismatch, Host: t.Host.Name, Msg: fmt.Sprintf("prerequisite %s of %s, package %s: %s", pr.KB, t.Patch.KB, source, res.Message)}
+		case hostscript.InstallDownloadFailed:
+			return &contract.HostError{Type: contract.DownloadFailed, Host: t.Host.Name, Msg: fmt.Sprintf("prerequisite %s of %s, package %s: %s", pr.KB, t.Patch.KB, source, res.Message)}
+		}
+		return &contract.HostError{Type: contract.InstallFailed, Host: t.Host.Name, ExitCode: res.ExitCode,
+			Msg: fmt.Sprintf("prerequisite %s of %s exited %d (0x%08X) %s; %s was not installed", pr.KB, t.Patch.KB, res.ExitCode, uint32(res.ExitCode), res.Message, t.Patch.KB)}
+	}
+	return nil
 }
 
 // reboot schedules a restart and classifies shutdown.exe's answer; 1190

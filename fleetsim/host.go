@@ -96,6 +96,9 @@ const (
 	exitNotApplicable   = 2149842967 // 0x80240017
 	exitFatal           = 2147944003 // 0x80070643
 	exitShutdownPending = 1190
+	// exitNewServicingStack is CBS_E_NEW_SERVICING_STACK_REQUIRED
+	// (0x800F0823): a prerequisite servicing-stack update is missing.
+	exitNewServicingStack = 2148468771
 )
 
 // Host is one simulated Windows machine. Its methods are safe for
@@ -321,6 +324,13 @@ func (h *Host) install(p hostscript.InstallParams) hostscript.InstallResult {
 	if _, present := h.hotfixes[kb]; present {
 		res.Outcome, res.ExitCode = hostscript.InstallAlreadyInstalled, exitAlreadyInstalld
 		return res
+	}
+	for _, need := range entry.Requires[strings.ToLower(h.spec.OS)] {
+		if _, ok := h.hotfixes[need]; !ok {
+			res.ExitCode = exitNewServicingStack
+			res.Outcome, res.RebootRequired, res.Message = hostscript.InstallExitOutcome(res.ExitCode)
+			return res
+		}
 	}
 	if f, bad := h.faults[FaultInstallFails]; bad {
 		// The installer exits with the code and changes nothing; the

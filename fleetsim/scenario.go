@@ -57,6 +57,10 @@ type CatalogEntry struct {
 	Reboot   bool
 	Packages map[string]CatalogPackage
 	Files    map[string][]rollout.FileEvidence
+	// Requires are the KBs that must be installed first, per OS (a
+	// servicing-stack update): without them the installer refuses with
+	// 0x800F0823, as Windows does.
+	Requires map[string][]string
 }
 
 // CatalogPackage is the package a distribution point serves for one OS.
@@ -70,9 +74,13 @@ type CatalogPackage struct {
 // exactly their minimum versions. The simulator and the rollout then
 // agree by construction; faults are what make them disagree.
 func CatalogFromPatch(p rollout.Patch) CatalogEntry {
-	e := CatalogEntry{KB: strings.ToUpper(p.KB), Reboot: p.Reboot != rollout.RebootNever, Packages: map[string]CatalogPackage{}, Files: map[string][]rollout.FileEvidence{}}
+	e := CatalogEntry{KB: strings.ToUpper(p.KB), Reboot: p.Reboot != rollout.RebootNever, Packages: map[string]CatalogPackage{},
+		Files: map[string][]rollout.FileEvidence{}, Requires: map[string][]string{}}
 	for _, pk := range p.Packages {
 		os := strings.ToLower(pk.OS)
+		for _, pr := range pk.Prerequisites {
+			e.Requires[os] = append(e.Requires[os], strings.ToUpper(pr.KB))
+		}
 		e.Packages[os] = CatalogPackage{SHA256: strings.ToLower(pk.SHA256), Size: 1 << 20}
 		e.Files[os] = p.FilesDeclaredFor(pk.OS)
 		// The OS build a cumulative update brings moves like a file:
@@ -82,6 +90,27 @@ func CatalogFromPatch(p rollout.Patch) CatalogEntry {
 		}
 	}
 	return e
+}
+
+// CatalogOfPatch is the catalogue entries of a rollout's patch: its KB,
+// and each prerequisite as an update of its own (no reboot, no files).
+func CatalogOfPatch(p rollout.Patch) map[string]CatalogEntry {
+	out := map[string]CatalogEntry{}
+	e := CatalogFromPatch(p)
+	out[e.KB] = e
+	for _, pk := range p.Packages {
+		os := strings.ToLower(pk.OS)
+		for _, pr := range pk.Prerequisites {
+			kb := strings.ToUpper(pr.KB)
+			pe, ok := out[kb]
+			if !ok {
+				pe = CatalogEntry{KB: kb, Packages: map[string]CatalogPackage{}, Files: map[string][]rollout.FileEvidence{}}
+			}
+			pe.Packages[os] = CatalogPackage{SHA256: strings.ToLower(pr.SHA256), Size: 1 << 20}
+			out[kb] = pe
+		}
+	}
+	return out
 }
 
 // osBuildPath is where a host keeps its OS build (CurrentBuild.UBR) among
@@ -218,8 +247,11 @@ func LoadScenario(path string) (*Scenario, hcl.Diagnostics) {
 			diags = append(diags, d...)
 			continue
 		}
-		e := CatalogFromPatch(r.Patch)
-		sc.Catalog[e.KB] = e
+		for kb, e := range CatalogOfPatch(r.Patch) {
+			if _, ok := sc.Catalog[kb]; !ok || kb == strings.ToUpper(r.Patch.KB) {
+				sc.Catalog[kb] = e
+			}
+		}
 	}
 	for _, s := range fb.Sites {
 		sc.Sites = append(sc.Sites, rollout.Site{Name: s.Name, Region: s.Region, TimeZone: s.TimeZone, DistributionPoint: s.DistributionPoint})

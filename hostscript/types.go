@@ -93,6 +93,8 @@ type InstallParams struct {
 	SHA256 string `json:"sha256"`
 	// Type is msu, msi or cab.
 	Type string `json:"type"`
+	// Installer installs an msu: wusa (empty) or dism.
+	Installer string `json:"installer,omitempty"`
 }
 
 // Install outcomes, mapped from the installer's exit code.
@@ -182,6 +184,10 @@ func InstallExitOutcome(code int64) (outcome string, rebootRequired bool, messag
 		return InstallAlreadyInstalled, false, ""
 	case 2149842967:
 		return InstallNotApplicable, false, "the update does not apply to this host"
+	case 2148468766:
+		return InstallNotApplicable, false, "the package is not applicable to this image"
+	case 2148468771:
+		return InstallFailed, false, "the package needs a newer servicing stack: install its servicing-stack update first"
 	}
 	return InstallFailed, false, fmt.Sprintf("installer exit code %d (0x%08X)", code, code)
 }

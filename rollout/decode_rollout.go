@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"slices"
@@ -35,7 +36,8 @@ var (
 		attrs:  []string{"kb", "bulletin", "title", "cves", "severity", "published", "reboot", "supersedes"},
 		blocks: map[string]int{"package": 1, "evidence": 0},
 	}
-	packageSpec  = bodySpec{what: "package block", attrs: []string{"source", "sha256", "type"}}
+	packageSpec  = bodySpec{what: "package block", attrs: []string{"source", "sha256", "type", "installer"}, blocks: map[string]int{"prerequisite": 1}}
+	prereqSpec   = bodySpec{what: "prerequisite block", attrs: []string{"source", "sha256", "type", "installer"}}
 	evidenceSpec = bodySpec{what: "evidence block", attrs: []string{"hotfix"}, blocks: map[string]int{"file": 0, "build": 0}}
 	fileSpec     = bodySpec{what: "file block", attrs: []string{"path", "min_version", "sha256", "os"}}
 	buildSpec    = bodySpec{what: "build block", attrs: []string{"min_build", "os"}}
@@ -56,6 +58,7 @@ var (
 var (
 	rebootValues   = []string{string(RebootRequired), string(RebootMay), string(RebootNever)}
 	packageTypes   = []string{"msu", "msi", "cab", "exe"}
+	msuInstallers  = []string{"wusa", "dism"}
 	exposureValues = []string{"internet", "internal", "isolated"}
 	channelTypes   = []string{"webhook", "slack", "email"}
 )
@@ -390,30 +393,65 @@ func severityNames() []string {
 func (d *decoder) pkg(b *hclsyntax.Block) Package {
 	key := blockKey("patch", "package", b.Labels[0])
 	d.ranges.Set(key, blockHeader(b))
-	attrs, _ := d.content(b.Body, packageSpec)
+	attrs, blocks := d.content(b.Body, packageSpec)
 	d.recordAttrs(key, attrs)
-	d.required(attrs, b, "package block", "source", "type")
 	p := Package{OS: b.Labels[0]}
-	p.Source, _ = d.str(attrs, "source")
+	p.Source, p.SHA256, p.Type, p.Installer = d.installable(attrs, b, "package block", fmt.Sprintf("The package for %q", p.OS))
+	seen := map[string]int{}
+	for _, pb := range blocks {
+		kb := strings.ToUpper(pb.Labels[0])
+		if !kbPattern.MatchString(kb) {
+			d.errorf(pb.LabelRanges[0], "Invalid KB number", "%q is not a Knowledge Base id; write it like \"KB5014031\".", pb.Labels[0])
+		}
+		if line, dup := seen[kb]; dup {
+			d.errorf(pb.LabelRanges[0], "Duplicate prerequisite", "%s is already a prerequisite of this package at line %d.", kb, line)
+			continue
+		}
+		seen[kb] = pb.TypeRange.Start.Line
+		pkey := fmt.Sprintf("%s.prerequisite[%d]", key, len(p.Prerequisites))
+		d.ranges.Set(pkey, blockHeader(pb))
+		pa, _ := d.content(pb.Body, prereqSpec)
+		d.recordAttrs(pkey, pa)
+		pr := Prerequisite{KB: kb}
+		pr.Source, pr.SHA256, pr.Type, pr.Installer = d.installable(pa, pb, "prerequisite block", "The prerequisite "+kb)
+		p.Prerequisites = append(p.Prerequisites, pr)
+	}
+	return p
+}
+
+// installable reads what installs a package or a prerequisite: source,
+// type, installer (msu only) and sha256.
+func (d *decoder) installable(attrs map[string]*hclsyntax.Attribute, b *hclsyntax.Block, what, name string) (source, sum, typ, installer string) {
+	d.required(attrs, b, what, "source", "type")
+	source, _ = d.str(attrs, "source")
 	if t, ok := d.str(attrs, "type"); ok && attrs["type"] != nil {
-		p.Type = t
+		typ = t
 		if !slices.Contains(packageTypes, t) {
 			d.errorf(attrs["type"].Expr.Range(), "Unknown package type", "%q is not a package type. Use msu, msi, cab or exe: it picks the installer command.", t)
 		}
 	}
-	sum, ok := d.str(attrs, "sha256")
+	if in, ok := d.str(attrs, "installer"); ok && attrs["installer"] != nil {
+		installer = in
+		switch {
+		case typ != "msu":
+			d.errorf(attrs["installer"].Expr.Range(), "Installer for a non-msu package", "installer picks how an msu is installed (wusa or dism); a %s package has one installer.", cmp.Or(typ, "typeless"))
+		case !slices.Contains(msuInstallers, in):
+			d.errorf(attrs["installer"].Expr.Range(), "Unknown installer", "%q is not an msu installer. Use wusa (the default) or dism (DISM /Add-Package, for checkpoint cumulative updates).", in)
+		}
+	}
+	s, ok := d.str(attrs, "sha256")
 	switch {
 	case !ok:
 	case attrs["sha256"] == nil:
 		d.errorf(blockHeader(b), "Package without sha256",
-			"The package for %q has no sha256. Every package is checked before it is installed, so a tampered or truncated download is refused: add sha256 = \"<64 hex digits>\".", p.OS)
-	case !sha256Pattern.MatchString(sum):
+			"%s has no sha256. Every package is checked before it is installed, so a tampered or truncated download is refused: add sha256 = \"<64 hex digits>\".", name)
+	case !sha256Pattern.MatchString(s):
 		d.errorf(attrs["sha256"].Expr.Range(), "Invalid sha256",
-			"%q is not a SHA-256 digest: it must be 64 hexadecimal digits (it has %d characters).", sum, len(sum))
+			"%q is not a SHA-256 digest: it must be 64 hexadecimal digits (it has %d characters).", s, len(s))
 	default:
-		p.SHA256 = strings.ToLower(sum)
+		sum = strings.ToLower(s)
 	}
-	return p
+	return source, sum, typ, installer
 }
 
 func (d *decoder) evidence(b *hclsyntax.Block) Evidence {

@@ -127,6 +127,22 @@ type Package struct {
 	SHA256 string `json:"sha256"`
 	// Type is msu, msi, cab or exe; it picks the installer command.
 	Type string `json:"type"`
+	// Installer installs an msu: wusa (the default) or dism.
+	Installer string `json:"installer,omitempty"`
+	// Prerequisites are installed first, in order: a servicing-stack
+	// update a cumulative update needs, or the checkpoint cumulative
+	// update a later one builds on.
+	Prerequisites []Prerequisite `json:"prerequisites,omitempty"`
+}
+
+// Prerequisite is an update installed before a package, as its KB's
+// own package.
+type Prerequisite struct {
+	KB        string `json:"kb"`
+	Source    string `json:"source"`
+	SHA256    string `json:"sha256"`
+	Type      string `json:"type"`
+	Installer string `json:"installer,omitempty"`
 }
 
 // Evidence is what a host must show before it counts as compliant.

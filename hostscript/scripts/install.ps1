@@ -62,13 +62,21 @@ try {
     # Run the installer for the package type, never letting it restart the
     # host: the reboot is a separate, policy-decided step.
     # - msu: wusa.exe <file> /quiet /norestart (Windows Update Standalone
-    #   Installer).
+    #   Installer), or with installer = dism, dism.exe /Online /Add-Package
+    #   /PackagePath:<file> /Quiet /NoRestart (checkpoint cumulative
+    #   updates).
     # - msi: msiexec.exe /i <file> /qn /norestart.
     # - cab: Add-WindowsPackage -Online -NoRestart (DISM); RestartNeeded
     #   stands in for 3010.
     # - exe: the vendor package with /quiet /norestart.
     switch ($type) {
-        'msu' { $code = (Start-Process -FilePath "$env:SystemRoot\System32\wusa.exe" -ArgumentList @("`"$local`"", '/quiet', '/norestart') -Wait -PassThru -WindowStyle Hidden).ExitCode }
+        'msu' {
+            if ([string]$p.installer -eq 'dism') {
+                $code = (Start-Process -FilePath "$env:SystemRoot\System32\dism.exe" -ArgumentList @('/Online', '/Add-Package', "/PackagePath:`"$local`"", '/Quiet', '/NoRestart') -Wait -PassThru -WindowStyle Hidden).ExitCode
+            } else {
+                $code = (Start-Process -FilePath "$env:SystemRoot\System32\wusa.exe" -ArgumentList @("`"$local`"", '/quiet', '/norestart') -Wait -PassThru -WindowStyle Hidden).ExitCode
+            }
+        }
         'msi' { $code = (Start-Process -FilePath "$env:SystemRoot\System32\msiexec.exe" -ArgumentList @('/i', "`"$local`"", '/qn', '/norestart') -Wait -PassThru -WindowStyle Hidden).ExitCode }
         'cab' {
             $code = 0
@@ -90,6 +98,8 @@ try {
     #   1641       installed, restart initiated (ERROR_SUCCESS_REBOOT_INITIATED)
     #   2359302    0x00240006 WU_S_ALREADY_INSTALLED: the update is already installed
     #   2149842967 0x80240017 WU_E_NOT_APPLICABLE: the update does not apply to this host
+    #   2148468766 0x800F081E CBS_E_NOT_APPLICABLE (DISM): the package does not apply to this image
+    #   2148468771 0x800F0823 CBS_E_NEW_SERVICING_STACK_REQUIRED: install the servicing-stack update first
     #   anything else is a failure that carries its code.
     switch ($code) {
         0 { Write-PatchwayResult 'installed' $code $false '' $bytes $true }
@@ -97,6 +107,8 @@ try {
         1641 { Write-PatchwayResult 'installed_reboot_required' $code $true 'the installer initiated a restart' $bytes $true }
         2359302 { Write-PatchwayResult 'already_installed' $code $false '' $bytes $false }
         2149842967 { Write-PatchwayResult 'not_applicable' $code $false 'the update does not apply to this host' $bytes $false }
+        2148468766 { Write-PatchwayResult 'not_applicable' $code $false 'the package is not applicable to this image' $bytes $false }
+        2148468771 { Write-PatchwayResult 'failed' $code $false 'the package needs a newer servicing stack: install its servicing-stack update first' $bytes $false }
         default { Write-PatchwayResult 'failed' $code $false ('installer exit code {0} (0x{0:X8})' -f $code) $bytes $false }
     }
     Remove-Item -LiteralPath $local -Force -ErrorAction SilentlyContinue
