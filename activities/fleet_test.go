@@ -33,7 +33,10 @@ func patchHostWorkflow(ctx workflow.Context, in contract.PatchHostInput) (contra
 		StartToCloseTimeout: time.Minute,
 		HeartbeatTimeout:    10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: 100 * time.Millisecond, MaximumAttempts: 3,
+			// Five tries, as the rollout gives a host (withHostOptions): a
+			// flaky host's dropped connections are retried by the runner
+			// and the activity alike.
+			InitialInterval: 100 * time.Millisecond, MaximumAttempts: 5,
 			NonRetryableErrorTypes: []string{contract.AuthFailed, contract.InstallFailed, contract.HostDidNotReturn},
 		},
 	})

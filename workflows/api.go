@@ -172,6 +172,10 @@ const (
 	StatusAborted   Status = "aborted"
 	StatusRejected  Status = "rejected"
 	StatusCompleted Status = "completed"
+	// StatusFailed: the workflow ended without a report (refused by
+	// policy before any host was touched, terminated); Progress.Failure
+	// says why. Clients set it from the workflow's close status.
+	StatusFailed Status = "failed"
 )
 
 // StepKind tells pre-production stages from production waves.
@@ -236,6 +240,8 @@ type Progress struct {
 	Exceptions []Exception `json:"exceptions,omitempty"`
 	// Baseline is what the preflight scan found (partial while it runs).
 	Baseline *contract.Baseline `json:"baseline,omitempty"`
+	// Failure is why the workflow failed (StatusFailed), set by clients.
+	Failure string `json:"failure,omitempty"`
 }
 
 // StepProgress is one stage or wave.

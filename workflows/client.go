@@ -97,11 +97,35 @@ func Query(ctx context.Context, c client.Client, rolloutID, name, what string, o
 	return nil
 }
 
-// GetProgress is the rollout's progress query.
+// GetProgress is the rollout's progress query. A workflow that failed
+// (refused before any host was touched, terminated) answers with the
+// state it stopped in; its status is then StatusFailed and Failure says
+// why, from the workflow's own result.
 func GetProgress(ctx context.Context, c client.Client, rolloutID string) (Progress, error) {
 	var p Progress
-	err := Query(ctx, c, rolloutID, QueryProgress, "progress", &p)
-	return p, err
+	if err := Query(ctx, c, rolloutID, QueryProgress, "progress", &p); err != nil {
+		return p, err
+	}
+	desc, err := c.DescribeWorkflowExecution(ctx, WorkflowID(rolloutID), "")
+	if err != nil {
+		return p, nil // the query answered; the status it derived stands
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	switch st := info.GetStatus(); st {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+		enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		p.Status = StatusFailed
+		p.Failure = strings.ToLower(strings.TrimPrefix(st.String(), "WORKFLOW_EXECUTION_STATUS_"))
+		werr := c.GetWorkflow(ctx, WorkflowID(rolloutID), info.GetExecution().GetRunId()).Get(ctx, nil)
+		var app *temporal.ApplicationError
+		switch {
+		case errors.As(werr, &app):
+			p.Failure = app.Message()
+		case werr != nil:
+			p.Failure += ": " + werr.Error()
+		}
+	}
+	return p, nil
 }
 
 // GetHost is the rollout's host query of one host.
@@ -114,7 +138,7 @@ func GetHost(ctx context.Context, c client.Client, rolloutID, host string) (Host
 // Ended tells the statuses a rollout never leaves.
 func (s Status) Ended() bool {
 	switch s {
-	case StatusCompleted, StatusAborted, StatusRejected:
+	case StatusCompleted, StatusAborted, StatusRejected, StatusFailed:
 		return true
 	}
 	return false

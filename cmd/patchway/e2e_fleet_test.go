@@ -134,7 +134,7 @@ func (e *e2e) drive(ctx context.Context, id string, timeout time.Duration, each 
 			each(p)
 		}
 		switch p.Status {
-		case workflows.StatusCompleted, workflows.StatusAborted, workflows.StatusRejected:
+		case workflows.StatusCompleted, workflows.StatusAborted, workflows.StatusRejected, workflows.StatusFailed:
 			return p
 		case workflows.StatusHalted:
 			e.t.Fatalf("rollout halted:\n%s", renderProgress(p, time.Now()))
@@ -425,6 +425,51 @@ func TestE2EModernPatchTuesdayOnTheModernFleet(t *testing.T) {
 			if h.State != rollout.StateCompliant || installs != 1 || !strings.Contains(reasons, "OS build 20348.707 at or above 20348.707, KB5013944 present") {
 				t.Errorf("%s: %s after %d installs (%s), want compliant at build 20348.707 after one install", h.Name, h.State, installs, reasons)
 			}
+		}
+	}
+}
+
+// TestE2EUnknownCredentialSetIsRefusedBeforeAnyHost files MS08-067 through
+// the binary on the preflight fleet with one host naming a credential set
+// the worker does not define: validate warns that it cannot know, submit
+// files it, the worker refuses it before any host is scanned or patched,
+// and status says FAILED with the refusal naming the set and the host.
+func TestE2EUnknownCredentialSetIsRefusedBeforeAnyHost(t *testing.T) {
+	e := newE2E(t, e2eOptions{policyData: e2ePolicy})
+	fleet, inv := e.startFleetFrom(filepath.Join("testdata", "fleet-preflight.hcl"), fleetsim.Options{})
+	src, err := os.ReadFile(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first host's credential becomes a set nobody defined.
+	s := strings.Replace(string(src), `credential = "fleet"`, `credential = "emea-admins"`, 1)
+	if s == string(src) {
+		t.Fatalf("no credential in the fleet's inventory:\n%s", src)
+	}
+	if err := os.WriteFile(inv, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.startWorker()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const id = "ms08-067"
+	if code, stdout, stderr := run(t, "validate", e.fastRollout(), "--inventory", inv); code != 0 || !strings.Contains(stdout+stderr, "emea-admins") {
+		t.Errorf("validate exited %d without naming the set it cannot check:\n%s%s", code, stdout, stderr)
+	}
+	e.mustCLI(ctx, "submit", e.fastRollout(), "--inventory", inv, "--as", "alice")
+	p := e.waitFor(ctx, id, "the refusal", 2*time.Minute, func(p workflows.Progress) bool { return p.Status == workflows.StatusFailed })
+	for _, want := range []string{"refused before any host was touched", `credential set "emea-admins", named by 1 host(s) (LAB-0001)`} {
+		if !strings.Contains(p.Failure, want) {
+			t.Errorf("failure %q lacks %q", p.Failure, want)
+		}
+	}
+	out := e.mustCLI(ctx, "status", id)
+	if !strings.Contains(out, "FAILED") || !strings.Contains(out, "failed: rollout ms08-067 refused before any host was touched") {
+		t.Errorf("status does not show the refusal:\n%s", out)
+	}
+	for _, h := range fleet.Hosts() {
+		if n := h.InstallCount(e2eKB); n != 0 {
+			t.Errorf("host %s saw %d installs before the refusal", h.Name(), n)
 		}
 	}
 }

@@ -262,6 +262,9 @@ func renderProgress(p workflows.Progress, now time.Time) string {
 		}
 	}
 	b.WriteString("\n")
+	if p.Failure != "" {
+		fmt.Fprintf(&b, "  failed: %s\n", p.Failure)
+	}
 	if p.Baseline != nil {
 		fmt.Fprintf(&b, "  preflight: %s\n", p.Baseline.Summary())
 	}
