@@ -848,7 +848,7 @@ func (a *HostActivities) judge(ctx context.Context, t contract.HostTarget, e evi
 		}
 		proof = append([]string{fmt.Sprintf("OS build %s (build evidence: %s)", cmp.Or(e.scan.OSBuild, "not reported"), strings.Join(mins, ", "))}, proof...)
 	}
-	hv := contract.HostVerdict{Host: t.Host.Name, State: d.State, Reasons: d.Reasons, Decision: d.Decision, Baseline: d.Baseline, Proof: proof}
+	hv := contract.HostVerdict{Host: t.Host.Name, State: d.State, Reasons: d.Reasons, Decision: d.Decision, Baseline: d.Baseline, PreflightSettles: d.PreflightSettles, Proof: proof}
 	if e.scan != nil {
 		hv.Evidence = *e.scan
 	}

@@ -121,6 +121,9 @@ type HostVerdict struct {
 	// Baseline is how a preflight scan counts the host (the compliance
 	// policy's baseline category: vulnerable, pending_reboot, ...).
 	Baseline string `json:"baseline,omitempty"`
+	// PreflightSettles: found by a preflight, the host needs nothing
+	// from the rollout (the compliance policy's preflight_settles).
+	PreflightSettles bool `json:"preflight_settles,omitempty"`
 }
 
 // CredentialUse is one credential set the hosts of a rollout name: how

@@ -101,6 +101,9 @@ type ComplianceDecision struct {
 	// Baseline is how a preflight scan before the rollout counts the
 	// host (compliant, vulnerable, pending_reboot, unreachable, ...).
 	Baseline string `json:"baseline,omitempty"`
+	// PreflightSettles: a preflight scan that found this settles the
+	// host; the rollout does not patch it.
+	PreflightSettles bool `json:"preflight_settles,omitempty"`
 	// Install says whether installing the patch could change the host's
 	// state: false once anything of it is there or the files already
 	// prove the fix (a later update in effect).

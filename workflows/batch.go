@@ -88,6 +88,9 @@ type HostOutcome struct {
 	// compliance policy's; for a host that could not be verified, the
 	// state its error maps to).
 	Baseline string `json:"baseline,omitempty"`
+	// Settles: the preflight settled the host (the compliance policy's
+	// preflight_settles).
+	Settles bool `json:"settles,omitempty"`
 }
 
 // HostBatchResult lists every host of the batch with its outcome.
@@ -340,7 +343,7 @@ func (b *batch) outcome(ctx workflow.Context, f workflow.Future, h BatchHost) Ho
 			o.Baseline = string(o.State)
 			return o
 		}
-		o.State, o.Reasons, o.Proof, o.Baseline = v.State, v.Reasons, v.Proof, v.Baseline
+		o.State, o.Reasons, o.Proof, o.Baseline, o.Settles = v.State, v.Reasons, v.Proof, v.Baseline, v.PreflightSettles
 		if o.State == "" {
 			o.State = rollout.StateUnknown
 		}

@@ -332,9 +332,10 @@ func (r *run) merge(s *stepState, op string, res HostBatchResult) {
 }
 
 // mergeBaseline counts a preflight batch's hosts by the compliance
-// policy's baseline category. A host the scan proved compliant or not
-// applicable is settled, with its proof, and not patched again; the
-// others stay pending with what the scan found as their reason. Hosts the
+// policy's baseline category. A host the policy says the scan settles
+// (preflight_settles: compliant, not applicable) takes the scan's state
+// and proof and is not patched again; the others stay pending with what
+// the scan found as their reason. Hosts the
 // batch did not start go back to the front of the queue.
 func (r *run) mergeBaseline(s *stepState, res HostBatchResult) {
 	b := r.st.Baseline
@@ -363,11 +364,10 @@ func (r *run) mergeBaseline(s *stepState, res HostBatchResult) {
 		}
 		h := &r.st.Hosts[o.Index]
 		h.Proof = o.Proof
-		switch o.State {
-		case rollout.StateCompliant, rollout.StateNotApplicable:
+		if o.Settles {
 			b.Settled++
 			r.setHost(o.Index, o.State, reasons)
-		default:
+		} else {
 			r.setHost(o.Index, h.State, append([]string{"preflight scan: " + category}, reasons...))
 		}
 	}

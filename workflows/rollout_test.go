@@ -345,7 +345,8 @@ func TestPreflightTakesTheBaselineAndSkipsCompliantHosts(t *testing.T) {
 		v := contract.HostVerdict{Host: host.Name, State: rollout.StatePending, Baseline: "vulnerable", Reasons: []string{"KB958644 is not installed"}}
 		switch host.Name {
 		case compliant:
-			v.State, v.Baseline, v.Reasons, v.Proof = rollout.StateCompliant, "compliant", []string{"netapi32.dll is at 5.1.2600.3462"}, []string{"file netapi32.dll 5.1.2600.3462"}
+			v.State, v.Baseline, v.PreflightSettles = rollout.StateCompliant, "compliant", true
+			v.Reasons, v.Proof = []string{"netapi32.dll is at 5.1.2600.3462"}, []string{"file netapi32.dll 5.1.2600.3462"}
 		case rebootDue:
 			v.Baseline, v.Reasons = "pending_reboot", []string{"an earlier update waits for a reboot (CBS RebootPending)"}
 		case down:

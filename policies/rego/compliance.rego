@@ -481,9 +481,14 @@ baseline := "vulnerable" if {
 
 baseline := state if state in {"unreachable", "not_applicable", "identity_mismatch", "excepted"}
 
+# preflight_settles: the preflight proved the host needs nothing from
+# this rollout; it is not patched again.
+preflight_settles := state in {"compliant", "not_applicable"}
+
 decision := {
 	"allow": state == "compliant",
 	"baseline": baseline,
+	"preflight_settles": preflight_settles,
 	"violations": [{"code": state, "msg": reason} | state != "compliant"],
 	"state": state,
 	"reasons": array.concat([reason], sort(notes)),

@@ -309,20 +309,30 @@ test_a_host_matched_by_an_os_glob_is_judged_on_its_evidence if {
 # The preflight baseline counts a host before the rollout touches it.
 untouched := {"installed_at": null, "scan": {"hotfixes": [], "files": file("5.2.3790.3229")}}
 
-test_baseline_compliant_host_is_counted_compliant if {
-	decide({}).baseline == "compliant"
+test_baseline_compliant_host_is_counted_compliant_and_settled if {
+	d := decide({})
+	d.baseline == "compliant"
+	d.preflight_settles
 }
 
 test_baseline_untouched_old_files_are_vulnerable if {
 	d := decide(untouched)
 	d.state == "pending"
 	d.baseline == "vulnerable"
+	not d.preflight_settles
 }
 
 test_baseline_reboot_pending_from_an_earlier_update if {
 	d := decide(object.union(untouched, {"scan": {"reboot": {"cbs_reboot_pending": true}}}))
 	d.state == "pending"
 	d.baseline == "pending_reboot"
+	not d.preflight_settles
+}
+
+test_baseline_not_applicable_host_is_settled if {
+	d := decide({"host": {"os": "windows-nt4"}})
+	d.state == "not_applicable"
+	d.preflight_settles
 }
 
 test_baseline_unreachable_host if {
