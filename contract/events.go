@@ -81,6 +81,10 @@ type ReportInput struct {
 	GeneratedAt time.Time       `json:"generated_at"`
 	// Baseline is the preflight scan, when the rollout ran one.
 	Baseline *Baseline `json:"baseline,omitempty"`
+	// OutsideSteps counts the inventory's hosts that no stage or wave
+	// selects: they are not in Hosts, and the report does not count them
+	// (an MS08-067 rollout says nothing of a Server 2022 host).
+	OutsideSteps int `json:"outside_steps,omitempty"`
 	// Packed holds Hosts and Verdicts gzipped (then both are nil) when
 	// their JSON is over InlineLimit: 10,000 hosts with their verdicts
 	// are several megabytes, over the server's 2 MB payload limit.
@@ -110,8 +114,12 @@ type Report struct {
 	// running"); set by a client that built it from the report query,
 	// never by the workflow.
 	Provisional string `json:"provisional,omitempty"`
-	// HostCount is the number of hosts reported, not_applicable included.
+	// HostCount is the number of hosts reported, not_applicable included:
+	// the hosts of the rollout's stages and waves.
 	HostCount int `json:"host_count"`
+	// OutsideSteps is how many inventory hosts no stage or wave selects;
+	// they are neither reported nor counted.
+	OutsideSteps int `json:"outside_steps,omitempty"`
 	// CompliancePercent is Percent of compliant hosts over all hosts less
 	// not_applicable ones, unrounded (show it with PercentText); 0 when
 	// no host is applicable.

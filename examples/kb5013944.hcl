@@ -9,9 +9,12 @@
 # which one is in effect. A host already at a later build (June's
 # KB5014678 brings 20348.768) is compliant, named after that update.
 #
-# Try it on the simulated modern fleet:
-#   patchway dev --scenario examples/fleet-modern.hcl
-#   patchway submit examples/kb5013944.hcl --inventory ~/.local/state/patchway/fleet/inventory.hcl
+# The stages select Server 2022 hosts only, so the same file runs over a
+# mixed fleet. Try it on the demo fleet (its 13 Server 2022 hosts):
+#   PATCHWAY_DEMO_ROLLOUT=kb5013944 make demo
+# or, by hand:
+#   patchway dev
+#   patchway submit examples/kb5013944.hcl --inventory ~/.local/state/patchway/fleet/inventory.hcl --as alice
 rollout "kb5013944" {
   filed_by  = "alice.martin"
   inventory = "inventory-modern.hcl"
@@ -52,19 +55,19 @@ rollout "kb5013944" {
   }
 
   stage "lab" {
-    hosts          = "tier:lab"
+    hosts          = "tier:lab and os:windows-server-2022"
     soak           = "2h"
     approval_group = "security-team"
   }
 
   stage "prodlike" {
-    hosts          = "tier:prodlike"
+    hosts          = "tier:prodlike and os:windows-server-2022"
     soak           = "4h"
     approval_group = "infrastructure-leads"
   }
 
   wave "domain-controllers" {
-    hosts                = "tier:production and role:domain_controller"
+    hosts                = "tier:production and role:domain_controller and os:windows-server-2022"
     max_parallel         = 1
     max_failures         = 0
     download_concurrency = 1
@@ -72,7 +75,7 @@ rollout "kb5013944" {
   }
 
   wave "servers" {
-    hosts                = "tier:production and not role:domain_controller"
+    hosts                = "tier:production and not role:domain_controller and os:windows-server-2022"
     after                = ["domain-controllers"]
     max_parallel         = 20
     max_failures         = 1 # one host may fail before the wave halts

@@ -28,9 +28,8 @@ func TestExampleScenariosLoad(t *testing.T) {
 		faults map[Fault]int
 		kb     string
 	}{
-		{"fleet-demo.hcl", 200, map[Fault]int{FaultRegistryOnly: 2, FaultPendingRenameNoise: 3, FaultFlaky: 2, FaultSlow: 2, FaultRevertsOnBoot: 1,
-			FaultInstallFails: 1, FaultAuthFails: 1, FaultNoReboot: 1, FaultNeverReturns: 1}, ""},
-		{"fleet-modern.hcl", 13, map[Fault]int{FaultCBSRevert: 1}, "KB5013944"},
+		{"fleet-demo.hcl", 213, map[Fault]int{FaultRegistryOnly: 2, FaultPendingRenameNoise: 3, FaultFlaky: 2, FaultSlow: 2, FaultRevertsOnBoot: 1,
+			FaultInstallFails: 1, FaultAuthFails: 1, FaultNoReboot: 1, FaultNeverReturns: 1, FaultCBSRevert: 1}, "KB5013944"},
 		// The benchmark fleet leaves out faults that only add timeouts
 		// (never_returns, no_reboot, slow, auth_fails).
 		{"fleet-10k.hcl", 10000, map[Fault]int{FaultRegistryOnly: 20, FaultFlaky: 49, FaultInstallFails: 10,

@@ -54,6 +54,7 @@ func Build(ctx context.Context, policy ExceptionPolicy, in contract.ReportInput)
 		Severity:          string(in.Rollout.Patch.Severity),
 		GeneratedAt:       in.GeneratedAt,
 		HostCount:         len(hosts),
+		OutsideSteps:      in.OutsideSteps,
 		CompliancePercent: compliance(totals, len(hosts)),
 		Totals:            totals,
 		By:                breakdowns(hosts),

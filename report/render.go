@@ -98,11 +98,21 @@ func listedHosts(rep contract.Report, all bool) []contract.HostReport {
 	return out
 }
 
-// headline is the one sentence a CIO reads.
+// headline is the one sentence a CIO reads. It says how many inventory
+// hosts the rollout's steps leave out, so nobody reads the percent as the
+// whole fleet's.
 func headline(rep contract.Report) string {
 	applicable := rep.HostCount - rep.Totals[rollout.StateNotApplicable]
-	return fmt.Sprintf("%s compliant: %d of %d applicable hosts proven patched (%d hosts, %d not applicable)",
-		contract.PercentText(rep.CompliancePercent), rep.Totals[rollout.StateCompliant], applicable, rep.HostCount, rep.Totals[rollout.StateNotApplicable])
+	var outside string
+	if rep.OutsideSteps > 0 {
+		hosts := "hosts"
+		if rep.OutsideSteps == 1 {
+			hosts = "host"
+		}
+		outside = fmt.Sprintf("; %d inventory %s in no stage or wave, not counted", rep.OutsideSteps, hosts)
+	}
+	return fmt.Sprintf("%s compliant: %d of %d applicable hosts proven patched (%d hosts, %d not applicable%s)",
+		contract.PercentText(rep.CompliancePercent), rep.Totals[rollout.StateCompliant], applicable, rep.HostCount, rep.Totals[rollout.StateNotApplicable], outside)
 }
 
 // otherStates lists a breakdown's states other than compliant, most

@@ -24,7 +24,9 @@
 # bob looks at the failed hosts and resumes it.
 #
 # Environment: PATCHWAY_DEMO_PORT (7233), PATCHWAY_DEMO_UI_PORT (8233),
-# PATCHWAY_DEMO_MINUTES (15, the most the demo waits for the rollout).
+# PATCHWAY_DEMO_MINUTES (15, the most the demo waits for the rollout),
+# PATCHWAY_DEMO_ROLLOUT (ms08-067; kb5013944 runs May 2022's cumulative
+# update for Windows Server 2022 over the fleet's 13 Server 2022 hosts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +34,10 @@ BIN=${BIN:-bin/patchway}
 PORT=${PATCHWAY_DEMO_PORT:-7233}
 UI_PORT=${PATCHWAY_DEMO_UI_PORT:-8233}
 MINUTES=${PATCHWAY_DEMO_MINUTES:-15}
-ROLLOUT=ms08-067
+ROLLOUT=${PATCHWAY_DEMO_ROLLOUT:-ms08-067}
+[ -f "examples/$ROLLOUT.hcl" ] || { echo "demo: PATCHWAY_DEMO_ROLLOUT=$ROLLOUT names no examples/$ROLLOUT.hcl" >&2; exit 2; }
+# The rollout's id, which the file name need not be (moderate-ipsec.hcl files kb953733-ipsec).
+ID=$(sed -n 's/^rollout "\([^"]*\)".*/\1/p' "examples/$ROLLOUT.hcl" | head -n1)
 DEMO=$(mktemp -d "${TMPDIR:-/tmp}/patchway-demo.XXXXXX")
 STATE=$DEMO/state
 export TEMPORAL_ADDRESS=127.0.0.1:$PORT TEMPORAL_NAMESPACE=default
@@ -97,9 +102,9 @@ notifications() {
 	fi
 }
 while :; do
-	"$BIN" status "$ROLLOUT" --watch --max-watch 5s || true
+	"$BIN" status "$ID" --watch --max-watch 5s || true
 	notifications
-	json=$("$BIN" status "$ROLLOUT" --json 2>/dev/null || true)
+	json=$("$BIN" status "$ID" --json 2>/dev/null || true)
 	# field NAME: the first "NAME":"value" of the progress JSON ("" if none).
 	field() { printf '%s' "$json" | grep -o "\"$1\":\"[^\"]*\"" | head -n1 | cut -d'"' -f4 || true; }
 	# last_record KIND: "subject: reason" of the newest decision of KIND.
@@ -117,8 +122,8 @@ while :; do
 	fi
 	case "$status" in
 	completed | aborted | rejected)
-		say "Rollout $ROLLOUT $status"
-		"$BIN" status "$ROLLOUT"
+		say "Rollout $ID $status"
+		"$BIN" status "$ID"
 		break
 		;;
 	halted)
@@ -130,18 +135,18 @@ while :; do
 			note "The failed hosts so far, with the evidence (from a provisional report):"
 			# Keep the header, the failed, not_effective and unreachable rows and
 			# their evidence lines (which start with blanks).
-			"$BIN" report "$ROLLOUT" | awk '/^NOT COMPLIANT/ { on = 1; next }
+			"$BIN" report "$ID" | awk '/^NOT COMPLIANT/ { on = 1; next }
 				on && /^HOST/ { print; next }
 				on && /^[^ ]/ { keep = ($2 ~ /^(failed|not_effective|unreachable)$/); if (keep) print; next }
 				on && keep { print }' | head -n 40 || true
 			say "bob reviews the failures and lets the wave go on (patchway resume; skip-host would drop one host instead)"
-			"$BIN" resume "$ROLLOUT" --as bob --reason "demo: failures triaged, tickets filed for each host" || true
+			"$BIN" resume "$ID" --as bob --reason "demo: failures triaged, tickets filed for each host" || true
 		fi
 		;;
 	esac
 	if [ -n "$gate" ]; then
 		say "Gate ${G}$gate${N}${B} waits for approval: bob approves it (a second user; alice filed the rollout)"
-		"$BIN" approve "$ROLLOUT" "$gate" --as bob --reason "demo: $gate looks healthy" || true
+		"$BIN" approve "$ID" "$gate" --as bob --reason "demo: $gate looks healthy" || true
 	fi
 	if [ "$(date +%s)" -ge "$deadline" ]; then
 		echo "demo: the rollout did not finish within $MINUTES minutes; stopping" >&2
@@ -150,7 +155,7 @@ while :; do
 done
 notifications
 say "The compliance report: only hosts with proof (file versions, hotfix, reboot done) count as compliant"
-"$BIN" report "$ROLLOUT"
-"$BIN" report "$ROLLOUT" --format html -o "$DEMO/$ROLLOUT-report.html"
-note "The same report as one HTML file: $DEMO/$ROLLOUT-report.html (also --format json, csv, md)."
+"$BIN" report "$ID"
+"$BIN" report "$ID" --format html -o "$DEMO/$ID-report.html"
+note "The same report as one HTML file: $DEMO/$ID-report.html (also --format json, csv, md)."
 say "Done. The Web UI keeps the rollout's history: http://127.0.0.1:$UI_PORT/namespaces/default/workflows"

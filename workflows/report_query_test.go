@@ -122,3 +122,41 @@ func TestCompletionNoticeAgreesWithTheReport(t *testing.T) {
 		})
 	}
 }
+
+// TestReportLeavesOutHostsNoStepSelects runs a rollout whose inventory
+// holds a host no stage or wave selects: the report neither lists it nor
+// counts it pending (which would lower the percent for a host the rollout
+// never meant to patch), and says how many such hosts there are.
+func TestReportLeavesOutHostsNoStepSelects(t *testing.T) {
+	in := standardInput(3)
+	outside := in.Hosts[len(in.Hosts)-1]
+	outside.Name, outside.Region = "WS-APAC-0001", "apac"
+	in.Hosts = append(in.Hosts, outside)
+	h := newHarness(t, in)
+	h.approveGates("bob")
+	rep, err := h.run()
+	if err != nil {
+		t.Fatalf("rollout failed: %v", err)
+	}
+	hosts, err := rep.HostList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	planned := len(in.Hosts) - 1
+	if rep.HostCount != planned || len(hosts) != planned || rep.OutsideSteps != 1 || rep.Totals[rollout.StatePending] != 0 {
+		t.Errorf("report: %d hosts (%d listed), %d outside the steps, totals %v; want %d hosts, 1 outside, none pending",
+			rep.HostCount, len(hosts), rep.OutsideSteps, rep.Totals, planned)
+	}
+	for _, hr := range hosts {
+		if hr.Name == outside.Name {
+			t.Errorf("the report lists %s, which no step selects", hr.Name)
+		}
+	}
+	var table bytes.Buffer
+	if err := report.Render(&table, rep, "table", report.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "; 1 inventory host in no stage or wave, not counted)"; !strings.Contains(table.String(), want) {
+		t.Errorf("headline lacks %q:\n%s", want, table.String())
+	}
+}

@@ -616,15 +616,24 @@ func (r *run) finish(ctx workflow.Context) (contract.Report, error) {
 	return report, nil
 }
 
-// reportInput is what the compliance report is built from at now: every
+// reportInput is what the compliance report is built from at now: each
 // host with its state and reasons, and the exceptions granted, packed
 // when large (a 10,000-host input is over the 2 MB payload limit). finish
 // passes it to BuildReport; the report query returns it, so a client
 // builds the same report, provisional, while the rollout runs.
+//
+// Once the steps are planned, only their hosts are reported; an inventory
+// host no stage or wave selects is counted in OutsideSteps, never as
+// pending (before the plan, every host is still pending).
 func (r *run) reportInput(now time.Time) (contract.ReportInput, error) {
-	in := contract.ReportInput{Rollout: r.in.Rollout, Hosts: r.in.Hosts, GeneratedAt: now, Baseline: r.st.Baseline.summary()}
+	in := contract.ReportInput{Rollout: r.in.Rollout, GeneratedAt: now, Baseline: r.st.Baseline.summary()}
 	for i, h := range r.in.Hosts {
 		rec := r.st.Hosts[i]
+		if r.st.Steps != nil && rec.Step < 0 {
+			in.OutsideSteps++
+			continue
+		}
+		in.Hosts = append(in.Hosts, h)
 		in.Verdicts = append(in.Verdicts, contract.HostVerdict{Host: h.Name, State: rec.State, Reasons: rec.Reasons, Proof: rec.Proof})
 	}
 	for _, e := range r.st.Excepted {

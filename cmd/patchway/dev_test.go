@@ -61,7 +61,7 @@ func TestDevRunsServerAndWorkerAndStopsCleanlyOnCancel(t *testing.T) {
 		t.Fatalf("dev did not print its frontend address:\n%s", out.String())
 	}
 	for _, want := range []string{"state              in memory", "task queue " + workflows.TaskQueue,
-		"200 simulated Windows hosts", "patchway submit examples/ms08-067.hcl --inventory "} {
+		"213 simulated Windows hosts", "patchway submit examples/ms08-067.hcl --inventory "} {
 		if !bytes.Contains([]byte(out.String()), []byte(want)) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}

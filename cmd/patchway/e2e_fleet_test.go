@@ -379,20 +379,29 @@ func TestE2EPreflightTakesTheBaselineBeforeTheLab(t *testing.T) {
 	}
 }
 
-// TestE2EModernPatchTuesdayOnTheModernFleet files examples/kb5013944.hcl
+// TestE2EModernPatchTuesdayOnTheDemoFleet files examples/kb5013944.hcl
 // (May 2022's cumulative update for Windows Server 2022, proven by OS
-// build) on examples/fleet-modern.hcl through the real binary. Builds move
-// at reboot: every host on April's build ends compliant at 20348.707; the
-// host already on June's build is compliant at the preflight, named after
-// KB5014678, and never installed; the host whose servicing reverts the
-// update ends not_effective, its build unchanged.
-func TestE2EModernPatchTuesdayOnTheModernFleet(t *testing.T) {
+// build) on examples/fleet-demo.hcl, the fleet `make demo` runs, through
+// the real binary. validate and plan select the 13 Server 2022 hosts of
+// its 213. Builds move at reboot: every host on April's build ends
+// compliant at 20348.707; the host already on June's build is compliant at
+// the preflight, named after KB5014678, and never installed; the host
+// whose servicing reverts the update ends not_effective, its build
+// unchanged; no host of an older Windows is touched.
+func TestE2EModernPatchTuesdayOnTheDemoFleet(t *testing.T) {
 	e := newE2E(t, e2eOptions{policyData: e2ePolicy})
-	fleet, inv := e.startFleetFrom(filepath.Join("..", "..", "examples", "fleet-modern.hcl"), fleetsim.Options{RebootDowntime: 200 * time.Millisecond})
+	fleet, inv := e.startFleetFrom(filepath.Join("..", "..", "examples", "fleet-demo.hcl"), fleetsim.Options{RebootDowntime: 200 * time.Millisecond})
+	const id, kb = "kb5013944", "KB5013944"
+	example := filepath.Join("..", "..", "examples", "kb5013944.hcl")
+	if code, stdout, stderr := run(t, "validate", example, "--inventory", inv); code != 0 || !strings.Contains(stdout, "2 stages, 2 waves over 213 hosts") {
+		t.Fatalf("validate exited %d:\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := run(t, "plan", example, "--inventory", inv); code != 0 || !strings.Contains(stdout, "13 of 213 inventory hosts in 4 steps") {
+		t.Fatalf("plan exited %d:\n%s%s", code, stdout, stderr)
+	}
 	e.startWorker()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	const id, kb = "kb5013944", "KB5013944"
 	e.mustCLI(ctx, "submit", e.fastRolloutOf("kb5013944.hcl"), "--inventory", inv, "--as", "alice")
 	p := e.drive(ctx, id, 4*time.Minute, nil)
 	if p.Status != workflows.StatusCompleted || p.HostsDone != 13 {
@@ -413,11 +422,11 @@ func TestE2EModernPatchTuesdayOnTheModernFleet(t *testing.T) {
 		reasons := strings.Join(h.Reasons, "; ")
 		installs := fleet.Host(h.Name).InstallCount(kb)
 		switch h.Name {
-		case "SRV-JUNE-0001":
+		case "W22-JUNE-0001":
 			if h.State != rollout.StateCompliant || installs != 0 || !strings.Contains(reasons, "superseded: KB5014678") || !strings.Contains(reasons, "OS build 20348.768 at or above 20348.707") {
 				t.Errorf("%s: %s after %d installs (%s), want compliant, superseded by KB5014678, never installed", h.Name, h.State, installs, reasons)
 			}
-		case "SRV-0006":
+		case "W22-SRV-0006":
 			if h.State != rollout.StateNotEffective || installs != 1 || !strings.Contains(reasons, "OS build is 20348.643, below 20348.707") {
 				t.Errorf("%s: %s after %d installs (%s), want not_effective with its build unchanged", h.Name, h.State, installs, reasons)
 			}
@@ -425,6 +434,14 @@ func TestE2EModernPatchTuesdayOnTheModernFleet(t *testing.T) {
 			if h.State != rollout.StateCompliant || installs != 1 || !strings.Contains(reasons, "OS build 20348.707 at or above 20348.707, KB5013944 present") {
 				t.Errorf("%s: %s after %d installs (%s), want compliant at build 20348.707 after one install", h.Name, h.State, installs, reasons)
 			}
+		}
+	}
+	if len(hosts) != 13 || rep.OutsideSteps != 200 {
+		t.Errorf("the report lists %d hosts and %d outside the steps, want the 13 Server 2022 hosts and the other 200 outside", len(hosts), rep.OutsideSteps)
+	}
+	for _, h := range fleet.Hosts() {
+		if s := h.Snapshot(); !strings.HasPrefix(s.Name, "W22-") && len(s.InstallsByKB) != 0 {
+			t.Errorf("%s (not Server 2022) saw installs %v", s.Name, s.InstallsByKB)
 		}
 	}
 }

@@ -62,7 +62,7 @@ func TestFleetWritesAnInventoryAndReusesItsPortsOnRestart(t *testing.T) {
 	if strings.Contains(out, password) {
 		t.Fatalf("fleet printed its password:\n%s", out)
 	}
-	if len(inv.Hosts) != 200 || !strings.Contains(out, "200 hosts") || !strings.Contains(out, "PATCHWAY_CRED_FLEET_USER") {
+	if len(inv.Hosts) != 213 || !strings.Contains(out, "213 hosts") || !strings.Contains(out, "PATCHWAY_CRED_FLEET_USER") {
 		t.Fatalf("fleet started %d hosts, printed:\n%s", len(inv.Hosts), out)
 	}
 	again, _ := start()

@@ -144,7 +144,7 @@ func writePlan(w io.Writer, p *rollout.Plan) error {
 		out.f("  %-18s %s\n", label, m.At.UTC().Format(time.RFC3339))
 	}
 	for _, s := range p.Steps {
-		out.f("\n%d. %s %s: %d hosts  [%s]\n", s.Order, s.Kind, s.Name, s.Count, s.Selector)
+		out.f("\n%d. %s %s: %s  [%s]\n", s.Order, s.Kind, s.Name, plural(s.Count, "host"), s.Selector)
 		var facts []string
 		if len(s.After) > 0 {
 			facts = append(facts, "after "+strings.Join(s.After, ", "))

@@ -79,7 +79,7 @@ func TestPlanPrintsStepsInOrderWithLocalWindows(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"1. stage lab: 1 hosts", "2. wave emea: 2 hosts", "3. wave apac: 2 hosts", "after emea", "paris", "sat,sun 22:00-06:00", "tokyo", "mon-fri 20:00-23:00"} {
+	for _, want := range []string{"1. stage lab: 1 host  ", "2. wave emea: 2 hosts", "3. wave apac: 2 hosts", "after emea", "paris", "sat,sun 22:00-06:00", "tokyo", "mon-fri 20:00-23:00"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("plan output lacks %q:\n%s", want, stdout)
 		}
