@@ -167,7 +167,7 @@ func renderHTML(w io.Writer, rep contract.Report, o Options) error {
 		Percent:   contract.PercentText(rep.CompliancePercent),
 		Chart:     regionChart(rep),
 	}
-	for _, st := range attentionOrder {
+	for _, st := range rollout.AttentionOrder {
 		if n := rep.Totals[st]; n > 0 {
 			v.Totals = append(v.Totals, htmlCount{State: st, N: n, Color: stateColor(st)})
 		}

@@ -28,7 +28,7 @@ func renderMarkdown(w io.Writer, rep contract.Report, o Options) error {
 	}
 	fmt.Fprintf(&b, "**%s**\n\n", md(headline(rep)))
 	b.WriteString("| State | Hosts |\n|---|---:|\n")
-	for _, st := range attentionOrder {
+	for _, st := range rollout.AttentionOrder {
 		if n := rep.Totals[st]; n > 0 {
 			fmt.Fprintf(&b, "| %s | %d |\n", md(string(st)), n)
 		}

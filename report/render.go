@@ -61,24 +61,6 @@ func Render(w io.Writer, rep contract.Report, name string, o Options) error {
 	return fmt.Errorf("unknown report format %q: want %s", name, FormatList())
 }
 
-// attentionOrder ranks states by how urgently a person must act: first
-// another machine answering for a host (a security finding), then the
-// hosts that look patched and are not (the MSBlast trap), then
-// failures, missing proof, missing reboots and absent hosts; excepted,
-// not_applicable and compliant hosts last.
-var attentionOrder = []rollout.HostState{
-	rollout.StateIdentityMismatch, rollout.StateNotEffective, rollout.StateFailed, rollout.StateUnknown, rollout.StatePendingReboot,
-	rollout.StateUnreachable, rollout.StateRolledBack, rollout.StateInProgress, rollout.StatePending,
-	rollout.StateExcepted, rollout.StateNotApplicable, rollout.StateCompliant,
-}
-
-func attentionRank(s rollout.HostState) int {
-	if i := slices.Index(attentionOrder, s); i >= 0 {
-		return i
-	}
-	return -1
-}
-
 // listedHosts are the hosts a human format lists: those that are not
 // compliant (and applicable), or every host with --all, most urgent
 // first, then by name.
@@ -90,7 +72,7 @@ func listedHosts(rep contract.Report, all bool) []contract.HostReport {
 		}
 	}
 	slices.SortStableFunc(out, func(a, b contract.HostReport) int {
-		if d := attentionRank(a.State) - attentionRank(b.State); d != 0 {
+		if d := rollout.AttentionRank(a.State) - rollout.AttentionRank(b.State); d != 0 {
 			return d
 		}
 		return strings.Compare(a.Name, b.Name)
@@ -119,7 +101,7 @@ func headline(rep contract.Report) string {
 // urgent first: "not_effective 2, unreachable 1".
 func otherStates(totals map[rollout.HostState]int) string {
 	var parts []string
-	for _, st := range attentionOrder {
+	for _, st := range rollout.AttentionOrder {
 		if n := totals[st]; n > 0 && st != rollout.StateCompliant {
 			parts = append(parts, fmt.Sprintf("%s %d", st, n))
 		}

@@ -21,7 +21,7 @@ func renderTable(w io.Writer, rep contract.Report, o Options) error {
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STATE\tHOSTS")
-	for _, st := range attentionOrder {
+	for _, st := range rollout.AttentionOrder {
 		if n := rep.Totals[st]; n > 0 {
 			fmt.Fprintf(tw, "%s\t%d\n", st, n)
 		}

@@ -9,7 +9,10 @@
 // secret: credentials and channel keys are named, and resolved by the worker.
 package rollout
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Severity is the vendor's rating of a vulnerability; it sets the default SLA.
 type Severity string
@@ -72,6 +75,22 @@ const (
 	// certificate); its evidence proves nothing and nothing is installed.
 	StateIdentityMismatch HostState = "identity_mismatch"
 )
+
+// AttentionOrder ranks every host state by how urgently a person must
+// act: first another machine answering for a host (a security finding),
+// then the hosts that look patched and are not (the MSBlast trap), then
+// failures, missing proof, missing reboots and absent hosts; excepted,
+// not_applicable and compliant hosts last. Reports and the Web UI's
+// current details list hosts in this order.
+var AttentionOrder = []HostState{
+	StateIdentityMismatch, StateNotEffective, StateFailed, StateUnknown, StatePendingReboot,
+	StateUnreachable, StateRolledBack, StateInProgress, StatePending,
+	StateExcepted, StateNotApplicable, StateCompliant,
+}
+
+// AttentionRank is s's place in AttentionOrder (-1 for a state Patchway
+// does not know).
+func AttentionRank(s HostState) int { return slices.Index(AttentionOrder, s) }
 
 // HostStates lists every host state in a stable order (reports use it).
 var HostStates = []HostState{

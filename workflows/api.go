@@ -393,8 +393,19 @@ func staticSummary(in RolloutInput) string {
 	if title == "" {
 		title = r.Patch.Bulletin
 	}
-	return fmt.Sprintf("%s %s (%s): %d hosts, %d stages, %d waves, filed by %s",
-		r.Patch.KB, title, r.Patch.Severity, len(in.Hosts), len(r.Stages), len(r.Waves), r.FiledBy)
+	return fmt.Sprintf("%s %s (%s): %s, %d stages, %d waves, filed by %s",
+		r.Patch.KB, title, r.Patch.Severity, PlannedHosts(in), len(r.Stages), len(r.Waves), r.FiledBy)
+}
+
+// PlannedHosts says how many of the inventory's hosts the rollout's stages
+// and waves select, as the workflow will plan them: "13 of 213 inventory
+// hosts", or "200 hosts" when they select every one.
+func PlannedHosts(in RolloutInput) string {
+	_, unplanned, err := planSteps(in.Rollout, in.Hosts)
+	if err != nil || unplanned == 0 {
+		return fmt.Sprintf("%d hosts", len(in.Hosts))
+	}
+	return fmt.Sprintf("%d of %d inventory hosts", len(in.Hosts)-unplanned, len(in.Hosts))
 }
 
 // Register registers the rollout's workflows with a worker (or a

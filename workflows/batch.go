@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -96,6 +97,10 @@ type HostOutcome struct {
 // HostBatchResult lists every host of the batch with its outcome.
 type HostBatchResult struct {
 	Outcomes []HostOutcome `json:"outcomes"`
+	// Summary counts the outcomes per state and the failures by the wave
+	// policy's states, for a person reading the child in the Web UI
+	// (which shows a batch with failed hosts as Completed).
+	Summary string `json:"summary,omitempty"`
 }
 
 // HostBatchWorkflow works one batch of hosts through PatchHost (or
@@ -123,7 +128,38 @@ func HostBatchWorkflow(ctx workflow.Context, in HostBatchInput) (HostBatchResult
 		b.done = append(b.done, HostOutcome{Index: h.Index, Host: h.Host.Name, State: rollout.StatePending,
 			Reasons: b.held[h.Host.Name], Held: b.policyHeld[h.Host.Name]})
 	}
-	return HostBatchResult{Outcomes: b.done}, nil
+	summary := b.summary()
+	workflow.SetCurrentDetails(ctx, summary)
+	return HostBatchResult{Outcomes: b.done, Summary: summary}, nil
+}
+
+// summary is the batch's outcome so far, e.g. "8 of 10 hosts done:
+// compliant 5, not_effective 2, failed 1; 3 failures by the wave policy's
+// states (failed, not_effective, ...)". The policy decides which states
+// are failures (FailureStates); this only counts them.
+func (b *batch) summary() string {
+	counts := map[rollout.HostState]int{}
+	finished := 0
+	for _, o := range b.done {
+		counts[o.State]++
+		if o.State != rollout.StatePending {
+			finished++
+		}
+	}
+	var parts []string
+	for _, st := range countOrder {
+		if n := counts[st]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", st, n))
+		}
+	}
+	s := fmt.Sprintf("%d of %d hosts done", finished, len(b.in.Hosts)+len(b.in.Done))
+	if len(parts) > 0 {
+		s += ": " + strings.Join(parts, ", ")
+	}
+	if len(b.in.FailureStates) > 0 {
+		s += fmt.Sprintf("; %d failed by the wave policy's count", b.failures)
+	}
+	return s
 }
 
 // batch is the running state of one HostBatchWorkflow run.
@@ -330,6 +366,7 @@ func (b *batch) start(ctx workflow.Context, h BatchHost, reboot bool) {
 		b.inFlight--
 		b.perSite[h.Host.Site]--
 		delete(b.running, h.Host.Name)
+		workflow.SetCurrentDetails(ctx, b.summary())
 	})
 }
 

@@ -18,16 +18,20 @@ import (
 // activities. Each handler asks the gates policy, records the decision
 // with who and why, and only then changes the rollout.
 func (r *run) registerHandlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return r.progress(), nil }); err != nil {
-		return fmt.Errorf("register %s query: %w", QueryProgress, err)
+	queries := []struct {
+		name, description string
+		handler           any
+	}{
+		{QueryProgress, "where the rollout stands: status, gate, deadline, each stage and wave with its hosts per state, recent decisions", func() (Progress, error) { return r.progress(), nil }},
+		{QueryHost, "one host by name: its state, reasons, evidence, stage and attempts", r.hostStatus},
+		{QueryReport, "the compliance report's input at this moment (hosts, verdicts, exceptions, preflight), for a provisional report", func() (contract.ReportInput, error) {
+			return r.reportInput(workflow.Now(ctx))
+		}},
 	}
-	if err := workflow.SetQueryHandler(ctx, QueryHost, r.hostStatus); err != nil {
-		return fmt.Errorf("register %s query: %w", QueryHost, err)
-	}
-	if err := workflow.SetQueryHandler(ctx, QueryReport, func() (contract.ReportInput, error) {
-		return r.reportInput(workflow.Now(ctx))
-	}); err != nil {
-		return fmt.Errorf("register %s query: %w", QueryReport, err)
+	for _, q := range queries {
+		if err := workflow.SetQueryHandlerWithOptions(ctx, q.name, q.handler, workflow.QueryHandlerOptions{Description: q.description}); err != nil {
+			return fmt.Errorf("register %s query: %w", q.name, err)
+		}
 	}
 	updates := []struct {
 		name, description  string

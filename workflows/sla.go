@@ -23,7 +23,7 @@ func (r *run) slaClock(ctx workflow.Context) {
 	for r.st.Fired < len(milestones) && !r.st.Completed {
 		m := milestones[r.st.Fired]
 		if wait := m.At.Sub(workflow.Now(ctx)); wait > 0 {
-			timer := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: milestoneName(m)})
+			timer := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: milestoneName(m, r.st.Risk.Deadline)})
 			if err := timer.Get(ctx, nil); err != nil {
 				return // the workflow is closing
 			}
@@ -67,12 +67,15 @@ func (r *run) escalate(ctx workflow.Context, m rollout.Milestone) {
 	if dec.Error != "" {
 		reason += "; policy error: " + dec.Error
 	}
-	r.record(Record{At: workflow.Now(ctx), Kind: "escalation", Subject: milestoneName(m), Allow: dec.Allow,
+	r.record(Record{At: workflow.Now(ctx), Kind: "escalation", Subject: milestoneName(m, r.st.Risk.Deadline), Allow: dec.Allow,
 		Reason: reason, Violations: dec.Violations, Revision: dec.Revision})
 
 	kind, title := contract.EventSLAMilestone, fmt.Sprintf("%s: %g%% of the SLA elapsed", r.in.Rollout.Patch.KB, m.AtPercent)
 	if m.Breach {
-		kind, title = contract.EventSLABreached, fmt.Sprintf("%s: SLA breached (%s)", r.in.Rollout.Patch.KB, milestoneName(m))
+		kind, title = contract.EventSLABreached, fmt.Sprintf("%s: SLA breached (%s)", r.in.Rollout.Patch.KB, milestoneName(m, r.st.Risk.Deadline))
+		if late := m.At.Sub(r.st.Risk.Deadline); late > 0 {
+			title = fmt.Sprintf("%s: SLA breached %s ago", r.in.Rollout.Patch.KB, roughDuration(late))
+		}
 	}
 	text := fmt.Sprintf("Rollout %s is %s at %s; %d of %d hosts done; deadline %s.",
 		r.in.Rollout.ID, p.Status, cmp.Or(p.Stage, "its start"), p.HostsDone, p.HostsTotal, in.Deadline.UTC().Format(time.RFC3339))
@@ -86,9 +89,12 @@ func (r *run) escalate(ctx workflow.Context, m rollout.Milestone) {
 	r.refresh(ctx)
 }
 
-func milestoneName(m rollout.Milestone) string {
-	if m.Breach && m.AtPercent > 100 {
-		return fmt.Sprintf("SLA %g%% (after breach)", m.AtPercent)
+// milestoneName labels a milestone in timers, decisions and notices: "SLA
+// 75%" before the deadline, "SLA breach + 4h" after it (a percent of a
+// six-minute SLA four hours on would read 4100 %).
+func milestoneName(m rollout.Milestone, deadline time.Time) string {
+	if m.Breach && m.At.After(deadline) {
+		return fmt.Sprintf("SLA breach + %s", roughDuration(m.At.Sub(deadline)))
 	}
 	return fmt.Sprintf("SLA %g%%", m.AtPercent)
 }

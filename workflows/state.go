@@ -3,7 +3,6 @@ package workflows
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -343,38 +342,10 @@ func (r *run) hostStatus(name string) (HostStatus, error) {
 	return hs, nil
 }
 
-// currentDetails is the short markdown progress table the Web UI shows.
-func (r *run) currentDetails() string {
-	p := r.progress()
-	var b strings.Builder
-	fmt.Fprintf(&b, "**%s** %s: %s", p.KB, p.Severity, p.Status)
-	if p.WaitingGate != "" {
-		fmt.Fprintf(&b, " at gate **%s**", p.WaitingGate)
-	}
-	if !p.Deadline.IsZero() {
-		fmt.Fprintf(&b, ", deadline %s", p.Deadline.UTC().Format(time.RFC3339))
-	}
-	if p.Breached {
-		b.WriteString(" (**SLA breached**)")
-	}
-	if p.Baseline != nil {
-		fmt.Fprintf(&b, "\n\nPreflight scan: %s", p.Baseline.Summary())
-	}
-	fmt.Fprintf(&b, "\n\n%d/%d hosts done\n\n| step | status | hosts | compliant | failures (wave policy) | unreachable |\n"+
-		"|---|---|---|---|---|---|\n", p.HostsDone, p.HostsTotal)
-	for _, s := range p.Steps {
-		// The failures are the wave policy's count against its threshold,
-		// not a sum of states here: which states count is the policy's.
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d of %d allowed | %d |\n", s.Name, s.Status, s.Hosts,
-			s.Totals[rollout.StateCompliant], s.Failures, s.Threshold, s.Totals[rollout.StateUnreachable])
-	}
-	return b.String()
-}
-
 // refresh publishes progress: current details and the search attributes
 // that move (stage, hosts done).
 func (r *run) refresh(ctx workflow.Context) {
-	workflow.SetCurrentDetails(ctx, r.currentDetails())
+	workflow.SetCurrentDetails(ctx, r.currentDetails(workflow.Now(ctx)))
 	var updates []temporal.SearchAttributeUpdate
 	if done := r.hostsDone(); done != r.shownDone {
 		r.shownDone = done

@@ -43,7 +43,8 @@ func artifactDir(t *testing.T) string {
 
 // TestWebUIShowsRolloutProgress opens the real Web UI in headless Chromium,
 // finds a running rollout by its search attribute, and reads the progress
-// table the workflow publishes as its current details.
+// table the workflow publishes as its current details: the summary line,
+// and every step with a column per state, columns aligned.
 func TestWebUIShowsRolloutProgress(t *testing.T) {
 	chromium := chromiumPath()
 	if chromium == "" {
@@ -134,9 +135,17 @@ func TestWebUIShowsRolloutProgress(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	saveShot()
-	for _, want := range []string{"KB958644", "step", "status", "hosts", "compliant", "lab", "prodlike", "emea"} {
+	for _, want := range []string{"KB958644", "SLA deadline", "STEP", "STATUS", "HOSTS", "PENDING", "lab", "prodlike", "emea", "total"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("current details lack %q; rendered text:\n%s", want, text)
 		}
+	}
+	// The step table is a monospace block whose columns line up: the UI's
+	// frame zeroes cell padding, so a Markdown table would run together.
+	columns, err := chromedp.Run(bctx, chromedp.Evaluate[bool](
+		`(() => { const f = document.querySelector('#user-metadata-current-details'); const pre = f && f.contentDocument.querySelector('pre');
+		  return !!pre && getComputedStyle(pre).whiteSpace.startsWith('pre') && /STEP +STATUS +HOSTS/.test(pre.innerText); })()`))
+	if err != nil || !columns {
+		t.Errorf("the step table is not an aligned monospace block (err %v); rendered text:\n%s", err, text)
 	}
 }

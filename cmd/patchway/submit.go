@@ -120,9 +120,9 @@ func submit(ctx context.Context, c client.Client, out, errOut io.Writer, in work
 		}
 		return exitError{code: 1}
 	}
-	fmt.Fprintf(out, "filed rollout %s (%s, %s) by %s: %d hosts, %d stages, %d waves\n",
+	fmt.Fprintf(out, "filed rollout %s (%s, %s) by %s: %s, %d stages, %d waves\n",
 		in.Rollout.ID, in.Rollout.Patch.KB, in.Rollout.Patch.Severity, in.Rollout.FiledBy,
-		len(in.Hosts), len(in.Rollout.Stages), len(in.Rollout.Waves))
+		workflows.PlannedHosts(in), len(in.Rollout.Stages), len(in.Rollout.Waves))
 	fmt.Fprintf(out, "  workflow %s run %s on task queue %s\n", run.GetID(), run.GetRunID(), workflows.TaskQueue)
 	fmt.Fprintf(out, "  watch it:  patchway status %s --watch\n", in.Rollout.ID)
 	return nil
