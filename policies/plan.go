@@ -19,5 +19,6 @@ func (e *Engine) FillPlan(ctx context.Context, r *rollout.Rollout, p *rollout.Pl
 	deadline := sla.Deadline
 	p.Deadline = &deadline
 	p.Milestones = sla.Milestones
+	p.DeadlineReasons = sla.Reasons
 	return e.Plan(ctx, PlanInput{Rollout: *r, Now: now})
 }

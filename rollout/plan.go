@@ -30,6 +30,9 @@ type Plan struct {
 	// them empty for the policies package to fill.
 	Deadline   *time.Time  `json:"deadline,omitempty"`
 	Milestones []Milestone `json:"milestones,omitempty"`
+	// DeadlineReasons are the SLA policy's reasons for the deadline
+	// (severity, risk factors, a KEV due date).
+	DeadlineReasons []string `json:"deadline_reasons,omitempty"`
 }
 
 // Milestone is a point of the SLA clock: the sla policy computes them, a

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -399,11 +400,21 @@ func TestE2EModernPatchTuesdayOnTheDemoFleet(t *testing.T) {
 	if code, stdout, stderr := run(t, "plan", example, "--inventory", inv); code != 0 || !strings.Contains(stdout, "13 of 213 inventory hosts in 4 steps") {
 		t.Fatalf("plan exited %d:\n%s%s", code, stdout, stderr)
 	}
-	e.startWorker()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	// CISA's catalogue lists CVE-2022-26925: the worker's risk decision
+	// names the entry (its due date is long past; the critical SLA stays
+	// the shorter).
+	if code, stdout, stderr := run(t, "threat", "import", realKEVFile(t), "--policy-dir", filepath.Join(e.dir, "policy")); code != 0 {
+		t.Fatalf("threat import exited %d:\n%s%s", code, stdout, stderr)
+	}
+	e.startWorker()
 	e.mustCLI(ctx, "submit", e.fastRolloutOf("kb5013944.hcl"), "--inventory", inv, "--as", "alice")
 	p := e.drive(ctx, id, 4*time.Minute, nil)
+	kev := "CVE-2022-26925 is in CISA's KEV catalogue 2025.08.25 (Microsoft Windows LSA Spoofing Vulnerability, added 2022-07-01): due 2022-07-22"
+	if !slices.ContainsFunc(p.Decisions, func(r workflows.Record) bool { return r.Kind == "risk" && strings.Contains(r.Reason, kev) }) {
+		t.Errorf("no risk decision names the KEV entry: %+v", p.Decisions)
+	}
 	if p.Status != workflows.StatusCompleted || p.HostsDone != 13 {
 		t.Fatalf("rollout ended %s with %d/13 hosts done:\n%s", p.Status, p.HostsDone, renderProgress(p, time.Now()))
 	}

@@ -51,6 +51,7 @@ func newRootCmd() *cobra.Command {
 		newReportCmd(g),
 		newPolicyCmd(g),
 		newScanCmd(g),
+		newThreatCmd(g),
 	)
 	return root
 }

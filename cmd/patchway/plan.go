@@ -136,6 +136,9 @@ func writePlan(w io.Writer, p *rollout.Plan) error {
 	if p.Deadline != nil {
 		out.f("Deadline %s.\n", p.Deadline.UTC().Format(time.RFC3339))
 	}
+	for _, r := range p.DeadlineReasons {
+		out.f("  why: %s\n", r)
+	}
 	for _, m := range p.Milestones {
 		label := fmt.Sprintf("%g%% of the SLA", m.AtPercent)
 		if m.Breach {

@@ -22,6 +22,7 @@ var forbidden = map[string][]string{
 	"activities": {module + "workflows", module + "scan"},
 	"fleetsim":   {module + "activities", module + "policies", module + "workflows"},
 	"devserver":  {module},
+	"threat":     {module},
 }
 
 // TestPackagesImportOnlyWhatTheirPlaceAllows runs go list -deps on each

@@ -89,7 +89,15 @@ min_soak(req) := round(data.plan.min_soak_hours[severity][req] * lib.hour_ns) if
 
 soak(s) := object.get(s, "soak", 0)
 
+# A patch for a CVE used in ransomware campaigns (KEV) may soak less than
+# the minimum, down to none, where data.plan says so.
+min_soak_waived if {
+	count(sla.kev_ransomware) > 0
+	data.plan.kev_ransomware_waives_min_soak == true
+}
+
 violations contains {"code": "soak_too_short", "msg": msg} if {
+	not min_soak_waived
 	some req, s in stage_for
 	not req in skipped
 	soak(s) < min_soak(req)
@@ -126,6 +134,8 @@ reasons contains sprintf("stage %s skipped by emergency break-glass approved by 
 	some name in skipped_steps
 	not lower(name) in {lower(req) | some req in skipped}
 }
+
+reasons contains sprintf("soak minimums waived: %s is used in ransomware campaigns (KEV)", [concat(", ", sort(sla.kev_ransomware))]) if min_soak_waived
 
 reasons contains sprintf("stage soaks total %s of the %s left before the deadline", [lib.duration(total_soak), lib.duration(available)]) if {
 	total_soak <= available

@@ -132,3 +132,25 @@ test_skip_of_an_unknown_stage_is_refused_naming_the_stages if {
 	codes(d) == {"unknown_skip_stage"}
 	d.violations[0].msg == `skip_stages names "canary", which is neither a stage of the rollout (["lab", "production-like"]) nor a required stage (["lab", "prodlike"])`
 }
+
+# A CVE used in ransomware campaigns (CISA KEV) waives the soak minimums;
+# the stages themselves stay required.
+ransomware_kev := {"catalog_version": "2025.08.25", "vulnerabilities": {"CVE-2022-30190": {
+	"name": "Microsoft Windows Support Diagnostic Tool (MSDT) Remote Code Execution Vulnerability",
+	"date_added": "2022-06-14", "due_date": "2022-07-05", "ransomware": "Known",
+}}}
+
+test_known_ransomware_use_waives_the_soak_minimums if {
+	r := object.union(rollout("important", [lab(0), prodlike(0)]), {"patch": {"cves": ["CVE-2022-30190"]}})
+	d := plan.decision with input as {"rollout": r, "now": now} with data.kev as ransomware_kev
+	d.allow
+	d.reasons[_] == "soak minimums waived: CVE-2022-30190 is used in ransomware campaigns (KEV)"
+	without := plan.decision with input as {"rollout": r, "now": now}
+	codes(without) == {"soak_too_short"}
+}
+
+test_known_ransomware_use_keeps_the_stages_required if {
+	r := object.union(rollout("important", [lab(0)]), {"patch": {"cves": ["CVE-2022-30190"]}})
+	d := plan.decision with input as {"rollout": r, "now": now} with data.kev as ransomware_kev
+	codes(d) == {"missing_stage"}
+}

@@ -3,7 +3,10 @@
 # description: |
 #   The deadline of a rollout by severity (data.sla.hours), counted from the
 #   patch's publication or the rollout's filing, whichever is later; risk
-#   factors that tighten it; per-step maximum durations; milestones.
+#   factors that tighten it; CISA's catalogue of known exploited
+#   vulnerabilities (data.kev, from `patchway threat import`), whose due
+#   date caps it and whose ransomware use tightens it; per-step maximum
+#   durations; milestones.
 package patchway.sla
 
 import data.patchway.lib
@@ -59,7 +62,44 @@ factor := min([f | some f in tighten_factors]) if count(tighten_factors) > 0
 
 else := exposure_factor
 
-sla_ns := round((base_hours * lib.hour_ns) * factor)
+severity_sla_ns := round((base_hours * lib.hour_ns) * factor)
+
+# The patch's CVEs that CISA's KEV catalogue lists, with their entries.
+kev_listed[cve] := entry if {
+	some c in lib.list(input.rollout.patch, "cves")
+	cve := upper(c)
+	entry := data.kev.vulnerabilities[cve]
+}
+
+# A KEV entry is due by the end of its dueDate (UTC), the date CISA's
+# directive sets.
+kev_due[cve] := time.parse_rfc3339_ns(sprintf("%sT23:59:59Z", [e.due_date])) if some cve, e in kev_listed
+
+kev_first_due := min([t | some t in kev_due]) if count(kev_due) > 0
+
+# A due date at or before the SLA's start: the fleet is already overdue,
+# and the rollout gets data.sla.kev.overdue_hours (never more than its
+# severity's SLA).
+kev_overdue if kev_first_due <= start
+
+kev_cap_ns := kev_first_due - start if {
+	not kev_overdue
+} else := round(data.sla.kev.overdue_hours * lib.hour_ns) if kev_overdue
+
+kev_ransomware contains cve if {
+	some cve, e in kev_listed
+	e.ransomware == "Known"
+}
+
+ransomware_factor := data.sla.kev.ransomware_factor if count(kev_ransomware) > 0
+
+else := 1
+
+capped_sla_ns := min([severity_sla_ns, kev_cap_ns]) if kev_cap_ns
+
+else := severity_sla_ns
+
+sla_ns := round(capped_sla_ns * ransomware_factor)
 
 deadline := start + sla_ns
 
@@ -102,6 +142,26 @@ reasons contains sprintf("%s exposure never loosens a %s SLA (factor %v ignored)
 	exposure_factor == 1
 }
 
+reasons contains sprintf("%s is in CISA's KEV catalogue %s (%s, added %s): due %s, so the deadline is at the latest %s", [
+	cve, data.kev.catalog_version, e.name, e.date_added, e.due_date, time.format(kev_due[cve]),
+]) if {
+	some cve, e in kev_listed
+	not kev_overdue
+	kev_due[cve] == kev_first_due
+}
+
+reasons contains sprintf("%s is in CISA's KEV catalogue %s (%s, added %s): due %s, already past at the SLA start; overdue, the SLA is at most %s", [
+	cve, data.kev.catalog_version, e.name, e.date_added, e.due_date, lib.duration(kev_cap_ns),
+]) if {
+	some cve, e in kev_listed
+	kev_overdue
+	kev_due[cve] == kev_first_due
+}
+
+reasons contains sprintf("%s is used in ransomware campaigns (KEV knownRansomwareCampaignUse Known): the SLA tightens by a factor of %v", [cve, ransomware_factor]) if {
+	some cve in kev_ransomware
+}
+
 violations contains {"code": "unknown_severity", "msg": msg} if {
 	not known_severity
 	msg := sprintf("severity %q is not one of %v; the strictest SLA (%dh) applies", [severity, object.keys(data.sla.hours), base_hours])
@@ -120,5 +180,7 @@ decision := {
 	"deadline": time.format(deadline),
 	"milestones": milestones,
 	"step_max": step_max,
+	"kev": sort(object.keys(kev_listed)),
+	"kev_ransomware": sort(kev_ransomware),
 	"reasons": sort(reasons),
 }

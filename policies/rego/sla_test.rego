@@ -121,3 +121,67 @@ test_a_rollout_without_risk_facts_gets_the_base_sla if {
 	d.sla == 24 * lib.hour_ns
 	d.start == now
 }
+
+# KEV entries as `patchway threat import` writes them, from CISA's
+# catalogue 2025.08.25 (the two May 2022 CVEs), on a May 2022 timeline.
+kev := {
+	"catalog_version": "2025.08.25",
+	"vulnerabilities": {
+		"CVE-2022-26925": {
+			"name": "Microsoft Windows LSA Spoofing Vulnerability", "date_added": "2022-07-01",
+			"due_date": "2022-07-22", "ransomware": "Unknown",
+		},
+		"CVE-2022-30190": {
+			"name": "Microsoft Windows Support Diagnostic Tool (MSDT) Remote Code Execution Vulnerability",
+			"date_added": "2022-06-14", "due_date": "2022-07-05", "ransomware": "Known",
+		},
+	},
+}
+
+may2022(severity, cves, filed) := {
+	"id": "kb5013944",
+	"filed_at": filed,
+	"patch": {"kb": "KB5013944", "severity": severity, "published": "2022-05-10T17:00:00Z", "cves": cves},
+	"risk": {},
+}
+
+decide_kev(r, at) := d if {
+	d := sla.decision with input as {"rollout": r, "now": at} with data.kev as kev
+}
+
+test_kev_due_date_caps_a_longer_sla if {
+	# An important patch gets 30 days from 2022-07-02: KEV says 2022-07-22.
+	d := decide_kev(may2022("important", ["cve-2022-26925"], "2022-07-02T09:00:00Z"), "2022-07-02T09:00:00Z")
+	d.deadline == "2022-07-22T23:59:59Z"
+	d.kev == ["CVE-2022-26925"]
+	some r in d.reasons
+	contains(r, "CVE-2022-26925 is in CISA's KEV catalogue 2025.08.25 (Microsoft Windows LSA Spoofing Vulnerability, added 2022-07-01): due 2022-07-22")
+}
+
+test_kev_never_loosens_a_shorter_sla if {
+	d := decide_kev(may2022("critical", ["CVE-2022-26925"], "2022-07-02T09:00:00Z"), "2022-07-02T09:00:00Z")
+	d.deadline == "2022-07-03T09:00:00Z"
+}
+
+test_kev_due_date_already_past_gives_the_overdue_sla if {
+	d := decide_kev(may2022("important", ["CVE-2022-26925"], "2026-12-06T09:00:00Z"), "2026-12-06T09:00:00Z")
+	d.sla == 24 * lib.hour_ns
+	d.deadline == "2026-12-07T09:00:00Z"
+	some r in d.reasons
+	contains(r, "due 2022-07-22, already past at the SLA start; overdue, the SLA is at most 24h")
+}
+
+test_known_ransomware_use_tightens_after_the_cap if {
+	# Due 2022-07-05T23:59:59Z from 2022-06-15T00:00:00Z, halved.
+	d := decide_kev(may2022("important", ["CVE-2022-30190"], "2022-06-15T00:00:00Z"), "2022-06-15T00:00:00Z")
+	d.kev_ransomware == ["CVE-2022-30190"]
+	d.deadline == "2022-06-25T11:59:59.5Z"
+	some r in d.reasons
+	r == "CVE-2022-30190 is used in ransomware campaigns (KEV knownRansomwareCampaignUse Known): the SLA tightens by a factor of 0.5"
+}
+
+test_a_cve_kev_does_not_list_changes_nothing if {
+	d := decide_kev(may2022("important", ["CVE-2022-26937"], "2022-07-02T09:00:00Z"), "2022-07-02T09:00:00Z")
+	d.sla == 720 * lib.hour_ns
+	d.kev == []
+}

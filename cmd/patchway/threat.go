@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchway/patchway/policies"
+	"github.com/patchway/patchway/threat"
+)
+
+// kevFile is the data file threat import writes into the policy directory.
+const kevFile = "kev.json"
+
+func newThreatCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "threat",
+		Short: "Bring threat intelligence (CISA's KEV catalogue) into the policies",
+	}
+	cmd.AddCommand(newThreatImportCmd(g))
+	return cmd
+}
+
+// threatImportOptions are the flags and argument of patchway threat import.
+type threatImportOptions struct {
+	ioStreams
+	global *globalFlags
+
+	// Set by Complete.
+	source string
+}
+
+func newThreatImportCmd(g *globalFlags) *cobra.Command {
+	o := &threatImportOptions{global: g}
+	return &cobra.Command{
+		Use:   "import FILE|-",
+		Short: "Load CISA's known_exploited_vulnerabilities.json as policy data (--policy-dir/kev.json)",
+		Long: "Read CISA's Known Exploited Vulnerabilities catalogue (known_exploited_vulnerabilities.json,\n" +
+			"from https://www.cisa.gov/known-exploited-vulnerabilities-catalog) and write it as\n" +
+			"--policy-dir's kev.json, which the policies read as data.kev: the sla policy caps a\n" +
+			"rollout's deadline at the due date of any of its CVEs the catalogue lists, and tightens\n" +
+			"it for known ransomware use; the plan policy then waives the soak minimums. The file\n" +
+			"joins the policy revision. A catalogue that is not CISA's format, lacks a field its\n" +
+			"schema requires or does not compile with the bundle is refused, and nothing is written.\n" +
+			"Workers read the policy directory when they start: restart them to apply it.",
+		Args: cobra.ExactArgs(1),
+		RunE: runOptions(o),
+	}
+}
+
+// Complete takes the catalogue's path ("-" for standard input).
+func (o *threatImportOptions) Complete(cmd *cobra.Command, args []string) error {
+	o.ioStreams = streamsOf(cmd)
+	o.source = args[0]
+	return nil
+}
+
+// Validate needs a policy directory to write into.
+func (o *threatImportOptions) Validate() error {
+	if o.global.policyDir == "" {
+		return errors.New("threat import writes the catalogue into a policy directory: give --policy-dir DIR (or PATCHWAY_POLICY_DIR), the directory the worker loads")
+	}
+	if st, err := os.Stat(o.global.policyDir); err != nil || !st.IsDir() {
+		return fmt.Errorf("policy directory %s is not a directory", o.global.policyDir)
+	}
+	return nil
+}
+
+// Run reads and checks the catalogue, writes it atomically, and loads the
+// bundle with it; a bundle that does not load gets the previous file back.
+func (o *threatImportOptions) Run(ctx context.Context) error {
+	r, name := o.In, "standard input"
+	if o.source != "-" {
+		f, err := os.Open(o.source)
+		if err != nil {
+			return fmt.Errorf("read KEV catalogue: %w", err)
+		}
+		defer f.Close()
+		r, name = f, o.source
+	}
+	kev, err := threat.ReadKEV(r, name)
+	if err != nil {
+		return fmt.Errorf("KEV catalogue not imported, nothing written: %w", err)
+	}
+	data, err := kev.PolicyData()
+	if err != nil {
+		return fmt.Errorf("encode KEV catalogue: %w", err)
+	}
+	before := "none (the bundle does not load)"
+	if e, err := policies.Load(ctx, o.global.policyDir); err == nil {
+		before = e.Revision()
+	}
+	path := filepath.Join(o.global.policyDir, kevFile)
+	previous, hadPrevious := readIfExists(path)
+	if err := writeAtomically(path, data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	e, err := policies.Load(ctx, o.global.policyDir)
+	if err != nil {
+		restore := func() error { return os.Remove(path) }
+		if hadPrevious {
+			restore = func() error { return writeAtomically(path, previous) }
+		}
+		if rerr := restore(); rerr != nil {
+			return fmt.Errorf("the policies do not load with the catalogue (%v), and %s could not be restored: %w", err, path, rerr)
+		}
+		return fmt.Errorf("the policies do not load with the catalogue, %s left as it was: %w", path, err)
+	}
+	fmt.Fprintf(o.Out, "imported CISA KEV catalogue %s (released %s): %d CVEs, %d with known ransomware use\n",
+		kev.CatalogVersion, kev.DateReleased, len(kev.Vulnerabilities), kev.Ransomware())
+	fmt.Fprintf(o.Out, "  wrote %s (sha256 of the source %s)\n", path, kev.SHA256)
+	fmt.Fprintf(o.Out, "  policy revision %s -> %s; restart workers to apply it\n", before, e.Revision())
+	return nil
+}
+
+// readIfExists returns the file's content and whether it was there.
+func readIfExists(path string) ([]byte, bool) {
+	b, err := os.ReadFile(path)
+	return b, err == nil
+}
+
+// writeAtomically writes data to path through a temporary file in the same
+// directory, so a reader never sees half a file.
+func writeAtomically(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patchway/patchway/internal/fixture"
+)
+
+// realKEVFile writes CISA's catalogue 2025.08.25 to a temporary file, as
+// a user downloads it.
+func realKEVFile(t *testing.T) string {
+	t.Helper()
+	b, err := fixture.KEVCatalogue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "known_exploited_vulnerabilities.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// execute runs the CLI in process and returns its output and error.
+func execute(args ...string) (string, error) {
+	var out bytes.Buffer
+	root := newRootCmd()
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+// TestThreatImportCapsTheDeadlineByKEV imports CISA's real catalogue into
+// a policy directory and plans May 2022's cumulative update as an
+// important patch: CVE-2022-26925 is listed, due 2022-07-22, long past,
+// so the policy gives the overdue SLA (24 h) instead of 30 days, and the
+// plan says why. The import joins the policy revision.
+func TestThreatImportCapsTheDeadlineByKEV(t *testing.T) {
+	dir := t.TempDir()
+	out, err := execute("threat", "import", realKEVFile(t), "--policy-dir", dir)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "imported CISA KEV catalogue 2025.08.25") || !strings.Contains(out, "1404 CVEs, 293 with known ransomware use") {
+		t.Errorf("import printed:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kev.json")); err != nil {
+		t.Fatalf("no kev.json: %v", err)
+	}
+	src, err := os.ReadFile(filepath.Join("..", "..", "examples", "kb5013944.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	important := filepath.Join(t.TempDir(), "kb5013944.hcl")
+	inventory, err := filepath.Abs(filepath.Join("..", "..", "examples", "inventory-modern.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(src), `severity   = "critical"`, `severity   = "important"`, 1)
+	s = strings.Replace(s, `inventory = "inventory-modern.hcl"`, `inventory = "`+inventory+`"`, 1)
+	if err := os.WriteFile(important, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plan := func(policyDir string) string {
+		t.Helper()
+		code, stdout, stderr := run(t, "plan", important, "--policy-dir", policyDir)
+		if code != 0 {
+			t.Fatalf("plan exited %d:\n%s%s", code, stdout, stderr)
+		}
+		return stdout
+	}
+	with, without := plan(dir), plan(t.TempDir())
+	for _, want := range []string{
+		"why: CVE-2022-26925 is in CISA's KEV catalogue 2025.08.25 (Microsoft Windows LSA Spoofing Vulnerability, added 2022-07-01): due 2022-07-22, already past at the SLA start; overdue, the SLA is at most 24h",
+		"why: important SLA 24h counted from filing",
+	} {
+		if !strings.Contains(with, want) {
+			t.Errorf("plan with the catalogue lacks %q:\n%s", want, with)
+		}
+	}
+	if strings.Contains(without, "KEV") {
+		t.Errorf("plan without the catalogue names KEV:\n%s", without)
+	}
+	deadline := func(out string) time.Time {
+		for _, line := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(line, "Deadline "); ok {
+				d, err := time.Parse(time.RFC3339, strings.TrimSuffix(v, "."))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d
+			}
+		}
+		t.Fatalf("no deadline in:\n%s", out)
+		return time.Time{}
+	}
+	if got := time.Until(deadline(with)); got > 24*time.Hour || got < 23*time.Hour {
+		t.Errorf("deadline with the catalogue is %s away, want 24h", got.Round(time.Minute))
+	}
+	if got := time.Until(deadline(without)); got < 20*24*time.Hour {
+		t.Errorf("deadline without the catalogue is %s away, want the important SLA", got.Round(time.Hour))
+	}
+}
+
+// TestThreatImportRefusesAndWritesNothing: no policy directory, a file
+// that is not the catalogue, an entry without its due date: each is
+// refused by name and kev.json is left as it was.
+func TestThreatImportRefusesAndWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := execute("threat", "import", realKEVFile(t)); err == nil || !strings.Contains(err.Error(), "give --policy-dir DIR") {
+		t.Errorf("import without a policy directory: %v", err)
+	}
+	bad := filepath.Join(t.TempDir(), "kev.json")
+	for _, tc := range []struct{ name, body, want string }{
+		{"not JSON", `{"catalogVersion": `, "bad/kev.json: not valid JSON"},
+		{"no due date", `{"catalogVersion":"1","dateReleased":"x","count":1,"vulnerabilities":[{"cveID":"CVE-2022-26925","vendorProject":"Microsoft","product":"Windows","vulnerabilityName":"LSA","dateAdded":"2022-07-01","shortDescription":"x","requiredAction":"y"}]}`,
+			"vulnerabilities[0] (CVE-2022-26925): missing dueDate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(bad, []byte(tc.body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := execute("threat", "import", bad, "--policy-dir", dir)
+			if err == nil || !strings.Contains(err.Error(), "nothing written") || !strings.Contains(err.Error(), strings.TrimPrefix(tc.want, "bad/")) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("the policy directory holds %d files after a refused import", len(entries))
+			}
+		})
+	}
+}
