@@ -30,8 +30,8 @@ func NewPolicyActivities(e *policies.Engine) *PolicyActivities { return &PolicyA
 // EvaluateRisk asks the sla policy for the deadline and its milestones
 // and the plan policy whether the filed stages are acceptable.
 func (p *PolicyActivities) EvaluateRisk(ctx context.Context, in contract.EvaluateRiskInput) (contract.RiskDecision, error) {
-	sla, slaErr := p.Engine.SLA(ctx, policies.SLAInput{Rollout: in.Rollout, Now: in.Now})
-	plan, planErr := p.Engine.Plan(ctx, policies.PlanInput{Rollout: in.Rollout, Now: in.Now})
+	sla, slaErr := p.Engine.SLA(ctx, policies.SLAInput{Rollout: in.Rollout, Now: in.Now, CurrentDeadline: in.CurrentDeadline})
+	plan, planErr := p.Engine.Plan(ctx, policies.PlanInput{Rollout: in.Rollout, Now: in.Now, CurrentDeadline: in.CurrentDeadline})
 	if err := ctx.Err(); err != nil {
 		return contract.RiskDecision{}, fmt.Errorf("evaluate risk: %w", err)
 	}

@@ -206,6 +206,8 @@ const (
 	ActionAbort    = "abort"
 	ActionExcept   = "except"
 	ActionSkipHost = "skip_host"
+	// ActionThreatUpdate adds risk facts to a running rollout.
+	ActionThreatUpdate = "threat_update"
 )
 
 // EvaluateRiskInput asks the sla and plan policies for the rollout's
@@ -216,6 +218,9 @@ type EvaluateRiskInput struct {
 	// HostCount is the number of hosts in the rollout's inventory.
 	HostCount int       `json:"host_count"`
 	Now       time.Time `json:"now"`
+	// CurrentDeadline is the running rollout's deadline when its risk is
+	// decided again (a threat update); zero at filing.
+	CurrentDeadline time.Time `json:"current_deadline,omitzero"`
 }
 
 // RiskDecision is the recorded risk evaluation: the SLA deadline, the

@@ -260,6 +260,9 @@ func (e *Engine) Reboot(ctx context.Context, in RebootInput) (RebootDecision, er
 type SLAInput struct {
 	Rollout rollout.Rollout `json:"rollout"`
 	Now     time.Time       `json:"now"`
+	// CurrentDeadline is a running rollout's deadline, when its risk is
+	// decided again: the policy never moves it later.
+	CurrentDeadline time.Time `json:"current_deadline,omitzero"`
 }
 
 // SLADecision is the deadline of a rollout and its clock.
@@ -294,6 +297,8 @@ func (e *Engine) SLA(ctx context.Context, in SLAInput) (SLADecision, error) {
 type PlanInput struct {
 	Rollout rollout.Rollout `json:"rollout"`
 	Now     time.Time       `json:"now"`
+	// CurrentDeadline: as SLAInput's (the plan policy asks the sla policy).
+	CurrentDeadline time.Time `json:"current_deadline,omitzero"`
 }
 
 // PlanDecision lists the stages the severity requires and the soak the

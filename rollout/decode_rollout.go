@@ -41,7 +41,7 @@ var (
 	evidenceSpec = bodySpec{what: "evidence block", attrs: []string{"hotfix"}, blocks: map[string]int{"file": 0, "build": 0}}
 	fileSpec     = bodySpec{what: "file block", attrs: []string{"path", "min_version", "sha256", "os"}}
 	buildSpec    = bodySpec{what: "build block", attrs: []string{"min_build", "os"}}
-	riskSpec     = bodySpec{what: "risk block", attrs: []string{"exploit_public", "worm_in_the_wild", "exposure", "workaround", "scanners", "side_effects"}}
+	riskSpec     = bodySpec{what: "risk block", attrs: []string{"exploit_public", "exploited", "worm_in_the_wild", "exposure", "workaround", "scanners", "side_effects"}}
 	stageSpec    = bodySpec{what: "stage block", attrs: []string{"hosts", "soak", "approval_group"}}
 	waveSpec     = bodySpec{
 		what:   "wave block",
@@ -517,6 +517,7 @@ func (d *decoder) risk(b *hclsyntax.Block) Risk {
 	d.recordAttrs("risk", attrs)
 	var r Risk
 	r.ExploitPublic = d.boolean(attrs, "exploit_public")
+	r.Exploited = d.boolean(attrs, "exploited")
 	r.WormInTheWild = d.boolean(attrs, "worm_in_the_wild")
 	if s, ok := d.str(attrs, "exposure"); ok && attrs["exposure"] != nil {
 		r.Exposure = s

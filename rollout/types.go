@@ -228,6 +228,8 @@ func (p Patch) BuildsDeclaredFor(os string) []BuildEvidence {
 // Risk holds the facts the security team weighed when it filed.
 type Risk struct {
 	ExploitPublic bool `json:"exploit_public"`
+	// Exploited: attacks in the wild are known (MSRC's "Exploited:Yes").
+	Exploited     bool `json:"exploited"`
 	WormInTheWild bool `json:"worm_in_the_wild"`
 	// Exposure is internet, internal or isolated.
 	Exposure    string   `json:"exposure,omitempty"`

@@ -104,6 +104,9 @@ const (
 	// UpdateSkipHost takes a failed host out of a halted wave's failure
 	// count (SkipHostRequest), so the wave can resume without it.
 	UpdateSkipHost = "skip_host"
+	// UpdateThreat adds risk facts to a running rollout (ThreatRequest):
+	// the sla and plan policies decide its deadline again, never later.
+	UpdateThreat = "threat_update"
 )
 
 // Query names.
@@ -125,6 +128,16 @@ type GateRequest struct {
 	Gate   string `json:"gate,omitempty"`
 	User   string `json:"user"`
 	Reason string `json:"reason,omitempty"`
+}
+
+// ThreatRequest adds what became known since filing: exploitation in
+// the wild, a worm, a public exploit. A fact is only ever added.
+type ThreatRequest struct {
+	User          string `json:"user"`
+	Reason        string `json:"reason"`
+	Exploited     bool   `json:"exploited,omitempty"`
+	WormInTheWild bool   `json:"worm_in_the_wild,omitempty"`
+	ExploitPublic bool   `json:"exploit_public,omitempty"`
 }
 
 // ControlRequest pauses or resumes a rollout.

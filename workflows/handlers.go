@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -44,6 +45,7 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 		{UpdateAbort, "stop the rollout, optionally rolling back the current wave", r.abort, r.validateAbort},
 		{UpdateExcept, "grant a host exception with an expiry", r.except, r.validateExcept},
 		{UpdateSkipHost, "take a failed host out of a halted wave", r.skipHost, r.validateSkipHost},
+		{UpdateThreat, "add risk facts (exploited, worm, public exploit): the deadline is decided again, never later", r.threatUpdate, r.validateThreat},
 	}
 	for _, u := range updates {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, workflow.UpdateHandlerOptions{
@@ -339,4 +341,73 @@ func refusal(action, subject string, d rollout.Decision) string {
 		msgs = append(msgs, "the gates policy did not allow it")
 	}
 	return fmt.Sprintf("%s %s refused: %s", action, subject, strings.Join(msgs, "; "))
+}
+
+func (r *run) validateThreat(_ workflow.Context, req ThreatRequest) error {
+	if err := r.validateControl(req.User, req.Reason); err != nil {
+		return err
+	}
+	if r.st.Risk == nil {
+		return errors.New("the rollout's risk is not decided yet; send the update once it is (patchway status shows the deadline)")
+	}
+	if len(newThreatFacts(r.in.Rollout.Risk, req)) == 0 {
+		return errors.New("no new risk fact: name one the rollout does not have yet (--exploited, --worm, --exploit-public)")
+	}
+	return nil
+}
+
+// newThreatFacts names the facts req adds to risk, in a fixed order.
+func newThreatFacts(risk rollout.Risk, req ThreatRequest) []string {
+	var facts []string
+	for _, f := range []struct {
+		name      string
+		have, add bool
+	}{
+		{"exploited", risk.Exploited, req.Exploited},
+		{"worm_in_the_wild", risk.WormInTheWild, req.WormInTheWild},
+		{"exploit_public", risk.ExploitPublic, req.ExploitPublic},
+	} {
+		if f.add && !f.have {
+			facts = append(facts, f.name)
+		}
+	}
+	return facts
+}
+
+// threatUpdate adds risk facts under the gates policy, has the sla and
+// plan policies decide the deadline again (given the current one, which
+// the sla policy never moves later), records the decision, and wakes the
+// SLA clock. The new deadline applies even when the plan policy now finds
+// the soaks too long: the facts are true either way, and the violation is
+// recorded for the people steering the rollout.
+func (r *run) threatUpdate(ctx workflow.Context, req ThreatRequest) (Record, error) {
+	facts := newThreatFacts(r.in.Rollout.Risk, req)
+	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionThreatUpdate, Gate: r.in.Rollout.ID,
+		User: req.User, Reason: fmt.Sprintf("%s: %s", strings.Join(facts, ", "), req.Reason)})
+	if err != nil {
+		return rec, err
+	}
+	ro := r.in.Rollout
+	ro.Risk.Exploited = ro.Risk.Exploited || req.Exploited
+	ro.Risk.WormInTheWild = ro.Risk.WormInTheWild || req.WormInTheWild
+	ro.Risk.ExploitPublic = ro.Risk.ExploitPublic || req.ExploitPublic
+	previous := r.st.Risk.Deadline
+	in := contract.EvaluateRiskInput{Rollout: ro, HostCount: len(r.in.Hosts), Now: workflow.Now(ctx), CurrentDeadline: previous}
+	var risk contract.RiskDecision
+	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.EvaluateRiskName, in).Get(ctx, &risk); err != nil {
+		return rec, fmt.Errorf("decide the risk of rollout %s again: %w; its deadline stays %s", ro.ID, err, previous.UTC().Format(time.RFC3339))
+	}
+	r.in.Rollout.Risk = ro.Risk
+	r.st.Risk.SLA, r.st.Risk.Deadline, r.st.Risk.Milestones = risk.SLA, risk.Deadline, risk.Milestones
+	r.st.Risk.Reasons, r.st.Risk.Revision = risk.Reasons, risk.Revision
+	r.st.RiskRevisions++
+	rec = r.record(Record{
+		At: workflow.Now(ctx), Kind: "risk", Subject: ro.Patch.KB, User: req.User, Allow: risk.Allow,
+		Reason: fmt.Sprintf("threat update (%s): deadline %s -> %s (%s): %s", strings.Join(facts, ", "),
+			previous.UTC().Format(time.RFC3339), risk.Deadline.UTC().Format(time.RFC3339), risk.SLA, strings.Join(risk.Reasons, "; ")),
+		Violations: risk.Violations, Revision: risk.Revision,
+	})
+	r.upsert(ctx, AttrSLADeadline.ValueSet(risk.Deadline))
+	r.refresh(ctx)
+	return rec, nil
 }

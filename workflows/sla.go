@@ -18,14 +18,23 @@ import (
 // and at each the escalation policy decides who hears about it. It fires
 // whatever the main path is doing, waiting at a gate or at a halted wave
 // included: that is when it matters.
+//
+// A threat update decides the deadline again: the clock wakes, drops the
+// timer and waits for the next milestone of the new clock (at once if it
+// has passed); the milestones already escalated are not escalated again.
 func (r *run) slaClock(ctx workflow.Context) {
-	milestones := r.st.Risk.Milestones
-	for r.st.Fired < len(milestones) && !r.st.Completed {
-		m := milestones[r.st.Fired]
+	for r.st.Fired < len(r.st.Risk.Milestones) && !r.st.Completed {
+		m := r.st.Risk.Milestones[r.st.Fired]
 		if wait := m.At.Sub(workflow.Now(ctx)); wait > 0 {
-			timer := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: milestoneName(m, r.st.Risk.Deadline)})
-			if err := timer.Get(ctx, nil); err != nil {
+			seen := r.st.RiskRevisions
+			decidedAgain, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+				Timeout: wait, TimerOptions: workflow.TimerOptions{Summary: milestoneName(m, r.st.Risk.Deadline)},
+			}, func() bool { return r.st.RiskRevisions != seen })
+			if err != nil {
 				return // the workflow is closing
+			}
+			if decidedAgain {
+				continue
 			}
 		}
 		if r.st.Completed {

@@ -19,21 +19,24 @@ const maxRecords = 50
 // RolloutCarry is the rollout workflow's state, carried across
 // continue-as-new. Clients never set it.
 type RolloutCarry struct {
-	Risk      *contract.RiskDecision `json:"risk,omitempty"`
-	Steps     []*stepState           `json:"steps"`
-	Current   int                    `json:"current"`
-	Hosts     []hostRecord           `json:"hosts"`
-	Records   []Record               `json:"records,omitempty"`
-	Excepted  []Exception            `json:"excepted,omitempty"`
-	Paused    bool                   `json:"paused,omitempty"`
-	Abort     *AbortRequest          `json:"abort,omitempty"`
-	Rejected  bool                   `json:"rejected,omitempty"`
-	Breached  bool                   `json:"breached,omitempty"`
-	Fired     int                    `json:"fired"`
-	Accel     []string               `json:"accel,omitempty"`
-	Sent      map[string]int         `json:"sent,omitempty"`
-	Advisory  int                    `json:"advisory"`
-	Completed bool                   `json:"completed,omitempty"`
+	Risk     *contract.RiskDecision `json:"risk,omitempty"`
+	Steps    []*stepState           `json:"steps"`
+	Current  int                    `json:"current"`
+	Hosts    []hostRecord           `json:"hosts"`
+	Records  []Record               `json:"records,omitempty"`
+	Excepted []Exception            `json:"excepted,omitempty"`
+	Paused   bool                   `json:"paused,omitempty"`
+	Abort    *AbortRequest          `json:"abort,omitempty"`
+	Rejected bool                   `json:"rejected,omitempty"`
+	Breached bool                   `json:"breached,omitempty"`
+	Fired    int                    `json:"fired"`
+	// RiskRevisions counts the risk decisions taken again on new facts
+	// (threat updates); the SLA clock re-reads its milestones on a change.
+	RiskRevisions int            `json:"risk_revisions,omitempty"`
+	Accel         []string       `json:"accel,omitempty"`
+	Sent          map[string]int `json:"sent,omitempty"`
+	Advisory      int            `json:"advisory"`
+	Completed     bool           `json:"completed,omitempty"`
 	// Runs counts continue-as-new generations, for batch ids.
 	Runs int `json:"runs"`
 	// Baseline is the preflight scan's progress; nil for a rollout

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -27,6 +28,8 @@ type controlAction struct {
 	withHost bool
 	// expires: the command has --expires (an exception's end).
 	expires bool
+	// facts: the command has the risk-fact flags of a threat update.
+	facts bool
 }
 
 var (
@@ -37,6 +40,7 @@ var (
 	actionAbort    = controlAction{update: workflows.UpdateAbort}
 	actionExcept   = controlAction{update: workflows.UpdateExcept, withHost: true, expires: true}
 	actionSkipHost = controlAction{update: workflows.UpdateSkipHost, withHost: true}
+	actionThreat   = controlAction{update: workflows.UpdateThreat, facts: true}
 )
 
 // controlOptions are the flags and arguments of the gate and control
@@ -49,6 +53,8 @@ type controlOptions struct {
 	reason   string
 	rollback bool
 	expires  string
+	// The facts a threat update adds.
+	exploited, worm, exploitPublic bool
 
 	// Set by Complete.
 	rolloutID string
@@ -188,6 +194,9 @@ func (o *controlOptions) Complete(cmd *cobra.Command, args []string) error {
 // Validate reads --expires of an exception. The rest (arguments, a
 // required --reason) cobra checks.
 func (o *controlOptions) Validate() error {
+	if o.action.facts && !o.exploited && !o.worm && !o.exploitPublic {
+		return errors.New("name what became known: --exploited, --worm or --exploit-public")
+	}
 	if !o.action.expires {
 		return nil
 	}
@@ -210,6 +219,8 @@ func (o *controlOptions) request() any {
 		return workflows.ExceptRequest{Host: o.host, User: o.user, Reason: o.reason, Expires: o.until}
 	case workflows.UpdateSkipHost:
 		return workflows.SkipHostRequest{Host: o.host, User: o.user, Reason: o.reason}
+	case workflows.UpdateThreat:
+		return workflows.ThreatRequest{User: o.user, Reason: o.reason, Exploited: o.exploited, WormInTheWild: o.worm, ExploitPublic: o.exploitPublic}
 	}
 	return workflows.ControlRequest{User: o.user, Reason: o.reason}
 }
@@ -231,6 +242,8 @@ func (o *controlOptions) done() string {
 		return "excepted " + o.host + " until " + o.until.UTC().Format(time.RFC3339) + " in"
 	case workflows.UpdateSkipHost:
 		return "skipped " + o.host + " in"
+	case workflows.UpdateThreat:
+		return "reported new risk facts to"
 	}
 	return o.action.update
 }
@@ -261,6 +274,9 @@ func (o *controlOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(out, " (%s)", rec.Subject)
 	}
 	fmt.Fprintln(out)
+	if o.action.facts {
+		fmt.Fprintf(out, "  %s\n", rec.Reason)
+	}
 	if rec.Revision != "" {
 		fmt.Fprintf(out, "  allowed by policy revision %s\n", shortRevision(rec.Revision))
 	}

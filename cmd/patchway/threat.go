@@ -21,7 +21,27 @@ func newThreatCmd(g *globalFlags) *cobra.Command {
 		Use:   "threat",
 		Short: "Bring threat intelligence (CISA's KEV catalogue) into the policies",
 	}
-	cmd.AddCommand(newThreatImportCmd(g))
+	cmd.AddCommand(newThreatImportCmd(g), newThreatUpdateCmd(g))
+	return cmd
+}
+
+func newThreatUpdateCmd(_ *globalFlags) *cobra.Command {
+	o := &controlOptions{action: actionThreat}
+	cmd := &cobra.Command{
+		Use:   "update ROLLOUT (--exploited | --worm | --exploit-public) --reason TEXT",
+		Short: "Tell a running rollout what became known: the policies decide its deadline again, never later",
+		Long: "Add risk facts to a running rollout: exploitation in the wild, a worm, a public exploit.\n" +
+			"The gates policy decides whether you may (action threat_update); the sla and plan policies\n" +
+			"decide the deadline again from the new facts, never moving it later; the SLA clock and its\n" +
+			"escalations follow the new deadline at once. The decision is recorded with its reasons, in\n" +
+			"status and in the workflow history. A fact is only ever added.",
+		Args: cobra.ExactArgs(1),
+		RunE: runOptions(o),
+	}
+	o.bind(cmd, true)
+	cmd.Flags().BoolVar(&o.exploited, "exploited", false, "attacks in the wild are known (MSRC: Exploitation Detected, or listed by CISA KEV)")
+	cmd.Flags().BoolVar(&o.worm, "worm", false, "a worm exploits it in the wild")
+	cmd.Flags().BoolVar(&o.exploitPublic, "exploit-public", false, "exploit code is public")
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/patchway/patchway/internal/fixture"
+	"github.com/patchway/patchway/workflows"
 )
 
 // realKEVFile writes CISA's catalogue 2025.08.25 to a temporary file, as
@@ -135,5 +137,49 @@ func TestThreatImportRefusesAndWritesNothing(t *testing.T) {
 				t.Errorf("the policy directory holds %d files after a refused import", len(entries))
 			}
 		})
+	}
+}
+
+// TestE2EThreatUpdateTightensARunningRollout files MS08-067 as if no worm
+// were known yet (critical 24 h x 0.75 for the public exploit = 18 h),
+// then reports the worm through the binary while the rollout runs: the
+// deadline moves to 12 h from the start, status shows the new deadline
+// and the decision with its reasons, and the same report again is
+// refused.
+func TestE2EThreatUpdateTightensARunningRollout(t *testing.T) {
+	e := newE2E(t, e2eOptions{policyData: e2ePolicy})
+	e.startWorker()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	inv, _ := e.unreachableInventory()
+	src, err := os.ReadFile(e.fastRollout())
+	if err != nil {
+		t.Fatal(err)
+	}
+	noWorm := strings.Replace(string(src), "worm_in_the_wild = true", "worm_in_the_wild = false", 1)
+	file := filepath.Join(e.dir, "ms08-067-no-worm.hcl")
+	if err := os.WriteFile(file, []byte(noWorm), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const id = "ms08-067"
+	e.mustCLI(ctx, "submit", file, "--inventory", inv, "--as", "alice")
+	before := e.waitFor(ctx, id, "the risk decision", time.Minute, func(p workflows.Progress) bool { return !p.Deadline.IsZero() })
+	out := e.mustCLI(ctx, "threat", "update", id, "--worm", "--as", "carol", "--reason", "MSRC: worm activity detected")
+	if !strings.Contains(out, "carol reported new risk facts to ms08-067") || !strings.Contains(out, "threat update (worm_in_the_wild)") ||
+		!strings.Contains(out, "worm_in_the_wild tightens the SLA by a factor of 0.5") {
+		t.Errorf("threat update printed:\n%s", out)
+	}
+	after := e.waitFor(ctx, id, "the new deadline", time.Minute, func(p workflows.Progress) bool { return p.Deadline.Before(before.Deadline) })
+	if got := before.Deadline.Sub(after.Deadline); got != 6*time.Hour {
+		t.Errorf("deadline moved %s earlier (%s -> %s), want 6h (18h -> 12h)", got, before.Deadline, after.Deadline)
+	}
+	status := e.mustCLI(ctx, "status", id)
+	t.Logf("threat update:\n%s\nstatus:\n%s", out, status)
+	if !strings.Contains(status, "threat update (worm_in_the_wild)") {
+		t.Errorf("status does not show the threat update:\n%s", status)
+	}
+	r := e.cli(ctx, "threat", "update", id, "--worm", "--as", "carol", "--reason", "again")
+	if r.code != 1 || !strings.Contains(r.stderr, "no new risk fact") {
+		t.Errorf("the same fact again exited %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

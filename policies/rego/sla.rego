@@ -43,7 +43,7 @@ start_reason := sprintf("counted from publication at %s (filed at %s)", [time.fo
 } else := sprintf("counted from filing at %s (no publication date)", [time.format(start)])
 
 tighten_factors[reason] := f if {
-	some reason in ["worm_in_the_wild", "exploit_public"]
+	some reason in ["worm_in_the_wild", "exploited", "exploit_public"]
 	input.rollout.risk[reason] == true
 	f := data.sla.tighten[reason]
 }
@@ -99,7 +99,15 @@ capped_sla_ns := min([severity_sla_ns, kev_cap_ns]) if kev_cap_ns
 
 else := severity_sla_ns
 
-sla_ns := round(capped_sla_ns * ransomware_factor)
+tightened_sla_ns := round(capped_sla_ns * ransomware_factor)
+
+# A running rollout decided again (a threat update) keeps its deadline
+# when the new facts would give a later one: new facts only tighten.
+current_deadline := lib.ts(input.current_deadline)
+
+sla_ns := min([tightened_sla_ns, current_deadline - start]) if current_deadline
+
+else := tightened_sla_ns
 
 deadline := start + sla_ns
 
@@ -156,6 +164,11 @@ reasons contains sprintf("%s is in CISA's KEV catalogue %s (%s, added %s): due %
 	some cve, e in kev_listed
 	kev_overdue
 	kev_due[cve] == kev_first_due
+}
+
+reasons contains sprintf("the deadline stays at %s: a decision on new facts never moves it later (they would give %s)", [time.format(current_deadline), time.format(start + tightened_sla_ns)]) if {
+	current_deadline
+	current_deadline - start < tightened_sla_ns
 }
 
 reasons contains sprintf("%s is used in ransomware campaigns (KEV knownRansomwareCampaignUse Known): the SLA tightens by a factor of %v", [cve, ransomware_factor]) if {

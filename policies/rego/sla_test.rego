@@ -185,3 +185,25 @@ test_a_cve_kev_does_not_list_changes_nothing if {
 	d.sla == 720 * lib.hour_ns
 	d.kev == []
 }
+
+test_exploited_in_the_wild_tightens_by_the_data_factor if {
+	d := decide(rollout("important", {"exploited": true}))
+	d.sla == 360 * lib.hour_ns
+	d.reasons[_] == "exploited tightens the SLA by a factor of 0.5"
+}
+
+test_a_decision_again_never_moves_the_deadline_later if {
+	# Filed 10:00 critical (24h); decided again with the deadline already
+	# at 20:00 the same day: it stays there.
+	d := sla.decision with input as {"rollout": rollout("critical", {}), "now": now, "current_deadline": "2008-10-23T20:00:00Z"}
+	d.deadline == "2008-10-23T20:00:00Z"
+	d.sla == 10 * lib.hour_ns
+	some r in d.reasons
+	startswith(r, "the deadline stays at 2008-10-23T20:00:00Z")
+}
+
+test_a_decision_again_tightens_when_the_facts_say_so if {
+	r := rollout("critical", {"worm_in_the_wild": true})
+	d := sla.decision with input as {"rollout": r, "now": now, "current_deadline": "2008-10-24T10:00:00Z"}
+	d.deadline == "2008-10-23T22:00:00Z"
+}
