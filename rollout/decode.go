@@ -236,8 +236,17 @@ func (d *decoder) str(attrs map[string]*hclsyntax.Attribute, name string) (strin
 		d.wrongType(a, v, "a string", `"..."`)
 		return "", false
 	}
+	if text, ok := strings.CutPrefix(v.AsString(), Placeholder); ok {
+		d.errorf(a.Expr.Range(), "Placeholder to fill in",
+			"%s = %q was left for a person to fill in: %s. Put the real value here before the rollout is filed.", name, v.AsString(), text)
+		return "", false
+	}
 	return v.AsString(), true
 }
+
+// Placeholder starts a value a drafted rollout (patchway draft) leaves
+// for a person; decoding refuses it where it stands.
+const Placeholder = "FILL IN: "
 
 // boolean decodes a bool attribute. A missing attribute gives false.
 func (d *decoder) boolean(attrs map[string]*hclsyntax.Attribute, name string) bool {

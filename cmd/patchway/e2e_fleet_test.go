@@ -104,13 +104,20 @@ func (e *e2e) fastRollout() string {
 // fastRolloutOf is fastRollout for another example rollout.
 func (e *e2e) fastRolloutOf(example string) string {
 	e.t.Helper()
-	src, err := os.ReadFile(filepath.Join("..", "..", "examples", example))
+	return e.fastRolloutFrom(filepath.Join("..", "..", "examples", example))
+}
+
+// fastRolloutFrom is fastRollout for any rollout file; the copy is named
+// as the file.
+func (e *e2e) fastRolloutFrom(file string) string {
+	e.t.Helper()
+	src, err := os.ReadFile(file)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	s := regexp.MustCompile(`soak(\s*)=\s*"[^"]*"`).ReplaceAllString(string(src), `soak$1= "1s"`)
 	s = regexp.MustCompile(`(?s)\n\s*window \{.*?\n\s*\}`).ReplaceAllString(s, "")
-	path := filepath.Join(e.dir, example)
+	path := filepath.Join(e.dir, filepath.Base(file))
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		e.t.Fatal(err)
 	}

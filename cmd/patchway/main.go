@@ -52,6 +52,7 @@ func newRootCmd() *cobra.Command {
 		newPolicyCmd(g),
 		newScanCmd(g),
 		newThreatCmd(g),
+		newDraftCmd(g),
 	)
 	return root
 }
