@@ -188,10 +188,7 @@ func addVulnerability(adv *Advisory, fixes map[string]*Fix, v cvrfVulnerability,
 			published = t
 		}
 	}
-	public, exploited, err := exploitStatus(v.Threats)
-	if err != nil {
-		return err
-	}
+	public, exploited := exploitStatus(v.Threats)
 	fixed := false
 	for _, rem := range v.Remediations {
 		if rem.Type != "Vendor Fix" {
@@ -277,7 +274,7 @@ func addVulnerability(adv *Advisory, fixes map[string]*Fix, v cvrfVulnerability,
 // exploitStatus reads the "Exploit Status" threat field by field
 // ("Publicly Disclosed:Yes;Exploited:No;..."): a search for "Yes" in the
 // whole string would misread it.
-func exploitStatus(threats []cvrfThreat) (public, exploited bool, err error) {
+func exploitStatus(threats []cvrfThreat) (public, exploited bool) {
 	for _, t := range threats {
 		if t.Type != "Exploit Status" {
 			continue
@@ -296,7 +293,7 @@ func exploitStatus(threats []cvrfThreat) (public, exploited bool, err error) {
 			}
 		}
 	}
-	return public, exploited, nil
+	return public, exploited
 }
 
 // parseCVRFTime reads MSRC's times, with or without a zone (UTC then).

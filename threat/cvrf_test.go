@@ -63,7 +63,7 @@ func TestExploitStatusIsReadFieldByField(t *testing.T) {
 		{"Publicly Disclosed:No;Exploited:Yes;Latest Software Release:Exploitation Detected", false, true},
 		{"Publicly Disclosed:No;Exploited:No;Note:Yes", false, false},
 	} {
-		p, e, _ := exploitStatus([]cvrfThreat{{Type: "Exploit Status", Description: tc.status}})
+		p, e := exploitStatus([]cvrfThreat{{Type: "Exploit Status", Description: tc.status}})
 		if p != tc.public || e != tc.exploited {
 			t.Errorf("%q: disclosed %t exploited %t, want %t %t", tc.status, p, e, tc.public, tc.exploited)
 		}
