@@ -250,15 +250,11 @@ func mdEscape(s string) string {
 	return b.String()
 }
 
-// roughDuration is d to the second under a minute, to the minute under a
-// day, then in days and hours: "45s", "2h30m", "3d4h".
+// roughDuration is d to the second under a minute and to the minute
+// above, as the rollout language writes durations: "45s", "2h30m", "3d4h".
 func roughDuration(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return d.Round(time.Second).String()
-	case d < 24*time.Hour:
-		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+	if d < time.Minute {
+		return rollout.FormatDuration(d.Round(time.Second))
 	}
-	d = d.Round(time.Hour)
-	return fmt.Sprintf("%dd%dh", d/(24*time.Hour), (d%(24*time.Hour))/time.Hour)
+	return rollout.FormatDuration(d.Round(time.Minute))
 }

@@ -141,7 +141,10 @@ func writePlan(w io.Writer, p *rollout.Plan) error {
 	}
 	for _, m := range p.Milestones {
 		label := fmt.Sprintf("%g%% of the SLA", m.AtPercent)
-		if m.Breach {
+		switch {
+		case m.Breach && p.Deadline != nil && m.At.After(*p.Deadline):
+			label = "breach + " + rollout.FormatDuration(m.At.Sub(*p.Deadline).Round(time.Minute))
+		case m.Breach:
 			label = "breach"
 		}
 		out.f("  %-18s %s\n", label, m.At.UTC().Format(time.RFC3339))
