@@ -15,6 +15,10 @@ type FileKind string
 const (
 	KindRollout   FileKind = "rollout"
 	KindInventory FileKind = "inventory"
+	// KindTemplate is a draft template: stage and wave blocks (and the
+	// escalation and channels) with no rollout around them, for
+	// patchway draft --template.
+	KindTemplate FileKind = "template"
 	// KindUnknown is a file with no rollout, site or host block at its
 	// top level (a fleet scenario, say).
 	KindUnknown FileKind = ""
@@ -47,6 +51,11 @@ func DetectKind(path string, src []byte) (FileKind, hcl.Diagnostics) {
 	for _, b := range body.Blocks {
 		if b.Type == "host" || b.Type == "site" {
 			return KindInventory, nil
+		}
+	}
+	for _, b := range body.Blocks {
+		if b.Type == "stage" || b.Type == "wave" {
+			return KindTemplate, nil
 		}
 	}
 	return KindUnknown, nil

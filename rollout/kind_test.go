@@ -14,6 +14,7 @@ func TestDetectKind(t *testing.T) {
 		{"sites", "inv.hcl", "site \"par\" {\n}\n", KindInventory, false},
 		{"a CSV file, whatever it holds", "inv.CSV", "name,address\n", KindInventory, false},
 		{"a fleet scenario", "fleet.hcl", "fleet \"demo\" {\n}\n", KindUnknown, false},
+		{"a draft template", "t.hcl", "stage \"lab\" {\n}\nwave \"all\" {\n}\n", KindTemplate, false},
 		{"a file that does not parse", "bad.hcl", "rollout {", KindUnknown, true},
 	}
 	for _, tt := range tests {

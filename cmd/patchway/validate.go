@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/spf13/cobra"
 
 	"github.com/patchway/patchway/activities"
@@ -164,6 +165,21 @@ func validateFile(path, inventory string, files map[string][]byte) (hcl.Diagnost
 		}
 		return diags, fmt.Sprintf("rollout %s is valid: %s, %s over %s of %s",
 			s.Rollout.ID, plural(len(s.Rollout.Stages), "stage"), plural(len(s.Rollout.Waves), "wave"), plural(hosts, "host"), s.InventoryFile)
+	case rollout.KindTemplate:
+		f, _ := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+		stages, waves := 0, 0
+		if body, ok := f.Body.(*hclsyntax.Body); ok {
+			for _, b := range body.Blocks {
+				switch b.Type {
+				case "stage":
+					stages++
+				case "wave":
+					waves++
+				}
+			}
+		}
+		return nil, fmt.Sprintf("draft template: %s, %s for patchway draft --template (validate checks the rollouts drafted from it)",
+			plural(stages, "stage"), plural(waves, "wave"))
 	case rollout.KindInventory:
 		decode := rollout.DecodeInventoryRanges
 		if strings.HasSuffix(strings.ToLower(path), ".csv") {

@@ -54,7 +54,7 @@ func TestValidateExamplesExitsZero(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	if !strings.Contains(stdout, "rollout ms08-067 is valid") {
+	if !strings.Contains(stdout, "rollout ms08-067 is valid") || !strings.Contains(stdout, "draft-template.hcl: draft template: 2 stages, 2 waves") {
 		t.Errorf("stdout:\n%s", stdout)
 	}
 }
