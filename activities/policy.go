@@ -31,7 +31,7 @@ func NewPolicyActivities(e *policies.Engine) *PolicyActivities { return &PolicyA
 // and the plan policy whether the filed stages are acceptable.
 func (p *PolicyActivities) EvaluateRisk(ctx context.Context, in contract.EvaluateRiskInput) (contract.RiskDecision, error) {
 	sla, slaErr := p.Engine.SLA(ctx, policies.SLAInput{Rollout: in.Rollout, Now: in.Now, CurrentDeadline: in.CurrentDeadline})
-	plan, planErr := p.Engine.Plan(ctx, policies.PlanInput{Rollout: in.Rollout, Now: in.Now, CurrentDeadline: in.CurrentDeadline})
+	plan, planErr := p.Engine.Plan(ctx, policies.PlanInput{Rollout: in.Rollout, Now: in.Now, CurrentDeadline: in.CurrentDeadline, SoakLeft: in.SoakLeft})
 	if err := ctx.Err(); err != nil {
 		return contract.RiskDecision{}, fmt.Errorf("evaluate risk: %w", err)
 	}
@@ -44,6 +44,7 @@ func (p *PolicyActivities) EvaluateRisk(ctx context.Context, in contract.Evaluat
 		},
 		SLA: sla.SLA, Deadline: sla.Deadline, RequiredStages: plan.RequiredStages, SkippedSteps: plan.SkippedSteps, Milestones: sla.Milestones,
 		Reasons: append(slices.Clone(sla.Reasons), plan.Reasons...),
+		Soaks:   plan.Soaks, KEV: sla.KEV,
 	}
 	return d, nil
 }

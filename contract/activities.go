@@ -221,6 +221,16 @@ type EvaluateRiskInput struct {
 	// CurrentDeadline is the running rollout's deadline when its risk is
 	// decided again (a threat update); zero at filing.
 	CurrentDeadline time.Time `json:"current_deadline,omitzero"`
+	// SoakLeft lists, when a running rollout's risk is decided again, the
+	// stages not yet done with the soak each has left; the plan policy
+	// may shrink them to fit the new deadline.
+	SoakLeft []StageSoak `json:"soak_left,omitempty"`
+}
+
+// StageSoak is the soak a stage has left.
+type StageSoak struct {
+	Stage string        `json:"stage"`
+	Left  time.Duration `json:"left"`
 }
 
 // RiskDecision is the recorded risk evaluation: the SLA deadline, the
@@ -236,6 +246,12 @@ type RiskDecision struct {
 	Milestones   []rollout.Milestone `json:"milestones"`
 	// Reasons explain the deadline (severity, exploit, overrides).
 	Reasons []string `json:"reasons,omitempty"`
+	// Soaks is the soak per stage still to run, as the plan policy
+	// decided it (shorter than filed when a tightened deadline shrank it).
+	Soaks map[string]time.Duration `json:"soaks,omitempty"`
+	// KEV lists the patch's CVEs the KEV catalogue of the policy data
+	// lists (sorted).
+	KEV []string `json:"kev,omitempty"`
 }
 
 // AuthorizeGateInput asks the gates policy whether User may take Action

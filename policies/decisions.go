@@ -278,7 +278,9 @@ type SLADecision struct {
 	Milestones []rollout.Milestone `json:"milestones"`
 	// StepMax is the maximum duration of each step of the staged path.
 	StepMax map[string]time.Duration `json:"step_max"`
-	Reasons []string                 `json:"reasons"`
+	// KEV lists the patch's CVEs in data.kev, the catalogue.
+	KEV     []string `json:"kev,omitempty"`
+	Reasons []string `json:"reasons"`
 }
 
 // SLA computes a rollout's deadline, milestones and step limits. On an
@@ -299,6 +301,9 @@ type PlanInput struct {
 	Now     time.Time       `json:"now"`
 	// CurrentDeadline: as SLAInput's (the plan policy asks the sla policy).
 	CurrentDeadline time.Time `json:"current_deadline,omitzero"`
+	// SoakLeft: the stages a running rollout has yet to soak, with what
+	// each has left (only with CurrentDeadline).
+	SoakLeft []contract.StageSoak `json:"soak_left,omitempty"`
 }
 
 // PlanDecision lists the stages the severity requires and the soak the
@@ -311,9 +316,12 @@ type PlanDecision struct {
 	// skips: the workflow does not run them.
 	SkippedSteps []string      `json:"skipped_steps,omitempty"`
 	TotalSoak    time.Duration `json:"total_soak"`
-	SLA          time.Duration `json:"sla"`
-	Deadline     time.Time     `json:"deadline"`
-	Reasons      []string      `json:"reasons,omitempty"`
+	// Soaks is the soak of each stage still to run: as filed, or shrunk
+	// to fit a running rollout's tightened deadline.
+	Soaks    map[string]time.Duration `json:"soaks,omitempty"`
+	SLA      time.Duration            `json:"sla"`
+	Deadline time.Time                `json:"deadline"`
+	Reasons  []string                 `json:"reasons,omitempty"`
 }
 
 // Plan checks a rollout's stages against policy. On an evaluation error

@@ -377,9 +377,11 @@ func newThreatFacts(risk rollout.Risk, req ThreatRequest) []string {
 // threatUpdate adds risk facts under the gates policy, has the sla and
 // plan policies decide the deadline again (given the current one, which
 // the sla policy never moves later), records the decision, and wakes the
-// SLA clock. The new deadline applies even when the plan policy now finds
-// the soaks too long: the facts are true either way, and the violation is
-// recorded for the people steering the rollout.
+// SLA clock. The plan policy sees the soaks still ahead and may shrink
+// them to fit the new deadline (shrinkSoaks applies it; a soak is never
+// lengthened). The new deadline applies even when the plan policy still
+// finds the soaks too long: the facts are true either way, and the
+// violation is recorded for the people steering the rollout.
 func (r *run) threatUpdate(ctx workflow.Context, req ThreatRequest) (Record, error) {
 	facts := newThreatFacts(r.in.Rollout.Risk, req)
 	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionThreatUpdate, Gate: r.in.Rollout.ID,
@@ -392,7 +394,13 @@ func (r *run) threatUpdate(ctx workflow.Context, req ThreatRequest) (Record, err
 	ro.Risk.WormInTheWild = ro.Risk.WormInTheWild || req.WormInTheWild
 	ro.Risk.ExploitPublic = ro.Risk.ExploitPublic || req.ExploitPublic
 	previous := r.st.Risk.Deadline
-	in := contract.EvaluateRiskInput{Rollout: ro, HostCount: len(r.in.Hosts), Now: workflow.Now(ctx), CurrentDeadline: previous}
+	now := workflow.Now(ctx)
+	in := contract.EvaluateRiskInput{Rollout: ro, HostCount: len(r.in.Hosts), Now: now, CurrentDeadline: previous}
+	// Version 1 lets the plan policy shrink the soaks still ahead.
+	soaks := workflow.GetVersion(ctx, "threat-update-soaks", workflow.DefaultVersion, 1) >= 1
+	if soaks {
+		in.SoakLeft = r.soakLeft(now)
+	}
 	var risk contract.RiskDecision
 	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.EvaluateRiskName, in).Get(ctx, &risk); err != nil {
 		return rec, fmt.Errorf("decide the risk of rollout %s again: %w; its deadline stays %s", ro.ID, err, previous.UTC().Format(time.RFC3339))
@@ -401,10 +409,17 @@ func (r *run) threatUpdate(ctx workflow.Context, req ThreatRequest) (Record, err
 	r.st.Risk.SLA, r.st.Risk.Deadline, r.st.Risk.Milestones = risk.SLA, risk.Deadline, risk.Milestones
 	r.st.Risk.Reasons, r.st.Risk.Revision = risk.Reasons, risk.Revision
 	r.st.RiskRevisions++
+	reason := fmt.Sprintf("threat update (%s): deadline %s -> %s (%s)", strings.Join(facts, ", "),
+		previous.UTC().Format(time.RFC3339), risk.Deadline.UTC().Format(time.RFC3339), risk.SLA)
+	if soaks {
+		r.st.Risk.Soaks, r.st.Risk.KEV = risk.Soaks, risk.KEV
+		if shrunk := r.shrinkSoaks(now, risk.Soaks); len(shrunk) > 0 {
+			reason += fmt.Sprintf("; soaks shortened: %s", strings.Join(shrunk, ", "))
+		}
+	}
 	rec = r.record(Record{
 		At: workflow.Now(ctx), Kind: "risk", Subject: ro.Patch.KB, User: req.User, Allow: risk.Allow,
-		Reason: fmt.Sprintf("threat update (%s): deadline %s -> %s (%s): %s", strings.Join(facts, ", "),
-			previous.UTC().Format(time.RFC3339), risk.Deadline.UTC().Format(time.RFC3339), risk.SLA, strings.Join(risk.Reasons, "; ")),
+		Reason:     reason + ": " + strings.Join(risk.Reasons, "; "),
 		Violations: risk.Violations, Revision: risk.Revision,
 	})
 	r.upsert(ctx, AttrSLADeadline.ValueSet(risk.Deadline))

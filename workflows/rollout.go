@@ -360,24 +360,84 @@ func (r *run) patchHosts(ctx workflow.Context, s *stepState) error {
 	return nil
 }
 
-// soak waits out the stage's soak time, cut short only when the
-// escalation policy allows skipping soaks.
+// soak waits out the stage's soak time, cut short when the escalation
+// policy allows skipping soaks, and waits again for the new end when a
+// threat update shrinks it (threatUpdate moves SoakUntil earlier).
 func (r *run) soak(ctx workflow.Context, s *stepState) error {
 	if s.SoakUntil.IsZero() {
-		s.SoakUntil = workflow.Now(ctx).Add(r.in.Rollout.Stages[s.Index].Soak)
+		s.SoakUntil = workflow.Now(ctx).Add(r.stageSoak(s))
 	}
-	if wait := s.SoakUntil.Sub(workflow.Now(ctx)); wait > 0 {
+	woken := func() bool {
+		return r.st.Abort != nil || r.accelerated("skip_soak") || r.shouldContinueAsNew(ctx)
+	}
+	for {
+		wait := s.SoakUntil.Sub(workflow.Now(ctx))
+		if wait <= 0 {
+			break
+		}
 		s.Status = StepSoaking
 		r.refresh(ctx)
+		until := s.SoakUntil
 		if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
 			Timeout: wait, TimerOptions: workflow.TimerOptions{Summary: "soak " + s.Name},
-		}, func() bool {
-			return r.st.Abort != nil || r.accelerated("skip_soak") || r.shouldContinueAsNew(ctx)
-		}); err != nil {
+		}, func() bool { return woken() || !s.SoakUntil.Equal(until) }); err != nil {
 			return fmt.Errorf("soak %s: %w", s.Name, err)
+		}
+		if woken() || s.SoakUntil.Equal(until) {
+			break
 		}
 	}
 	return r.check(ctx)
+}
+
+// stageSoak is the soak a stage runs: the plan policy's, once a threat
+// update shrank it, else the rollout's.
+func (r *run) stageSoak(s *stepState) time.Duration {
+	if s.Soak != nil {
+		return *s.Soak
+	}
+	return r.in.Rollout.Stages[s.Index].Soak
+}
+
+// soakLeft lists the stages still to soak, with what each has left, for
+// the plan policy to decide again.
+func (r *run) soakLeft(now time.Time) []contract.StageSoak {
+	var left []contract.StageSoak
+	for _, s := range r.st.Steps {
+		if s.Kind != KindStage || s.Done || s.Status == StepSkipped {
+			continue
+		}
+		d := r.stageSoak(s)
+		if !s.SoakUntil.IsZero() {
+			d = max(s.SoakUntil.Sub(now), 0)
+		}
+		left = append(left, contract.StageSoak{Stage: s.Name, Left: d})
+	}
+	return left
+}
+
+// shrinkSoaks applies the plan policy's soaks to the stages still to
+// soak: a soak under way ends earlier, a later one is shorter. A soak
+// never grows here; it names the stages it shortened.
+func (r *run) shrinkSoaks(now time.Time, soaks map[string]time.Duration) []string {
+	var shrunk []string
+	for _, s := range r.st.Steps {
+		d, ok := soaks[s.Name]
+		if s.Kind != KindStage || s.Done || s.Status == StepSkipped || !ok {
+			continue
+		}
+		switch {
+		case !s.SoakUntil.IsZero():
+			if end := now.Add(d); end.Before(s.SoakUntil) {
+				s.SoakUntil = end
+				shrunk = append(shrunk, s.Name)
+			}
+		case d < r.stageSoak(s):
+			s.Soak = &d
+			shrunk = append(shrunk, s.Name)
+		}
+	}
+	return shrunk
 }
 
 // waitAtGate notifies the approvers and waits until the gate is approved

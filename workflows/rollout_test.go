@@ -525,10 +525,24 @@ func TestWaveHaltsAtItsThresholdAndResumes(t *testing.T) {
 
 func TestAbortWithRollbackUninstallsTheCurrentWave(t *testing.T) {
 	h := newHarness(t, standardInput(30))
-	h.fleet.behave = haltingFleet(3)
-	// A host of the wave had the fix already: never installed by this
-	// rollout, it is not rolled back and keeps its state.
-	h.fleet.present["WS-EMEA-0004"] = true
+	// The first compliant host of the wave the fleet answers had the fix
+	// already: never installed by this rollout, it is not rolled back and
+	// keeps its state. Chosen as it is reached, because which hosts run
+	// before the halt depends on how the batches interleave.
+	halting := haltingFleet(3)
+	var already string
+	h.fleet.behave = func(host rollout.Host, now time.Time) (rollout.HostState, error) {
+		state, err := halting(host, now)
+		if state == rollout.StateCompliant && strings.HasPrefix(host.Name, "WS-EMEA") {
+			h.fleet.mu.Lock()
+			if already == "" {
+				already = host.Name
+				h.fleet.present[host.Name] = true
+			}
+			h.fleet.mu.Unlock()
+		}
+		return state, err
+	}
 	h.approveGates("bob")
 	h.when(func(p Progress) bool { return p.Status == StatusHalted }, func(Progress) {
 		h.update("abort", UpdateAbort, AbortRequest{User: "carol", Reason: "patch breaks the CRM", Rollback: true})
@@ -570,6 +584,9 @@ func TestAbortWithRollbackUninstallsTheCurrentWave(t *testing.T) {
 	hosts, err := rep.HostList()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if already == "" {
+		t.Fatal("no compliant host of the wave ran before the halt: the test proves nothing of hosts that had the fix")
 	}
 	for _, hr := range hosts {
 		if h.fleet.present[hr.Name] && h.fleet.patched[hr.Name] == 0 {

@@ -98,8 +98,11 @@ type stepState struct {
 	Acks      int       `json:"acks,omitempty"`
 	HaltCount int       `json:"halt_count,omitempty"`
 	SoakUntil time.Time `json:"soak_until,omitzero"`
-	Approved  bool      `json:"approved,omitempty"`
-	Rejected  bool      `json:"rejected,omitempty"`
+	// Soak is the soak the plan policy set when a threat update shrank
+	// it before the stage began soaking; nil is the stage's own.
+	Soak     *time.Duration `json:"soak,omitempty"`
+	Approved bool           `json:"approved,omitempty"`
+	Rejected bool           `json:"rejected,omitempty"`
 	// Decided is the gate decision the rollout has yet to announce.
 	Decided *gateDecision `json:"decided,omitempty"`
 	Done    bool          `json:"done,omitempty"`

@@ -76,3 +76,64 @@ func TestThreatUpdateTightensTheRunningClock(t *testing.T) {
 		t.Errorf("deadline %s is %s after the start, want 360h", p.Deadline, p.Deadline.Sub(start))
 	}
 }
+
+// TestThreatUpdateShrinksTheSoaksAhead files a critical rollout (24 h x
+// 0.75 for its public exploit = 18 h) with 6 h soaks in the lab and the
+// production-like stage, and reports it exploited an hour in, while the
+// lab soaks: 12 h, 11 h left, and the plan policy shrinks the soaks still
+// ahead to fit half of that (5.5 h), each at least its minimum. The lab's
+// soak under way ends early, and the production-like stage soaks less
+// than filed.
+func TestThreatUpdateShrinksTheSoaksAhead(t *testing.T) {
+	in := standardInput(3)
+	in.Rollout.Patch.Severity = "critical"
+	for i := range in.Rollout.Stages {
+		in.Rollout.Stages[i].Soak = 6 * time.Hour
+	}
+	h := newHarness(t, in)
+	h.at(time.Hour, func() {
+		if p := h.progress(); p.Stage != "lab" {
+			t.Errorf("an hour in the rollout is at %q, want the lab soaking", p.Stage)
+		}
+		h.update("threat", UpdateThreat, ThreatRequest{User: "carol", Reason: "MSRC: Exploitation Detected", Exploited: true})
+	})
+	waiting := map[string]time.Duration{}
+	h.ticks = append(h.ticks, func(p Progress) {
+		if g := p.WaitingGate; g != "" {
+			if _, seen := waiting[g]; !seen {
+				waiting[g] = h.env.Now().Sub(testStart)
+			}
+			h.update("approve-"+g, UpdateApprove, GateRequest{Gate: g, User: "bob", Reason: "ok"})
+		}
+	})
+	if _, err := h.run(); err != nil {
+		t.Fatalf("rollout failed: %v", err)
+	}
+	if err, _ := h.result("threat"); err != nil {
+		t.Fatalf("threat update refused: %v", err)
+	}
+	var again *Record
+	p := h.progress()
+	for i, rec := range p.Decisions {
+		if rec.Kind == "risk" && strings.Contains(rec.Reason, "threat update") {
+			again = &p.Decisions[i]
+		}
+	}
+	if again == nil || !strings.Contains(again.Reason, "soaks shortened: lab, prodlike") || !strings.Contains(again.Reason, "shrink to fit 50% of the") {
+		t.Fatalf("threat decision %+v, want both soaks shortened with the plan policy's reason", again)
+	}
+	lab, prodlike := waiting["lab"], waiting["prodlike"]
+	if lab == 0 || prodlike == 0 {
+		t.Fatalf("gates waited at %v, want the lab and prodlike gates", waiting)
+	}
+	t.Logf("gates waited from lab %s, prodlike %s; %s", lab, prodlike, again.Reason)
+	// Filed, the lab gate opens after its 6 h soak; shrunk, before 4 h.
+	if lab >= 4*time.Hour {
+		t.Errorf("the lab gate waited from %s, want before 4h: the soak under way was not shortened", lab)
+	}
+	// prodlike patches and soaks between the two gates: at least its 2 h
+	// minimum, less than the 6 h filed.
+	if d := prodlike - lab; d < 2*time.Hour || d >= 6*time.Hour {
+		t.Errorf("prodlike took %s between the gates, want its shrunk soak (2h..6h)", d)
+	}
+}

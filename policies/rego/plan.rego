@@ -114,15 +114,67 @@ violations contains {"code": "step_exceeds_max", "msg": msg} if {
 
 run_stages := [s | some s in stages; not s.name in skipped_steps]
 
-total_soak := sum([soak(s) | some s in run_stages])
+# A running rollout decided again (a threat update) sends the soaks still
+# ahead: input.soak_left names each stage not yet done with the soak it
+# has left. At filing every stage that runs soaks in full.
+redecided if input.current_deadline
+
+soak_left[s.name] := soak(s) if {
+	not redecided
+	some s in run_stages
+}
+
+soak_left[e.stage] := e.left if {
+	redecided
+	some e in lib.list(input, "soak_left")
+}
+
+remaining_soak := sum([t | some t in soak_left])
 
 # Time left for the soaks: from now (or the SLA start, if later) to the
 # deadline.
 available := sla.deadline - max([sla.now, sla.start])
 
+# When a running rollout's deadline tightens so that the soaks still ahead
+# take more than data.plan.shrink_soaks.share of the time left, each
+# shrinks in proportion to fit that share, never below its stage's
+# minimum (none where the minimums are waived) and never longer than it
+# was. The waves keep the rest of the time.
+soak_budget := round(available * object.get(data.plan, ["shrink_soaks", "share"], 0))
+
+shrink if {
+	redecided
+	soak_budget > 0
+	remaining_soak > soak_budget
+}
+
+soak_floor(name) := 0 if {
+	min_soak_waived
+} else := min_soak(req) if {
+	some req, s in stage_for
+	s.name == name
+} else := 0
+
+soaks[name] := min([t, max([soak_floor(name), round((t * soak_budget) / remaining_soak)])]) if {
+	shrink
+	some name, t in soak_left
+}
+
+soaks[name] := t if {
+	not shrink
+	some name, t in soak_left
+}
+
+total_soak := sum([t | some t in soaks])
+
+soak_terms(soak_of) := [sprintf("%s %s", [s.name, lib.duration(soak_of[s.name])]) |
+	some s in run_stages
+	soak_of[s.name]
+]
+
 violations contains {"code": "soak_exceeds_sla", "msg": msg} if {
 	total_soak > available
-	terms := [sprintf("%s %s", [s.name, lib.duration(soak(s))]) | some s in run_stages]
+	terms := soak_terms(soaks)
 	msg := sprintf("stage soaks %s = %s exceed the %s left before the %s deadline %s (SLA %s); shorten the soaks or file an emergency", [concat(" + ", terms), lib.duration(total_soak), lib.duration(available), severity, time.format(sla.deadline), lib.duration(sla.sla_ns)])
 }
 
@@ -138,7 +190,31 @@ reasons contains sprintf("stage %s skipped by emergency break-glass approved by 
 reasons contains sprintf("soak minimums waived: %s is used in ransomware campaigns (KEV)", [concat(", ", sort(sla.kev_ransomware))]) if min_soak_waived
 
 reasons contains sprintf("stage soaks total %s of the %s left before the deadline", [lib.duration(total_soak), lib.duration(available)]) if {
+	not redecided
 	total_soak <= available
+}
+
+reasons contains sprintf("the soaks still ahead total %s of the %s left before the deadline", [lib.duration(total_soak), lib.duration(available)]) if {
+	redecided
+	not shrink
+	total_soak <= available
+}
+
+reasons contains sprintf("the soaks still ahead (%s = %s) shrink to fit %v%% of the %s left before the deadline: %s", [
+	concat(" + ", soak_terms(soak_left)), lib.duration(remaining_soak),
+	data.plan.shrink_soaks.share * 100, lib.duration(available),
+	concat(", ", [sprintf("%s %s -> %s", [s.name, lib.duration(soak_left[s.name]), lib.duration(soaks[s.name])]) |
+		some s in run_stages
+		soaks[s.name] < soak_left[s.name]
+	]),
+]) if shrink
+
+reasons contains sprintf("stage %s soaks at least its minimum %s", [name, lib.duration(t)]) if {
+	shrink
+	some name, t in soaks
+	t == soak_floor(name)
+	t > 0
+	t < soak_left[name]
 }
 
 decision := {
@@ -148,6 +224,7 @@ decision := {
 	"skipped_stages": sort(skipped),
 	"skipped_steps": sort(skipped_steps),
 	"total_soak": total_soak,
+	"soaks": soaks,
 	"sla": sla.sla_ns,
 	"deadline": time.format(sla.deadline),
 	"reasons": sort(reasons),

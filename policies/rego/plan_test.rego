@@ -154,3 +154,66 @@ test_known_ransomware_use_keeps_the_stages_required if {
 	d := plan.decision with input as {"rollout": r, "now": now} with data.kev as ransomware_kev
 	codes(d) == {"missing_stage"}
 }
+
+# A running rollout decided again: the soaks still ahead (soak_left)
+# shrink to fit half of the time left, each at least its minimum.
+redecide(r, deadline, left) := d if {
+	d := plan.decision with input as {
+		"rollout": r, "now": now,
+		"current_deadline": deadline,
+		"soak_left": left,
+	}
+}
+
+test_a_tightened_deadline_shrinks_the_soaks_ahead_to_their_minimums if {
+	d := redecide(rollout("critical", [lab(2 * h), prodlike(4 * h)]), "2008-10-23T14:00:00Z", [
+		{"stage": "lab", "left": 2 * h},
+		{"stage": "production-like", "left": 4 * h},
+	])
+	d.allow
+	d.soaks == {"lab": 1 * h, "production-like": 2 * h}
+	d.total_soak == 3 * h
+	d.reasons[_] == "the soaks still ahead (lab 2h + production-like 4h = 6h) shrink to fit 50% of the 4h left before the deadline: lab 2h -> 1h, production-like 4h -> 2h"
+	d.reasons[_] == "stage lab soaks at least its minimum 1h"
+}
+
+test_a_stage_already_done_is_not_counted_and_a_soak_under_way_shrinks_from_what_it_has_left if {
+	d := redecide(rollout("critical", [lab(2 * h), prodlike(8 * h)]), "2008-10-23T18:00:00Z", [{"stage": "production-like", "left": 6 * h}])
+	d.soaks == {"production-like": 4 * h}
+	d.total_soak == 4 * h
+}
+
+test_known_ransomware_use_lets_the_soaks_shrink_below_their_minimums if {
+	r := object.union(rollout("critical", [lab(2 * h), prodlike(4 * h)]), {"patch": {"kb": "KB5014699", "severity": "critical", "published": "2008-10-23T08:00:00Z", "cves": ["CVE-2022-30190"]}})
+	d := redecide(r, "2008-10-23T14:00:00Z", [
+		{"stage": "lab", "left": 2 * h},
+		{"stage": "production-like", "left": 4 * h},
+	]) with data.kev as ransomware_kev
+	d.soaks.lab < 1 * h
+	d.soaks["production-like"] < 2 * h
+	d.total_soak <= 2 * h
+}
+
+test_soaks_that_fit_stay_as_they_are if {
+	d := redecide(rollout("critical", [lab(2 * h), prodlike(4 * h)]), "2008-10-24T10:00:00Z", [
+		{"stage": "lab", "left": 2 * h},
+		{"stage": "production-like", "left": 4 * h},
+	])
+	d.soaks == {"lab": 2 * h, "production-like": 4 * h}
+	d.reasons[_] == "the soaks still ahead total 6h of the 24h left before the deadline"
+}
+
+test_a_share_of_zero_never_shrinks_a_soak if {
+	d := redecide(rollout("critical", [lab(2 * h), prodlike(4 * h)]), "2008-10-23T14:00:00Z", [
+		{"stage": "lab", "left": 2 * h},
+		{"stage": "production-like", "left": 4 * h},
+	]) with data.plan.shrink_soaks.share as 0
+	d.soaks == {"lab": 2 * h, "production-like": 4 * h}
+	codes(d) == {"soak_exceeds_sla"}
+}
+
+test_filing_never_shrinks_a_soak if {
+	d := decide(rollout("critical", [lab(20 * h), prodlike(20 * h)]))
+	d.soaks == {"lab": 20 * h, "production-like": 20 * h}
+	codes(d).soak_exceeds_sla
+}
