@@ -30,6 +30,11 @@ func NewPolicyActivities(e *policies.Engine) *PolicyActivities { return &PolicyA
 // EvaluateRisk asks the sla policy for the deadline and its milestones
 // and the plan policy whether the filed stages are acceptable.
 func (p *PolicyActivities) EvaluateRisk(ctx context.Context, in contract.EvaluateRiskInput) (contract.RiskDecision, error) {
+	if in.PolicyRevision != "" && in.PolicyRevision != p.Engine.Revision() {
+		// An error leaves the bundle in force deciding; the decision
+		// carries the revision that decided, for the caller to compare.
+		_, _, _ = p.Engine.Reload(ctx)
+	}
 	sla, slaErr := p.Engine.SLA(ctx, policies.SLAInput{Rollout: in.Rollout, Now: in.Now, CurrentDeadline: in.CurrentDeadline})
 	plan, planErr := p.Engine.Plan(ctx, policies.PlanInput{Rollout: in.Rollout, Now: in.Now, CurrentDeadline: in.CurrentDeadline, SoakLeft: in.SoakLeft})
 	if err := ctx.Err(); err != nil {

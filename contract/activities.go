@@ -225,6 +225,10 @@ type EvaluateRiskInput struct {
 	// stages not yet done with the soak each has left; the plan policy
 	// may shrink them to fit the new deadline.
 	SoakLeft []StageSoak `json:"soak_left,omitempty"`
+	// PolicyRevision, when set, is the revision the caller knows of (a
+	// KEV import): a worker whose bundle differs reads its policy
+	// directory again before deciding.
+	PolicyRevision string `json:"policy_revision,omitempty"`
 }
 
 // StageSoak is the soak a stage has left.

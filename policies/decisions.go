@@ -522,7 +522,9 @@ func (e *Engine) Transport(ctx context.Context, in TransportInput) (TransportDec
 
 // finish stamps the revision on a decision and fails it closed on err.
 func (e *Engine) finish(d rollout.Decision, err error) rollout.Decision {
-	d.Revision = e.revision
+	if d.Revision == "" {
+		d.Revision = e.Revision()
+	}
 	if err != nil {
 		d.Allow = false
 		d.Error = err.Error()

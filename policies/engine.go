@@ -29,6 +29,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -76,16 +77,25 @@ var Decisions = []string{
 // requiredRule is the rule every decision package must define.
 const requiredRule = "decision"
 
-// Engine holds a compiled policy bundle and its prepared queries. It is
-// immutable after Load and safe for concurrent use.
+// Engine holds a compiled policy bundle and its prepared queries, safe
+// for concurrent use. Reload swaps in a new bundle between decisions:
+// each decision is evaluated by one bundle and carries its revision.
 type Engine struct {
+	dir string
+	// cur is shared by the engines WithStats derives, so a reload reaches
+	// them all.
+	cur *atomic.Pointer[bundle]
+	// stats, when set (WithStats), records every decision's latency.
+	stats *Stats
+}
+
+// bundle is one compiled policy bundle; it is immutable.
+type bundle struct {
 	revision string
 	files    []string
 	compiler *ast.Compiler
 	store    storage.Store
 	queries  map[string]rego.PreparedEvalQuery
-	// stats, when set (WithStats), records every decision's latency.
-	stats *Stats
 }
 
 // bundleFile is one file of the assembled bundle: its name inside the
@@ -110,6 +120,40 @@ func Load(ctx context.Context, dir string) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	b, err := prepare(ctx, files)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{dir: dir, cur: new(atomic.Pointer[bundle])}
+	e.cur.Store(b)
+	return e, nil
+}
+
+// Reload reads the policy directory again and, when its revision differs
+// from the bundle in force, compiles it and swaps it in for the decisions
+// that follow. A bundle that does not load leaves the one in force
+// deciding (the last good policy, never none) and returns its error with
+// file:line. It returns the revisions before and after.
+func (e *Engine) Reload(ctx context.Context) (from, to string, err error) {
+	from = e.Revision()
+	files, err := assemble(e.dir, false)
+	if err != nil {
+		return from, from, err
+	}
+	if revisionOf(files) == from {
+		return from, from, nil
+	}
+	b, err := prepare(ctx, files)
+	if err != nil {
+		return from, from, err
+	}
+	e.cur.Store(b)
+	return from, b.revision, nil
+}
+
+// prepare parses, compiles and checks an assembled bundle and prepares
+// one query per decision.
+func prepare(ctx context.Context, files []bundleFile) (*bundle, error) {
 	modules, data, err := parseBundle(files)
 	if err != nil {
 		return nil, err
@@ -121,7 +165,7 @@ func Load(ctx context.Context, dir string) (*Engine, error) {
 	if err := checkRequiredRules(compiler, files); err != nil {
 		return nil, err
 	}
-	e := &Engine{
+	e := &bundle{
 		revision: revisionOf(files),
 		compiler: compiler,
 		store:    inmem.NewFromObjectWithOpts(data, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true)),
@@ -149,10 +193,10 @@ func Load(ctx context.Context, dir string) (*Engine, error) {
 // Revision is the content hash of the production bundle: SHA-256 over the
 // sorted file names and contents, as 12 hex digits. It is recorded with
 // every decision.
-func (e *Engine) Revision() string { return e.revision }
+func (e *Engine) Revision() string { return e.cur.Load().revision }
 
 // Files lists the origin of every file in the production bundle.
-func (e *Engine) Files() []string { return slices.Clone(e.files) }
+func (e *Engine) Files() []string { return slices.Clone(e.cur.Load().files) }
 
 func decisionQuery(name string) string { return "data.patchway." + name + "." + requiredRule }
 
@@ -178,12 +222,13 @@ func (e *Engine) Eval(ctx context.Context, decision string, input any) (json.Raw
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: parse input: %w", decision, err)
 	}
-	v, err := e.evalValue(ctx, decision, value, probe.Now)
+	b := e.cur.Load()
+	v, err := b.evalValue(ctx, decision, value, probe.Now)
 	if err != nil {
 		return nil, err
 	}
 	if obj, ok := v.(map[string]any); ok {
-		obj["revision"] = e.revision
+		obj["revision"] = b.revision
 	}
 	out, err := json.Marshal(v)
 	if err != nil {
@@ -193,7 +238,7 @@ func (e *Engine) Eval(ctx context.Context, decision string, input any) (json.Raw
 }
 
 // evalValue runs the prepared query of decision on an input value.
-func (e *Engine) evalValue(ctx context.Context, decision string, input ast.Value, now time.Time) (any, error) {
+func (e *bundle) evalValue(ctx context.Context, decision string, input ast.Value, now time.Time) (any, error) {
 	pq, ok := e.queries[decision]
 	if !ok {
 		return nil, fmt.Errorf("evaluate %s: unknown decision (known: %s)", decision, strings.Join(Decisions, ", "))
@@ -210,7 +255,9 @@ func (e *Engine) evalValue(ctx context.Context, decision string, input ast.Value
 	return rs[0].Expressions[0].Value, nil
 }
 
-// evalInto evaluates decision on input and decodes the result into out.
+// evalInto evaluates decision on input and decodes the result into out,
+// with the revision of the bundle that decided (the "revision" of
+// rollout.Decision).
 func (e *Engine) evalInto(ctx context.Context, decision string, input any, now time.Time, out any) error {
 	if e.stats != nil {
 		defer e.stats.observe(decision, time.Now())
@@ -219,15 +266,19 @@ func (e *Engine) evalInto(ctx context.Context, decision string, input any, now t
 	if err != nil {
 		return fmt.Errorf("encode %s input: %w", decision, err)
 	}
-	v, err := e.evalValue(ctx, decision, value, now)
+	b := e.cur.Load()
+	v, err := b.evalValue(ctx, decision, value, now)
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(v)
+	if obj, ok := v.(map[string]any); ok {
+		obj["revision"] = b.revision
+	}
+	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s decision: %w", decision, err)
 	}
-	if err := json.Unmarshal(b, out); err != nil {
+	if err := json.Unmarshal(raw, out); err != nil {
 		return fmt.Errorf("decode %s decision: %w", decision, err)
 	}
 	return nil

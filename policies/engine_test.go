@@ -384,3 +384,44 @@ func TestCapabilitiesExcludeNonDeterministicBuiltins(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadSwapsInAChangedBundleAndKeepsTheLastGoodOne: a changed data
+// file decides the next decision with the new revision (also through an
+// engine WithStats derived before the reload); an unchanged directory is
+// a no-op; a broken file is refused with file:line and the bundle in
+// force keeps deciding.
+func TestReloadSwapsInAChangedBundleAndKeepsTheLastGoodOne(t *testing.T) {
+	ctx := context.Background()
+	dir := writeDir(t, map[string]string{"overrides.json": `{"sla": {"hours": {"critical": 8}}}`})
+	e := mustLoad(t, dir)
+	derived := e.WithStats(nil)
+	in := SLAInput{Rollout: rollout.Rollout{Patch: rollout.Patch{Severity: rollout.SeverityCritical, Published: t0}}, Now: t0}
+	first := e.Revision()
+	if from, to, err := e.Reload(ctx); err != nil || from != first || to != first {
+		t.Fatalf("reload of an unchanged directory: %s -> %s, %v; want %s, no change", from, to, err, first)
+	}
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "overrides.json"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"sla": {"hours": {"critical": 4}}}`)
+	from, to, err := e.Reload(ctx)
+	if err != nil || from != first || to == first || e.Revision() != to {
+		t.Fatalf("reload of a changed directory: %s -> %s, %v (engine at %s)", from, to, err, e.Revision())
+	}
+	for name, eng := range map[string]*Engine{"engine": e, "derived": derived} {
+		d, err := eng.SLA(ctx, in)
+		if err != nil || d.SLA != 4*time.Hour || d.Revision != to {
+			t.Errorf("%s after the reload: SLA %s revision %s (%v), want 4h under %s", name, d.SLA, d.Revision, err, to)
+		}
+	}
+	write("{\n  \"sla\": {\"hours\": \n}")
+	if _, after, err := e.Reload(ctx); err == nil || !strings.Contains(err.Error(), "overrides.json:3") || after != to {
+		t.Errorf("reload of a broken file: %v (revision %s), want the file:line refused and %s kept", err, after, to)
+	}
+	if d, _ := e.SLA(ctx, in); d.SLA != 4*time.Hour || d.Revision != to {
+		t.Errorf("after a refused reload: SLA %s under %s, want the last good bundle (4h, %s)", d.SLA, d.Revision, to)
+	}
+}

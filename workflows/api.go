@@ -138,6 +138,12 @@ type ThreatRequest struct {
 	Exploited     bool   `json:"exploited,omitempty"`
 	WormInTheWild bool   `json:"worm_in_the_wild,omitempty"`
 	ExploitPublic bool   `json:"exploit_public,omitempty"`
+	// KEV names CVEs of the rollout that a KEV catalogue import lists,
+	// and PolicyRevision the revision of the policy bundle with it: a
+	// worker on another revision reads its policy directory again before
+	// the sla policy decides.
+	KEV            []string `json:"kev,omitempty"`
+	PolicyRevision string   `json:"policy_revision,omitempty"`
 }
 
 // ControlRequest pauses or resumes a rollout.
@@ -242,10 +248,14 @@ type Progress struct {
 	Paused      bool      `json:"paused"`
 	// PolicyRevision is the revision of the policy bundle that made the
 	// risk decision.
-	PolicyRevision string         `json:"policy_revision,omitempty"`
-	HostsDone      int            `json:"hosts_done"`
-	HostsTotal     int            `json:"hosts_total"`
-	Steps          []StepProgress `json:"steps"`
+	PolicyRevision string `json:"policy_revision,omitempty"`
+	// CVEs are the patch's; KEV those of them the risk decision found in
+	// the KEV catalogue.
+	CVEs       []string       `json:"cves,omitempty"`
+	KEV        []string       `json:"kev,omitempty"`
+	HostsDone  int            `json:"hosts_done"`
+	HostsTotal int            `json:"hosts_total"`
+	Steps      []StepProgress `json:"steps"`
 	// Decisions are the most recent decisions, oldest first (bounded; the
 	// full record is the workflow history).
 	Decisions []Record `json:"decisions"`

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -153,6 +155,32 @@ func Closed(ctx context.Context, c client.Client, rolloutID string) (bool, error
 	}
 	st := desc.GetWorkflowExecutionInfo().GetStatus()
 	return st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && st != enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW, nil
+}
+
+// RunningRollouts lists the ids of the rollouts whose workflow runs, by
+// visibility, sorted.
+func RunningRollouts(ctx context.Context, c client.Client) ([]string, error) {
+	var ids []string
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query:         fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", RolloutWorkflowName),
+			NextPageToken: token,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list running rollouts: %w", err)
+		}
+		for _, e := range resp.GetExecutions() {
+			if id, ok := strings.CutPrefix(e.GetExecution().GetWorkflowId(), WorkflowID("")); ok && !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // SendUpdate runs update name (one of the Update* names) on the rollout

@@ -350,14 +350,22 @@ func (r *run) validateThreat(_ workflow.Context, req ThreatRequest) error {
 	if r.st.Risk == nil {
 		return errors.New("the rollout's risk is not decided yet; send the update once it is (patchway status shows the deadline)")
 	}
-	if len(newThreatFacts(r.in.Rollout.Risk, req)) == 0 {
-		return errors.New("no new risk fact: name one the rollout does not have yet (--exploited, --worm, --exploit-public)")
+	for _, cve := range req.KEV {
+		if !slices.ContainsFunc(r.in.Rollout.Patch.CVEs, func(c string) bool { return strings.EqualFold(c, cve) }) {
+			return fmt.Errorf("%s is not a CVE of the rollout's patch (%s)", cve, strings.Join(r.in.Rollout.Patch.CVEs, ", "))
+		}
+	}
+	if len(r.newThreatFacts(req)) == 0 {
+		return errors.New("no new risk fact: name one the rollout does not have yet (--exploited, --worm, --exploit-public, or a CVE the KEV catalogue newly lists)")
 	}
 	return nil
 }
 
-// newThreatFacts names the facts req adds to risk, in a fixed order.
-func newThreatFacts(risk rollout.Risk, req ThreatRequest) []string {
+// newThreatFacts names the facts req adds to the rollout's risk, in a
+// fixed order: the risk block's, then the CVEs a KEV import lists that
+// the last risk decision did not find in the catalogue.
+func (r *run) newThreatFacts(req ThreatRequest) []string {
+	risk := r.in.Rollout.Risk
 	var facts []string
 	for _, f := range []struct {
 		name      string
@@ -371,7 +379,24 @@ func newThreatFacts(risk rollout.Risk, req ThreatRequest) []string {
 			facts = append(facts, f.name)
 		}
 	}
+	for _, cve := range r.newlyListed(req.KEV) {
+		facts = append(facts, "kev "+cve)
+	}
 	return facts
+}
+
+// newlyListed returns the CVEs of cves the last risk decision did not
+// find in the KEV catalogue, upper case and sorted.
+func (r *run) newlyListed(cves []string) []string {
+	var out []string
+	for _, cve := range cves {
+		cve = strings.ToUpper(cve)
+		if !slices.Contains(r.st.Risk.KEV, cve) && !slices.Contains(out, cve) {
+			out = append(out, cve)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // threatUpdate adds risk facts under the gates policy, has the sla and
@@ -383,7 +408,8 @@ func newThreatFacts(risk rollout.Risk, req ThreatRequest) []string {
 // finds the soaks too long: the facts are true either way, and the
 // violation is recorded for the people steering the rollout.
 func (r *run) threatUpdate(ctx workflow.Context, req ThreatRequest) (Record, error) {
-	facts := newThreatFacts(r.in.Rollout.Risk, req)
+	facts := r.newThreatFacts(req)
+	kev := r.newlyListed(req.KEV)
 	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionThreatUpdate, Gate: r.in.Rollout.ID,
 		User: req.User, Reason: fmt.Sprintf("%s: %s", strings.Join(facts, ", "), req.Reason)})
 	if err != nil {
@@ -395,7 +421,7 @@ func (r *run) threatUpdate(ctx workflow.Context, req ThreatRequest) (Record, err
 	ro.Risk.ExploitPublic = ro.Risk.ExploitPublic || req.ExploitPublic
 	previous := r.st.Risk.Deadline
 	now := workflow.Now(ctx)
-	in := contract.EvaluateRiskInput{Rollout: ro, HostCount: len(r.in.Hosts), Now: now, CurrentDeadline: previous}
+	in := contract.EvaluateRiskInput{Rollout: ro, HostCount: len(r.in.Hosts), Now: now, CurrentDeadline: previous, PolicyRevision: req.PolicyRevision}
 	// Version 1 lets the plan policy shrink the soaks still ahead.
 	soaks := workflow.GetVersion(ctx, "threat-update-soaks", workflow.DefaultVersion, 1) >= 1
 	if soaks {
@@ -416,6 +442,10 @@ func (r *run) threatUpdate(ctx workflow.Context, req ThreatRequest) (Record, err
 		if shrunk := r.shrinkSoaks(now, risk.Soaks); len(shrunk) > 0 {
 			reason += fmt.Sprintf("; soaks shortened: %s", strings.Join(shrunk, ", "))
 		}
+	}
+	if unseen := slices.DeleteFunc(kev, func(cve string) bool { return slices.Contains(risk.KEV, cve) }); len(unseen) > 0 {
+		reason += fmt.Sprintf("; the policy bundle that decided (revision %s) does not list %s in its KEV catalogue: the worker's policy directory lacks the import of revision %s",
+			risk.Revision, strings.Join(unseen, ", "), req.PolicyRevision)
 	}
 	rec = r.record(Record{
 		At: workflow.Now(ctx), Kind: "risk", Subject: ro.Patch.KB, User: req.User, Allow: risk.Allow,

@@ -304,7 +304,9 @@ func (r *run) progress() Progress {
 	if r.st.Risk != nil {
 		p.Deadline = r.st.Risk.Deadline
 		p.PolicyRevision = r.st.Risk.Revision
+		p.KEV = slices.Clone(r.st.Risk.KEV)
 	}
+	p.CVEs = slices.Clone(r.in.Rollout.Patch.CVEs)
 	if s := r.current(); s != nil {
 		p.Stage = s.Name
 		if s.Status == StepWaiting {

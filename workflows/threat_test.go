@@ -24,6 +24,7 @@ func TestThreatUpdateTightensTheRunningClock(t *testing.T) {
 	})
 	h.at(3*time.Hour, func() {
 		h.update("outsider", UpdateThreat, ThreatRequest{User: "mallory", Reason: "saw it on the news", WormInTheWild: true})
+		h.update("foreign", UpdateThreat, ThreatRequest{User: "carol", Reason: "KEV lists it", KEV: []string{"CVE-1999-0001"}})
 	})
 	h.ticks = append(h.ticks, func(p Progress) {
 		if p.WaitingGate != "" && h.env.Now().Sub(testStart) > 200*time.Hour {
@@ -38,6 +39,9 @@ func TestThreatUpdateTightensTheRunningClock(t *testing.T) {
 	}
 	if err, _ := h.result("again"); err == nil || !strings.Contains(err.Error(), "no new risk fact") {
 		t.Errorf("the same fact again: %v, want refused as no new fact", err)
+	}
+	if err, _ := h.result("foreign"); err == nil || !strings.Contains(err.Error(), "CVE-1999-0001 is not a CVE of the rollout's patch") {
+		t.Errorf("a KEV listing of another CVE: %v, want refused", err)
 	}
 	if err, _ := h.result("outsider"); err == nil || !strings.Contains(err.Error(), "not_in_group") {
 		t.Errorf("mallory's update: %v, want refused by the gates policy", err)

@@ -186,6 +186,9 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 		}
 		defer w.Stop()
 		revision = engine.Revision()
+		if o.policyDir != "" {
+			go watchPolicies(ctx, engine, defaultPolicyReload, nil, logger)
+		}
 	}
 
 	printDevBanner(out, srv, fleet, revision, inbox, time.Since(started))

@@ -412,7 +412,7 @@ func TestE2EModernPatchTuesdayOnTheDemoFleet(t *testing.T) {
 	// CISA's catalogue lists CVE-2022-26925: the worker's risk decision
 	// names the entry (its due date is long past; the critical SLA stays
 	// the shorter).
-	if code, stdout, stderr := run(t, "threat", "import", realKEVFile(t), "--policy-dir", filepath.Join(e.dir, "policy")); code != 0 {
+	if code, stdout, stderr := run(t, "threat", "import", realKEVFile(t), "--policy-dir", filepath.Join(e.dir, "policy"), "--running=false"); code != 0 {
 		t.Fatalf("threat import exited %d:\n%s%s", code, stdout, stderr)
 	}
 	e.startWorker()

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/threat"
+	"github.com/patchway/patchway/workflows"
 )
 
 // kevFile is the data file threat import writes into the policy directory.
@@ -49,6 +52,11 @@ func newThreatUpdateCmd(_ *globalFlags) *cobra.Command {
 type threatImportOptions struct {
 	ioStreams
 	global *globalFlags
+	conn   clientFlags
+	as     string
+	// running: tell the running rollouts whose CVEs the catalogue newly
+	// lists.
+	running bool
 
 	// Set by Complete.
 	source string
@@ -56,7 +64,7 @@ type threatImportOptions struct {
 
 func newThreatImportCmd(g *globalFlags) *cobra.Command {
 	o := &threatImportOptions{global: g}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "import FILE|-",
 		Short: "Load CISA's known_exploited_vulnerabilities.json as policy data (--policy-dir/kev.json)",
 		Long: "Read CISA's Known Exploited Vulnerabilities catalogue (known_exploited_vulnerabilities.json,\n" +
@@ -66,10 +74,16 @@ func newThreatImportCmd(g *globalFlags) *cobra.Command {
 			"it for known ransomware use; the plan policy then waives the soak minimums. The file\n" +
 			"joins the policy revision. A catalogue that is not CISA's format, lacks a field its\n" +
 			"schema requires or does not compile with the bundle is refused, and nothing is written.\n" +
-			"Workers read the policy directory when they start: restart them to apply it.",
+			"Then every running rollout whose CVEs the catalogue newly lists is told (a threat update\n" +
+			"under the gates policy, as --as): its deadline is decided again under the new revision,\n" +
+			"which its worker loads first. Workers also read the policy directory every --policy-reload.",
 		Args: cobra.ExactArgs(1),
 		RunE: runOptions(o),
 	}
+	o.conn.register(cmd.Flags())
+	cmd.Flags().StringVar(&o.as, "as", "", "who tells the running rollouts, as recorded in them (default: the OS user)")
+	cmd.Flags().BoolVar(&o.running, "running", true, "tell the running rollouts whose CVEs the catalogue newly lists (false: only write the policy data)")
+	return cmd
 }
 
 // Complete takes the catalogue's path ("-" for standard input).
@@ -133,8 +147,84 @@ func (o *threatImportOptions) Run(ctx context.Context) error {
 	fmt.Fprintf(o.Out, "imported CISA KEV catalogue %s (released %s): %d CVEs, %d with known ransomware use\n",
 		kev.CatalogVersion, kev.DateReleased, len(kev.Vulnerabilities), kev.Ransomware())
 	fmt.Fprintf(o.Out, "  wrote %s (sha256 of the source %s)\n", path, kev.SHA256)
-	fmt.Fprintf(o.Out, "  policy revision %s -> %s; restart workers to apply it\n", before, e.Revision())
+	fmt.Fprintf(o.Out, "  policy revision %s -> %s\n", before, e.Revision())
+	if !o.running {
+		fmt.Fprintln(o.Out, "  running rollouts not told (--running=false); workers apply the revision at their next --policy-reload")
+		return nil
+	}
+	if err := o.tellRunning(ctx, kev, e.Revision()); err != nil {
+		return fmt.Errorf("%s is written, but the running rollouts were not all told: %w\n(importing the same file again tells those not told yet)", path, err)
+	}
 	return nil
+}
+
+// tellRunning sends a threat update to every running rollout with a CVE
+// the catalogue lists and its last risk decision did not: the sla policy
+// decides its deadline again under revision (the gates policy decides
+// whether the operator may). A rollout the policy already found listed
+// is left alone, so importing the same catalogue again tells no one twice.
+func (o *threatImportOptions) tellRunning(ctx context.Context, kev threat.KEV, revision string) error {
+	user, err := operator(o.as)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, updateTimeout)
+	defer cancel()
+	c, err := o.conn.dial(ctx, cliLogger())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ids, err := workflows.RunningRollouts(ctx, c)
+	if err != nil {
+		return err
+	}
+	told, failed := 0, 0
+	for _, id := range ids {
+		p, err := workflows.GetProgress(ctx, c, id)
+		if err != nil {
+			fmt.Fprintf(o.ErrOut, "  %s: not told: %v\n", id, err)
+			failed++
+			continue
+		}
+		listed := newlyListed(kev, p)
+		if len(listed) == 0 || p.Deadline.IsZero() {
+			continue
+		}
+		req := workflows.ThreatRequest{User: user, KEV: listed, PolicyRevision: revision,
+			Reason: fmt.Sprintf("CISA KEV catalogue %s lists %s", kev.CatalogVersion, strings.Join(listed, ", "))}
+		rec, err := workflows.SendUpdate(ctx, c, id, workflows.UpdateThreat, req)
+		if err != nil {
+			if refusal, ok := workflows.AsRefusal(err); ok {
+				printRefusal(o.ErrOut, id, workflows.UpdateThreat, refusal)
+			} else {
+				fmt.Fprintf(o.ErrOut, "  %s: not told: %v\n", id, err)
+			}
+			failed++
+			continue
+		}
+		told++
+		fmt.Fprintf(o.Out, "  told %s (%s): %s\n", id, p.KB, rec.Reason)
+	}
+	fmt.Fprintf(o.Out, "  %d running rollouts, %d told of newly listed CVEs\n", len(ids), told)
+	if failed > 0 {
+		return fmt.Errorf("%d of %d running rollouts not told", failed, len(ids))
+	}
+	return nil
+}
+
+// newlyListed names the rollout's CVEs the catalogue lists that its last
+// risk decision did not find listed, sorted.
+func newlyListed(kev threat.KEV, p workflows.Progress) []string {
+	var out []string
+	for _, cve := range p.CVEs {
+		cve = strings.ToUpper(cve)
+		if _, ok := kev.Vulnerabilities[cve]; ok && !slices.Contains(p.KEV, cve) && !slices.Contains(out, cve) {
+			out = append(out, cve)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // readIfExists returns the file's content and whether it was there.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,7 +47,7 @@ func execute(args ...string) (string, error) {
 // plan says why. The import joins the policy revision.
 func TestThreatImportCapsTheDeadlineByKEV(t *testing.T) {
 	dir := t.TempDir()
-	out, err := execute("threat", "import", realKEVFile(t), "--policy-dir", dir)
+	out, err := execute("threat", "import", realKEVFile(t), "--policy-dir", dir, "--running=false")
 	if err != nil {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
@@ -181,5 +182,73 @@ func TestE2EThreatUpdateTightensARunningRollout(t *testing.T) {
 	r := e.cli(ctx, "threat", "update", id, "--worm", "--as", "carol", "--reason", "again")
 	if r.code != 1 || !strings.Contains(r.stderr, "no new risk fact") {
 		t.Errorf("the same fact again exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestE2EKEVImportTellsARunningRollout files MS08-067 with CVE-2022-26925
+// among its CVEs (critical 24 h x 0.75 = 18 h; no catalogue yet), then
+// imports CISA's real catalogue into the worker's policy directory while
+// the rollout runs. The catalogue lists CVE-2022-26925, due 2022-07-22,
+// long past: the import tells the rollout, the worker (which never polls
+// here: --policy-reload 0) loads the new revision for the decision, and
+// the deadline moves to the overdue SLA (6 h in this test's policy data).
+// Importing the same file again tells no one.
+func TestE2EKEVImportTellsARunningRollout(t *testing.T) {
+	e := newE2E(t, e2eOptions{policyData: `{
+  "plan": {"min_soak_hours": {"critical": {"lab": 0, "prodlike": 0}}},
+  "sla": {"kev": {"overdue_hours": 6}}
+}`})
+	e.startWorker("--policy-reload", "0")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	inv, _ := e.unreachableInventory()
+	src, err := os.ReadFile(e.fastRollout())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(src), "worm_in_the_wild = true", "worm_in_the_wild = false", 1)
+	s = strings.Replace(s, `cves       = ["CVE-2008-4250"]`, `cves       = ["CVE-2008-4250", "CVE-2022-26925"]`, 1)
+	file := filepath.Join(e.dir, "ms08-067-kev.hcl")
+	if err := os.WriteFile(file, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const id = "ms08-067"
+	e.mustCLI(ctx, "submit", file, "--inventory", inv, "--as", "alice")
+	before := e.waitFor(ctx, id, "the risk decision", time.Minute, func(p workflows.Progress) bool { return !p.Deadline.IsZero() })
+	if len(before.KEV) != 0 || len(before.CVEs) != 2 {
+		t.Fatalf("before the import: CVEs %v, KEV-listed %v; want two CVEs, none listed", before.CVEs, before.KEV)
+	}
+	policyDir := filepath.Join(e.dir, "policy")
+	// Someone the gates policy does not let add risk facts: the catalogue
+	// is written, the rollout is not told, and the command says both.
+	r := e.cli(ctx, "threat", "import", realKEVFile(t), "--policy-dir", policyDir, "--as", "mallory")
+	if r.code != 1 || !strings.Contains(r.stderr, "not_in_group") || !strings.Contains(r.stderr, "kev.json is written, but the running rollouts were not all told") {
+		t.Errorf("import as mallory exited %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	out := e.mustCLI(ctx, "threat", "import", realKEVFile(t), "--policy-dir", policyDir, "--as", "carol")
+	t.Logf("import:\n%s", out)
+	for _, want := range []string{
+		"told ms08-067 (KB958644): threat update (kev CVE-2022-26925): deadline ",
+		"CVE-2022-26925 is in CISA's KEV catalogue 2025.08.25",
+		"overdue, the SLA is at most 6h",
+		"1 running rollouts, 1 told of newly listed CVEs",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("import output lacks %q", want)
+		}
+	}
+	after := e.waitFor(ctx, id, "the KEV deadline", time.Minute, func(p workflows.Progress) bool { return p.Deadline.Before(before.Deadline) })
+	if got := before.Deadline.Sub(after.Deadline); got != 12*time.Hour {
+		t.Errorf("deadline moved %s earlier (%s -> %s), want 12h (18h -> 6h)", got, before.Deadline, after.Deadline)
+	}
+	if fmt.Sprint(after.KEV) != "[CVE-2022-26925]" || after.PolicyRevision == before.PolicyRevision {
+		t.Errorf("after the import: KEV-listed %v under revision %s (before %s); want CVE-2022-26925 under the new revision", after.KEV, after.PolicyRevision, before.PolicyRevision)
+	}
+	if !strings.Contains(out, "-> "+after.PolicyRevision) {
+		t.Errorf("the decision's revision %s is not the one the import wrote:\n%s", after.PolicyRevision, out)
+	}
+	again := e.mustCLI(ctx, "threat", "import", realKEVFile(t), "--policy-dir", policyDir, "--as", "carol")
+	if !strings.Contains(again, "1 running rollouts, 0 told") || strings.Contains(again, "told ms08-067") {
+		t.Errorf("the same catalogue again:\n%s", again)
 	}
 }

@@ -85,6 +85,39 @@ func newWorker(ctx context.Context, c client.Client, cfg workerConfig) (worker.W
 	return w, engine, nil
 }
 
+// defaultPolicyReload is how often a worker reads its policy directory
+// again: a KEV import or a policy change reaches running rollouts within
+// it (a risk decision that names a newer revision reloads at once).
+const defaultPolicyReload = 30 * time.Second
+
+// watchPolicies reads the policy directory again every interval (never
+// when 0) and on each signal from hup, until ctx ends, and logs each
+// change of revision. A bundle that does not load is logged as an error;
+// the one in force keeps deciding.
+func watchPolicies(ctx context.Context, e *policies.Engine, every time.Duration, hup <-chan os.Signal, logger *slog.Logger) {
+	var tick <-chan time.Time
+	if every > 0 {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+		case <-hup:
+		}
+		from, to, err := e.Reload(ctx)
+		switch {
+		case err != nil:
+			logger.Error("policy directory not applied: the bundle in force keeps deciding", "policy_revision", from, "error", err)
+		case from != to:
+			logger.Info("policy bundle reloaded", "from", from, "to", to)
+		}
+	}
+}
+
 // workerOptions are the flags of patchway worker.
 type workerOptions struct {
 	ioStreams
@@ -95,6 +128,7 @@ type workerOptions struct {
 	logLevel    string
 	cpuProfile  string
 	statsPath   string
+	reload      time.Duration
 	// level is logLevel parsed by Complete.
 	level slog.Level
 }
@@ -120,6 +154,7 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().DurationVar(&o.stopTimeout, "stop-timeout", defaultStopTimeout, "how long in-flight activities get to finish on SIGINT/SIGTERM")
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", cpuProfileUsage)
+	cmd.Flags().DurationVar(&o.reload, "policy-reload", defaultPolicyReload, "how often to read --policy-dir again and apply a changed bundle (0: only on SIGHUP); a bundle that does not load is logged and the one in force keeps deciding")
 	cmd.Flags().StringVar(&o.statsPath, "policy-stats", "", "record every policy decision's latency and write counts and p50/p99 as JSON to this file on a graceful stop")
 	return cmd
 }
@@ -140,6 +175,9 @@ func (o *workerOptions) Validate() error {
 	}
 	if o.stopTimeout < 0 {
 		return fmt.Errorf("--stop-timeout %s: must not be negative", o.stopTimeout)
+	}
+	if o.reload < 0 {
+		return fmt.Errorf("--policy-reload %s: must not be negative (0 reloads only on SIGHUP)", o.reload)
 	}
 	return nil
 }
@@ -179,6 +217,10 @@ func (o *workerOptions) serve(ctx context.Context) error {
 	}
 	logger.Info("worker started", "address", o.conn.address, "namespace", o.conn.namespace,
 		"task_queue", workflows.TaskQueue, "policy_revision", engine.Revision())
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go watchPolicies(ctx, engine, o.reload, hup, logger)
 	<-ctx.Done()
 	logger.Info("stopping worker: in-flight activities get the stop timeout to finish", "stop_timeout", o.stopTimeout)
 	w.Stop()
