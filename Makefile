@@ -43,6 +43,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRollout$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./rollout
 	$(GO) test -run '^$$' -fuzz '^FuzzWSManReply$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./activities
 	$(GO) test -run '^$$' -fuzz '^FuzzHostScriptOutput$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./activities
+	$(GO) test -run '^$$' -fuzz '^FuzzReadAdvisory$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./threat
 
 # Lint tools are built once into bin/tools: opa at the version the engine
 # links (go.mod), so the linter judges the Rego the worker runs.

@@ -49,12 +49,21 @@ type Unfixed struct {
 	CVE, Title string
 }
 
-// Advisory is what a CVRF document says, per KB.
+// Advisory is what an advisory (CVRF XML or JSON, CSAF) says, per KB.
 type Advisory struct {
+	// Format names the document's format (MSRC CVRF 1.1, MSRC CVRF v3
+	// JSON, CSAF 2.0), for the drafts' header.
+	Format  string
 	Title   string
 	Fixes   []Fix
 	Unfixed []Unfixed
 }
+
+// The CVRF 1.1 model below, with its vocabulary (Threat Type "Exploit
+// Status" and "Severity", Remediation Type "Vendor Fix", RestartRequired
+// "Yes" and "Maybe"), is the one the three readers share: the CVRF JSON and
+// CSAF readers translate their documents into it, so the rules that turn a
+// vulnerability into fixes are written once, in advisoryBuilder.
 
 type cvrfThreat struct {
 	Type        string   `xml:"Type,attr"`
@@ -98,10 +107,7 @@ func ReadCVRF(r io.Reader, name string, products map[string]string) (Advisory, e
 	fail := func(format string, args ...any) (Advisory, error) {
 		return Advisory{}, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...))
 	}
-	var adv Advisory
-	var released time.Time
-	productName := map[string]string{}
-	fixes := map[string]*Fix{}
+	b := newAdvisoryBuilder(products, "Vendor Fix")
 	rootSeen := false
 	ordinal := 0
 	for {
@@ -111,7 +117,7 @@ func ReadCVRF(r io.Reader, name string, products map[string]string) (Advisory, e
 		}
 		if err != nil {
 			if lr.N <= 0 {
-				return fail("over %d MiB; not an advisory this reader takes", MaxAdvisorySize>>20)
+				return fail("%s", errTooLarge)
 			}
 			return fail("not well-formed XML: %v", err)
 		}
@@ -132,30 +138,28 @@ func ReadCVRF(r io.Reader, name string, products map[string]string) (Advisory, e
 			if err := dec.DecodeElement(&s, &se); err != nil {
 				return fail("DocumentTitle: %v", err)
 			}
-			adv.Title = strings.TrimSpace(s)
+			b.adv.Title = strings.TrimSpace(s)
 		case "InitialReleaseDate":
 			var s string
 			if err := dec.DecodeElement(&s, &se); err != nil {
 				return fail("InitialReleaseDate: %v", err)
 			}
-			t, err := parseCVRFTime(s)
-			if err != nil {
-				return fail("InitialReleaseDate %q is not a date and time", strings.TrimSpace(s))
+			if err := b.setReleased(s); err != nil {
+				return fail("InitialReleaseDate %v", err)
 			}
-			released = t
 		case "FullProductName":
 			var p cvrfProduct
 			if err := dec.DecodeElement(&p, &se); err != nil {
 				return fail("FullProductName: %v", err)
 			}
-			productName[p.ID] = strings.TrimSpace(p.Name)
+			b.productName[p.ID] = strings.TrimSpace(p.Name)
 		case "Vulnerability":
 			ordinal++
 			var v cvrfVulnerability
 			if err := dec.DecodeElement(&v, &se); err != nil {
 				return fail("not well-formed XML in Vulnerability %d: %v", ordinal, err)
 			}
-			if err := addVulnerability(&adv, fixes, v, productName, products); err != nil {
+			if err := b.add(v); err != nil {
 				return fail("Vulnerability %d (%s): %v", ordinal, cmp.Or(strings.TrimSpace(v.CVE), "no CVE"), err)
 			}
 		}
@@ -163,21 +167,69 @@ func ReadCVRF(r io.Reader, name string, products map[string]string) (Advisory, e
 	if !rootSeen {
 		return fail("not a CVRF document: no <cvrfdoc> element")
 	}
-	if len(fixes) == 0 {
-		return fail("no Vendor Fix remediation names a KB for a product in the document: nothing to roll out")
+	adv, err := b.finish()
+	if err != nil {
+		return fail("%v", err)
 	}
-	for _, kb := range slices.Sorted(maps.Keys(fixes)) {
-		f := fixes[kb]
-		if !released.IsZero() {
-			f.Published = released
+	adv.Format = "MSRC CVRF 1.1"
+	return adv, nil
+}
+
+// errTooLarge is what every reader says of a document over
+// MaxAdvisorySize.
+var errTooLarge = fmt.Errorf("over %d MiB; not an advisory this reader takes", MaxAdvisorySize>>20)
+
+// advisoryBuilder folds vulnerabilities, in the CVRF 1.1 model whatever
+// format they were read from, into fixes per KB. It holds what a reader
+// keeps between vulnerabilities: the product tree and the fixes so far.
+type advisoryBuilder struct {
+	adv   Advisory
+	fixes map[string]*Fix
+	// released is the document's initial release, which dates every fix
+	// when the document gives it.
+	released time.Time
+	// productName maps the document's product IDs to its product names,
+	// and products those names to inventory OS names.
+	productName map[string]string
+	products    map[string]string
+	// fixLabel names a vendor fix in the document's own words ("Vendor
+	// Fix", "vendor_fix"), for messages.
+	fixLabel string
+}
+
+func newAdvisoryBuilder(products map[string]string, fixLabel string) *advisoryBuilder {
+	return &advisoryBuilder{fixes: map[string]*Fix{}, productName: map[string]string{}, products: products, fixLabel: fixLabel}
+}
+
+// setReleased reads the document's initial release date.
+func (b *advisoryBuilder) setReleased(s string) error {
+	t, err := parseCVRFTime(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a date and time", strings.TrimSpace(s))
+	}
+	b.released = t
+	return nil
+}
+
+// finish returns the advisory, its fixes in KB order, or refuses a
+// document with nothing to roll out.
+func (b *advisoryBuilder) finish() (Advisory, error) {
+	if len(b.fixes) == 0 {
+		return Advisory{}, fmt.Errorf("no %s remediation names a KB for a product in the document: nothing to roll out", b.fixLabel)
+	}
+	adv := b.adv
+	for _, kb := range slices.Sorted(maps.Keys(b.fixes)) {
+		f := b.fixes[kb]
+		if !b.released.IsZero() {
+			f.Published = b.released
 		}
 		adv.Fixes = append(adv.Fixes, *f)
 	}
 	return adv, nil
 }
 
-// addVulnerability folds one vulnerability into the fixes per KB.
-func addVulnerability(adv *Advisory, fixes map[string]*Fix, v cvrfVulnerability, productName, products map[string]string) error {
+// add folds one vulnerability into the fixes per KB.
+func (b *advisoryBuilder) add(v cvrfVulnerability) error {
 	cve := strings.TrimSpace(v.CVE)
 	if cve == "" {
 		return errors.New("no CVE")
@@ -194,31 +246,22 @@ func addVulnerability(adv *Advisory, fixes map[string]*Fix, v cvrfVulnerability,
 		if rem.Type != "Vendor Fix" {
 			continue
 		}
-		digits := strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(rem.Description)), "KB")
-		if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		kb, ok := kbOf(rem.Description)
+		if !ok {
 			continue // a vendor fix that is not a KB (a release notes link)
 		}
-		kb := "KB" + digits
-		var names, oses []string
-		for _, id := range rem.ProductIDs {
-			pn, ok := productName[id]
-			if !ok {
-				return fmt.Errorf("the Vendor Fix %s names ProductID %s, which the product tree does not list", kb, id)
-			}
-			osName, ok := products[pn]
-			if !ok {
-				return fmt.Errorf("the Vendor Fix %s applies to %q, which the product map does not know: map it to an inventory OS (--product %q)", kb, pn, pn+"=OS")
-			}
-			names, oses = append(names, pn), append(oses, osName)
+		names, oses, err := b.mapProducts(kb, rem.ProductIDs)
+		if err != nil {
+			return err
 		}
 		if len(names) == 0 {
 			continue
 		}
 		fixed = true
-		f := fixes[kb]
+		f := b.fixes[kb]
 		if f == nil {
 			f = &Fix{KB: kb, FixedBuild: map[string]string{}, Reboot: "never"}
-			fixes[kb] = f
+			b.fixes[kb] = f
 		}
 		f.Products = sortedUnion(f.Products, names)
 		f.OS = sortedUnion(f.OS, oses)
@@ -227,37 +270,17 @@ func addVulnerability(adv *Advisory, fixes map[string]*Fix, v cvrfVulnerability,
 			f.CVEs = slices.Insert(f.CVEs, i, cve)
 			f.Titles = slices.Insert(f.Titles, i, strings.TrimSpace(v.Title))
 		}
-		if s := strings.TrimSpace(rem.Supercedence); s != "" {
-			for _, sup := range strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ';' || c == ' ' }) {
-				f.Supersedes = sortedUnion(f.Supersedes, []string{"KB" + strings.TrimPrefix(strings.ToUpper(sup), "KB")})
-			}
-		}
-		switch strings.ToLower(strings.TrimSpace(rem.RestartRequired)) {
-		case "yes":
-			f.Reboot = "required"
-		case "maybe":
-			if f.Reboot != "required" {
-				f.Reboot = "may"
-			}
-		}
-		if b := strings.TrimSpace(rem.FixedBuild); b != "" {
+		f.Supersedes = sortedUnion(f.Supersedes, supersededKBs(rem.Supercedence))
+		f.Reboot = mergeReboot(f.Reboot, rem.RestartRequired)
+		if build := strings.TrimSpace(rem.FixedBuild); build != "" {
 			for _, o := range oses {
-				if compareVersions(b, f.FixedBuild[o]) > 0 {
-					f.FixedBuild[o] = b
+				if compareVersions(build, f.FixedBuild[o]) > 0 {
+					f.FixedBuild[o] = build
 				}
 			}
 		}
-		for _, t := range v.Threats {
-			if t.Type != "Severity" {
-				continue
-			}
-			s := strings.ToLower(strings.TrimSpace(t.Description))
-			if len(t.ProductIDs) > 0 && !slices.ContainsFunc(t.ProductIDs, func(id string) bool { return slices.Contains(rem.ProductIDs, id) }) {
-				continue
-			}
-			if severityRank[s] > severityRank[f.Severity] {
-				f.Severity = s
-			}
+		if s := severityFor(v.Threats, rem.ProductIDs); severityRank[s] > severityRank[f.Severity] {
+			f.Severity = s
 		}
 		f.ExploitPublic = f.ExploitPublic || public
 		f.Exploited = f.Exploited || exploited
@@ -266,9 +289,95 @@ func addVulnerability(adv *Advisory, fixes map[string]*Fix, v cvrfVulnerability,
 		}
 	}
 	if !fixed && exploited {
-		adv.Unfixed = append(adv.Unfixed, Unfixed{CVE: cve, Title: strings.TrimSpace(v.Title)})
+		b.adv.Unfixed = append(b.adv.Unfixed, Unfixed{CVE: cve, Title: strings.TrimSpace(v.Title)})
 	}
 	return nil
+}
+
+// kbOf reads a vendor fix's description as a KB number ("5013944" or
+// "KB5013944"); anything else is not a KB.
+func kbOf(description string) (string, bool) {
+	digits := strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(description)), "KB")
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return "", false
+	}
+	return "KB" + digits, true
+}
+
+// lookupProduct finds a product name in the map, exactly or with runs of
+// white space folded on both sides: MSRC writes "Windows Server 2019
+// (Server Core installation)" with two spaces in some documents.
+func lookupProduct(products map[string]string, name string) (string, bool) {
+	if os, ok := products[name]; ok {
+		return os, true
+	}
+	folded := strings.Join(strings.Fields(name), " ")
+	for _, k := range slices.Sorted(maps.Keys(products)) {
+		if strings.Join(strings.Fields(k), " ") == folded {
+			return products[k], true
+		}
+	}
+	return "", false
+}
+
+// mapProducts maps a vendor fix's product IDs to the advisory's product
+// names and those to inventory OS names, refusing a product either step
+// does not know: a fix silently narrowed to the known products would
+// leave hosts out of the rollout.
+func (b *advisoryBuilder) mapProducts(kb string, ids []string) (names, oses []string, err error) {
+	for _, id := range ids {
+		pn, ok := b.productName[id]
+		if !ok {
+			return nil, nil, fmt.Errorf("the %s %s names ProductID %s, which the product tree does not list", b.fixLabel, kb, id)
+		}
+		osName, ok := lookupProduct(b.products, pn)
+		if !ok {
+			return nil, nil, fmt.Errorf("the %s %s applies to %q, which the product map does not know: map it to an inventory OS (--product %q)", b.fixLabel, kb, pn, pn+"=OS")
+		}
+		names, oses = append(names, pn), append(oses, osName)
+	}
+	return names, oses, nil
+}
+
+// supersededKBs reads a Supercedence list ("5012604", "5012604; 5012599").
+func supersededKBs(s string) []string {
+	var kbs []string
+	for _, sup := range strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ';' || c == ' ' }) {
+		kbs = append(kbs, "KB"+strings.TrimPrefix(strings.ToUpper(sup), "KB"))
+	}
+	return kbs
+}
+
+// mergeReboot raises a fix's reboot by one remediation's RestartRequired:
+// "Yes" makes it required, "Maybe" may unless already required.
+func mergeReboot(reboot, restartRequired string) string {
+	switch strings.ToLower(strings.TrimSpace(restartRequired)) {
+	case "yes":
+		return "required"
+	case "maybe":
+		if reboot != "required" {
+			return "may"
+		}
+	}
+	return reboot
+}
+
+// severityFor is the highest Severity threat for the products a fix
+// covers; a threat naming no product counts for all.
+func severityFor(threats []cvrfThreat, productIDs []string) string {
+	best := ""
+	for _, t := range threats {
+		if t.Type != "Severity" {
+			continue
+		}
+		if len(t.ProductIDs) > 0 && !slices.ContainsFunc(t.ProductIDs, func(id string) bool { return slices.Contains(productIDs, id) }) {
+			continue
+		}
+		if s := strings.ToLower(strings.TrimSpace(t.Description)); severityRank[s] > severityRank[best] {
+			best = s
+		}
+	}
+	return best
 }
 
 // exploitStatus reads the "Exploit Status" threat field by field

@@ -207,3 +207,15 @@ func TestDraftValidatesOnceFilledIn(t *testing.T) {
 		t.Errorf("a template with a patch block: %v", err)
 	}
 }
+
+// TestProductNamesFoldWhiteSpace: MSRC's "Windows Server 2019
+// (Server Core installation)" with two spaces maps as the one-space name
+// does; a different name does not.
+func TestProductNamesFoldWhiteSpace(t *testing.T) {
+	if os, ok := lookupProduct(DefaultProducts, "Windows Server 2019  (Server Core installation)"); !ok || os != "windows-server-2019" {
+		t.Errorf("double-spaced Server 2019 Core maps to %q, %v; want windows-server-2019", os, ok)
+	}
+	if os, ok := lookupProduct(DefaultProducts, "Windows Server 2019 (Server Core)"); ok {
+		t.Errorf("an unknown product maps to %q", os)
+	}
+}

@@ -120,7 +120,7 @@ func draftTitle(adv Advisory, f Fix) string {
 	if adv.Title != "" {
 		title = adv.Title + ": " + title
 	}
-	if len(f.Titles) > 0 {
+	if len(f.Titles) > 0 && !(len(f.Titles) == 1 && f.Titles[0] == adv.Title) {
 		title += " (" + f.Titles[0]
 		if n := len(f.Titles) - 1; n > 0 {
 			title += fmt.Sprintf(" and %d more", n)

@@ -35,8 +35,10 @@ func newDraftCmd(_ *globalFlags) *cobra.Command {
 	o := &draftOptions{}
 	cmd := &cobra.Command{
 		Use:   "draft --from FILE|- --template FILE --out DIR",
-		Short: "Draft one rollout per KB from Microsoft's security advisory (MSRC CVRF 1.1)",
-		Long: "Read an MSRC CVRF 1.1 document and write DIR/<kb>.hcl for each KB its Vendor Fix remediations\n" +
+		Short: "Draft one rollout per KB from a security advisory (MSRC CVRF 1.1 XML, CVRF v3 JSON, CSAF 2.0)",
+		Long: "Read a security advisory (MSRC's CVRF 1.1 XML, the JSON of MSRC's CVRF v3 API, or a CSAF 2.0\n" +
+			"csaf_security_advisory; the format is told from the content) and write DIR/<kb>.hcl for each KB\n" +
+			"its vendor fix remediations\n" +
 			"name: title, CVEs, the highest severity for the products in scope, publication, reboot (from\n" +
 			"RestartRequired), supersedes (Supercedence), OS build evidence (FixedBuild), one package per OS\n" +
 			"(product names mapped to inventory OS names, --product adds to the map), and risk facts from\n" +
@@ -46,7 +48,7 @@ func newDraftCmd(_ *globalFlags) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: runOptions(o),
 	}
-	cmd.Flags().StringVar(&o.from, "from", "", "the advisory: an MSRC CVRF 1.1 XML file, or - for standard input (required)")
+	cmd.Flags().StringVar(&o.from, "from", "", "the advisory: an MSRC CVRF 1.1 XML, CVRF v3 JSON or CSAF 2.0 file, or - for standard input (required)")
 	cmd.Flags().StringVar(&o.template, "template", "", "HCL file of the team's stage, wave, escalation and channel blocks (required)")
 	cmd.Flags().StringVar(&o.out, "out", ".", "directory the drafted rollouts are written to")
 	cmd.Flags().StringVar(&o.inventory, "inventory", "inventory.hcl", "the inventory the drafted rollouts name")
@@ -98,7 +100,7 @@ func (o *draftOptions) Run(context.Context) error {
 		defer f.Close()
 		r, name = f, o.from
 	}
-	adv, err := threat.ReadCVRF(r, name, o.productOS)
+	adv, err := threat.ReadAdvisory(r, name, o.productOS)
 	if err != nil {
 		return fmt.Errorf("nothing drafted: %w", err)
 	}
@@ -116,7 +118,7 @@ func (o *draftOptions) Run(context.Context) error {
 		if len(o.kbs) > 0 && !containsFold(o.kbs, f.KB) {
 			continue
 		}
-		src, err := threat.Draft(adv, f, threat.DraftOptions{Source: filepath.Base(name) + " (MSRC CVRF)", FiledBy: o.user,
+		src, err := threat.Draft(adv, f, threat.DraftOptions{Source: filepath.Base(name) + " (" + adv.Format + ")", FiledBy: o.user,
 			Inventory: o.inventory, Template: tmpl, TemplateName: o.template})
 		if err != nil {
 			return fmt.Errorf("nothing drafted: %w", err)

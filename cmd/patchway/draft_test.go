@@ -87,3 +87,83 @@ func TestE2EDraftFromMSRCRunsToCompliant(t *testing.T) {
 		t.Errorf("%d compliant, want 12", rep.Totals[rollout.StateCompliant])
 	}
 }
+
+// TestDraftReadsEveryAdvisoryFormat drafts through the CLI from each
+// format, told by its content: MSRC's May 2022 CVRF XML and the same
+// vulnerability as CSAF 2.0 give the same KB5013944 rollout (but for the
+// header naming the format, and supersedes, which MSRC's CSAF does not
+// carry); MSRC's January 2021 CVRF v3 JSON drafts KB4598230 with the
+// products mapped by --product. Documents the readers refuse write
+// nothing, each named with its file.
+func TestDraftReadsEveryAdvisoryFormat(t *testing.T) {
+	testdata := filepath.Join("..", "..", "threat", "testdata")
+	tmpl := filepath.Join("..", "..", "examples", "draft-template.hcl")
+	draft := func(t *testing.T, from string, extra ...string) (string, string, error) {
+		t.Helper()
+		dir := t.TempDir()
+		out, err := execute(append([]string{"draft", "--from", filepath.Join(testdata, from), "--template", tmpl, "--out", dir, "--as", "alice"}, extra...)...)
+		entries, _ := os.ReadDir(dir)
+		if err != nil {
+			if len(entries) != 0 {
+				t.Errorf("%s: %d files written after a refusal", from, len(entries))
+			}
+			return "", out, err
+		}
+		if len(entries) != 1 {
+			t.Fatalf("%s: %d drafts, want 1:\n%s", from, len(entries), out)
+		}
+		src, err := os.ReadFile(filepath.Join(dir, entries[0].Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(src), out, nil
+	}
+	xml, _, err := draft(t, "cvrf-2022-May.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	csaf, out, err := draft(t, "csaf-msrc-2022-May-converted.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(csaf, "(CSAF 2.0)") || !strings.Contains(xml, "(MSRC CVRF 1.1)") || !strings.Contains(out, "KB5013944 (critical) for windows-server-2022") {
+		t.Errorf("headers: CSAF draft\n%s\nXML draft\n%s", csaf, xml)
+	}
+	fold := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	for _, want := range []string{`kb = "KB5013944"`, `cves = ["CVE-2022-21972"]`, `severity = "critical"`, `published = "2022-05-10T07:00:00Z"`,
+		`reboot = "required"`, `package "windows-server-2022"`, `os = "windows-server-2022" min_build = "10.0.20348.707"`, `exploited = false`} {
+		if !strings.Contains(fold(xml), want) || !strings.Contains(fold(csaf), want) {
+			t.Errorf("the CVRF and CSAF drafts do not both say %s:\nCSAF\n%s\nCVRF\n%s", want, csaf, xml)
+		}
+	}
+	if want := `title = "Point-to-Point Tunneling Protocol Remote Code Execution Vulnerability: KB5013944 for Windows Server 2022, Windows Server 2022 (Server Core installation)"`; !strings.Contains(fold(csaf), want) {
+		t.Errorf("the CSAF draft's title: want %s (the document is the CVE's, its title once):\n%s", want, csaf)
+	}
+	products := []string{
+		"--product", "Windows 10 Version 1809 for 32-bit Systems=windows-10-1809",
+		"--product", "Windows 10 Version 1809 for x64-based Systems=windows-10-1809",
+		"--product", "Windows 10 Version 1809 for ARM64-based Systems=windows-10-1809",
+	}
+	jan, out, err := draft(t, "cvrf-2021-Jan.json", products...)
+	if err != nil {
+		t.Fatalf("draft from CVRF JSON: %v\n%s", err, out)
+	}
+	for _, want := range []string{`rollout "kb4598230"`, "(MSRC CVRF v3 JSON)", `supersedes = ["KB4592440"]`, `package "windows-10-1809"`, `package "windows-server-2019"`, "exploit_public = true"} {
+		if !strings.Contains(jan, want) {
+			t.Errorf("the January 2021 draft lacks %s:\n%s", want, jan)
+		}
+	}
+	if !strings.Contains(out, "CVE-2021-1647") {
+		t.Errorf("the exploited CVE without a fix is not named:\n%s", out)
+	}
+	for _, tc := range []struct{ from, want string }{
+		{"csaf-vex-2022-evd-uc-01-f-001.json", "csaf_vex"},
+		{"csaf-msrc_cve-2025-29806.json", "no vendor_fix remediation names a KB"},
+		{"cvrf-2021-Jan.json", `applies to "Windows 10 Version 1809 for 32-bit Systems", which the product map does not know`},
+		{"known_exploited_vulnerabilities_schema.json", "known_exploited_vulnerabilities_schema.json"},
+	} {
+		if _, out, err := draft(t, tc.from); err == nil || !strings.Contains(err.Error(), "nothing drafted") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("draft from %s: %v\n%s; want refused naming %q", tc.from, err, out, tc.want)
+		}
+	}
+}
