@@ -219,3 +219,31 @@ func TestProductNamesFoldWhiteSpace(t *testing.T) {
 		t.Errorf("an unknown product maps to %q", os)
 	}
 }
+
+// TestReadCVRFReadsOctober2019: one CVE fixed by two KBs for Internet
+// Explorer 11 on Server 2012 R2 (the Monthly Rollup and the IE
+// Cumulative) drafts two rollouts, each with its own supersedence; with
+// no release date in the document, the publication is the CVE's first
+// revision.
+func TestReadCVRFReadsOctober2019(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "cvrf-2019-Oct.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	adv, err := ReadAdvisory(f, "2019-Oct.xml", DefaultProducts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{}
+	for _, fx := range adv.Fixes {
+		got = append(got, fmt.Sprintf("%s %v %v %s %s %s %v", fx.KB, fx.OS, fx.CVEs, fx.Severity, fx.Reboot, fx.Published.Format(time.RFC3339), fx.Supersedes))
+	}
+	want := []string{
+		"KB4519974 [windows-server-2012-r2] [CVE-2019-0608] low required 2019-10-08T07:00:00Z [KB4524135]",
+		"KB4520005 [windows-server-2012-r2] [CVE-2019-0608] low required 2019-10-08T07:00:00Z [KB4524156]",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || adv.Format != "MSRC CVRF 1.1" {
+		t.Errorf("fixes\n%s\nwant\n%s (format %q)", strings.Join(got, "\n"), strings.Join(want, "\n"), adv.Format)
+	}
+}

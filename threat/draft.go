@@ -29,6 +29,10 @@ var DefaultProducts = map[string]string{
 	"Windows Server 2016 (Server Core installation)":               "windows-server-2016",
 	"Windows Server 2025":                                          "windows-server-2025",
 	"Windows Server 2025 (Server Core installation)":               "windows-server-2025",
+	"Windows Server 2012 R2":                                       "windows-server-2012-r2",
+	"Windows Server 2012 R2 (Server Core installation)":            "windows-server-2012-r2",
+	// Internet Explorer's updates install on the OS it ships with.
+	"Internet Explorer 11 on Windows Server 2012 R2": "windows-server-2012-r2",
 }
 
 // DraftOptions are what a drafted rollout takes from the team rather than
