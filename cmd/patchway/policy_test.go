@@ -2,11 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/patchway/patchway/policies"
 )
 
 // runPolicyCLI runs the CLI in process and returns stdout and the exit code.
@@ -79,4 +87,79 @@ func TestPolicyFmtCheck(t *testing.T) {
 	if _, code := runPolicyCLI(t, "", "policy", "fmt", "--check", dir); code != 0 {
 		t.Errorf("fmt --check after fmt: exit %d, want 0", code)
 	}
+}
+
+// TestWatchPoliciesAppliesAChangedDirectory: the worker's watch reads
+// the policy directory on its tick and on SIGHUP, swaps in a changed
+// bundle, and keeps the last good one when the directory breaks.
+func TestWatchPoliciesAppliesAChangedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "overrides.json"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"sla": {"hours": {"critical": 8}}}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	engine, err := policies.Load(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+	hup := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	go func() { watchPolicies(ctx, engine, 0, hup, logger); close(done) }()
+	waitRevision := func(what string, changed func(string) bool) string {
+		t.Helper()
+		for range 200 {
+			if rev := engine.Revision(); changed(rev) {
+				return rev
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("%s: the revision stayed %s", what, engine.Revision())
+		return ""
+	}
+	first := engine.Revision()
+	write(`{"sla": {"hours": {"critical": 4}}}`)
+	hup <- syscall.SIGHUP
+	second := waitRevision("after SIGHUP", func(r string) bool { return r != first })
+	write("{\n  \"sla\": \n")
+	hup <- syscall.SIGHUP
+	for range 200 {
+		mu.Lock()
+		logged := strings.Contains(logs.String(), "policy directory not applied")
+		mu.Unlock()
+		if logged {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if !strings.Contains(out, "policy bundle reloaded") || !strings.Contains(out, "policy directory not applied") || !strings.Contains(out, "overrides.json:") {
+		t.Errorf("log:\n%s\nwant the reload and the refused directory with its file:line", out)
+	}
+	if engine.Revision() != second {
+		t.Errorf("a broken directory replaced the bundle: %s, want %s kept", engine.Revision(), second)
+	}
+	cancel()
+	<-done
+}
+
+// lockedWriter serialises writes to w (the watch logs from its goroutine).
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
