@@ -153,7 +153,7 @@ func (o *threatImportOptions) Run(ctx context.Context) error {
 		return nil
 	}
 	if err := o.tellRunning(ctx, kev, e.Revision()); err != nil {
-		return fmt.Errorf("%s is written, but the running rollouts were not all told: %w\n(importing the same file again tells those not told yet)", path, err)
+		return fmt.Errorf("%s is written, but the running rollouts were not all told: %w\n(importing the same file again tells those not told yet; --running=false only writes the policy data)", path, err)
 	}
 	return nil
 }
