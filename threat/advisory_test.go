@@ -134,7 +134,7 @@ func FuzzReadAdvisory(f *testing.F) {
 // MaxAdvisorySize instead of reading on.
 func TestReadAdvisoryKeepsTheSizeLimit(t *testing.T) {
 	if testing.Short() {
-		t.Skip("reads 512 MiB of white space")
+		t.Skip("-short: this test reads 512 MiB of white space (make test runs it)")
 	}
 	for _, head := range []string{`{"DocumentTitle": {"Value": "x"}, "ProductTree": {}, "Vulnerability": [`, `{"document": {"category": "csaf_security_advisory"}, "product_tree": {}, "vulnerabilities": [`} {
 		_, err := ReadAdvisory(io.MultiReader(strings.NewReader(head), spaces{}), "big.json", DefaultProducts)
