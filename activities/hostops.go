@@ -824,15 +824,16 @@ func (a *HostActivities) judge(ctx context.Context, t contract.HostTarget, e evi
 	if a.Policy == nil {
 		return contract.HostVerdict{}, false, errors.New("no compliance policy configured")
 	}
-	in := policies.ComplianceInput{
-		Host: t.Host, Patch: t.Patch, Scan: e.scan, Reachable: e.scan != nil, InstalledAt: e.installedAt,
-		FirstContact: e.first, RebootWait: e.wait, Now: a.now(),
+	facts := contract.ComplianceFacts{
+		Reachable: e.scan != nil, InstalledAt: e.installedAt, FirstContact: e.first, RebootWait: e.wait, Now: a.now(),
+		CertPin: t.Host.TLS.CertSHA256,
 	}
-	decide := a.Policy.Compliance
+	decide, decision := a.Policy.Compliance, policies.DecisionCompliance
 	if e.rollback {
-		decide = a.Policy.Rollback
+		decide, decision = a.Policy.Rollback, policies.DecisionRollback
 	}
-	d, err := decide(ctx, in)
+	rctx, rec := policies.WithRecorder(ctx)
+	d, err := decide(rctx, policies.NewComplianceInput(t, e.scan, facts))
 	if err != nil {
 		return contract.HostVerdict{}, false, &policyError{fmt.Errorf("compliance policy for host %s: %w", t.Host.Name, err)}
 	}
@@ -849,6 +850,11 @@ func (a *HostActivities) judge(ctx context.Context, t contract.HostTarget, e evi
 		proof = append([]string{fmt.Sprintf("OS build %s (build evidence: %s)", cmp.Or(e.scan.OSBuild, "not reported"), strings.Join(mins, ", "))}, proof...)
 	}
 	hv := contract.HostVerdict{Host: t.Host.Name, State: d.State, Reasons: d.Reasons, Decision: d.Decision, Baseline: d.Baseline, PreflightSettles: d.PreflightSettles, Proof: proof}
+	if r, ok := rec.Last(decision); ok {
+		// The input is not kept: the reader rebuilds it from the
+		// activity's input, the evidence and these facts.
+		hv.Judged = &contract.ComplianceRecord{Path: r.Path, InputHash: r.InputHash, Facts: facts, Install: d.Install, SupersededBy: d.SupersededBy}
+	}
 	if e.scan != nil {
 		hv.Evidence = *e.scan
 	}

@@ -20,6 +20,10 @@ import (
 // A policy that fails to evaluate does not fail the activity: the
 // decision comes back closed (Allow false, Error set) and the workflow
 // records it and acts on it. Only a cancelled context is an error.
+//
+// Each result carries the records of the decisions behind it
+// (contract.DecisionRecord): a local activity's marker keeps its result
+// and not its input, so the input travels there.
 type PolicyActivities struct {
 	Engine *policies.Engine
 }
@@ -35,6 +39,7 @@ func (p *PolicyActivities) EvaluateRisk(ctx context.Context, in contract.Evaluat
 		// carries the revision that decided, for the caller to compare.
 		_, _, _ = p.Engine.Reload(ctx)
 	}
+	ctx, rec := policies.WithRecorder(ctx)
 	sla, slaErr := p.Engine.SLA(ctx, policies.SLAInput{Rollout: in.Rollout, Now: in.Now, CurrentDeadline: in.CurrentDeadline})
 	plan, planErr := p.Engine.Plan(ctx, policies.PlanInput{Rollout: in.Rollout, Now: in.Now, CurrentDeadline: in.CurrentDeadline, SoakLeft: in.SoakLeft})
 	if err := ctx.Err(); err != nil {
@@ -49,7 +54,7 @@ func (p *PolicyActivities) EvaluateRisk(ctx context.Context, in contract.Evaluat
 		},
 		SLA: sla.SLA, Deadline: sla.Deadline, RequiredStages: plan.RequiredStages, SkippedSteps: plan.SkippedSteps, Milestones: sla.Milestones,
 		Reasons: append(slices.Clone(sla.Reasons), plan.Reasons...),
-		Soaks:   plan.Soaks, KEV: sla.KEV,
+		Soaks:   plan.Soaks, KEV: sla.KEV, Records: rec.Records(),
 	}
 	return d, nil
 }
@@ -58,6 +63,7 @@ func (p *PolicyActivities) EvaluateRisk(ctx context.Context, in contract.Evaluat
 // on a rollout: approve or reject a gate, or a control. Every action is
 // governed; one the policy does not know is refused.
 func (p *PolicyActivities) AuthorizeGate(ctx context.Context, in contract.AuthorizeGateInput) (contract.GateDecision, error) {
+	ctx, rec := policies.WithRecorder(ctx)
 	d, _ := p.Engine.Gate(ctx, policies.GateInput{ // an evaluation error refuses, with its reason
 		RolloutID: in.RolloutID, FiledBy: in.FiledBy, Gate: in.Gate, Group: in.Group, Action: in.Action,
 		User: in.User, Reason: in.Reason, Severity: in.Severity, Now: in.Now, Halted: in.Halted, Rollback: in.Rollback,
@@ -65,7 +71,7 @@ func (p *PolicyActivities) AuthorizeGate(ctx context.Context, in contract.Author
 	if cerr := ctx.Err(); cerr != nil {
 		return contract.GateDecision{}, fmt.Errorf("authorize %s: %w", in.Action, cerr)
 	}
-	return contract.GateDecision{Decision: d.Decision}, nil
+	return contract.GateDecision{Decision: d.Decision, Records: rec.Records()}, nil
 }
 
 // DecideReboot admits candidates in order while the reboot policy allows
@@ -117,6 +123,7 @@ func (p *PolicyActivities) DecideReboot(ctx context.Context, in contract.DecideR
 // within which window and limits.
 func (p *PolicyActivities) DecideWave(ctx context.Context, in contract.DecideWaveInput) (contract.WaveDecision, error) {
 	// An evaluation error is in d.Error: the engine fails the decision closed.
+	ctx, rec := policies.WithRecorder(ctx)
 	d, _ := p.Engine.Wave(ctx, policies.WaveInput{
 		Kind: in.Kind, Wave: in.Wave, TimeZone: in.TimeZone, Done: in.Done, Hosts: in.Hosts, States: in.States,
 		Deadline: in.Deadline, Accelerations: in.Accelerations, Now: in.Now,
@@ -128,6 +135,7 @@ func (p *PolicyActivities) DecideWave(ctx context.Context, in contract.DecideWav
 		Decision: d.Decision, NextWindow: d.NextWindow, WindowEnd: d.WindowEnd, HostBudget: d.HostBudget,
 		MaxParallel: d.MaxParallel, DownloadConcurrency: d.DownloadConcurrency, MaxFailures: d.MaxFailures,
 		Halt: d.Halt, Failures: d.Failures, FailureStates: d.FailureStates, FailureBudget: d.FailureBudget,
+		Records: rec.Records(),
 	}, nil
 }
 
@@ -135,6 +143,7 @@ func (p *PolicyActivities) DecideWave(ctx context.Context, in contract.DecideWav
 // at a milestone of its SLA clock, and which accelerations it allows.
 func (p *PolicyActivities) DecideEscalation(ctx context.Context, in contract.DecideEscalationInput) (contract.EscalationDecision, error) {
 	// An evaluation error is in d.Error: nothing is accelerated.
+	ctx, rec := policies.WithRecorder(ctx)
 	d, _ := p.Engine.Escalation(ctx, policies.EscalationInput{
 		Rollout: in.Rollout, Milestone: in.Milestone,
 		Deadline: in.Deadline, Stage: in.Stage, HostsDone: in.HostsDone, HostsTotal: in.HostsTotal, Now: in.Now,
@@ -142,7 +151,8 @@ func (p *PolicyActivities) DecideEscalation(ctx context.Context, in contract.Dec
 	if cerr := ctx.Err(); cerr != nil {
 		return contract.EscalationDecision{}, fmt.Errorf("decide escalation: %w", cerr)
 	}
-	return contract.EscalationDecision{Decision: d.Decision, Contacts: d.Contacts, Channels: d.Channels, Accelerations: d.Accelerations}, nil
+	return contract.EscalationDecision{Decision: d.Decision, Contacts: d.Contacts, Channels: d.Channels, Accelerations: d.Accelerations,
+		Records: rec.Records()}, nil
 }
 
 func joinErrors(errs ...error) string {

@@ -118,6 +118,9 @@ type HostVerdict struct {
 	Evidence hostscript.ScanResult `json:"evidence"`
 	Decision rollout.Decision      `json:"decision"`
 	Proof    []string              `json:"proof,omitempty"`
+	// Judged is the compliance decision's record (nil in verdicts
+	// recorded before decisions were).
+	Judged *ComplianceRecord `json:"judged,omitempty"`
 	// Baseline is how a preflight scan counts the host (the compliance
 	// policy's baseline category: vulnerable, pending_reboot, ...).
 	Baseline string `json:"baseline,omitempty"`
@@ -256,6 +259,9 @@ type RiskDecision struct {
 	// KEV lists the patch's CVEs the KEV catalogue of the policy data
 	// lists (sorted).
 	KEV []string `json:"kev,omitempty"`
+	// Records are the policy decisions behind this one (DecisionRecord);
+	// the workflow keeps them in history only.
+	Records []DecisionRecord `json:"records,omitempty"`
 }
 
 // AuthorizeGateInput asks the gates policy whether User may take Action
@@ -280,6 +286,9 @@ type AuthorizeGateInput struct {
 // GateDecision is the gates policy's answer; the violations say why not.
 type GateDecision struct {
 	rollout.Decision
+	// Records are the policy decisions behind this one (DecisionRecord);
+	// the workflow keeps them in history only.
+	Records []DecisionRecord `json:"records,omitempty"`
 }
 
 // DecideRebootInput asks the reboot policy which of the Candidates may
@@ -365,6 +374,9 @@ type WaveDecision struct {
 	Failures            int                 `json:"failures"`
 	FailureStates       []rollout.HostState `json:"failure_states,omitempty"`
 	FailureBudget       int                 `json:"failure_budget"`
+	// Records are the policy decisions behind this one (DecisionRecord);
+	// the workflow keeps them in history only.
+	Records []DecisionRecord `json:"records,omitempty"`
 }
 
 // DecideEscalationInput asks the escalation policy who hears about the
@@ -389,4 +401,7 @@ type EscalationDecision struct {
 	Contacts      []string `json:"contacts"`
 	Channels      []string `json:"channels"`
 	Accelerations []string `json:"accelerations,omitempty"`
+	// Records are the policy decisions behind this one (DecisionRecord);
+	// the workflow keeps them in history only.
+	Records []DecisionRecord `json:"records,omitempty"`
 }

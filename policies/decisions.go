@@ -40,22 +40,29 @@ type ComplianceInput struct {
 	Now        time.Time   `json:"now"`
 }
 
-// RebootWait outcomes.
+// RebootWait and its outcomes are the contract's: the verdict's
+// compliance record keeps them.
+type RebootWait = contract.RebootWait
+
 const (
-	RebootNotRestarted = "not_restarted"  // answered, boot time unchanged
-	RebootDidNotReturn = "did_not_return" // never answered after the request
+	RebootNotRestarted = contract.RebootNotRestarted
+	RebootDidNotReturn = contract.RebootDidNotReturn
 )
 
-// RebootWait is how a wait for a requested reboot ended without the host
-// booting again.
-type RebootWait struct {
-	Outcome          string    `json:"outcome"`
-	RequestedAt      time.Time `json:"requested_at"`
-	PreviousBootTime time.Time `json:"previous_boot_time,omitzero"`
-	// Waited is the wait, as Go prints a duration ("30m0s").
-	Waited    string `json:"waited"`
-	Polls     int    `json:"polls"`
-	LastError string `json:"last_error,omitempty"`
+// NewComplianceInput is the compliance (and rollback) policy's input for
+// a host: the worker builds it to judge, and the decision record's reader
+// builds it again from history, so both are this one function and the
+// record's input hash proves the rebuilt input exact. scan is nil when no
+// evidence was gathered.
+func NewComplianceInput(t contract.HostTarget, scan *hostscript.ScanResult, f contract.ComplianceFacts) ComplianceInput {
+	host := t.Host
+	if f.CertPin != "" {
+		host.TLS.CertSHA256 = f.CertPin
+	}
+	return ComplianceInput{
+		Host: host, Patch: t.Patch, Scan: scan, Reachable: f.Reachable, InstalledAt: f.InstalledAt,
+		FirstContact: f.FirstContact, RebootWait: f.RebootWait, Now: f.Now,
+	}
 }
 
 // IdentityInput asks whether the machine that produced Scan is Host.

@@ -257,7 +257,7 @@ func (e *bundle) evalValue(ctx context.Context, decision string, input ast.Value
 
 // evalInto evaluates decision on input and decodes the result into out,
 // with the revision of the bundle that decided (the "revision" of
-// rollout.Decision).
+// rollout.Decision). A context with a Recorder records it.
 func (e *Engine) evalInto(ctx context.Context, decision string, input any, now time.Time, out any) error {
 	if e.stats != nil {
 		defer e.stats.observe(decision, time.Now())
@@ -274,6 +274,7 @@ func (e *Engine) evalInto(ctx context.Context, decision string, input any, now t
 	if obj, ok := v.(map[string]any); ok {
 		obj["revision"] = b.revision
 	}
+	record(ctx, decision, b.revision, value, v, now)
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s decision: %w", decision, err)

@@ -135,6 +135,7 @@ func (r *run) judge(ctx workflow.Context, s *stepState) contract.WaveDecision {
 	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.DecideWaveName, in).Get(ctx, &dec); err != nil {
 		dec = contract.WaveDecision{Decision: rollout.Decision{Error: err.Error()}, Halt: true}
 	}
+	dec.Records = nil // in the marker only, as the risk decision's
 	s.Limits = &dec
 	s.Halt = dec.Halt
 	return dec

@@ -139,6 +139,9 @@ func (r *run) evaluateRisk(ctx workflow.Context) error {
 	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.EvaluateRiskName, in).Get(ctx, &risk); err != nil {
 		return fmt.Errorf("evaluate risk of rollout %s: %w", ro.ID, err)
 	}
+	// The decision records stay in the marker; the state, its queries and
+	// continue-as-new carry the decision alone.
+	risk.Records = nil
 	r.st.Risk = &risk
 	r.record(Record{
 		At: workflow.Now(ctx), Kind: "risk", Subject: ro.Patch.KB, Allow: risk.Allow,

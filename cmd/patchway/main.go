@@ -53,6 +53,7 @@ func newRootCmd() *cobra.Command {
 		newScanCmd(g),
 		newThreatCmd(g),
 		newDraftCmd(g),
+		newDecisionsCmd(g),
 	)
 	return root
 }

@@ -23,6 +23,9 @@ var forbidden = map[string][]string{
 	"fleetsim":   {module + "activities", module + "policies", module + "workflows"},
 	"devserver":  {module},
 	"threat":     {module},
+	// decisionlog reads history and rebuilds inputs; it never acts on a
+	// host or runs a workflow.
+	"decisionlog": {"github.com/masterzen/", module + "activities", module + "scan", module + "report"},
 }
 
 // TestPackagesImportOnlyWhatTheirPlaceAllows runs go list -deps on each

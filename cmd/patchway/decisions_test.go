@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patchway/patchway/devserver"
+	"github.com/patchway/patchway/fleetsim"
+	"github.com/patchway/patchway/workflows"
+)
+
+// TestE2EDecisionsPrintsEveryDecisionAsOPADecisionLog runs MS08-067
+// through the binary on the 14-host preflight fleet while `patchway
+// decisions --follow` reads along, then reads the finished rollout again.
+// Every line is an OPA decision-log entry whose input hashes to its
+// recorded SHA-256; the risk, gate, wave and every host's compliance
+// decisions are there; the follower ends by itself with the same
+// decisions; a second read gives the same ids; no credential appears.
+func TestE2EDecisionsPrintsEveryDecisionAsOPADecisionLog(t *testing.T) {
+	e := newE2E(t, e2eOptions{policyData: e2ePolicy})
+	fleet, inv := e.startFleetFrom(filepath.Join("testdata", "fleet-preflight.hcl"), fleetsim.Options{RebootDowntime: 200 * time.Millisecond})
+	e.startWorker()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const id = "ms08-067"
+	e.mustCLI(ctx, "submit", e.fastRollout(), "--inventory", inv, "--as", "alice")
+
+	follow := exec.CommandContext(ctx, e.bin, "decisions", id, "--follow", "--address", e.address(), "--namespace", devserver.DefaultNamespace)
+	follow.Env = e.env
+	var followed strings.Builder
+	follow.Stdout = &followed
+	var followErr strings.Builder
+	follow.Stderr = &followErr
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+
+	p := e.drive(ctx, id, 4*time.Minute, nil)
+	if p.Status != workflows.StatusCompleted {
+		t.Fatalf("rollout ended %s", p.Status)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- follow.Wait() }()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("decisions --follow: %v\n%s", err, followErr.String())
+		}
+	case <-time.After(time.Minute):
+		_ = follow.Process.Kill()
+		t.Fatal("decisions --follow did not end within a minute of the rollout's end")
+	}
+
+	out := e.mustCLI(ctx, "decisions", id)
+	if again := e.mustCLI(ctx, "decisions", id); again != out {
+		t.Errorf("a second read differs from the first")
+	}
+	if followed.String() != out {
+		t.Errorf("--follow printed %d bytes, a read after the end %d; want the same decisions", followed.Len(), len(out))
+	}
+	for _, kv := range e.env {
+		if pw, ok := strings.CutPrefix(kv, "PATCHWAY_CRED_FLEET_PASSWORD="); ok && pw != "" && strings.Contains(out, pw) {
+			t.Fatal("the decision log holds the fleet's password")
+		}
+	}
+
+	type entry struct {
+		DecisionID string            `json:"decision_id"`
+		Labels     map[string]string `json:"labels"`
+		Bundles    map[string]struct {
+			Revision string `json:"revision"`
+		} `json:"bundles"`
+		Path      string          `json:"path"`
+		Input     json.RawMessage `json:"input"`
+		Result    json.RawMessage `json:"result"`
+		Timestamp time.Time       `json:"timestamp"`
+	}
+	ids := map[string]bool{}
+	byPath := map[string]int{}
+	bytesByPath := map[string]int{} // input + result bytes, for the note on sizes
+	finalState := map[string]string{} // host -> state of its last compliance decision
+	approvals := 0
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var en entry
+		if err := json.Unmarshal(sc.Bytes(), &en); err != nil {
+			t.Fatalf("not a JSON object: %v\n%s", err, sc.Text())
+		}
+		if en.DecisionID == "" || ids[en.DecisionID] {
+			t.Errorf("decision id %q empty or repeated", en.DecisionID)
+		}
+		ids[en.DecisionID] = true
+		if en.Bundles["patchway"].Revision == "" || en.Timestamp.IsZero() || len(en.Result) == 0 {
+			t.Errorf("%s: missing revision, timestamp or result: %s", en.Path, sc.Text())
+		}
+		sum := sha256.Sum256(en.Input)
+		if got := "sha256:" + hex.EncodeToString(sum[:]); got != en.Labels["input_sha256"] {
+			t.Errorf("%s %s: input hashes to %s, label says %s", en.Path, en.Labels["host"], got, en.Labels["input_sha256"])
+		}
+		if en.Labels["rollout_id"] != id || en.Labels["run_id"] == "" || en.Labels["event_id"] == "" {
+			t.Errorf("%s: labels %v lack the rollout, run or event", en.Path, en.Labels)
+		}
+		byPath[en.Path]++
+		bytesByPath[en.Path] += len(en.Input) + len(en.Result)
+		var in struct {
+			Action string `json:"action"`
+			User   string `json:"user"`
+			Now    string `json:"now"`
+		}
+		_ = json.Unmarshal(en.Input, &in)
+		if in.Now == "" {
+			t.Errorf("%s: input has no now", en.Path)
+		}
+		switch en.Path {
+		case "patchway/gates/decision":
+			if in.Action == "approve" && in.User == "bob" {
+				approvals++
+			}
+		case "patchway/compliance/decision":
+			var res struct {
+				State string `json:"state"`
+			}
+			_ = json.Unmarshal(en.Result, &res)
+			finalState[en.Labels["host"]] = res.State
+		}
+	}
+	for _, path := range []string{"patchway/sla/decision", "patchway/plan/decision", "patchway/gates/decision", "patchway/waves/decision", "patchway/compliance/decision"} {
+		if byPath[path] == 0 {
+			t.Errorf("no %s entry; paths seen: %v", path, byPath)
+		}
+	}
+	if approvals == 0 {
+		t.Errorf("no approve decision by bob")
+	}
+	for _, h := range fleet.Hosts() {
+		if finalState[h.Name()] != "compliant" {
+			t.Errorf("host %s: last compliance decision %q, want compliant", h.Name(), finalState[h.Name()])
+		}
+	}
+	t.Logf("%d decisions (%d bytes): %v", len(ids), len(out), byPath)
+	for path, n := range byPath {
+		t.Logf("%s: %d decisions, %d bytes of input and result each on average", path, n, bytesByPath[path]/n)
+	}
+
+	if r := e.cli(ctx, "decisions", "no-such-rollout"); r.code == 0 || !strings.Contains(r.stderr, "no-such-rollout") {
+		t.Errorf("decisions of an unknown rollout: exit %d, stderr %q; want an error naming it", r.code, r.stderr)
+	}
+}

@@ -1,0 +1,370 @@
+// Package decisionlog reads a rollout's policy decisions back from its
+// Temporal histories and gives them as OPA decision-log entries.
+//
+// The history is the record; nothing else is stored. The rollout
+// workflow's decisions (risk, gates, waves, escalation) are local
+// activities: each marker's result carries contract.DecisionRecord with
+// the input exactly as the policy saw it. A host's compliance decision is
+// kept compactly in its verdict (contract.ComplianceRecord): its input is
+// rebuilt from the host activity's input (host and patch), the verdict's
+// evidence and the recorded facts, by the function the worker judged
+// with, and proven exact by the recorded input hash.
+package decisionlog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/hostscript"
+	"github.com/patchway/patchway/policies"
+	"github.com/patchway/patchway/rollout"
+	"github.com/patchway/patchway/workflows"
+)
+
+// Entry is one decision as OPA's decision log writes it (decision_id,
+// labels, bundles with the revision, path, input, result, timestamp), so
+// a SIEM takes it as it takes OPA's own. Labels say where in history the
+// decision is: rollout, workflow and run ids, event id, the input's
+// SHA-256, and the host for a host's decision.
+type Entry struct {
+	DecisionID string            `json:"decision_id"`
+	Labels     map[string]string `json:"labels"`
+	Bundles    map[string]Bundle `json:"bundles"`
+	Path       string            `json:"path"`
+	Input      json.RawMessage   `json:"input"`
+	Result     json.RawMessage   `json:"result"`
+	Timestamp  time.Time         `json:"timestamp"`
+
+	// Inexact marks a host decision whose rebuilt input does not hash to
+	// the recorded one (the history was written by other code, or edited):
+	// the input shown is then not proven to be what the policy saw.
+	Inexact bool `json:"-"`
+}
+
+// Bundle names the policy bundle's revision that decided.
+type Bundle struct {
+	Revision string `json:"revision"`
+}
+
+// BundleName is the bundle name entries give the revision under.
+const BundleName = "patchway"
+
+// Options choose what Read reads.
+type Options struct {
+	// RunID starts at this run of the rollout's chain instead of its
+	// first.
+	RunID string
+	// Follow waits for new decisions until the rollout's workflow ends.
+	// A batch's host decisions come when the batch ends.
+	Follow bool
+	// Version is the Patchway version put in each entry's labels.
+	Version string
+}
+
+// Read gives emit every decision of the rollout, oldest first: every
+// run of its continue-as-new chain, and each batch child's host decisions
+// where the parent sees the child end (children still running, without
+// Follow, as far as they got).
+func Read(ctx context.Context, c client.Client, rolloutID string, o Options, emit func(Entry) error) error {
+	r := &reader{c: c, rollout: rolloutID, o: o, emit: emit}
+	id := workflows.WorkflowID(rolloutID)
+	runs, err := r.chain(ctx, id)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(runs); i++ {
+		next, err := r.run(ctx, id, runs[i])
+		if err != nil {
+			return err
+		}
+		if next != "" && (i == len(runs)-1) {
+			runs = append(runs, next)
+		}
+	}
+	return nil
+}
+
+type reader struct {
+	c       client.Client
+	rollout string
+	o       Options
+	emit    func(Entry) error
+}
+
+// chain lists the runs of the rollout's latest execution chain, first
+// run first, from o.RunID when set.
+func (r *reader) chain(ctx context.Context, id string) ([]string, error) {
+	desc, err := r.c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return nil, fmt.Errorf("rollout %s: %w", r.rollout, err)
+	}
+	run := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	var runs []string
+	for run != "" {
+		runs = append([]string{run}, runs...)
+		if run == r.o.RunID {
+			return runs, nil
+		}
+		it := r.c.GetWorkflowHistory(ctx, id, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		if !it.HasNext() {
+			break
+		}
+		first, err := it.Next()
+		if err != nil {
+			return nil, fmt.Errorf("rollout %s: read run %s: %w", r.rollout, run, err)
+		}
+		run = first.GetWorkflowExecutionStartedEventAttributes().GetContinuedExecutionRunId()
+	}
+	if r.o.RunID != "" {
+		return nil, fmt.Errorf("rollout %s: run %s is not in the chain of its latest execution (%s)", r.rollout, r.o.RunID, runs[len(runs)-1])
+	}
+	return runs, nil
+}
+
+// run emits the decisions of one run of the rollout workflow and returns
+// the run it continued as, if any.
+func (r *reader) run(ctx context.Context, id, runID string) (string, error) {
+	it := r.c.GetWorkflowHistory(ctx, id, runID, r.o.Follow, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var (
+		open []*commonpb.WorkflowExecution // children started, not yet read
+		next string
+	)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return "", fmt.Errorf("rollout %s: read run %s: %w", r.rollout, runID, err)
+		}
+		at := where{workflow: id, run: runID, event: ev.GetEventId()}
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_MARKER_RECORDED:
+			if err := r.marker(at, ev.GetMarkerRecordedEventAttributes()); err != nil {
+				return "", err
+			}
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+			open = append(open, ev.GetChildWorkflowExecutionStartedEventAttributes().GetWorkflowExecution())
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED, enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED,
+			enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED, enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT,
+			enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED:
+			ex := closedChild(ev)
+			for i, o := range open {
+				if o.GetWorkflowId() == ex.GetWorkflowId() && o.GetRunId() == ex.GetRunId() {
+					open = append(open[:i], open[i+1:]...)
+					break
+				}
+			}
+			if err := r.child(ctx, ex); err != nil {
+				return "", err
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+			next = ev.GetWorkflowExecutionContinuedAsNewEventAttributes().GetNewExecutionRunId()
+		}
+	}
+	for _, ex := range open {
+		if err := r.child(ctx, ex); err != nil {
+			return "", err
+		}
+	}
+	return next, nil
+}
+
+func closedChild(ev *historypb.HistoryEvent) *commonpb.WorkflowExecution {
+	switch ev.GetEventType() {
+	case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+		return ev.GetChildWorkflowExecutionCompletedEventAttributes().GetWorkflowExecution()
+	case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED:
+		return ev.GetChildWorkflowExecutionFailedEventAttributes().GetWorkflowExecution()
+	case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED:
+		return ev.GetChildWorkflowExecutionCanceledEventAttributes().GetWorkflowExecution()
+	case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT:
+		return ev.GetChildWorkflowExecutionTimedOutEventAttributes().GetWorkflowExecution()
+	default:
+		return ev.GetChildWorkflowExecutionTerminatedEventAttributes().GetWorkflowExecution()
+	}
+}
+
+// where a decision is in history.
+type where struct {
+	workflow, run string
+	event         int64
+}
+
+// localActivityMarker is the SDK's marker name for a local activity; its
+// "result" detail is the activity's result.
+const localActivityMarker = "LocalActivity"
+
+// marker emits the records a local activity's result carries.
+func (r *reader) marker(at where, m *historypb.MarkerRecordedEventAttributes) error {
+	if m.GetMarkerName() != localActivityMarker {
+		return nil
+	}
+	res, ok := m.GetDetails()["result"]
+	if !ok || len(res.GetPayloads()) == 0 {
+		return nil // a failed local activity has no result
+	}
+	var carried struct {
+		Records []contract.DecisionRecord `json:"records"`
+	}
+	if err := converter.GetDefaultDataConverter().FromPayloads(res, &carried); err != nil {
+		// Not every local activity result is an object of records.
+		return nil
+	}
+	for i, rec := range carried.Records {
+		if err := r.emit(r.entry(at, i, rec, "")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// entry makes a record an OPA decision-log entry. The decision id is a
+// name-based UUID of where the decision is in history, so reading twice
+// gives the same ids.
+func (r *reader) entry(at where, i int, rec contract.DecisionRecord, host string) Entry {
+	event := strconv.FormatInt(at.event, 10)
+	labels := map[string]string{
+		"id": "patchway", "version": r.o.Version, "rollout_id": r.rollout,
+		"workflow_id": at.workflow, "run_id": at.run, "event_id": event, "input_sha256": rec.InputHash,
+	}
+	if host != "" {
+		labels["host"] = host
+	}
+	return Entry{
+		DecisionID: uuid.NewSHA1(idSpace, []byte(at.workflow+"/"+at.run+"/"+event+"/"+strconv.Itoa(i))).String(),
+		Labels:     labels,
+		Bundles:    map[string]Bundle{BundleName: {Revision: rec.Revision}},
+		Path:       rec.Path, Input: rec.Input, Result: rec.Result, Timestamp: rec.Time,
+	}
+}
+
+// idSpace is the UUID name space of Patchway's decision ids.
+var idSpace = uuid.MustParse("6f1c8a52-3b0e-4c2a-9d55-7e0a4b1f2c90")
+
+// child emits the host decisions of a batch child's history.
+func (r *reader) child(ctx context.Context, ex *commonpb.WorkflowExecution) error {
+	it := r.c.GetWorkflowHistory(ctx, ex.GetWorkflowId(), ex.GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	scheduled := map[int64]*historypb.ActivityTaskScheduledEventAttributes{}
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return fmt.Errorf("rollout %s: read batch %s: %w", r.rollout, ex.GetWorkflowId(), err)
+		}
+		at := where{workflow: ex.GetWorkflowId(), run: ex.GetRunId(), event: ev.GetEventId()}
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_MARKER_RECORDED:
+			if err := r.marker(at, ev.GetMarkerRecordedEventAttributes()); err != nil {
+				return err
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+			scheduled[ev.GetEventId()] = ev.GetActivityTaskScheduledEventAttributes()
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+			done := ev.GetActivityTaskCompletedEventAttributes()
+			s := scheduled[done.GetScheduledEventId()]
+			if s == nil {
+				continue
+			}
+			e, ok, err := hostEntry(s, done.GetResult())
+			if err != nil {
+				return fmt.Errorf("rollout %s: batch %s event %d: %w", r.rollout, ex.GetWorkflowId(), ev.GetEventId(), err)
+			}
+			if !ok {
+				continue
+			}
+			entry := r.entry(at, 0, e.record, e.host)
+			entry.Inexact = e.inexact
+			if err := r.emit(entry); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type hostDecision struct {
+	host    string
+	record  contract.DecisionRecord
+	inexact bool
+}
+
+// hostEntry rebuilds the compliance decision of a host activity's
+// verdict: ok false when the activity carries none (not a host
+// activity, or recorded before verdicts kept their decision).
+func hostEntry(s *historypb.ActivityTaskScheduledEventAttributes, result *commonpb.Payloads) (hostDecision, bool, error) {
+	var v contract.HostVerdict
+	dc := converter.GetDefaultDataConverter()
+	switch s.GetActivityType().GetName() {
+	case contract.VerifyPatchName:
+		if err := dc.FromPayloads(result, &v); err != nil {
+			return hostDecision{}, false, fmt.Errorf("decode %s result: %w", contract.VerifyPatchName, err)
+		}
+	case contract.PatchHostName, contract.UninstallPatchName:
+		var res struct {
+			Verdict contract.HostVerdict `json:"verdict"`
+		}
+		if err := dc.FromPayloads(result, &res); err != nil {
+			return hostDecision{}, false, fmt.Errorf("decode %s result: %w", s.GetActivityType().GetName(), err)
+		}
+		v = res.Verdict
+	default:
+		return hostDecision{}, false, nil
+	}
+	if v.Judged == nil {
+		return hostDecision{}, false, nil
+	}
+	var in struct {
+		Target contract.HostTarget `json:"target"`
+	}
+	if err := dc.FromPayloads(s.GetInput(), &in); err != nil {
+		return hostDecision{}, false, fmt.Errorf("decode %s input: %w", s.GetActivityType().GetName(), err)
+	}
+	var scan *hostscript.ScanResult
+	if v.Judged.Facts.Reachable {
+		scan = &v.Evidence
+	}
+	input, hash, err := policies.InputRecord(policies.NewComplianceInput(in.Target, scan, v.Judged.Facts))
+	if err != nil {
+		return hostDecision{}, false, err
+	}
+	res, err := json.Marshal(complianceResult{
+		Allow: v.Decision.Allow, Violations: v.Decision.Violations, Revision: v.Decision.Revision, Error: v.Decision.Error,
+		State: string(v.State), Reasons: v.Reasons, SupersededBy: v.Judged.SupersededBy, Baseline: v.Baseline,
+		PreflightSettles: v.PreflightSettles, Install: v.Judged.Install,
+	})
+	if err != nil {
+		return hostDecision{}, false, errors.Join(errors.New("encode compliance result"), err)
+	}
+	return hostDecision{
+		host: v.Host,
+		record: contract.DecisionRecord{
+			Path: v.Judged.Path, Revision: v.Decision.Revision, Input: input, InputHash: v.Judged.InputHash,
+			Result: res, Time: v.Judged.Facts.Now,
+		},
+		inexact: hash != v.Judged.InputHash,
+	}, true, nil
+}
+
+// complianceResult is the compliance decision as the policy gave it,
+// from the verdict and its record.
+type complianceResult struct {
+	Allow            bool                `json:"allow"`
+	Violations       []rollout.Violation `json:"violations,omitempty"`
+	Revision         string              `json:"revision"`
+	Error            string              `json:"error,omitempty"`
+	State            string              `json:"state"`
+	Reasons          []string            `json:"reasons"`
+	SupersededBy     string              `json:"superseded_by,omitempty"`
+	Baseline         string              `json:"baseline,omitempty"`
+	PreflightSettles bool                `json:"preflight_settles,omitempty"`
+	Install          bool                `json:"install"`
+}

@@ -1,0 +1,127 @@
+package policies
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/patchway/patchway/contract"
+)
+
+// Recorder collects a record of every decision evaluated with its
+// context (WithRecorder): path, revision, input, input hash, result and
+// time. It is safe for concurrent use.
+type Recorder struct {
+	mu      sync.Mutex
+	records []contract.DecisionRecord
+}
+
+type recorderKey struct{}
+
+// WithRecorder returns a context whose decisions are recorded in the
+// returned Recorder.
+func WithRecorder(ctx context.Context) (context.Context, *Recorder) {
+	r := &Recorder{}
+	return context.WithValue(ctx, recorderKey{}, r), r
+}
+
+// Records returns the records so far, in evaluation order.
+func (r *Recorder) Records() []contract.DecisionRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.records)
+}
+
+// Last returns the latest record of decision, if any.
+func (r *Recorder) Last(decision string) (contract.DecisionRecord, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.records) - 1; i >= 0; i-- {
+		if r.records[i].Path == DecisionPath(decision) {
+			return r.records[i], true
+		}
+	}
+	return contract.DecisionRecord{}, false
+}
+
+// record adds the evaluation of decision on input with result, when ctx
+// carries a recorder. A record that cannot be encoded is left out rather
+// than failing the decision it describes.
+func record(ctx context.Context, decision, revision string, input ast.Value, result any, now time.Time) {
+	r, _ := ctx.Value(recorderKey{}).(*Recorder)
+	if r == nil {
+		return
+	}
+	in, hash, err := canonicalValue(input)
+	if err != nil {
+		return
+	}
+	res, err := canonicalJSON(result)
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.records = append(r.records, contract.DecisionRecord{
+		Path: DecisionPath(decision), Revision: revision, Input: in, InputHash: hash, Result: res, Time: now.UTC(),
+	})
+}
+
+// DecisionPath is a decision's rule as OPA's decision log names it.
+func DecisionPath(decision string) string { return "patchway/" + decision + "/decision" }
+
+// DecisionOfPath is the decision a path names ("" when it names none of
+// the engine's).
+func DecisionOfPath(path string) string {
+	for _, d := range Decisions {
+		if DecisionPath(d) == path {
+			return d
+		}
+	}
+	return ""
+}
+
+// InputRecord is a decision input as a record holds it: canonical JSON
+// (object keys sorted, no white space) of exactly what the policy is
+// given, and its hash "sha256:<hex>". The engine records with it and a
+// reader that rebuilds an input proves it exact with it.
+func InputRecord(in any) (json.RawMessage, string, error) {
+	v, err := toValue(in)
+	if err != nil {
+		return nil, "", fmt.Errorf("encode decision input: %w", err)
+	}
+	return canonicalValue(v)
+}
+
+func canonicalValue(v ast.Value) (json.RawMessage, string, error) {
+	x, err := ast.JSON(v)
+	if err != nil {
+		return nil, "", err
+	}
+	raw, err := canonicalJSON(x)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(raw)
+	return raw, "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// canonicalJSON encodes x with sorted keys (encoding/json sorts maps) and
+// without HTML escaping, so a reason reads as written.
+func canonicalJSON(x any) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(x); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
