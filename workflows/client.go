@@ -160,15 +160,28 @@ func Closed(ctx context.Context, c client.Client, rolloutID string) (bool, error
 // RunningRollouts lists the ids of the rollouts whose workflow runs, by
 // visibility, sorted.
 func RunningRollouts(ctx context.Context, c client.Client) ([]string, error) {
+	return listRollouts(ctx, c, "running rollouts", "ExecutionStatus = 'Running'")
+}
+
+// RolloutsSince lists the ids of the rollouts with a run started at or
+// after since, running or closed, by visibility, sorted.
+func RolloutsSince(ctx context.Context, c client.Client, since time.Time) ([]string, error) {
+	return listRollouts(ctx, c, "rollouts since "+since.UTC().Format(time.RFC3339),
+		fmt.Sprintf("StartTime >= '%s'", since.UTC().Format(time.RFC3339)))
+}
+
+// listRollouts lists the rollout ids of the rollout workflows a
+// visibility condition selects, each once, sorted.
+func listRollouts(ctx context.Context, c client.Client, what, cond string) ([]string, error) {
 	var ids []string
 	var token []byte
 	for {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query:         fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", RolloutWorkflowName),
+			Query:         fmt.Sprintf("WorkflowType = '%s' AND %s", RolloutWorkflowName, cond),
 			NextPageToken: token,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("list running rollouts: %w", err)
+			return nil, fmt.Errorf("list %s: %w", what, err)
 		}
 		for _, e := range resp.GetExecutions() {
 			if id, ok := strings.CutPrefix(e.GetExecution().GetWorkflowId(), WorkflowID("")); ok && !slices.Contains(ids, id) {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -85,7 +86,7 @@ func TestE2EDecisionsPrintsEveryDecisionAsOPADecisionLog(t *testing.T) {
 	}
 	ids := map[string]bool{}
 	byPath := map[string]int{}
-	bytesByPath := map[string]int{} // input + result bytes, for the note on sizes
+	bytesByPath := map[string]int{}   // input + result bytes, for the note on sizes
 	finalState := map[string]string{} // host -> state of its last compliance decision
 	approvals := 0
 	sc := bufio.NewScanner(strings.NewReader(out))
@@ -149,6 +150,48 @@ func TestE2EDecisionsPrintsEveryDecisionAsOPADecisionLog(t *testing.T) {
 	t.Logf("%d decisions (%d bytes): %v", len(ids), len(out), byPath)
 	for path, n := range byPath {
 		t.Logf("%s: %d decisions, %d bytes of input and result each on average", path, n, bytesByPath[path]/n)
+	}
+
+	// The same policy decides the same; a candidate that halves the
+	// critical SLA (24h to 12h, halved again by the worm: 6h earlier)
+	// and takes bob out of the approving groups moves the deadline and
+	// refuses his approvals.
+	same := e.cli(ctx, "policy", "whatif", id, "--fail-on-change")
+	if same.code != 0 || same.stdout != "" || !strings.Contains(same.stderr, "0 difference(s)") {
+		t.Errorf("whatif under the policy in force: exit %d\nstdout: %s\nstderr: %s", same.code, same.stdout, same.stderr)
+	}
+	cand := filepath.Join(e.dir, "candidate")
+	if err := os.MkdirAll(cand, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cand, "e2e-overrides.json"), []byte(e2ePolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cand, "tighter.json"), []byte(`{"sla": {"hours": {"critical": 12}}, "groups": {"infrastructure-leads": ["carol"], "identity-team": ["carol"]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	diff := e.cli(ctx, "policy", "whatif", id, "--policy-dir", cand, "--fail-on-change")
+	if diff.code != 1 {
+		t.Errorf("whatif under the candidate: exit %d, want 1 (--fail-on-change)\nstdout: %s\nstderr: %s", diff.code, diff.stdout, diff.stderr)
+	}
+	for _, want := range []string{id + "  deadline    sla KB958644: ", "earlier by 6h0m0s", "  refusal     approve ", " by bob: allowed -> refused (not_in_group"} {
+		if !strings.Contains(diff.stdout, want) {
+			t.Errorf("whatif under the candidate lacks %q:\n%s", want, diff.stdout)
+		}
+	}
+	t.Logf("whatif under the candidate:\n%s%s", diff.stdout, diff.stderr)
+	if r := e.cli(ctx, "policy", "whatif"); r.code == 0 || !strings.Contains(r.stderr, "--since") {
+		t.Errorf("whatif with no rollout: exit %d, stderr %q; want a refusal naming --since", r.code, r.stderr)
+	}
+	broken := filepath.Join(e.dir, "broken")
+	if err := os.MkdirAll(broken, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(broken, "gates.rego"), []byte("package patchway.gates\n\ndecision := {\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.cli(ctx, "policy", "whatif", id, "--policy-dir", broken); r.code == 0 || !strings.Contains(r.stderr, "gates.rego:") {
+		t.Errorf("whatif under a broken candidate: exit %d, stderr %q; want a refusal at gates.rego:line", r.code, r.stderr)
 	}
 
 	if r := e.cli(ctx, "decisions", "no-such-rollout"); r.code == 0 || !strings.Contains(r.stderr, "no-such-rollout") {

@@ -22,7 +22,7 @@ func newPolicyCmd(g *globalFlags) *cobra.Command {
 		Use:   "policy",
 		Short: "Test, evaluate and format the Rego policies (the embedded defaults, or --policy-dir)",
 	}
-	cmd.AddCommand(newPolicyTestCmd(g), newPolicyEvalCmd(g), newPolicyFmtCmd(), newPolicyCapabilitiesCmd())
+	cmd.AddCommand(newPolicyTestCmd(g), newPolicyEvalCmd(g), newPolicyWhatIfCmd(g), newPolicyFmtCmd(), newPolicyCapabilitiesCmd())
 	return cmd
 }
 

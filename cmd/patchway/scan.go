@@ -214,20 +214,21 @@ func (o *scanOptions) input(errOut io.Writer) (scan.Input, error) {
 
 // parseInterval reads --every: Go durations plus whole days ("7d").
 func parseInterval(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	var d time.Duration
-	var err error
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n int
-		n, err = strconv.Atoi(days)
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		d, err = time.ParseDuration(s)
-	}
+	d, err := parseDayDuration(s)
 	if err != nil || d < scan.MinInterval {
 		return 0, fmt.Errorf("--every %q: want a duration of at least %s (\"24h\", \"7d\")", s, scan.MinInterval)
 	}
 	return d, nil
+}
+
+// parseDayDuration reads a Go duration or whole days ("30d").
+func parseDayDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		return time.Duration(n) * 24 * time.Hour, err
+	}
+	return time.ParseDuration(s)
 }
 
 // runScan starts a one-off scan and, with wait, prints its result.
