@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -124,4 +125,20 @@ func canonicalJSON(x any) (json.RawMessage, error) {
 		return nil, err
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// RuleLocation is where rule `rule` of a decision's package is defined
+// in this engine's bundle ("compliance.rego:277"), or "" when the bundle
+// defines no such rule. `patchway explain` names the rule that decided
+// with it.
+func (e *Engine) RuleLocation(decision, rule string) string {
+	ref, err := ast.ParseRef("data.patchway." + decision + "." + rule)
+	if err != nil {
+		return ""
+	}
+	rules := e.cur.Load().compiler.GetRulesExact(ref)
+	if len(rules) == 0 || rules[0].Location == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d", filepath.Base(rules[0].Location.File), rules[0].Location.Row)
 }

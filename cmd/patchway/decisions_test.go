@@ -194,6 +194,26 @@ func TestE2EDecisionsPrintsEveryDecisionAsOPADecisionLog(t *testing.T) {
 		t.Errorf("whatif under a broken candidate: exit %d, stderr %q; want a refusal at gates.rego:line", r.code, r.stderr)
 	}
 
+	// explain: a host's chain with its evidence and the rule that
+	// decided; a gate's approvals; the rollout's own decisions.
+	host := e.mustCLI(ctx, "explain", id, "--host", "EMEA-PATCHED-0001")
+	for _, want := range []string{"host EMEA-PATCHED-0001 in rollout ms08-067: ", "compliance  state compliant (preflight baseline: compliant)",
+		"rule compliant at compliance.rego:", "because: ", "evidence (scan at ", "netapi32.dll"} {
+		if !strings.Contains(host, want) {
+			t.Errorf("explain --host lacks %q:\n%s", want, host)
+		}
+	}
+	if gate := e.mustCLI(ctx, "explain", id, "--gate", "lab"); !strings.Contains(gate, "approve lab by bob: allowed") {
+		t.Errorf("explain --gate lab lacks bob's approval:\n%s", gate)
+	}
+	if own := e.mustCLI(ctx, "explain", id); !strings.Contains(own, "sla  deadline ") || !strings.Contains(own, "rule deadline at sla.rego:") || strings.Contains(own, "compliance  state") {
+		t.Errorf("explain of the rollout: want its deadline with the rule, and no host's decision:\n%s", own)
+	}
+	t.Logf("explain --host EMEA-PATCHED-0001:\n%s", host)
+	if r := e.cli(ctx, "explain", id, "--host", "NO-SUCH-HOST"); r.code == 0 || !strings.Contains(r.stderr, "no recorded decision for host NO-SUCH-HOST") {
+		t.Errorf("explain of an unknown host: exit %d, stderr %q", r.code, r.stderr)
+	}
+
 	if r := e.cli(ctx, "decisions", "no-such-rollout"); r.code == 0 || !strings.Contains(r.stderr, "no-such-rollout") {
 		t.Errorf("decisions of an unknown rollout: exit %d, stderr %q; want an error naming it", r.code, r.stderr)
 	}

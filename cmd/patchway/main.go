@@ -54,6 +54,7 @@ func newRootCmd() *cobra.Command {
 		newThreatCmd(g),
 		newDraftCmd(g),
 		newDecisionsCmd(g),
+		newExplainCmd(g),
 	)
 	return root
 }
