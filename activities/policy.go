@@ -81,27 +81,26 @@ func (p *PolicyActivities) AuthorizeGate(ctx context.Context, in contract.Author
 // starts without a reboot; one whose reboot is required but not allowed
 // now is held.
 func (p *PolicyActivities) DecideReboot(ctx context.Context, in contract.DecideRebootInput) (contract.RebootDecision, error) {
-	zones := map[string]string{}
-	for _, s := range in.Sites {
-		zones[s.Name] = s.TimeZone
-	}
 	inFlight := slices.Clone(in.InFlight)
 	out := contract.RebootDecision{Decision: rollout.Decision{Allow: true, Revision: p.Engine.Revision()}}
 	for _, h := range in.Candidates {
 		if len(out.Start) >= in.Slots {
 			break
 		}
-		d, err := p.Engine.Reboot(ctx, policies.RebootInput{
-			Host: h, Patch: in.Patch, RebootPending: slices.Contains(in.RebootPending, h.Name),
-			Window: in.Window, TimeZone: zones[h.Site], Deadline: in.Deadline, InFlight: inFlight,
-			Accelerations: in.Accelerations, Now: in.Now,
-			// The host is being reached now: if it answers, a laptop has
-			// checked in; if not, PatchHost reports it unreachable and the
-			// rollout retries it at its next check-in.
-			CheckedIn: true,
-		})
+		rctx, rec := policies.WithRecorder(ctx)
+		d, err := p.Engine.Reboot(rctx, policies.NewRebootInput(in, h, inFlight))
 		if cerr := ctx.Err(); cerr != nil {
 			return contract.RebootDecision{}, fmt.Errorf("decide reboot of %s: %w", h.Name, cerr)
+		}
+		if r, ok := rec.Last(policies.DecisionReboot); ok {
+			// By reference: the batch child's input holds the hosts.
+			names := make([]string, 0, len(inFlight))
+			for _, f := range inFlight {
+				names = append(names, f.Name)
+			}
+			out.RebootRecords = append(out.RebootRecords, contract.RebootRecord{
+				Host: h.Name, InFlight: names, Revision: r.Revision, InputHash: r.InputHash, Result: r.Result, Time: r.Time,
+			})
 		}
 		switch {
 		case err == nil && d.Allow:

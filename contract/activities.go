@@ -331,6 +331,9 @@ type RebootDecision struct {
 	rollout.Decision
 	Start []RebootPlan `json:"start"`
 	Held  []HeldHost   `json:"held,omitempty"`
+	// RebootRecords are the admissions behind this decision, one per
+	// candidate evaluated; the workflow keeps them in history only.
+	RebootRecords []RebootRecord `json:"reboot_records,omitempty"`
 }
 
 // DecideWaveInput asks the wave policy whether a wave (or a stage, Kind

@@ -81,3 +81,17 @@ type RebootWait struct {
 	Polls     int    `json:"polls"`
 	LastError string `json:"last_error,omitempty"`
 }
+
+// RebootRecord is one reboot admission, kept by reference: the host and
+// the hosts in flight are named, because the batch child's input holds
+// them (with the patch, window, sites, deadline and accelerations). The
+// reader rebuilds the input with policies.NewRebootInput and proves it by
+// the hash.
+type RebootRecord struct {
+	Host      string          `json:"host"`
+	InFlight  []string        `json:"in_flight,omitempty"`
+	Revision  string          `json:"revision"`
+	InputHash string          `json:"input_hash"`
+	Result    json.RawMessage `json:"result"`
+	Time      time.Time       `json:"time"`
+}

@@ -157,9 +157,12 @@ func (r *reader) run(ctx context.Context, id, runID string) (string, error) {
 		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED, enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED,
 			enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED, enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT,
 			enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED:
+			// The closing event names the child's last run; its decisions
+			// start at the run the started event named.
 			ex := closedChild(ev)
 			for i, o := range open {
-				if o.GetWorkflowId() == ex.GetWorkflowId() && o.GetRunId() == ex.GetRunId() {
+				if o.GetWorkflowId() == ex.GetWorkflowId() {
+					ex = o
 					open = append(open[:i], open[i+1:]...)
 					break
 				}
@@ -251,20 +254,49 @@ func (r *reader) entry(at where, i int, rec contract.DecisionRecord, host string
 // idSpace is the UUID name space of Patchway's decision ids.
 var idSpace = uuid.MustParse("6f1c8a52-3b0e-4c2a-9d55-7e0a4b1f2c90")
 
-// child emits the host decisions of a batch child's history.
+// child emits the host decisions of a batch child's history, following
+// the runs it continued as.
 func (r *reader) child(ctx context.Context, ex *commonpb.WorkflowExecution) error {
-	it := r.c.GetWorkflowHistory(ctx, ex.GetWorkflowId(), ex.GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for run := ex.GetRunId(); run != ""; {
+		next, err := r.childRun(ctx, ex.GetWorkflowId(), run)
+		if err != nil {
+			return err
+		}
+		run = next
+	}
+	return nil
+}
+
+// childRun emits the decisions of one run of a batch child: its reboot
+// admissions (rebuilt from the run's input) and its hosts' compliance
+// decisions. It returns the run it continued as, if any.
+func (r *reader) childRun(ctx context.Context, id, runID string) (string, error) {
+	it := r.c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	scheduled := map[int64]*historypb.ActivityTaskScheduledEventAttributes{}
+	var (
+		batch *workflows.HostBatchInput
+		next  string
+	)
+	dc := converter.GetDefaultDataConverter()
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
-			return fmt.Errorf("rollout %s: read batch %s: %w", r.rollout, ex.GetWorkflowId(), err)
+			return "", fmt.Errorf("rollout %s: read batch %s: %w", r.rollout, id, err)
 		}
-		at := where{workflow: ex.GetWorkflowId(), run: ex.GetRunId(), event: ev.GetEventId()}
+		at := where{workflow: id, run: runID, event: ev.GetEventId()}
 		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+			var in workflows.HostBatchInput
+			if err := dc.FromPayloads(ev.GetWorkflowExecutionStartedEventAttributes().GetInput(), &in); err == nil {
+				batch = &in
+			}
 		case enumspb.EVENT_TYPE_MARKER_RECORDED:
-			if err := r.marker(at, ev.GetMarkerRecordedEventAttributes()); err != nil {
-				return err
+			m := ev.GetMarkerRecordedEventAttributes()
+			if err := r.marker(at, m); err != nil {
+				return "", err
+			}
+			if err := r.reboots(at, m, batch); err != nil {
+				return "", err
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			scheduled[ev.GetEventId()] = ev.GetActivityTaskScheduledEventAttributes()
@@ -276,7 +308,7 @@ func (r *reader) child(ctx context.Context, ex *commonpb.WorkflowExecution) erro
 			}
 			e, ok, err := hostEntry(s, done.GetResult())
 			if err != nil {
-				return fmt.Errorf("rollout %s: batch %s event %d: %w", r.rollout, ex.GetWorkflowId(), ev.GetEventId(), err)
+				return "", fmt.Errorf("rollout %s: batch %s event %d: %w", r.rollout, id, ev.GetEventId(), err)
 			}
 			if !ok {
 				continue
@@ -284,8 +316,67 @@ func (r *reader) child(ctx context.Context, ex *commonpb.WorkflowExecution) erro
 			entry := r.entry(at, 0, e.record, e.host)
 			entry.Inexact = e.inexact
 			if err := r.emit(entry); err != nil {
-				return err
+				return "", err
 			}
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+			next = ev.GetWorkflowExecutionContinuedAsNewEventAttributes().GetNewExecutionRunId()
+		}
+	}
+	return next, nil
+}
+
+// reboots emits the reboot admissions a DecideReboot marker carries,
+// each input rebuilt from the batch's input by policies.NewRebootInput.
+// An admission naming a host the batch does not hold is emitted without
+// an input and marked inexact.
+func (r *reader) reboots(at where, m *historypb.MarkerRecordedEventAttributes, batch *workflows.HostBatchInput) error {
+	if m.GetMarkerName() != localActivityMarker {
+		return nil
+	}
+	res, ok := m.GetDetails()["result"]
+	if !ok || len(res.GetPayloads()) == 0 {
+		return nil
+	}
+	var carried struct {
+		Records []contract.RebootRecord `json:"reboot_records"`
+	}
+	if err := converter.GetDefaultDataConverter().FromPayloads(res, &carried); err != nil || len(carried.Records) == 0 {
+		return nil
+	}
+	hosts := map[string]workflows.BatchHost{}
+	if batch != nil {
+		for _, h := range batch.Hosts {
+			hosts[h.Host.Name] = h
+		}
+	}
+	for i, rec := range carried.Records {
+		dr := contract.DecisionRecord{Path: policies.DecisionPath(policies.DecisionReboot), Revision: rec.Revision, InputHash: rec.InputHash, Result: rec.Result, Time: rec.Time}
+		exact := false
+		if h, ok := hosts[rec.Host]; ok && batch != nil {
+			call := contract.DecideRebootInput{Patch: batch.Patch, Window: batch.Window, Sites: batch.Sites,
+				Deadline: batch.Deadline, Accelerations: batch.Accelerations, Now: rec.Time}
+			if h.RebootPending {
+				call.RebootPending = []string{h.Host.Name}
+			}
+			inFlight := make([]rollout.Host, 0, len(rec.InFlight))
+			found := true
+			for _, name := range rec.InFlight {
+				f, ok := hosts[name]
+				found = found && ok
+				inFlight = append(inFlight, f.Host)
+			}
+			if found {
+				input, hash, err := policies.InputRecord(policies.NewRebootInput(call, h.Host, inFlight))
+				if err != nil {
+					return err
+				}
+				dr.Input, exact = input, hash == rec.InputHash
+			}
+		}
+		entry := r.entry(at, 1000+i, dr, rec.Host)
+		entry.Inexact = !exact
+		if err := r.emit(entry); err != nil {
+			return err
 		}
 	}
 	return nil

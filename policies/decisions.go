@@ -2,6 +2,7 @@ package policies
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/patchway/patchway/contract"
@@ -228,6 +229,28 @@ type RebootInput struct {
 	// Accelerations granted by the escalation policy (reboot_outside_window).
 	Accelerations []string  `json:"accelerations,omitempty"`
 	Now           time.Time `json:"now"`
+}
+
+// NewRebootInput is the reboot policy's admission input for candidate h
+// of a DecideReboot call with the hosts inFlight: the activity builds it
+// to decide, and the decision record's reader builds it again from the
+// batch child's input, so the record's hash proves the rebuilt input
+// exact. The host is being reached now, so a laptop counts as checked in:
+// if it does not answer, PatchHost reports it unreachable and the
+// rollout retries it at its next check-in.
+func NewRebootInput(in contract.DecideRebootInput, h rollout.Host, inFlight []rollout.Host) RebootInput {
+	tz := ""
+	for _, s := range in.Sites {
+		if s.Name == h.Site {
+			tz = s.TimeZone
+			break
+		}
+	}
+	return RebootInput{
+		Host: h, Patch: in.Patch, RebootPending: slices.Contains(in.RebootPending, h.Name),
+		Window: in.Window, TimeZone: tz, Deadline: in.Deadline, InFlight: inFlight,
+		Accelerations: in.Accelerations, Now: in.Now, CheckedIn: true,
+	}
 }
 
 // RebootFacts are the host's evidence the reboot policy weighs after the

@@ -15,6 +15,7 @@ import (
 
 	"github.com/patchway/patchway/devserver"
 	"github.com/patchway/patchway/fleetsim"
+	"github.com/patchway/patchway/rollout"
 	"github.com/patchway/patchway/workflows"
 )
 
@@ -134,7 +135,7 @@ func TestE2EDecisionsPrintsEveryDecisionAsOPADecisionLog(t *testing.T) {
 			finalState[en.Labels["host"]] = res.State
 		}
 	}
-	for _, path := range []string{"patchway/sla/decision", "patchway/plan/decision", "patchway/gates/decision", "patchway/waves/decision", "patchway/compliance/decision"} {
+	for _, path := range []string{"patchway/sla/decision", "patchway/plan/decision", "patchway/gates/decision", "patchway/waves/decision", "patchway/compliance/decision", "patchway/reboot/decision"} {
 		if byPath[path] == 0 {
 			t.Errorf("no %s entry; paths seen: %v", path, byPath)
 		}
@@ -217,4 +218,68 @@ func TestE2EDecisionsPrintsEveryDecisionAsOPADecisionLog(t *testing.T) {
 	if r := e.cli(ctx, "decisions", "no-such-rollout"); r.code == 0 || !strings.Contains(r.stderr, "no-such-rollout") {
 		t.Errorf("decisions of an unknown rollout: exit %d, stderr %q; want an error naming it", r.code, r.stderr)
 	}
+}
+
+// TestE2EDecisionsFollowEveryContinueAsNew starts MS08-067 on the
+// 14-host preflight fleet with run limits small enough that the rollout
+// and its batch children continue as new many times (2 batches per
+// rollout run, 2 hosts per batch run). Every decision is still read,
+// every rebuilt input is exact (the command exits 0), and every host's
+// last compliance decision is compliant.
+func TestE2EDecisionsFollowEveryContinueAsNew(t *testing.T) {
+	e := newE2E(t, e2eOptions{policyData: e2ePolicy})
+	fleet, inv := e.startFleetFrom(filepath.Join("testdata", "fleet-preflight.hcl"), fleetsim.Options{RebootDowntime: 200 * time.Millisecond})
+	e.startWorker()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const id = "ms08-067"
+	src, diags := rollout.LoadSource(e.fastRollout(), rollout.LoadOptions{InventoryPath: inv})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	in := workflows.NewRolloutInput(src, "alice", time.Now(), workflows.Tuning{BatchSize: 4, MaxBatchesPerRun: 2, MaxHostsPerRun: 2})
+	if _, _, err := workflows.Start(ctx, e.client, in); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.drive(ctx, id, 4*time.Minute, nil); p.Status != workflows.StatusCompleted {
+		t.Fatalf("rollout ended %s", p.Status)
+	}
+	out := e.mustCLI(ctx, "decisions", id)
+	runs := map[string]map[string]bool{} // workflow id -> run ids
+	final := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var en struct {
+			Labels map[string]string `json:"labels"`
+			Path   string            `json:"path"`
+			Result struct {
+				State string `json:"state"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(line), &en); err != nil {
+			t.Fatal(err)
+		}
+		w := en.Labels["workflow_id"]
+		if runs[w] == nil {
+			runs[w] = map[string]bool{}
+		}
+		runs[w][en.Labels["run_id"]] = true
+		if en.Path == "patchway/compliance/decision" {
+			final[en.Labels["host"]] = en.Result.State
+		}
+	}
+	rolloutRuns, batchMulti := len(runs[workflows.WorkflowID(id)]), 0
+	for w, r := range runs {
+		if w != workflows.WorkflowID(id) && len(r) > 1 {
+			batchMulti++
+		}
+	}
+	if rolloutRuns < 2 || batchMulti == 0 {
+		t.Errorf("decisions from %d rollout run(s) and %d batch(es) with several runs; want both to have continued as new", rolloutRuns, batchMulti)
+	}
+	for _, h := range fleet.Hosts() {
+		if final[h.Name()] != "compliant" {
+			t.Errorf("host %s: last compliance decision %q, want compliant", h.Name(), final[h.Name()])
+		}
+	}
+	t.Logf("decisions from %d rollout runs and %d workflows; %d batches ran several runs", rolloutRuns, len(runs), batchMulti)
 }

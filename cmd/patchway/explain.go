@@ -184,6 +184,7 @@ type decisionResult struct {
 	MaxParallel   int       `json:"max_parallel"`
 	NextWindow    time.Time `json:"next_window"`
 	Group         string    `json:"group"`
+	Required      bool      `json:"required"`
 	Contacts      []string  `json:"contacts"`
 	Accelerations []string  `json:"accelerations"`
 }
@@ -221,6 +222,11 @@ func explainEntry(out io.Writer, engine *policies.Engine, n int, e decisionlog.E
 			what += ", waits for its window at " + res.NextWindow.UTC().Format("2006-01-02 15:04 UTC")
 		case res.Allow:
 			what += fmt.Sprintf(", may dispatch (%d at a time)", res.MaxParallel)
+		}
+	case policies.DecisionReboot:
+		what = "reboot admission: " + map[bool]string{true: "may start and reboot now", false: "held"}[res.Allow]
+		if !res.Allow && !res.Required {
+			what = "reboot admission: starts without a reboot (none required)"
 		}
 	case policies.DecisionEscalation:
 		what = "notify " + cmp.Or(strings.Join(res.Contacts, ", "), "nobody")
