@@ -30,10 +30,6 @@ import (
 	uiconfig "github.com/temporalio/ui-server/v2/server/config"
 	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
 	enumspb "go.temporal.io/api/enums/v1"
-	namespacepb "go.temporal.io/api/namespace/v1"
-	"go.temporal.io/api/operatorservice/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/server/common/cluster"
@@ -372,76 +368,18 @@ func (s *Server) ensureNamespace(ctx context.Context) error {
 		return fmt.Errorf("connect to the embedded server: %w", err)
 	}
 	defer c.Close()
-
-	desc, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: s.opts.Namespace})
+	ch, err := PrepareNamespace(ctx, c, NamespaceSetup{
+		Namespace: s.opts.Namespace, Retention: s.opts.Retention, SearchAttributes: s.opts.SearchAttributes, Poll: namespaceRefresh / 4,
+	})
 	if err != nil {
-		return fmt.Errorf("describe namespace %s: %w", s.opts.Namespace, err)
-	}
-	if desc.GetConfig().GetWorkflowExecutionRetentionTtl().AsDuration() != s.opts.Retention {
-		_, err := c.WorkflowService().UpdateNamespace(ctx, &workflowservice.UpdateNamespaceRequest{
-			Namespace: s.opts.Namespace,
-			Config: &namespacepb.NamespaceConfig{
-				WorkflowExecutionRetentionTtl: durationpb.New(s.opts.Retention),
-			},
-		})
-		if err != nil {
-			return fmt.Errorf("set retention of namespace %s: %w", s.opts.Namespace, err)
-		}
-	}
-	return s.ensureSearchAttributes(ctx, c.OperatorService())
-}
-
-func (s *Server) ensureSearchAttributes(ctx context.Context, op operatorservice.OperatorServiceClient) error {
-	missing, err := s.missingSearchAttributes(ctx, op)
-	if err != nil || len(missing) == 0 {
 		return err
 	}
-	_, err = op.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
-		Namespace:        s.opts.Namespace,
-		SearchAttributes: missing,
-	})
-	var exists *serviceerror.AlreadyExists
-	if err != nil && !errors.As(err, &exists) {
-		return fmt.Errorf("register search attributes in %s: %w", s.opts.Namespace, err)
+	if len(ch.Added) > 0 {
+		// The frontend lists them; the history service refreshes its
+		// namespace cache on the same period, so wait one more.
+		return sleep(ctx, namespaceRefresh)
 	}
-	// The frontend sees them once its namespace cache refreshes; the
-	// history service refreshes on the same period, so wait one more.
-	for {
-		missing, err := s.missingSearchAttributes(ctx, op)
-		if err != nil {
-			return err
-		}
-		if len(missing) == 0 {
-			break
-		}
-		if err := sleep(ctx, namespaceRefresh/4); err != nil {
-			return fmt.Errorf("wait for search attributes %v: %w", keys(missing), err)
-		}
-	}
-	return sleep(ctx, namespaceRefresh)
-}
-
-// missingSearchAttributes lists the wanted search attributes the namespace
-// lacks; one registered with another type is an error the operator must
-// resolve (the server cannot change a search attribute's type).
-func (s *Server) missingSearchAttributes(ctx context.Context, op operatorservice.OperatorServiceClient) (map[string]enumspb.IndexedValueType, error) {
-	resp, err := op.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: s.opts.Namespace})
-	if err != nil {
-		return nil, fmt.Errorf("list search attributes of %s: %w", s.opts.Namespace, err)
-	}
-	have := resp.GetCustomAttributes()
-	missing := map[string]enumspb.IndexedValueType{}
-	for _, a := range s.opts.SearchAttributes {
-		t, ok := have[a.Name]
-		switch {
-		case !ok:
-			missing[a.Name] = a.Type
-		case t != a.Type:
-			return nil, fmt.Errorf("search attribute %s is registered as %s, Patchway needs %s: use a fresh state directory",
-				a.Name, t, a.Type)
-		}
-	}
-	return missing, nil
+	return nil
 }
 
 func (s *Server) startUI(ctx context.Context, port int) error {
@@ -523,14 +461,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-func keys(m map[string]enumspb.IndexedValueType) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // checkDatabase refuses a state file SQLite cannot use before the server

@@ -119,10 +119,6 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 	if o.inMemory {
 		stateDir = ""
 	}
-	attrs := make([]devserver.SearchAttribute, 0, len(workflows.SearchAttributes))
-	for _, a := range workflows.SearchAttributes {
-		attrs = append(attrs, devserver.SearchAttribute{Name: a.Name, Type: a.Type})
-	}
 	started := time.Now()
 	srv, err := devserver.Start(ctx, devserver.Options{
 		StateDir:         stateDir,
@@ -131,7 +127,7 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 		FrontendPort:     o.frontendPort,
 		UIPort:           o.uiPort,
 		DisableUI:        o.headless,
-		SearchAttributes: attrs,
+		SearchAttributes: patchwaySearchAttributes(),
 		Logger:           logger,
 	})
 	if err != nil {

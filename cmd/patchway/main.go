@@ -55,6 +55,7 @@ func newRootCmd() *cobra.Command {
 		newDraftCmd(g),
 		newDecisionsCmd(g),
 		newExplainCmd(g),
+		newSetupCmd(g),
 	)
 	return root
 }
