@@ -238,7 +238,7 @@ type simulatedFleet struct {
 
 // startSimulatedFleet starts hosts whose catalogue is patch, over HTTPS
 // verified with the fleet's CA, with a random password.
-func startSimulatedFleet(t *testing.T, patch rollout.Patch, specs []fleetsim.HostSpec) simulatedFleet {
+func startSimulatedFleet(t testing.TB, patch rollout.Patch, specs []fleetsim.HostSpec) simulatedFleet {
 	t.Helper()
 	sc := &fleetsim.Scenario{Name: "activities", Credential: "fleet", Hosts: specs,
 		Catalog: fleetsim.CatalogOfPatch(patch),

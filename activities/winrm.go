@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -136,6 +137,39 @@ type WinRMRunner struct {
 	// MaxOutputBytes bounds stdout and stderr together per run; beyond it
 	// the run fails as ScriptFailed; default 1 MiB.
 	MaxOutputBytes int64
+	// NoTLSResumption makes every run a full TLS handshake. By default a
+	// host's runs resume the TLS session of its previous one (HTTP.sys
+	// issues session tickets), which spares the certificate chain's
+	// verification and the server's signature on all but the first; the
+	// pin check (tls.cert_sha256, first contact) runs on resumed
+	// connections too.
+	NoTLSResumption bool
+
+	sessions sessionCache
+}
+
+// sessionCache is a runner's TLS session cache, made at its first run and
+// keyed (by crypto/tls) by the host's server name.
+type sessionCache struct {
+	once  sync.Once
+	cache tls.ClientSessionCache
+	// full and resumed count the runner's TLS handshakes.
+	full, resumed atomic.Int64
+}
+
+// TLSHandshakes counts the runner's TLS handshakes so far: full ones and
+// resumed ones (the benchmark reports the share).
+func (r *WinRMRunner) TLSHandshakes() (full, resumed int64) {
+	return r.sessions.full.Load(), r.sessions.resumed.Load()
+}
+
+// tlsSessions bounds the sessions kept: one per host, for more hosts than
+// a worker reaches within a ticket's lifetime.
+const tlsSessions = 16384
+
+func (r *WinRMRunner) sessionCache() tls.ClientSessionCache {
+	r.sessions.once.Do(func() { r.sessions.cache = tls.NewLRUClientSessionCache(tlsSessions) })
+	return r.sessions.cache
 }
 
 // CheckCredential resolves a credential set and forgets it: whether a
@@ -232,7 +266,15 @@ func (r *WinRMRunner) runOnce(ctx context.Context, host rollout.Host, ep endpoin
 		endpointURL:    ep.url(),
 	}
 	if tr.tlsConfig != nil {
-		tr.tlsConfig.VerifyConnection = tr.pinCertificate(rollout.NormalizeFingerprint(host.TLS.CertSHA256))
+		pin := tr.pinCertificate(rollout.NormalizeFingerprint(host.TLS.CertSHA256))
+		tr.tlsConfig.VerifyConnection = func(cs tls.ConnectionState) error {
+			if cs.DidResume {
+				r.sessions.resumed.Add(1)
+			} else {
+				r.sessions.full.Add(1)
+			}
+			return pin(cs)
+		}
 	}
 	defer tr.closeIdle()
 	// The idle clock starts now and restarts on each answer (touch).
@@ -321,6 +363,9 @@ func (r *WinRMRunner) endpoint(host rollout.Host) (ep endpointConfig, req Transp
 	req = TransportRequest{HTTP: !ep.https, Insecure: ep.https && host.TLS.Insecure, NTLMOverHTTP: ep.ntlm && !ep.https}
 	if ep.https {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host.TLS.ServerName}
+		if !r.NoTLSResumption {
+			cfg.ClientSessionCache = r.sessionCache()
+		}
 		if req.Insecure {
 			cfg.InsecureSkipVerify = true //nolint:gosec // used only once checkTransport allowed it
 		} else if host.TLS.CAFile != "" {
