@@ -181,6 +181,10 @@ func TestE2EDecisionsPrintsEveryDecisionAsOPADecisionLog(t *testing.T) {
 		}
 	}
 	t.Logf("whatif under the candidate:\n%s%s", diff.stdout, diff.stderr)
+	since := e.cli(ctx, "policy", "whatif", "--since", "1h", "--policy-dir", cand, "--json")
+	if since.code != 0 || !strings.Contains(since.stderr, "1 rollout(s)") || !strings.Contains(since.stdout, `"kind":"deadline","rollout":"ms08-067"`) {
+		t.Errorf("whatif --since 1h: exit %d, want the rollout found by visibility\nstdout: %s\nstderr: %s", since.code, since.stdout, since.stderr)
+	}
 	if r := e.cli(ctx, "policy", "whatif"); r.code == 0 || !strings.Contains(r.stderr, "--since") {
 		t.Errorf("whatif with no rollout: exit %d, stderr %q; want a refusal naming --since", r.code, r.stderr)
 	}
