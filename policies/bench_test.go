@@ -105,6 +105,14 @@ func BenchmarkComplianceDecision(b *testing.B) {
 			}
 			benchDecision(b, func() error { _, err := e.Compliance(ctx, tc.in); return err }, floor)
 		})
+		// As the worker judges: with the decision recorded (input hash).
+		b.Run(tc.name+"/recorded", func(b *testing.B) {
+			benchDecision(b, func() error {
+				rctx, _ := WithRecorder(ctx)
+				_, err := e.Compliance(rctx, tc.in)
+				return err
+			}, floor)
+		})
 	}
 }
 
