@@ -181,6 +181,21 @@ func TestE2EDecisionsPrintsEveryDecisionAsOPADecisionLog(t *testing.T) {
 		}
 	}
 	t.Logf("whatif under the candidate:\n%s%s", diff.stdout, diff.stderr)
+	// A candidate that counts compliant hosts as failures halts the waves.
+	halting := filepath.Join(e.dir, "halting")
+	if err := os.MkdirAll(halting, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{"e2e-overrides.json": e2ePolicy, "halt.json": `{"waves": {"failure_states": ["failed", "compliant"]}}`} {
+		if err := os.WriteFile(filepath.Join(halting, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	halts := e.cli(ctx, "policy", "whatif", id, "--policy-dir", halting)
+	if halts.code != 0 || !strings.Contains(halts.stdout, "  halt        ") || !strings.Contains(halts.stdout, ": goes on -> halts (failures_over_threshold") ||
+		strings.Contains(halts.stdout, "deadline") {
+		t.Errorf("whatif with compliant counted as a failure: exit %d, want halts and nothing else of the deadline\nstdout: %s\nstderr: %s", halts.code, halts.stdout, halts.stderr)
+	}
 	since := e.cli(ctx, "policy", "whatif", "--since", "1h", "--policy-dir", cand, "--json")
 	if since.code != 0 || !strings.Contains(since.stderr, "1 rollout(s)") || !strings.Contains(since.stdout, `"kind":"deadline","rollout":"ms08-067"`) {
 		t.Errorf("whatif --since 1h: exit %d, want the rollout found by visibility\nstdout: %s\nstderr: %s", since.code, since.stdout, since.stderr)

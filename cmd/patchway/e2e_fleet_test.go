@@ -454,6 +454,14 @@ func TestE2EModernPatchTuesdayOnTheDemoFleet(t *testing.T) {
 			}
 		}
 	}
+	// explain names the evidence, the rule and the reason of the
+	// not_effective host.
+	why := e.mustCLI(ctx, "explain", id, "--host", "W22-SRV-0006")
+	for _, want := range []string{"compliance  state not_effective", "rule not_effective at compliance.rego:", "because: ", "OS build is 20348.643, below 20348.707", "evidence (scan at ", "OS build 20348.643"} {
+		if !strings.Contains(why, want) {
+			t.Errorf("explain --host W22-SRV-0006 lacks %q:\n%s", want, why)
+		}
+	}
 	if len(hosts) != 13 || rep.OutsideSteps != 200 {
 		t.Errorf("the report lists %d hosts and %d outside the steps, want the 13 Server 2022 hosts and the other 200 outside", len(hosts), rep.OutsideSteps)
 	}

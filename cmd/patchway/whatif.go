@@ -106,8 +106,13 @@ func (o *policyWhatIfOptions) Run(ctx context.Context) error {
 	total, changed := 0, 0
 	for _, id := range ids {
 		n, kinds := 0, map[string]int{}
+		// Decisions stream through one at a time: memory does not grow with
+		// the rollout, and a long one shows progress.
 		err := decisionlog.Read(ctx, c, id, decisionlog.Options{}, func(e decisionlog.Entry) error {
 			n++
+			if n%whatIfProgressEvery == 0 {
+				fmt.Fprintf(o.ErrOut, "%s: %d decision(s) re-evaluated so far\n", id, n)
+			}
 			changes, err := decisionlog.WhatIf(ctx, candidate, e)
 			if err != nil {
 				return err
@@ -149,6 +154,9 @@ func (o *policyWhatIfOptions) print(ch decisionlog.Change) error {
 	_, err := fmt.Fprintln(o.Out, line)
 	return err
 }
+
+// whatIfProgressEvery is how many decisions pass between progress lines.
+const whatIfProgressEvery = 1000
 
 // kindSummary is ": 2 verdict, 1 deadline" in a fixed order.
 func kindSummary(kinds map[string]int) string {
