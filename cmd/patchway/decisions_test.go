@@ -13,6 +13,11 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/patchway/patchway/devserver"
 	"github.com/patchway/patchway/fleetsim"
 	"github.com/patchway/patchway/rollout"
@@ -234,6 +239,21 @@ func TestE2EDecisionsPrintsEveryDecisionAsOPADecisionLog(t *testing.T) {
 		t.Errorf("explain of an unknown host: exit %d, stderr %q", r.code, r.stderr)
 	}
 
+	// History per host, with the records and without them.
+	runsSeen := map[[2]string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var en struct {
+			Labels map[string]string `json:"labels"`
+		}
+		if err := json.Unmarshal([]byte(line), &en); err == nil {
+			runsSeen[[2]string{en.Labels["workflow_id"], en.Labels["run_id"]}] = true
+		}
+	}
+	total, records := historyBytes(ctx, t, e.client, runsSeen)
+	hosts := len(fleet.Hosts())
+	t.Logf("history of %d runs: %d bytes, %d of them decision records: %d bytes per host with the records, %d without",
+		len(runsSeen), total, records, total/hosts, (total-records)/hosts)
+
 	if r := e.cli(ctx, "decisions", "no-such-rollout"); r.code == 0 || !strings.Contains(r.stderr, "no-such-rollout") {
 		t.Errorf("decisions of an unknown rollout: exit %d, stderr %q; want an error naming it", r.code, r.stderr)
 	}
@@ -301,4 +321,43 @@ func TestE2EDecisionsFollowEveryContinueAsNew(t *testing.T) {
 		}
 	}
 	t.Logf("decisions from %d rollout runs and %d workflows; %d batches ran several runs", rolloutRuns, len(runs), batchMulti)
+}
+
+// historyBytes sums the encoded size of every event of the runs, and the
+// bytes of the decision records in their payloads (records,
+// reboot_records, a verdict's judged).
+func historyBytes(ctx context.Context, t *testing.T, c client.Client, runs map[[2]string]bool) (total, records int) {
+	t.Helper()
+	recordBytes := func(ps *commonpb.Payloads) int {
+		n := 0
+		for _, p := range ps.GetPayloads() {
+			var top map[string]json.RawMessage
+			if json.Unmarshal(p.GetData(), &top) != nil {
+				continue
+			}
+			n += len(top["records"]) + len(top["reboot_records"]) + len(top["judged"])
+			var v map[string]json.RawMessage
+			if json.Unmarshal(top["verdict"], &v) == nil {
+				n += len(v["judged"])
+			}
+		}
+		return n
+	}
+	for run := range runs {
+		it := c.GetWorkflowHistory(ctx, run[0], run[1], false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += proto.Size(ev)
+			if m := ev.GetMarkerRecordedEventAttributes(); m != nil {
+				records += recordBytes(m.GetDetails()["result"])
+			}
+			if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil {
+				records += recordBytes(a.GetResult())
+			}
+		}
+	}
+	return total, records
 }
