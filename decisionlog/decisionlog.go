@@ -149,7 +149,7 @@ func (r *reader) run(ctx context.Context, id, runID string) (string, error) {
 		at := where{workflow: id, run: runID, event: ev.GetEventId()}
 		switch ev.GetEventType() {
 		case enumspb.EVENT_TYPE_MARKER_RECORDED:
-			if err := r.marker(at, ev.GetMarkerRecordedEventAttributes()); err != nil {
+			if err := r.marker(at, ev.GetMarkerRecordedEventAttributes(), nil); err != nil {
 				return "", err
 			}
 		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
@@ -207,8 +207,10 @@ type where struct {
 // "result" detail is the activity's result.
 const localActivityMarker = "LocalActivity"
 
-// marker emits the records a local activity's result carries.
-func (r *reader) marker(at where, m *historypb.MarkerRecordedEventAttributes) error {
+// marker emits the records a local activity's result carries: decision
+// records, and in a batch child (batch set) reboot admissions, rebuilt
+// from the batch's input. The result is decoded once for both.
+func (r *reader) marker(at where, m *historypb.MarkerRecordedEventAttributes, batch *workflows.HostBatchInput) error {
 	if m.GetMarkerName() != localActivityMarker {
 		return nil
 	}
@@ -217,7 +219,8 @@ func (r *reader) marker(at where, m *historypb.MarkerRecordedEventAttributes) er
 		return nil // a failed local activity has no result
 	}
 	var carried struct {
-		Records []contract.DecisionRecord `json:"records"`
+		Records       []contract.DecisionRecord `json:"records"`
+		RebootRecords []contract.RebootRecord   `json:"reboot_records"`
 	}
 	if err := converter.GetDefaultDataConverter().FromPayloads(res, &carried); err != nil {
 		// Not every local activity result is an object of records.
@@ -228,7 +231,7 @@ func (r *reader) marker(at where, m *historypb.MarkerRecordedEventAttributes) er
 			return err
 		}
 	}
-	return nil
+	return r.reboots(at, carried.RebootRecords, batch)
 }
 
 // entry makes a record an OPA decision-log entry. The decision id is a
@@ -291,11 +294,7 @@ func (r *reader) childRun(ctx context.Context, id, runID string) (string, error)
 				batch = &in
 			}
 		case enumspb.EVENT_TYPE_MARKER_RECORDED:
-			m := ev.GetMarkerRecordedEventAttributes()
-			if err := r.marker(at, m); err != nil {
-				return "", err
-			}
-			if err := r.reboots(at, m, batch); err != nil {
+			if err := r.marker(at, ev.GetMarkerRecordedEventAttributes(), batch); err != nil {
 				return "", err
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
@@ -325,22 +324,12 @@ func (r *reader) childRun(ctx context.Context, id, runID string) (string, error)
 	return next, nil
 }
 
-// reboots emits the reboot admissions a DecideReboot marker carries,
-// each input rebuilt from the batch's input by policies.NewRebootInput.
-// An admission naming a host the batch does not hold is emitted without
-// an input and marked inexact.
-func (r *reader) reboots(at where, m *historypb.MarkerRecordedEventAttributes, batch *workflows.HostBatchInput) error {
-	if m.GetMarkerName() != localActivityMarker {
-		return nil
-	}
-	res, ok := m.GetDetails()["result"]
-	if !ok || len(res.GetPayloads()) == 0 {
-		return nil
-	}
-	var carried struct {
-		Records []contract.RebootRecord `json:"reboot_records"`
-	}
-	if err := converter.GetDefaultDataConverter().FromPayloads(res, &carried); err != nil || len(carried.Records) == 0 {
+// reboots emits the reboot admissions of a DecideReboot result, each
+// input rebuilt from the batch's input by policies.NewRebootInput. An
+// admission naming a host the batch does not hold is emitted without an
+// input and marked inexact.
+func (r *reader) reboots(at where, records []contract.RebootRecord, batch *workflows.HostBatchInput) error {
+	if len(records) == 0 {
 		return nil
 	}
 	hosts := map[string]workflows.BatchHost{}
@@ -349,7 +338,7 @@ func (r *reader) reboots(at where, m *historypb.MarkerRecordedEventAttributes, b
 			hosts[h.Host.Name] = h
 		}
 	}
-	for i, rec := range carried.Records {
+	for i, rec := range records {
 		dr := contract.DecisionRecord{Path: policies.DecisionPath(policies.DecisionReboot), Revision: rec.Revision, InputHash: rec.InputHash, Result: rec.Result, Time: rec.Time}
 		exact := false
 		if h, ok := hosts[rec.Host]; ok && batch != nil {

@@ -90,7 +90,7 @@ func WhatIf(ctx context.Context, candidate *policies.Engine, e Entry) ([]Change,
 	// Allow is what gates, controls and the plan act on; for a wave it is
 	// whether it may dispatch now.
 	if decision != policies.DecisionCompliance && decision != policies.DecisionRollback && was.Allow != would.Allow {
-		add(ChangeRefusal, allows(was.Allow), allows(would.Allow), violations(would))
+		add(ChangeRefusal, Allows(was.Allow), Allows(would.Allow), violations(would))
 	}
 	return out, nil
 }
@@ -111,26 +111,40 @@ type outcome struct {
 	Accelerations []string  `json:"accelerations"`
 }
 
+// InputFacts are the fields of a decision's input that name what was
+// decided: the action, gate and person of a gate decision, the wave of a
+// wave decision, the milestone of an escalation, the patch of a risk
+// decision. A field the decision's input lacks stays zero.
+type InputFacts struct {
+	Action string `json:"action"`
+	Gate   string `json:"gate"`
+	User   string `json:"user"`
+	Reason string `json:"reason"`
+	Kind   string `json:"kind"`
+	Wave   struct {
+		Name string `json:"name"`
+	} `json:"wave"`
+	Hosts     int `json:"hosts"`
+	Milestone struct {
+		AtPercent float64 `json:"at_percent"`
+	} `json:"milestone"`
+	Rollout struct {
+		Patch struct {
+			KB string `json:"kb"`
+		} `json:"patch"`
+	} `json:"rollout"`
+}
+
+// Facts reads the entry's input facts.
+func (e Entry) Facts() InputFacts {
+	var in InputFacts
+	_ = json.Unmarshal(e.Input, &in) // facts are labels; what is absent stays zero
+	return in
+}
+
 // subject names what a decision decided, from its input.
 func subject(decision string, e Entry) string {
-	var in struct {
-		Action string `json:"action"`
-		Gate   string `json:"gate"`
-		User   string `json:"user"`
-		Kind   string `json:"kind"`
-		Wave   struct {
-			Name string `json:"name"`
-		} `json:"wave"`
-		Milestone struct {
-			AtPercent float64 `json:"at_percent"`
-		} `json:"milestone"`
-		Rollout struct {
-			Patch struct {
-				KB string `json:"kb"`
-			} `json:"patch"`
-		} `json:"rollout"`
-	}
-	_ = json.Unmarshal(e.Input, &in) // a subject is a label; the comparison does not need it
+	in := e.Facts()
 	switch decision {
 	case policies.DecisionCompliance, policies.DecisionRollback:
 		return "host " + e.Labels["host"]
@@ -176,7 +190,8 @@ func halts(h bool) string {
 	return "goes on"
 }
 
-func allows(a bool) string {
+// Allows is an allow as a word: "allowed" or "refused".
+func Allows(a bool) string {
 	if a {
 		return "allowed"
 	}

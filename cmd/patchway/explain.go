@@ -131,19 +131,11 @@ func (o *explainOptions) wants(e decisionlog.Entry) bool {
 	}
 }
 
-// decisionInput holds the input fields explain names.
+// decisionInput holds the input fields explain names: the facts every
+// decision's input may have, and a host decision's scan.
 type decisionInput struct {
-	Action string `json:"action"`
-	Gate   string `json:"gate"`
-	User   string `json:"user"`
-	Reason string `json:"reason"`
-	Kind   string `json:"kind"`
-	Wave   struct {
-		Name string `json:"name"`
-	} `json:"wave"`
-	Hosts  int            `json:"hosts"`
-	States map[string]int `json:"states"`
-	Scan   *struct {
+	decisionlog.InputFacts
+	Scan *struct {
 		OSBuild  string `json:"os_build"`
 		Hotfixes []struct {
 			ID string `json:"id"`
@@ -152,12 +144,9 @@ type decisionInput struct {
 			Path    string `json:"path"`
 			Version string `json:"version"`
 		} `json:"files"`
-		Reboot         map[string]any `json:"reboot"`
-		LastBootUpTime time.Time      `json:"last_boot_up_time"`
-		ScannedAt      time.Time      `json:"scanned_at"`
+		LastBootUpTime time.Time `json:"last_boot_up_time"`
+		ScannedAt      time.Time `json:"scanned_at"`
 	} `json:"scan"`
-	Reachable   bool      `json:"reachable"`
-	InstalledAt time.Time `json:"installed_at"`
 }
 
 func explainInput(e decisionlog.Entry) decisionInput {
@@ -207,9 +196,9 @@ func explainEntry(out io.Writer, engine *policies.Engine, n int, e decisionlog.E
 	case policies.DecisionSLA:
 		what, rule = "deadline "+res.Deadline.UTC().Format("2006-01-02 15:04 UTC"), "deadline"
 	case policies.DecisionPlan:
-		what = "plan " + allows(res.Allow)
+		what = "plan " + decisionlog.Allows(res.Allow)
 	case policies.DecisionGates:
-		what = fmt.Sprintf("%s %s by %s: %s", in.Action, in.Gate, in.User, allows(res.Allow))
+		what = fmt.Sprintf("%s %s by %s: %s", in.Action, in.Gate, in.User, decisionlog.Allows(res.Allow))
 		if res.Group != "" {
 			what += " (as " + res.Group + ")"
 		}
@@ -274,11 +263,4 @@ func explainEntry(out io.Writer, engine *policies.Engine, n int, e decisionlog.E
 	if e.Inexact {
 		fmt.Fprintln(out, "   warning: the input rebuilt from history does not hash to the recorded one; the evidence above is not proven")
 	}
-}
-
-func allows(a bool) string {
-	if a {
-		return "allowed"
-	}
-	return "refused"
 }
