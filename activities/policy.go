@@ -41,7 +41,8 @@ func (p *PolicyActivities) EvaluateRisk(ctx context.Context, in contract.Evaluat
 	}
 	ctx, rec := policies.WithRecorder(ctx)
 	sla, slaErr := p.Engine.SLA(ctx, policies.SLAInput{Rollout: in.Rollout, Now: in.Now, CurrentDeadline: in.CurrentDeadline})
-	plan, planErr := p.Engine.Plan(ctx, policies.PlanInput{Rollout: in.Rollout, Now: in.Now, CurrentDeadline: in.CurrentDeadline, SoakLeft: in.SoakLeft})
+	plan, planErr := p.Engine.Plan(ctx, policies.PlanInput{Rollout: in.Rollout, Now: in.Now, CurrentDeadline: in.CurrentDeadline, SoakLeft: in.SoakLeft,
+		EmergencyApproval: in.EmergencyApproval})
 	if err := ctx.Err(); err != nil {
 		return contract.RiskDecision{}, fmt.Errorf("evaluate risk: %w", err)
 	}
@@ -67,11 +68,12 @@ func (p *PolicyActivities) AuthorizeGate(ctx context.Context, in contract.Author
 	d, _ := p.Engine.Gate(ctx, policies.GateInput{ // an evaluation error refuses, with its reason
 		RolloutID: in.RolloutID, FiledBy: in.FiledBy, Gate: in.Gate, Group: in.Group, Action: in.Action,
 		User: in.User, Reason: in.Reason, Severity: in.Severity, Now: in.Now, Halted: in.Halted, Rollback: in.Rollback,
+		Token: in.Token, UsedTokens: in.UsedTokens, Target: in.Target, Emergency: in.Emergency,
 	})
 	if cerr := ctx.Err(); cerr != nil {
 		return contract.GateDecision{}, fmt.Errorf("authorize %s: %w", in.Action, cerr)
 	}
-	return contract.GateDecision{Decision: d.Decision, Records: rec.Records()}, nil
+	return contract.GateDecision{Decision: d.Decision, Person: d.Person, Records: rec.Records()}, nil
 }
 
 // DecideReboot admits candidates in order while the reboot policy allows

@@ -211,6 +211,9 @@ const (
 	ActionSkipHost = "skip_host"
 	// ActionThreatUpdate adds risk facts to a running rollout.
 	ActionThreatUpdate = "threat_update"
+	// ActionSubmit files a rollout: the filer is proven before anything
+	// else happens.
+	ActionSubmit = "submit"
 )
 
 // EvaluateRiskInput asks the sla and plan policies for the rollout's
@@ -218,6 +221,9 @@ const (
 // workflow's time, passed in (policies never read the clock).
 type EvaluateRiskInput struct {
 	Rollout rollout.Rollout `json:"rollout"`
+	// EmergencyApproval is who approved the rollout's emergency at its
+	// gate, as the gates policy proved them (nil: none approved it).
+	EmergencyApproval *Person `json:"emergency_approval,omitempty"`
 	// HostCount is the number of hosts in the rollout's inventory.
 	HostCount int       `json:"host_count"`
 	Now       time.Time `json:"now"`
@@ -281,11 +287,54 @@ type AuthorizeGateInput struct {
 	// uninstalls. Each has its own rule in the gates policy.
 	Halted   bool `json:"halted,omitempty"`
 	Rollback bool `json:"rollback,omitempty"`
+	// Token is the action's OpenID Connect token, which the policy
+	// verifies (User is then ignored); UsedTokens the SHA-256 (hex) of
+	// every token the rollout was shown before, so none is used twice.
+	// A local activity's input stays out of history; the decision record
+	// keeps the token's hash only.
+	Token      string   `json:"token,omitempty"`
+	UsedTokens []string `json:"used_tokens,omitempty"`
+	// Target is the gate or host the request named ("" when it names
+	// none): the token's audience must name it (ActionAudience).
+	Target string `json:"target,omitempty"`
+	// Emergency: the approval or rejection is of the rollout's emergency
+	// break-glass (the gates policy's approve_emergency rule).
+	Emergency bool `json:"emergency,omitempty"`
+}
+
+// ActionAudience is the audience of a token for one action: the rollout,
+// the action (Action*) and the gate or host the request names, if any
+// ("urn:patchway:ROLLOUT:ACTION[:TARGET]"). The CLI asks the identity
+// provider for a token with it, and the oidc policy accepts a token for
+// that action only if its audience is exactly this.
+func ActionAudience(rolloutID, action, target string) string {
+	if target == "" {
+		return "urn:patchway:" + rolloutID + ":" + action
+	}
+	return "urn:patchway:" + rolloutID + ":" + action + ":" + target
+}
+
+// Person is who took an action, as the gates policy proved it: from a
+// verified token (Verified, with the issuer, the signing key's id and
+// the token's SHA-256), or a name typed on a dev server started with
+// --insecure-dev-identity (Verified false).
+type Person struct {
+	Subject     string   `json:"subject"`
+	Name        string   `json:"name"`
+	Groups      []string `json:"groups,omitempty"`
+	Verified    bool     `json:"verified"`
+	Issuer      string   `json:"issuer,omitempty"`
+	KeyID       string   `json:"key_id,omitempty"`
+	TokenSHA256 string   `json:"token_sha256,omitempty"`
+	// Expires is when the token expired (RFC 3339).
+	Expires string `json:"expires,omitempty"`
 }
 
 // GateDecision is the gates policy's answer; the violations say why not.
+// Person is who acts (nil when not proven).
 type GateDecision struct {
 	rollout.Decision
+	Person *Person `json:"person,omitempty"`
 	// Records are the policy decisions behind this one (DecisionRecord);
 	// the workflow keeps them in history only.
 	Records []DecisionRecord `json:"records,omitempty"`

@@ -85,6 +85,9 @@ type ReportInput struct {
 	// selects: they are not in Hosts, and the report does not count them
 	// (an MS08-067 rollout says nothing of a Server 2022 host).
 	OutsideSteps int `json:"outside_steps,omitempty"`
+	// Unverified lists the actions people took with a typed, unverified
+	// identity (a dev server's --insecure-dev-identity), one line each.
+	Unverified []string `json:"unverified,omitempty"`
 	// Packed holds Hosts and Verdicts gzipped (then both are nil) when
 	// their JSON is over InlineLimit: 10,000 hosts with their verdicts
 	// are several megabytes, over the server's 2 MB payload limit.
@@ -136,6 +139,9 @@ type Report struct {
 	// Baseline is what the preflight scan found before the rollout
 	// touched any host, when it ran one.
 	Baseline *Baseline `json:"baseline,omitempty"`
+	// Unverified lists the actions taken with an unverified (typed)
+	// identity: who they name proves nothing.
+	Unverified []string `json:"unverified,omitempty"`
 	// Hosts is every host's line, sorted by name, when the list is small;
 	// nil when it is in HostsGzip.
 	Hosts []HostReport `json:"hosts,omitempty"`

@@ -47,7 +47,11 @@ func WhatIf(ctx context.Context, candidate *policies.Engine, e Entry) ([]Change,
 		return nil, nil
 	}
 	base := Change{Rollout: e.Labels["rollout_id"], Path: e.Path, DecisionID: e.DecisionID, Subject: subject(decision, e)}
-	got, err := candidate.Eval(ctx, decision, e.Input)
+	input, err := replayInput(decision, e)
+	if err != nil {
+		return nil, err
+	}
+	got, err := candidate.Eval(ctx, decision, input)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -93,6 +97,38 @@ func WhatIf(ctx context.Context, candidate *policies.Engine, e Entry) ([]Change,
 		add(ChangeRefusal, Allows(was.Allow), Allows(would.Allow), violations(would))
 	}
 	return out, nil
+}
+
+// PrepareCandidate readies a candidate engine for WhatIf: its oidc
+// policy is told it replays records (data.oidc.replay), so that a gate
+// decision taken on a verified token is asked about the person the
+// record proved, since no record keeps a token to verify again. Only a
+// what-if engine is prepared so; a worker's never is.
+func PrepareCandidate(ctx context.Context, candidate *policies.Engine) error {
+	return candidate.SetData(ctx, "oidc/replay", true)
+}
+
+// replayInput is the input the candidate is asked with: the recorded one,
+// plus, for a gate decision whose token the record keeps as its hash
+// only, the person the recorded decision proved (recorded_person).
+func replayInput(decision string, e Entry) (json.RawMessage, error) {
+	if decision != policies.DecisionGates {
+		return e.Input, nil
+	}
+	var in map[string]json.RawMessage
+	if err := json.Unmarshal(e.Input, &in); err != nil {
+		return nil, fmt.Errorf("decision %s: recorded input: %w", e.DecisionID, err)
+	}
+	var tok string
+	_ = json.Unmarshal(in["token"], &tok) // absent or not a string: no token to stand in for
+	var res struct {
+		Person json.RawMessage `json:"person"`
+	}
+	if !strings.HasPrefix(tok, "sha256:") || json.Unmarshal(e.Result, &res) != nil || len(res.Person) == 0 || string(res.Person) == "null" {
+		return e.Input, nil
+	}
+	in["recorded_person"] = res.Person
+	return json.Marshal(in)
 }
 
 // outcome holds the fields of every decision that WhatIf compares.

@@ -329,6 +329,11 @@ func (e *Engine) SLA(ctx context.Context, in SLAInput) (SLADecision, error) {
 type PlanInput struct {
 	Rollout rollout.Rollout `json:"rollout"`
 	Now     time.Time       `json:"now"`
+	// EmergencyApproval is the person who approved the emergency at its
+	// gate (the gates policy proved them); EmergencyPending says a plan
+	// preview assumes the approval a filed rollout will wait for.
+	EmergencyApproval *contract.Person `json:"emergency_approval,omitempty"`
+	EmergencyPending  bool             `json:"emergency_pending,omitempty"`
 	// CurrentDeadline: as SLAInput's (the plan policy asks the sla policy).
 	CurrentDeadline time.Time `json:"current_deadline,omitzero"`
 	// SoakLeft: the stages a running rollout has yet to soak, with what
@@ -383,14 +388,21 @@ type GateInput struct {
 	Now       time.Time `json:"now"`
 	Halted    bool      `json:"halted,omitempty"`
 	Rollback  bool      `json:"rollback,omitempty"`
+	// Token is the action's OpenID Connect token (verified by the oidc
+	// policy); UsedTokens the hashes of the tokens the rollout saw.
+	Token      string   `json:"token,omitempty"`
+	UsedTokens []string `json:"used_tokens,omitempty"`
+	Target     string   `json:"target,omitempty"`
+	Emergency  bool     `json:"emergency,omitempty"`
 }
 
-// GateDecision says whether the user may act on the gate, and as which
-// group.
+// GateDecision says whether the person may act on the gate, as which
+// group, and who the person is (nil when not proven).
 type GateDecision struct {
 	rollout.Decision
-	Group    string `json:"group"`
-	Override bool   `json:"override,omitempty"`
+	Group    string           `json:"group"`
+	Override bool             `json:"override,omitempty"`
+	Person   *contract.Person `json:"person,omitempty"`
 }
 
 // Gate authorises a gate action. On an evaluation error it is refused.

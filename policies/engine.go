@@ -87,6 +87,8 @@ type Engine struct {
 	cur *atomic.Pointer[bundle]
 	// stats, when set (WithStats), records every decision's latency.
 	stats *Stats
+	// ext is the worker's run-time data (SetData), shared like cur.
+	ext *external
 }
 
 // bundle is one compiled policy bundle; it is immutable.
@@ -120,11 +122,12 @@ func Load(ctx context.Context, dir string) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := prepare(ctx, files)
+	ext := &external{values: map[string]any{}}
+	b, err := prepare(ctx, files, ext)
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{dir: dir, cur: new(atomic.Pointer[bundle])}
+	e := &Engine{dir: dir, cur: new(atomic.Pointer[bundle]), ext: ext}
 	e.cur.Store(b)
 	return e, nil
 }
@@ -143,7 +146,9 @@ func (e *Engine) Reload(ctx context.Context) (from, to string, err error) {
 	if revisionOf(files) == from {
 		return from, from, nil
 	}
-	b, err := prepare(ctx, files)
+	e.ext.mu.Lock()
+	defer e.ext.mu.Unlock()
+	b, err := prepare(ctx, files, e.ext)
 	if err != nil {
 		return from, from, err
 	}
@@ -153,7 +158,7 @@ func (e *Engine) Reload(ctx context.Context) (from, to string, err error) {
 
 // prepare parses, compiles and checks an assembled bundle and prepares
 // one query per decision.
-func prepare(ctx context.Context, files []bundleFile) (*bundle, error) {
+func prepare(ctx context.Context, files []bundleFile, ext *external) (*bundle, error) {
 	modules, data, err := parseBundle(files)
 	if err != nil {
 		return nil, err
@@ -173,6 +178,9 @@ func prepare(ctx context.Context, files []bundleFile) (*bundle, error) {
 	}
 	for _, f := range files {
 		e.files = append(e.files, f.origin)
+	}
+	if err := ext.writeAll(ctx, e.store); err != nil {
+		return nil, err
 	}
 	for _, name := range Decisions {
 		pq, err := rego.New(

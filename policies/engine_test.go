@@ -88,7 +88,7 @@ func TestLoadRefusesBadUserPolicies(t *testing.T) {
 				}
 			}
 			// The defaults stay usable.
-			def := mustLoad(t, "")
+			def := typedNames(t, mustLoad(t, ""))
 			if d, err := def.Gate(ctx, GateInput{FiledBy: "alice", User: "bob", Action: "approve", Gate: "lab", Now: t0}); err != nil || !d.Allow {
 				t.Errorf("defaults after a refused bundle: %+v, %v", d, err)
 			}
@@ -216,7 +216,7 @@ func TestUndefinedDecisionFailsClosed(t *testing.T) {
 }
 
 func TestEvalNeedsNow(t *testing.T) {
-	e := mustLoad(t, "")
+	e := typedNames(t, mustLoad(t, ""))
 	if _, err := e.Eval(context.Background(), DecisionGates, map[string]any{"user": "bob"}); err == nil || !strings.Contains(err.Error(), "now") {
 		t.Errorf("Eval without now: %v", err)
 	}
@@ -232,7 +232,7 @@ func TestEvalNeedsNow(t *testing.T) {
 
 func TestTypedDecisions(t *testing.T) {
 	ctx := context.Background()
-	e := mustLoad(t, "")
+	e := typedNames(t, mustLoad(t, ""))
 	patch := rollout.Patch{
 		KB: "KB958644", Severity: rollout.SeverityCritical, Published: t0.Add(-2 * time.Hour), Reboot: rollout.RebootRequired,
 		Packages: []rollout.Package{{OS: "windows-server-2003", Source: "p.exe", Type: "exe"}},
@@ -424,4 +424,15 @@ func TestReloadSwapsInAChangedBundleAndKeepsTheLastGoodOne(t *testing.T) {
 	if d, _ := e.SLA(ctx, in); d.SLA != 4*time.Hour || d.Revision != to {
 		t.Errorf("after a refused reload: SLA %s under %s, want the last good bundle (4h, %s)", d.SLA, d.Revision, to)
 	}
+}
+
+// typedNames lets e's gates policy take typed names, as a dev server
+// started with --insecure-dev-identity does: these tests are about other
+// rules (oidc_test.go proves tokens).
+func typedNames(t *testing.T, e *Engine) *Engine {
+	t.Helper()
+	if err := e.SetData(context.Background(), "oidc/insecure_dev_identity", true); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

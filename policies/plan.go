@@ -20,5 +20,5 @@ func (e *Engine) FillPlan(ctx context.Context, r *rollout.Rollout, p *rollout.Pl
 	p.Deadline = &deadline
 	p.Milestones = sla.Milestones
 	p.DeadlineReasons = sla.Reasons
-	return e.Plan(ctx, PlanInput{Rollout: *r, Now: now})
+	return e.Plan(ctx, PlanInput{Rollout: *r, Now: now, EmergencyPending: r.Emergency != nil})
 }

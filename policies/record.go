@@ -61,7 +61,7 @@ func record(ctx context.Context, decision, revision string, input ast.Value, res
 	if r == nil {
 		return
 	}
-	in, hash, err := canonicalValue(input)
+	in, hash, err := canonicalValue(masked(input))
 	if err != nil {
 		return
 	}
@@ -74,6 +74,33 @@ func record(ctx context.Context, decision, revision string, input ast.Value, res
 	r.records = append(r.records, contract.DecisionRecord{
 		Path: DecisionPath(decision), Revision: revision, Input: in, InputHash: hash, Result: res, Time: now.UTC(),
 	})
+}
+
+// maskedToken is the input key a record never keeps verbatim: an identity
+// token is a credential, and the record lands in workflow history.
+const maskedToken = "token"
+
+// masked is the input as a record keeps it: an identity token replaced by
+// "sha256:<hex>" of it, as OPA's decision-log masking would erase it, so
+// the record names which token decided without holding one.
+func masked(input ast.Value) ast.Value {
+	obj, ok := input.(ast.Object)
+	if !ok {
+		return input
+	}
+	key := ast.StringTerm(maskedToken)
+	t := obj.Get(key)
+	if t == nil {
+		return input
+	}
+	tok, ok := t.Value.(ast.String)
+	if !ok || tok == "" {
+		return input
+	}
+	sum := sha256.Sum256([]byte(tok))
+	out := obj.Copy()
+	out.Insert(key, ast.StringTerm("sha256:"+hex.EncodeToString(sum[:])))
+	return out
 }
 
 // DecisionPath is a decision's rule as OPA's decision log names it.

@@ -60,6 +60,7 @@ func Build(ctx context.Context, policy ExceptionPolicy, in contract.ReportInput)
 		By:                breakdowns(hosts),
 		Unowned:           unowned(hosts),
 		Baseline:          in.Baseline,
+		Unverified:        in.Unverified,
 		Hosts:             hosts,
 	}, nil
 }

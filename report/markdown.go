@@ -42,6 +42,12 @@ func renderMarkdown(w io.Writer, rep contract.Report, o Options) error {
 			fmt.Fprintf(&b, "| %s | %d | %d | %s | %s |\n", md(bd.Value), bd.Hosts, bd.Totals[rollout.StateCompliant], contract.PercentText(bd.CompliancePercent), md(otherStates(bd.Totals)))
 		}
 	}
+	if len(rep.Unverified) > 0 {
+		fmt.Fprintf(&b, "\n## Unverified identity (%d)\n\nThese actions were taken with a typed name, not a verified token: who they name proves nothing.\n\n", len(rep.Unverified))
+		for _, u := range rep.Unverified {
+			fmt.Fprintf(&b, "- %s\n", md(u))
+		}
+	}
 	if len(rep.Unowned) > 0 {
 		fmt.Fprintf(&b, "\n## Unknown owner or purpose (%d)\n\nNobody answers for these hosts.\n\n| Host | Missing |\n|---|---|\n", len(rep.Unowned))
 		for _, u := range rep.Unowned {

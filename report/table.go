@@ -53,6 +53,12 @@ func renderTable(w io.Writer, rep contract.Report, o Options) error {
 			return err
 		}
 	}
+	if len(rep.Unverified) > 0 {
+		fmt.Fprintf(&b, "\nUNVERIFIED IDENTITY (%d actions taken with a typed name, not a verified token)\n", len(rep.Unverified))
+		for _, u := range rep.Unverified {
+			fmt.Fprintf(&b, "  %s\n", oneLine(u))
+		}
+	}
 	hosts := listedHosts(rep, o.All)
 	if o.All {
 		fmt.Fprintf(&b, "\nHOSTS (%d)\n", len(hosts))

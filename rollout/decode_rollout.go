@@ -864,7 +864,12 @@ func (d *decoder) emergency(b *hclsyntax.Block) *EmergencyRequest {
 	d.required(attrs, b, "emergency block", "reason")
 	e := &EmergencyRequest{}
 	e.Reason, _ = d.str(attrs, "reason")
-	e.ApprovedBy, _ = d.str(attrs, "approved_by")
+	if a, ok := attrs["approved_by"]; ok {
+		d.errorf(a.NameRange, "An emergency is approved by an act, not a field",
+			"approved_by names a person who never acted: a typed name proves nothing. Remove it; once the rollout is filed it waits "+
+				"at its emergency gate, and a member of the emergency group approves it with `patchway approve ROLLOUT emergency` "+
+				"(a verified token; never the filer).")
+	}
 	e.SkipStages = d.strList(attrs, "skip_stages")
 	return e
 }

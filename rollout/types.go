@@ -298,11 +298,12 @@ type Channel struct {
 	Type string `json:"type"`
 }
 
-// EmergencyRequest asks to skip required stages (break-glass); the plan
-// policy allows it only when the named group approved.
+// EmergencyRequest asks to skip required stages (break-glass). A filed
+// rollout with one waits at its emergency gate until a verified member
+// of the emergency group (the gates policy's approve_emergency) approves
+// it; only then does the plan policy skip the stages.
 type EmergencyRequest struct {
 	Reason     string   `json:"reason"`
-	ApprovedBy string   `json:"approved_by,omitempty"`
 	SkipStages []string `json:"skip_stages,omitempty"`
 }
 

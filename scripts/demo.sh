@@ -5,10 +5,14 @@
 # 1. `patchway dev` starts the embedded Temporal server + Web UI, a worker
 #    and the simulated Windows fleet of examples/fleet-demo.hcl (WinRM on
 #    loopback), in the background.
-# 2. alice (security team) files examples/ms08-067.hcl on the fleet.
-# 3. `patchway status --watch` shows the rollout walking the stages; each
-#    time it waits at a gate, bob (a second user: the gates policy never lets
-#    the filer approve) approves it, and the script says so.
+# 2. alice and bob sign in at dev's local OpenID Connect issuer with
+#    `patchway login` (the device flow: the script fills in the sign-in page
+#    as each would in a browser), and alice (security team) files
+#    examples/ms08-067.hcl on the fleet.
+# 3. `patchway status --watch` shows the rollout walking the stages. At the
+#    first gate alice tries to approve her own rollout and the gates policy
+#    refuses her (four-eyes, on her verified token); each time it waits at a
+#    gate, bob approves it with his, and the script says so.
 # 4. One SLA escalation shows up, then the rollout completes; Ctrl-C (or the
 #    end) stops everything cleanly.
 #
@@ -47,6 +51,7 @@ if [ -t 1 ]; then B=$'\033[1m' G=$'\033[32m' Y=$'\033[33m' N=$'\033[0m'; else B=
 say() { printf '\n%s==> %s%s\n' "$B" "$*" "$N"; }
 note() { printf '%s    %s%s\n' "$Y" "$*" "$N"; }
 
+command -v curl >/dev/null || { echo "demo: the sign-in step needs curl (apt-get install curl)" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "demo: $BIN is missing; run make demo (it builds first)" >&2; exit 1; }
 
 DEV_PID=
@@ -80,13 +85,41 @@ grep -q 'environment ready' "$DEMO/dev.out" || { echo "demo: patchway dev did no
 sed -n '1,/^$/p' "$DEMO/dev.out"
 INVENTORY=$(sed -n 's/^  fleet inventory *//p' "$DEMO/dev.out" | head -n1)
 [ -n "$INVENTORY" ] || { echo "demo: patchway dev did not print the fleet inventory" >&2; exit 1; }
+ISSUER=$(sed -n 's/^  identity provider *\([^ ]*\).*/\1/p' "$DEMO/dev.out" | head -n1)
+[ -n "$ISSUER" ] || { echo "demo: patchway dev did not print its identity provider" >&2; exit 1; }
+
+# sign_in NAME: `patchway login` for NAME. The command prints a link and a
+# code; a person opens the link and signs in; the script posts the same
+# form (dev people's passwords are their names).
+sign_in() {
+	local who=$1 log=$DEMO/login-$1.log code=
+	"$BIN" login --issuer "$ISSUER" --session "$DEMO/$who.json" >"$DEMO/login-$who.out" 2>"$log" &
+	local pid=$!
+	for _ in $(seq 1 50); do
+		code=$(sed -n 's/.*enter the code \([A-Z0-9-]*\).*/\1/p' "$log" | head -n1)
+		[ -n "$code" ] && break
+		sleep 0.2
+	done
+	[ -n "$code" ] || { cat "$log" >&2; echo "demo: patchway login printed no code" >&2; exit 1; }
+	note "$(head -n1 "$log")"
+	curl -fsS -o /dev/null --data-urlencode "user_code=$code" --data-urlencode "username=$who" --data-urlencode "password=$who" "$ISSUER/device" ||
+		{ echo "demo: signing $who in at $ISSUER failed" >&2; exit 1; }
+	wait "$pid" || { cat "$log" >&2; echo "demo: patchway login failed" >&2; exit 1; }
+	cat "$DEMO/login-$who.out"
+}
+
+say "alice and bob sign in at the identity provider (OpenID Connect device flow)"
+sign_in alice
+sign_in bob
+ALICE=(--session "$DEMO/alice.json")
+BOB=(--session "$DEMO/bob.json")
 
 say "Filing examples/$ROLLOUT.hcl as alice (security team)"
 note "Time compression for the demo: soaks cut to 20s, the domain controllers' night window lifted,"
 note "scripts/demo-policy/ sets a critical SLA of 0.2 h (6 min once the worm halves it), and a host"
 note "that does not come back from its reboot within 1 minute (not 30) counts unreachable."
 sed -e 's/soak *= *"[0-9]*[hmd]"/soak = "20s"/' -e '/window {/,/}/d' "examples/$ROLLOUT.hcl" >"$DEMO/$ROLLOUT.hcl"
-"$BIN" submit "$DEMO/$ROLLOUT.hcl" --inventory "$INVENTORY" --as alice --boot-timeout 1m 2> >(grep -v -e '^$' -e 'owner' >&2 || true)
+"$BIN" submit "$DEMO/$ROLLOUT.hcl" --inventory "$INVENTORY" "${ALICE[@]}" --boot-timeout 1m 2> >(grep -v -e '^$' -e 'owner' >&2 || true)
 
 say "Watching the rollout (open the Web UI link above to see the same in Temporal)"
 note "Notifications go to dev's inbox (no real Slack or pager configured); each shows up here as it arrives."
@@ -140,13 +173,18 @@ while :; do
 				on && /^[^ ]/ { keep = ($2 ~ /^(failed|not_effective|unreachable)$/); if (keep) print; next }
 				on && keep { print }' | head -n 40 || true
 			say "bob reviews the failures and lets the wave go on (patchway resume; skip-host would drop one host instead)"
-			"$BIN" resume "$ID" --as bob --reason "demo: failures triaged, tickets filed for each host" || true
+			"$BIN" resume "$ID" "${BOB[@]}" --reason "demo: failures triaged, tickets filed for each host" || true
 		fi
 		;;
 	esac
 	if [ -n "$gate" ]; then
-		say "Gate ${G}$gate${N}${B} waits for approval: bob approves it (a second user; alice filed the rollout)"
-		"$BIN" approve "$ID" "$gate" --as bob --reason "demo: $gate looks healthy" || true
+		if [ -z "${alice_tried:-}" ]; then
+			alice_tried=1
+			say "Gate ${G}$gate${N}${B} waits for approval: alice tries to approve her own rollout"
+			"$BIN" approve "$ID" "$gate" "${ALICE[@]}" --reason "demo: my own rollout" || note "refused, as it must be: four-eyes compares verified subjects"
+		fi
+		say "Gate ${G}$gate${N}${B}: bob approves it (signed in, a second person; alice filed the rollout)"
+		"$BIN" approve "$ID" "$gate" "${BOB[@]}" --reason "demo: $gate looks healthy" || true
 	fi
 	if [ "$(date +%s)" -ge "$deadline" ]; then
 		echo "demo: the rollout did not finish within $MINUTES minutes; stopping" >&2

@@ -44,6 +44,11 @@ type RolloutInput struct {
 	Rollout rollout.Rollout `json:"rollout"`
 	Hosts   []rollout.Host  `json:"hosts"`
 	Sites   []rollout.Site  `json:"sites,omitempty"`
+	// FilerToken is the filer's OpenID Connect token for submitting this
+	// rollout (bound to it, minutes long): the gates policy proves from
+	// it who filed, and the rollout then names the verified subject in
+	// Rollout.FiledBy. The rollout drops it once verified.
+	FilerToken string `json:"filer_token,omitempty"`
 
 	// Tuning overrides the scale knobs; zero fields take the defaults.
 	Tuning Tuning `json:"tuning,omitzero"`
@@ -126,14 +131,24 @@ const (
 // rollout waits at now.
 type GateRequest struct {
 	Gate   string `json:"gate,omitempty"`
-	User   string `json:"user"`
+	User   string `json:"user,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Token is the person's OpenID Connect token for this one action
+	// (bound to the rollout, the action and its gate or host, minutes
+	// long, used once); the gates policy proves who acts from it. User is
+	// read only on a dev server started with --insecure-dev-identity.
+	Token string `json:"token,omitempty"`
 }
 
 // ThreatRequest adds what became known since filing: exploitation in
 // the wild, a worm, a public exploit. A fact is only ever added.
 type ThreatRequest struct {
-	User          string `json:"user"`
+	// Token is the person's OpenID Connect token for this one action
+	// (bound to the rollout, the action and its gate or host, minutes
+	// long, used once); the gates policy proves who acts from it. User is
+	// read only on a dev server started with --insecure-dev-identity.
+	Token         string `json:"token,omitempty"`
+	User          string `json:"user,omitempty"`
 	Reason        string `json:"reason"`
 	Exploited     bool   `json:"exploited,omitempty"`
 	WormInTheWild bool   `json:"worm_in_the_wild,omitempty"`
@@ -148,33 +163,53 @@ type ThreatRequest struct {
 
 // ControlRequest pauses or resumes a rollout.
 type ControlRequest struct {
-	User   string `json:"user"`
+	User   string `json:"user,omitempty"`
 	Reason string `json:"reason"`
+	// Token is the person's OpenID Connect token for this one action
+	// (bound to the rollout, the action and its gate or host, minutes
+	// long, used once); the gates policy proves who acts from it. User is
+	// read only on a dev server started with --insecure-dev-identity.
+	Token string `json:"token,omitempty"`
 }
 
 // AbortRequest stops a rollout. Rollback uninstalls the patch from the
 // hosts of the current wave that received it.
 type AbortRequest struct {
-	User     string `json:"user"`
+	User     string `json:"user,omitempty"`
 	Reason   string `json:"reason"`
 	Rollback bool   `json:"rollback,omitempty"`
+	// Token is the person's OpenID Connect token for this one action
+	// (bound to the rollout, the action and its gate or host, minutes
+	// long, used once); the gates policy proves who acts from it. User is
+	// read only on a dev server started with --insecure-dev-identity.
+	Token string `json:"token,omitempty"`
 }
 
 // ExceptRequest grants an exception to one host until Expires: the host is
 // reported excepted, not compliant, and is no longer patched.
 type ExceptRequest struct {
 	Host    string    `json:"host"`
-	User    string    `json:"user"`
+	User    string    `json:"user,omitempty"`
 	Reason  string    `json:"reason"`
 	Expires time.Time `json:"expires"`
+	// Token is the person's OpenID Connect token for this one action
+	// (bound to the rollout, the action and its gate or host, minutes
+	// long, used once); the gates policy proves who acts from it. User is
+	// read only on a dev server started with --insecure-dev-identity.
+	Token string `json:"token,omitempty"`
 }
 
 // SkipHostRequest removes one failed host from a halted wave's failure
 // count, so the wave can go on without it.
 type SkipHostRequest struct {
 	Host   string `json:"host"`
-	User   string `json:"user"`
+	User   string `json:"user,omitempty"`
 	Reason string `json:"reason"`
+	// Token is the person's OpenID Connect token for this one action
+	// (bound to the rollout, the action and its gate or host, minutes
+	// long, used once); the gates policy proves who acts from it. User is
+	// read only on a dev server started with --insecure-dev-identity.
+	Token string `json:"token,omitempty"`
 }
 
 // Status is where the rollout as a whole stands.
@@ -298,6 +333,10 @@ type Record struct {
 	Violations []rollout.Violation `json:"violations,omitempty"`
 	// Revision of the policy bundle, for policy decisions.
 	Revision string `json:"revision,omitempty"`
+	// Person is who acted, as the gates policy proved it (a verified
+	// token's subject, groups, issuer, key id and token hash; or an
+	// unverified dev identity). User is then Person.Name.
+	Person *contract.Person `json:"person,omitempty"`
 }
 
 // Exception is a host exception granted during the rollout.

@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -69,8 +71,14 @@ func (r *run) validateReject(_ workflow.Context, req GateRequest) error {
 }
 
 func (r *run) validateGate(req GateRequest) error {
-	if strings.TrimSpace(req.User) == "" {
-		return errors.New("user is required")
+	if err := validateWho(req.User, req.Token); err != nil {
+		return err
+	}
+	if r.st.EmergencyWaiting {
+		if req.Gate != "" && req.Gate != EmergencyGate {
+			return fmt.Errorf("rollout %s waits at gate %q, not %q", r.in.Rollout.ID, EmergencyGate, req.Gate)
+		}
+		return nil
 	}
 	s := r.current()
 	if s == nil || s.Status != StepWaiting {
@@ -93,8 +101,11 @@ func (r *run) reject(ctx workflow.Context, req GateRequest) (Record, error) {
 // decideGate asks the gates policy and, if it allows, approves or rejects
 // the gate the rollout waits at.
 func (r *run) decideGate(ctx workflow.Context, action string, req GateRequest) (Record, error) {
+	if r.st.EmergencyWaiting {
+		return r.decideEmergency(ctx, action, req)
+	}
 	s := r.current()
-	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: action, Gate: s.Name, Group: s.Group, User: req.User, Reason: req.Reason})
+	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: action, Gate: s.Name, Group: s.Group, User: req.User, Reason: req.Reason, Token: req.Token, Target: req.Gate})
 	if err != nil {
 		return rec, err
 	}
@@ -106,7 +117,7 @@ func (r *run) decideGate(ctx workflow.Context, action string, req GateRequest) (
 	} else {
 		s.Rejected = true
 	}
-	decided := &gateDecision{Action: action, User: req.User, Reason: req.Reason}
+	decided := &gateDecision{Action: action, User: rec.User, Reason: req.Reason}
 	// Rollouts started before version 1 notified inside the update, which
 	// made the approver's command wait for every channel's delivery (and
 	// its retries); now the rollout announces the decision as it passes
@@ -116,6 +127,26 @@ func (r *run) decideGate(ctx workflow.Context, action string, req GateRequest) (
 		return rec, nil
 	}
 	s.Decided = decided
+	return rec, nil
+}
+
+// decideEmergency asks the gates policy (approve_emergency or
+// reject_emergency) and, if it allows, approves the break-glass with the
+// proven person, whom the plan policy then reads, or rejects it.
+func (r *run) decideEmergency(ctx workflow.Context, action string, req GateRequest) (Record, error) {
+	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: action, Gate: EmergencyGate, User: req.User, Reason: req.Reason,
+		Token: req.Token, Target: req.Gate, Emergency: true})
+	if err != nil {
+		return rec, err
+	}
+	if !r.st.EmergencyWaiting {
+		return rec, temporal.NewApplicationError("the emergency was decided meanwhile", contract.Refused)
+	}
+	if action == contract.ActionApprove {
+		r.st.EmergencyApproval = rec.Person
+	} else {
+		r.st.Rejected = true
+	}
 	return rec, nil
 }
 
@@ -137,7 +168,7 @@ func (r *run) notifyGateDecided(ctx workflow.Context, s *stepState, d *gateDecis
 }
 
 func (r *run) validatePause(_ workflow.Context, req ControlRequest) error {
-	if err := r.validateControl(req.User, req.Reason); err != nil {
+	if err := r.validateControl(req.User, req.Token, req.Reason); err != nil {
 		return err
 	}
 	if r.st.Paused {
@@ -147,7 +178,7 @@ func (r *run) validatePause(_ workflow.Context, req ControlRequest) error {
 }
 
 func (r *run) pause(ctx workflow.Context, req ControlRequest) (Record, error) {
-	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionPause, Gate: r.subject(), User: req.User, Reason: req.Reason})
+	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionPause, Gate: r.subject(), User: req.User, Reason: req.Reason, Token: req.Token})
 	if err == nil {
 		r.st.Paused = true
 		r.refresh(ctx)
@@ -156,7 +187,7 @@ func (r *run) pause(ctx workflow.Context, req ControlRequest) (Record, error) {
 }
 
 func (r *run) validateResume(_ workflow.Context, req ControlRequest) error {
-	if err := r.validateControl(req.User, req.Reason); err != nil {
+	if err := r.validateControl(req.User, req.Token, req.Reason); err != nil {
 		return err
 	}
 	if s := r.current(); !r.st.Paused && (s == nil || !s.Halted) {
@@ -171,7 +202,7 @@ func (r *run) resume(ctx workflow.Context, req ControlRequest) (Record, error) {
 	s := r.current()
 	halted := !r.st.Paused && s != nil && s.Halted
 	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionResume, Gate: r.subject(), User: req.User,
-		Reason: req.Reason, Halted: halted})
+		Reason: req.Reason, Halted: halted, Token: req.Token})
 	if err != nil {
 		return rec, err
 	}
@@ -192,7 +223,7 @@ func (r *run) resume(ctx workflow.Context, req ControlRequest) (Record, error) {
 }
 
 func (r *run) validateAbort(_ workflow.Context, req AbortRequest) error {
-	if err := r.validateControl(req.User, req.Reason); err != nil {
+	if err := r.validateControl(req.User, req.Token, req.Reason); err != nil {
 		return err
 	}
 	if r.st.Abort != nil {
@@ -207,15 +238,16 @@ func (r *run) abort(ctx workflow.Context, req AbortRequest) (Record, error) {
 		reason += " (with rollback)"
 	}
 	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionAbort, Gate: r.subject(), User: req.User, Reason: reason,
-		Rollback: req.Rollback})
+		Rollback: req.Rollback, Token: req.Token})
 	if err == nil && r.st.Abort == nil {
-		r.st.Abort = &req
+		// The abort is kept with who was proven to ask, not the token.
+		r.st.Abort = &AbortRequest{User: rec.User, Reason: req.Reason, Rollback: req.Rollback}
 	}
 	return rec, err
 }
 
 func (r *run) validateExcept(ctx workflow.Context, req ExceptRequest) error {
-	if err := r.validateControl(req.User, req.Reason); err != nil {
+	if err := r.validateControl(req.User, req.Token, req.Reason); err != nil {
 		return err
 	}
 	if _, ok := r.byName[req.Host]; !ok {
@@ -230,13 +262,13 @@ func (r *run) validateExcept(ctx workflow.Context, req ExceptRequest) error {
 // except grants an exception: the host is no longer patched and is
 // reported excepted (never compliant) until the expiry.
 func (r *run) except(ctx workflow.Context, req ExceptRequest) (Record, error) {
-	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionExcept, Gate: req.Host, User: req.User, Reason: req.Reason})
+	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionExcept, Gate: req.Host, User: req.User, Reason: req.Reason, Token: req.Token, Target: req.Host})
 	if err != nil {
 		return rec, err
 	}
 	i := r.byName[req.Host]
-	r.setHost(i, rollout.StateExcepted, []string{fmt.Sprintf("exception by %s until %s: %s", req.User, req.Expires.UTC().Format("2006-01-02T15:04Z"), req.Reason)})
-	r.st.Excepted = append(r.st.Excepted, Exception{Host: req.Host, Reason: req.Reason, GrantedBy: req.User, Expires: req.Expires})
+	r.setHost(i, rollout.StateExcepted, []string{fmt.Sprintf("exception by %s until %s: %s", rec.User, req.Expires.UTC().Format("2006-01-02T15:04Z"), req.Reason)})
+	r.st.Excepted = append(r.st.Excepted, Exception{Host: req.Host, Reason: req.Reason, GrantedBy: rec.User, Expires: req.Expires})
 	if s := r.stepOf(i); s != nil {
 		s.Acks++ // a halted step is judged again without the host
 	}
@@ -245,7 +277,7 @@ func (r *run) except(ctx workflow.Context, req ExceptRequest) (Record, error) {
 }
 
 func (r *run) validateSkipHost(_ workflow.Context, req SkipHostRequest) error {
-	if err := r.validateControl(req.User, req.Reason); err != nil {
+	if err := r.validateControl(req.User, req.Token, req.Reason); err != nil {
 		return err
 	}
 	i, ok := r.byName[req.Host]
@@ -268,7 +300,7 @@ func (r *run) validateSkipHost(_ workflow.Context, req SkipHostRequest) error {
 // skipHost takes a failed host out of what the wave policy counts; the
 // halted step is judged again and goes on if the policy lets it.
 func (r *run) skipHost(ctx workflow.Context, req SkipHostRequest) (Record, error) {
-	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionSkipHost, Gate: req.Host, User: req.User, Reason: req.Reason})
+	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionSkipHost, Gate: req.Host, User: req.User, Reason: req.Reason, Token: req.Token, Target: req.Host})
 	if err != nil {
 		return rec, err
 	}
@@ -285,9 +317,19 @@ func (r *run) skipHost(ctx workflow.Context, req SkipHostRequest) (Record, error
 	return rec, nil
 }
 
-func (r *run) validateControl(user, reason string) error {
-	if strings.TrimSpace(user) == "" {
-		return errors.New("user is required")
+// validateWho refuses a request that names nobody: neither a token (the
+// policy verifies it) nor a typed name (which only a dev server's
+// insecure identity accepts).
+func validateWho(user, token string) error {
+	if token == "" && strings.TrimSpace(user) == "" {
+		return errors.New("an identity token is required (patchway login)")
+	}
+	return nil
+}
+
+func (r *run) validateControl(user, token, reason string) error {
+	if err := validateWho(user, token); err != nil {
+		return err
 	}
 	if strings.TrimSpace(reason) == "" {
 		return errors.New("a reason is required")
@@ -313,19 +355,41 @@ func (r *run) subject() string {
 // to evaluate refuses (fail closed).
 func (r *run) authorize(ctx workflow.Context, in contract.AuthorizeGateInput) (Record, error) {
 	in.RolloutID, in.FiledBy, in.Severity, in.Now = r.in.Rollout.ID, r.in.Rollout.FiledBy, string(r.in.Rollout.Patch.Severity), workflow.Now(ctx)
+	in.UsedTokens = slices.Clone(r.st.UsedTokens)
 	action, subject, user, reason := in.Action, in.Gate, in.User, in.Reason
+	if in.Token != "" {
+		// Whatever the policy says, this token is spent: it is now in
+		// history, and a copy of it must prove nothing twice.
+		r.st.UsedTokens = append(r.st.UsedTokens, tokenHash(in.Token))
+		user = ""
+	}
 	var dec contract.GateDecision
 	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.AuthorizeGateName, in).Get(ctx, &dec); err != nil {
 		dec.Allow, dec.Error = false, err.Error()
 	}
+	if dec.Person != nil {
+		user = dec.Person.Name
+	} else if !dec.Allow && user == "" {
+		user = "(unproven)"
+	}
 	rec := r.record(Record{
 		At: workflow.Now(ctx), Kind: action, Subject: subject, User: user, Allow: dec.Allow,
-		Reason: reason, Violations: dec.Violations, Revision: dec.Revision,
+		Reason: reason, Violations: dec.Violations, Revision: dec.Revision, Person: dec.Person,
 	})
+	if dec.Allow && dec.Person != nil && !dec.Person.Verified {
+		r.st.Unverified = append(r.st.Unverified, fmt.Sprintf("%s %s %s by %s, unverified", rec.At.UTC().Format(time.RFC3339), action, subject, user))
+	}
 	if !dec.Allow {
 		return rec, temporal.NewNonRetryableApplicationError(refusal(action, subject, dec.Decision), contract.Refused, nil, dec.Violations)
 	}
 	return rec, nil
+}
+
+// tokenHash is the SHA-256 (hex) of a token, as the oidc policy writes
+// it (crypto.sha256) and as UsedTokens keeps it.
+func tokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
 }
 
 // refusal is the sentence a refused person reads: the policy's reasons.
@@ -344,7 +408,7 @@ func refusal(action, subject string, d rollout.Decision) string {
 }
 
 func (r *run) validateThreat(_ workflow.Context, req ThreatRequest) error {
-	if err := r.validateControl(req.User, req.Reason); err != nil {
+	if err := r.validateControl(req.User, req.Token, req.Reason); err != nil {
 		return err
 	}
 	if r.st.Risk == nil {
@@ -411,7 +475,7 @@ func (r *run) threatUpdate(ctx workflow.Context, req ThreatRequest) (Record, err
 	facts := r.newThreatFacts(req)
 	kev := r.newlyListed(req.KEV)
 	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionThreatUpdate, Gate: r.in.Rollout.ID,
-		User: req.User, Reason: fmt.Sprintf("%s: %s", strings.Join(facts, ", "), req.Reason)})
+		User: req.User, Reason: fmt.Sprintf("%s: %s", strings.Join(facts, ", "), req.Reason), Token: req.Token})
 	if err != nil {
 		return rec, err
 	}
@@ -421,7 +485,8 @@ func (r *run) threatUpdate(ctx workflow.Context, req ThreatRequest) (Record, err
 	ro.Risk.ExploitPublic = ro.Risk.ExploitPublic || req.ExploitPublic
 	previous := r.st.Risk.Deadline
 	now := workflow.Now(ctx)
-	in := contract.EvaluateRiskInput{Rollout: ro, HostCount: len(r.in.Hosts), Now: now, CurrentDeadline: previous, PolicyRevision: req.PolicyRevision}
+	in := contract.EvaluateRiskInput{Rollout: ro, HostCount: len(r.in.Hosts), Now: now, CurrentDeadline: previous, PolicyRevision: req.PolicyRevision,
+		EmergencyApproval: r.st.EmergencyApproval}
 	// Version 1 lets the plan policy shrink the soaks still ahead.
 	soaks := workflow.GetVersion(ctx, "threat-update-soaks", workflow.DefaultVersion, 1) >= 1
 	if soaks {
@@ -448,7 +513,7 @@ func (r *run) threatUpdate(ctx workflow.Context, req ThreatRequest) (Record, err
 			risk.Revision, strings.Join(unseen, ", "), req.PolicyRevision)
 	}
 	rec = r.record(Record{
-		At: workflow.Now(ctx), Kind: "risk", Subject: ro.Patch.KB, User: req.User, Allow: risk.Allow,
+		At: workflow.Now(ctx), Kind: "risk", Subject: ro.Patch.KB, User: rec.User, Person: rec.Person, Allow: risk.Allow,
 		Reason:     reason + ": " + strings.Join(risk.Reasons, "; "),
 		Violations: risk.Violations, Revision: risk.Revision,
 	})

@@ -11,9 +11,17 @@ import (
 
 // testEngine loads the embedded default policy bundle once per test
 // binary: the workflow tests run the real policies through the real
-// policy activities.
+// policy activities. The people of these tests are typed names, as on a
+// dev server started with --insecure-dev-identity: the tests are about
+// the staged path; tokens are proven in policies' and cmd/patchway's
+// identity tests.
 var testEngine = sync.OnceValues(func() (*policies.Engine, error) {
-	return policies.Load(context.Background(), "")
+	ctx := context.Background()
+	e, err := policies.Load(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	return e, e.SetData(ctx, "oidc/insecure_dev_identity", true)
 })
 
 // registerPolicies registers the policy activities (run as local

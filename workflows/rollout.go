@@ -42,6 +42,15 @@ func RolloutWorkflow(ctx workflow.Context, in RolloutInput) (contract.Report, er
 		return contract.Report{}, err
 	}
 
+	// Who filed the rollout is proven before anything else happens; an
+	// emergency break-glass waits for its approval before any plan.
+	if err := r.verifyFiler(ctx); err != nil {
+		return contract.Report{}, err
+	}
+	if err := r.awaitEmergency(ctx); err != nil {
+		return r.stop(ctx, err)
+	}
+
 	// 1. Risk evaluation: deadline, required stages and escalation ladder,
 	// recorded with the policy revision. The SLA clock starts now and runs
 	// beside everything that follows, gates and halts included.
@@ -126,6 +135,73 @@ func (r *run) runWave(ctx workflow.Context, s *stepState) error {
 	return nil
 }
 
+// changeVerifiedFiler versions proving the filer with the gates policy
+// (action submit) before the risk evaluation.
+const changeVerifiedFiler = "verified-filer"
+
+// verifyFiler asks the gates policy to prove who filed the rollout, from
+// the filer's token (or, on a dev server with an insecure identity, the
+// typed name). Once proven, the rollout names the verified subject as its
+// filer (four-eyes compares it) and drops the token; a refusal fails the
+// rollout before any host is touched. A carried run has done it already.
+func (r *run) verifyFiler(ctx workflow.Context) error {
+	if r.st.Risk != nil || r.st.Filer != nil || workflow.GetVersion(ctx, changeVerifiedFiler, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionSubmit, Gate: r.in.Rollout.ID,
+		User: r.in.Rollout.FiledBy, Token: r.in.FilerToken, Reason: "filed " + r.in.Rollout.Patch.KB})
+	r.in.FilerToken = ""
+	if err != nil {
+		return err
+	}
+	if rec.Person != nil {
+		r.in.Rollout.FiledBy = rec.Person.Subject
+		r.st.Filer = rec.Person
+	}
+	return nil
+}
+
+// EmergencyGate is the gate a rollout with an emergency break-glass waits
+// at before anything is planned: `patchway approve ROLLOUT emergency`.
+const EmergencyGate = "emergency"
+
+// changeEmergencyGate versions the emergency gate (before it, the plan
+// policy read a name typed into the rollout file).
+const changeEmergencyGate = "emergency-gate"
+
+// awaitEmergency holds a rollout that asks for an emergency break-glass
+// at its emergency gate until a person the gates policy allows
+// (approve_emergency: the emergency group, never the filer) approves it,
+// someone rejects it, or the rollout is aborted. Nothing is planned and
+// no stage is skipped before. A carried run is past it.
+func (r *run) awaitEmergency(ctx workflow.Context) error {
+	if r.st.Risk != nil || r.in.Rollout.Emergency == nil ||
+		workflow.GetVersion(ctx, changeEmergencyGate, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	e := r.in.Rollout.Emergency
+	r.st.EmergencyWaiting = true
+	r.record(Record{At: workflow.Now(ctx), Kind: "gate", Subject: EmergencyGate, Allow: false,
+		Reason: fmt.Sprintf("emergency break-glass %q (skip %s) waits for approval by the emergency group", e.Reason, strings.Join(e.SkipStages, ", "))})
+	r.notify(ctx, contract.EventGateWaiting, fmt.Sprintf("Emergency break-glass of %s waits for approval", r.in.Rollout.ID),
+		fmt.Sprintf("%s asks to skip %s: %s. Approve with `patchway approve %s %s`.", r.in.Rollout.FiledBy, strings.Join(e.SkipStages, ", "), e.Reason, r.in.Rollout.ID, EmergencyGate),
+		nil, nil, contract.Field{Name: "gate", Value: EmergencyGate})
+	r.refresh(ctx)
+	if err := workflow.Await(ctx, func() bool {
+		return r.st.EmergencyApproval != nil || r.st.Rejected || r.st.Abort != nil
+	}); err != nil {
+		return fmt.Errorf("wait at the emergency gate: %w", err)
+	}
+	r.st.EmergencyWaiting = false
+	switch {
+	case r.st.Abort != nil:
+		return errAborted
+	case r.st.Rejected:
+		return errRejected
+	}
+	return nil
+}
+
 // evaluateRisk asks the sla and plan policies for the deadline, the
 // required stages and the SLA milestones, records the decision and lays
 // out the steps. A carried run has done it already.
@@ -135,7 +211,7 @@ func (r *run) evaluateRisk(ctx workflow.Context) error {
 	}
 	ro := r.in.Rollout
 	var risk contract.RiskDecision
-	in := contract.EvaluateRiskInput{Rollout: ro, HostCount: len(r.in.Hosts), Now: workflow.Now(ctx)}
+	in := contract.EvaluateRiskInput{Rollout: ro, HostCount: len(r.in.Hosts), Now: workflow.Now(ctx), EmergencyApproval: r.st.EmergencyApproval}
 	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.EvaluateRiskName, in).Get(ctx, &risk); err != nil {
 		return fmt.Errorf("evaluate risk of rollout %s: %w", ro.ID, err)
 	}
@@ -689,7 +765,7 @@ func (r *run) finish(ctx workflow.Context) (contract.Report, error) {
 // host no stage or wave selects is counted in OutsideSteps, never as
 // pending (before the plan, every host is still pending).
 func (r *run) reportInput(now time.Time) (contract.ReportInput, error) {
-	in := contract.ReportInput{Rollout: r.in.Rollout, GeneratedAt: now, Baseline: r.st.Baseline.summary()}
+	in := contract.ReportInput{Rollout: r.in.Rollout, GeneratedAt: now, Baseline: r.st.Baseline.summary(), Unverified: slices.Clone(r.st.Unverified)}
 	for i, h := range r.in.Hosts {
 		rec := r.st.Hosts[i]
 		if r.st.Steps != nil && rec.Step < 0 {

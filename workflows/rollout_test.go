@@ -194,8 +194,11 @@ func TestRolloutWalksTheStagedPath(t *testing.T) {
 	if midway.Stage != "lab" || midway.Status != StatusSoaking {
 		t.Errorf("an hour in, progress = %s %s, want lab soaking", midway.Stage, midway.Status)
 	}
-	if midway.PolicyRevision == "" || len(midway.Decisions) == 0 || midway.Decisions[0].Kind != "risk" {
-		t.Errorf("risk decision not recorded with its revision: %+v", midway.Decisions)
+	if midway.PolicyRevision == "" || len(midway.Decisions) < 2 || midway.Decisions[0].Kind != contract.ActionSubmit || midway.Decisions[1].Kind != "risk" {
+		t.Errorf("the filer's proof, then the risk decision, not recorded with its revision: %+v", midway.Decisions)
+	}
+	if f := midway.Decisions[0]; f.User != "alice" || f.Person == nil || f.Person.Verified {
+		t.Errorf("the filer of a test rollout is alice, an unverified (typed) identity: %+v", f)
 	}
 	for kind, want := range map[contract.EventKind]int{
 		contract.EventAdvisory: 2, contract.EventGateWaiting: 2, contract.EventGateDecided: 2, contract.EventRolloutCompleted: 1,
@@ -233,16 +236,38 @@ func TestRolloutWalksTheStagedPath(t *testing.T) {
 	}
 }
 
-// An approved emergency that skips a stage the rollout files: the stage
-// never runs (its hosts stay pending), the other stage and the waves do.
-func TestEmergencySkipsAFiledStage(t *testing.T) {
+// An emergency that skips a stage the rollout files: the rollout waits
+// at its emergency gate, where the filer and a person outside the
+// emergency group are refused and dave (security-leads) approves; then
+// the stage never runs (its hosts stay pending), the other stage and the
+// waves do.
+func TestEmergencySkipsAFiledStageOnceApprovedAtItsGate(t *testing.T) {
 	in := standardInput(10)
-	in.Rollout.Emergency = &rollout.EmergencyRequest{Reason: "worm in the wild", ApprovedBy: "dave", SkipStages: []string{"prodlike"}}
+	in.Rollout.Emergency = &rollout.EmergencyRequest{Reason: "worm in the wild", SkipStages: []string{"prodlike"}}
 	h := newHarness(t, in)
+	var waiting Progress
+	h.when(func(p Progress) bool { return p.WaitingGate == EmergencyGate }, func(p Progress) {
+		waiting = p
+		for _, who := range []string{"alice", "carol"} {
+			h.update("emergency-"+who, UpdateApprove, GateRequest{User: who, Reason: "me"})
+		}
+		h.update("emergency-dave", UpdateApprove, GateRequest{Gate: EmergencyGate, User: "dave", Reason: "worm: skip prodlike"})
+	})
 	h.approveGates("bob")
 	rep, err := h.run()
 	if err != nil {
 		t.Fatalf("rollout failed: %v", err)
+	}
+	if waiting.Status != StatusWaiting || len(waiting.Steps) != 0 {
+		t.Errorf("at the emergency gate: status %s with %d steps planned, want waiting with none", waiting.Status, len(waiting.Steps))
+	}
+	for who, code := range map[string]string{"alice": "four_eyes", "carol": "not_in_group"} {
+		if err, _ := h.result("emergency-" + who); err == nil || !strings.Contains(err.Error(), code) {
+			t.Errorf("%s approving the emergency: %v, want refused with %s", who, err, code)
+		}
+	}
+	if err, done := h.result("emergency-dave"); !done || err != nil {
+		t.Fatalf("dave's approval: done %v, %v", done, err)
 	}
 	p := h.progressAtEnd()
 	for _, s := range p.Steps {
@@ -268,6 +293,9 @@ func TestEmergencySkipsAFiledStage(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no decision records the skip: %+v", p.Decisions)
+	}
+	if !slices.ContainsFunc(rep.Unverified, func(s string) bool { return strings.Contains(s, "approve emergency by dave, unverified") }) {
+		t.Errorf("the report does not show dave's typed approval unverified: %v", rep.Unverified)
 	}
 }
 

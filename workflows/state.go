@@ -42,6 +42,19 @@ type RolloutCarry struct {
 	// Baseline is the preflight scan's progress; nil for a rollout
 	// started before there was one.
 	Baseline *baselineState `json:"baseline,omitempty"`
+	// UsedTokens are the SHA-256 (hex) of every identity token the
+	// rollout was shown: the gates policy refuses one a second time.
+	UsedTokens []string `json:"used_tokens,omitempty"`
+	// Filer is who filed the rollout, as the gates policy proved it (nil
+	// for a rollout started before filers were proven).
+	Filer *contract.Person `json:"filer,omitempty"`
+	// Unverified lists the actions allowed on a typed, unverified
+	// identity, for the report ("approve lab by bob, unverified").
+	Unverified []string `json:"unverified,omitempty"`
+	// EmergencyWaiting: the rollout waits at its emergency gate;
+	// EmergencyApproval is who approved the break-glass there.
+	EmergencyWaiting  bool             `json:"emergency_waiting,omitempty"`
+	EmergencyApproval *contract.Person `json:"emergency_approval,omitempty"`
 }
 
 // baselineState is the preflight scan as it stands: the hosts still to
@@ -270,6 +283,8 @@ func (r *run) status() Status {
 		return StatusAborted
 	case r.st.Paused:
 		return StatusPaused
+	case r.st.EmergencyWaiting:
+		return StatusWaiting
 	}
 	if s := r.current(); s != nil {
 		switch s.Status {
@@ -315,6 +330,9 @@ func (r *run) progress() Progress {
 	}
 	if b := r.st.Baseline; b != nil && !b.Done && b.Stopped == "" {
 		p.Stage = preflightStep
+	}
+	if r.st.EmergencyWaiting {
+		p.Stage, p.WaitingGate = EmergencyGate, EmergencyGate
 	}
 	for _, s := range r.st.Steps {
 		totals := map[rollout.HostState]int{}

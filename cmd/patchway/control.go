@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+
+	"github.com/patchway/patchway/contract"
 
 	"github.com/patchway/patchway/workflows"
 )
@@ -49,7 +52,7 @@ type controlOptions struct {
 	ioStreams
 	action   controlAction
 	conn     clientFlags
-	as       string
+	id       identityFlags
 	reason   string
 	rollback bool
 	expires  string
@@ -60,7 +63,7 @@ type controlOptions struct {
 	rolloutID string
 	gate      string
 	host      string
-	user      string
+	who       who
 	now       time.Time
 	// Set by Validate: the exception's end.
 	until time.Time
@@ -69,7 +72,7 @@ type controlOptions struct {
 // bind adds the flags shared by every gate and control command.
 func (o *controlOptions) bind(cmd *cobra.Command, reasonRequired bool) {
 	o.conn.register(cmd.Flags())
-	cmd.Flags().StringVar(&o.as, "as", "", "who decides, as recorded in the rollout (default: the OS user)")
+	o.id.register(cmd.Flags())
 	help := "why, recorded in the rollout"
 	if reasonRequired {
 		help += " (required)"
@@ -170,8 +173,8 @@ func newSkipHostCmd(_ *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// Complete takes the rollout, the gate or host, who decides (--as, else
-// the OS user) and the time an --expires duration counts from.
+// Complete takes the rollout, the gate or host and the time an --expires
+// duration counts from. Who decides is proven by a token (Run gets it).
 func (o *controlOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.ioStreams = streamsOf(cmd)
 	o.rolloutID = args[0]
@@ -182,11 +185,6 @@ func (o *controlOptions) Complete(cmd *cobra.Command, args []string) error {
 			o.gate = args[1]
 		}
 	}
-	user, err := operator(o.as)
-	if err != nil {
-		return err
-	}
-	o.user = user
 	o.now = time.Now()
 	return nil
 }
@@ -194,6 +192,9 @@ func (o *controlOptions) Complete(cmd *cobra.Command, args []string) error {
 // Validate reads --expires of an exception. The rest (arguments, a
 // required --reason) cobra checks.
 func (o *controlOptions) Validate() error {
+	if err := o.id.validate(); err != nil {
+		return err
+	}
 	if o.action.facts && !o.exploited && !o.worm && !o.exploitPublic {
 		return errors.New("name what became known: --exploited, --worm or --exploit-public")
 	}
@@ -210,19 +211,41 @@ func (o *controlOptions) Validate() error {
 
 // request is the update's argument.
 func (o *controlOptions) request() any {
+	user, token := o.who.user, o.who.token
 	switch o.action.update {
 	case workflows.UpdateApprove, workflows.UpdateReject:
-		return workflows.GateRequest{Gate: o.gate, User: o.user, Reason: o.reason}
+		return workflows.GateRequest{Gate: o.gate, User: user, Token: token, Reason: o.reason}
 	case workflows.UpdateAbort:
-		return workflows.AbortRequest{User: o.user, Reason: o.reason, Rollback: o.rollback}
+		return workflows.AbortRequest{User: user, Token: token, Reason: o.reason, Rollback: o.rollback}
 	case workflows.UpdateExcept:
-		return workflows.ExceptRequest{Host: o.host, User: o.user, Reason: o.reason, Expires: o.until}
+		return workflows.ExceptRequest{Host: o.host, User: user, Token: token, Reason: o.reason, Expires: o.until}
 	case workflows.UpdateSkipHost:
-		return workflows.SkipHostRequest{Host: o.host, User: o.user, Reason: o.reason}
+		return workflows.SkipHostRequest{Host: o.host, User: user, Token: token, Reason: o.reason}
 	case workflows.UpdateThreat:
-		return workflows.ThreatRequest{User: o.user, Reason: o.reason, Exploited: o.exploited, WormInTheWild: o.worm, ExploitPublic: o.exploitPublic}
+		return workflows.ThreatRequest{User: user, Token: token, Reason: o.reason, Exploited: o.exploited, WormInTheWild: o.worm, ExploitPublic: o.exploitPublic}
 	}
-	return workflows.ControlRequest{User: o.user, Reason: o.reason}
+	return workflows.ControlRequest{User: user, Token: token, Reason: o.reason}
+}
+
+// audience is the audience of this action's token: the rollout, the
+// action and the gate or host it names. An approval or rejection names
+// its gate; without GATE, the one the rollout waits at now.
+func (o *controlOptions) audience(ctx context.Context, c client.Client) (string, error) {
+	target := o.host
+	if o.action.update == workflows.UpdateApprove || o.action.update == workflows.UpdateReject {
+		if o.gate == "" {
+			p, err := workflows.GetProgress(ctx, c, o.rolloutID)
+			if err != nil {
+				return "", err
+			}
+			if p.WaitingGate == "" {
+				return "", fmt.Errorf("rollout %s is not waiting at a gate (status %s)", o.rolloutID, p.Status)
+			}
+			o.gate = p.WaitingGate
+		}
+		target = o.gate
+	}
+	return contract.ActionAudience(o.rolloutID, o.action.update, target), nil
 }
 
 // done is what the decision line says was done ("USER done ROLLOUT").
@@ -260,6 +283,13 @@ func (o *controlOptions) Run(ctx context.Context) error {
 	}
 	defer c.Close()
 	name := o.action.update
+	audience, err := o.audience(ctx, c)
+	if err != nil {
+		return err
+	}
+	if o.who, err = o.id.forAction(ctx, audience); err != nil {
+		return err
+	}
 	rec, err := workflows.SendUpdate(ctx, c, o.rolloutID, name, o.request())
 	if err != nil {
 		if refusal, ok := workflows.AsRefusal(err); ok {
@@ -279,6 +309,9 @@ func (o *controlOptions) Run(ctx context.Context) error {
 	}
 	if rec.Revision != "" {
 		fmt.Fprintf(out, "  allowed by policy revision %s\n", shortRevision(rec.Revision))
+	}
+	if p := rec.Person; p != nil && !p.Verified {
+		fmt.Fprintf(out, "  identity unverified: %s is a typed name (--insecure-dev-identity), recorded and reported so\n", rec.User)
 	}
 	return nil
 }

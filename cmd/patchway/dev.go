@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/devidp"
 	"github.com/patchway/patchway/devserver"
 	"github.com/patchway/patchway/workflows"
 )
@@ -63,6 +67,11 @@ type devOptions struct {
 	inbox bool
 	// cpuProfile is the --cpuprofile file ("" = none), see profile.go.
 	cpuProfile string
+	// insecureIdentity lets people act with a typed --as name, recorded
+	// unverified (--insecure-dev-identity).
+	insecureIdentity bool
+	// idpPort is the local identity provider's port (0: any free one).
+	idpPort int
 }
 
 func newDevCmd(g *globalFlags) *cobra.Command {
@@ -89,6 +98,8 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 	f.BoolVar(&o.noWorker, "no-worker", false, "run no worker (start `patchway worker` yourself)")
 	f.BoolVar(&o.inbox, "inbox", true, "print here the notifications of every channel with no PATCHWAY_CHANNEL_<NAME>_* settings (--inbox=false: such channels fail as they would in production)")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", cpuProfileUsage)
+	f.BoolVar(&o.insecureIdentity, "insecure-dev-identity", false, "also accept a typed name (--as with --insecure-dev-identity) instead of a token; every such action is recorded and reported unverified")
+	f.IntVar(&o.idpPort, "idp-port", devIDPPort, "port of the local OpenID Connect issuer for the demo's people")
 	return cmd
 }
 
@@ -148,6 +159,11 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 		return fmt.Errorf("connect to the dev server: %w", err)
 	}
 	defer c.Close()
+	idp, err := devidp.Start(devidp.Options{Addr: net.JoinHostPort(devserver.DefaultIP, strconv.Itoa(o.idpPort))})
+	if err != nil {
+		return fmt.Errorf("start the local identity provider: %w", err)
+	}
+	defer idp.Close()
 	var creds activities.CredentialResolver = &activities.EnvCredentials{}
 	var fleet *runningFleet
 	if o.scenario != "" {
@@ -173,6 +189,7 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 			Channels:    channels,
 			Logger:      logger,
 			Identity:    "patchway-dev",
+			PolicyData:  devPolicyData(idp.URL(), o.insecureIdentity),
 		})
 		if err != nil {
 			return err
@@ -187,10 +204,47 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 		}
 	}
 
-	printDevBanner(out, srv, fleet, revision, inbox, time.Since(started))
+	printDevBanner(out, srv, fleet, revision, inbox, devIdentity{issuer: idp.URL(), insecure: o.insecureIdentity, noWorker: o.noWorker}, time.Since(started))
 	<-ctx.Done()
 	fmt.Fprintln(out, "\nstopping: worker, then server and Web UI...")
 	return nil
+}
+
+// devIDPPort is the local identity provider's default port, next to the
+// Web UI's.
+const devIDPPort = 8234
+
+// devPolicyData is what the dev worker's policies are told of the dev
+// environment: the local issuer is the trusted one, and typed names are
+// accepted only when --insecure-dev-identity asks.
+func devPolicyData(issuer string, insecure bool) map[string]any {
+	d := map[string]any{"oidc/issuer": issuer}
+	if insecure {
+		d["oidc/insecure_dev_identity"] = true
+	}
+	return d
+}
+
+// devIdentity is what the banner says of the local identity provider.
+type devIdentity struct {
+	issuer             string
+	insecure, noWorker bool
+}
+
+// print says who can sign in and how.
+func (d devIdentity) print(out io.Writer) {
+	var names []string
+	for _, p := range devidp.DemoPeople() {
+		names = append(names, p.Subject)
+	}
+	fmt.Fprintf(out, "  identity provider  %s (OpenID Connect on loopback; people %s, dev only: each one's password is the name)\n",
+		d.issuer, strings.Join(names, ", "))
+	if d.insecure {
+		fmt.Fprintln(out, "  insecure identity  on: --insecure-dev-identity --as NAME is accepted, and recorded and reported unverified")
+	}
+	if d.noWorker {
+		fmt.Fprintf(out, "  your worker        trusts the provider with {\"oidc\": {\"issuer\": %q}} in its --policy-dir\n", d.issuer)
+	}
 }
 
 // startDevFleet starts the simulated fleet next to the server's state (a
@@ -242,7 +296,7 @@ func (fc firstCredentials) Resolve(ctx context.Context, name string) (activities
 	return activities.Credential{}, err
 }
 
-func printDevBanner(out io.Writer, srv *devserver.Server, fleet *runningFleet, policyRevision string, inbox bool, took time.Duration) {
+func printDevBanner(out io.Writer, srv *devserver.Server, fleet *runningFleet, policyRevision string, inbox bool, id devIdentity, took time.Duration) {
 	fmt.Fprintf(out, "Patchway dev environment ready in %s\n", took.Round(100*time.Millisecond))
 	fmt.Fprintf(out, "  Temporal frontend  %s (namespace %s)\n", srv.FrontendAddress(), srv.Namespace())
 	if srv.UIAddress() != "" {
@@ -271,9 +325,11 @@ func printDevBanner(out io.Writer, srv *devserver.Server, fleet *runningFleet, p
 	if srv.FrontendAddress() != fmt.Sprintf("127.0.0.1:%d", devFrontendPort) {
 		addr = " --address " + srv.FrontendAddress()
 	}
+	id.print(out)
 	fmt.Fprintln(out, "\nNext, in another terminal:")
-	fmt.Fprintf(out, "  patchway submit examples/ms08-067.hcl%s --as alice%s\n", inventory, addr)
+	fmt.Fprintf(out, "  patchway login --issuer %s              (sign in as alice)\n", id.issuer)
+	fmt.Fprintf(out, "  patchway submit examples/ms08-067.hcl%s%s\n", inventory, addr)
 	fmt.Fprintf(out, "  patchway status ms08-067 --watch%s\n", addr)
-	fmt.Fprintf(out, "  patchway approve ms08-067 --as bob%s\n", addr)
+	fmt.Fprintf(out, "  patchway login --issuer %s && patchway approve ms08-067%s   (as bob: alice filed it)\n", id.issuer, addr)
 	fmt.Fprintln(out, "\nCtrl-C stops everything; running `patchway dev` again resumes from the state directory.")
 }

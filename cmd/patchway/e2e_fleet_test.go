@@ -28,7 +28,8 @@ const e2eKB = "KB958644"
 // four-eyes rule holds).
 const e2ePolicy = `{
   "plan": {"min_soak_hours": {"critical": {"lab": 0, "prodlike": 0}}},
-  "groups": {"infrastructure-leads": ["bob"], "identity-team": ["bob"]}
+  "groups": {"infrastructure-leads": ["bob"], "identity-team": ["bob"]},
+  "oidc": {"insecure_dev_identity": true}
 }`
 
 // startFleet starts the 48-host end-to-end fleet (testdata/fleet-e2e.hcl).

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,7 +99,17 @@ type e2eOptions struct {
 	policyData string
 	// env adds variables for the CLI and the worker.
 	env []string
+	// verifiedIdentity: people act with tokens only. Otherwise the
+	// worker accepts typed names (data.oidc.insecure_dev_identity, what
+	// `patchway dev --insecure-dev-identity` sets) and cli adds
+	// --insecure-dev-identity to every command given --as: the tests of
+	// the staged path are not about identity (identity_test.go is).
+	verifiedIdentity bool
 }
+
+// insecureIdentity is the policy data of a world whose people type
+// their names.
+const insecureIdentity = `{"oidc": {"insecure_dev_identity": true}}`
 
 // newE2E starts the embedded server and prepares the CLI's environment.
 func newE2E(t *testing.T, opts e2eOptions) *e2e {
@@ -112,13 +123,22 @@ func newE2E(t *testing.T, opts e2eOptions) *e2e {
 			e.env = append(e.env, kv)
 		}
 	}
+	files := map[string]string{}
 	if opts.policyData != "" {
+		files["e2e-overrides.json"] = opts.policyData
+	}
+	if !opts.verifiedIdentity {
+		files["e2e-identity.json"] = insecureIdentity
+	}
+	if len(files) > 0 {
 		dir := filepath.Join(e.dir, "policy")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, "e2e-overrides.json"), []byte(opts.policyData), 0o644); err != nil {
-			t.Fatal(err)
+		for name, data := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 		e.env = append(e.env, "PATCHWAY_POLICY_DIR="+dir)
 	}
@@ -176,6 +196,13 @@ func (e *e2e) stopServer() {
 	}
 }
 
+// identityCommands are the commands whose --as needs
+// --insecure-dev-identity (scan and draft keep a plain label).
+var identityCommands = map[string]bool{
+	"submit": true, "approve": true, "reject": true, "pause": true, "resume": true, "abort": true,
+	"except": true, "skip-host": true, "threat": true,
+}
+
 // cliResult is one CLI run's outcome.
 type cliResult struct {
 	stdout, stderr string
@@ -187,6 +214,9 @@ type cliResult struct {
 func (e *e2e) cli(ctx context.Context, args ...string) cliResult {
 	e.t.Helper()
 	full := append(append([]string{}, args...), "--address", e.address(), "--namespace", devserver.DefaultNamespace)
+	if !e.opts.verifiedIdentity && slices.Contains(args, "--as") && identityCommands[args[0]] {
+		full = append(full, "--insecure-dev-identity")
+	}
 	cmd := exec.CommandContext(ctx, e.bin, full...)
 	cmd.Env = e.env
 	var stdout, stderr bytes.Buffer

@@ -56,6 +56,7 @@ func newRootCmd() *cobra.Command {
 		newDecisionsCmd(g),
 		newExplainCmd(g),
 		newSetupCmd(g),
+		newLoginCmd(g),
 	)
 	return root
 }

@@ -81,19 +81,19 @@ func TestControlOptionsRequest(t *testing.T) {
 		want any
 		done string
 	}{
-		{"approve a gate", controlOptions{action: actionApprove, gate: "pilot", user: "bob"},
+		{"approve a gate", controlOptions{action: actionApprove, gate: "pilot", who: who{user: "bob"}},
 			workflows.GateRequest{Gate: "pilot", User: "bob"}, "approved"},
-		{"reject", controlOptions{action: actionReject, user: "bob", reason: "no"},
+		{"reject", controlOptions{action: actionReject, who: who{user: "bob"}, reason: "no"},
 			workflows.GateRequest{User: "bob", Reason: "no"}, "rejected"},
-		{"pause", controlOptions{action: actionPause, user: "bob", reason: "why"},
+		{"pause", controlOptions{action: actionPause, who: who{user: "bob"}, reason: "why"},
 			workflows.ControlRequest{User: "bob", Reason: "why"}, "paused"},
-		{"resume", controlOptions{action: actionResume, user: "bob", reason: "why"},
+		{"resume", controlOptions{action: actionResume, who: who{user: "bob"}, reason: "why"},
 			workflows.ControlRequest{User: "bob", Reason: "why"}, "resumed"},
-		{"abort with rollback", controlOptions{action: actionAbort, user: "bob", reason: "why", rollback: true},
+		{"abort with rollback", controlOptions{action: actionAbort, who: who{user: "bob"}, reason: "why", rollback: true},
 			workflows.AbortRequest{User: "bob", Reason: "why", Rollback: true}, "aborted"},
-		{"except", controlOptions{action: actionExcept, host: "ws1", user: "bob", reason: "why", until: until},
+		{"except", controlOptions{action: actionExcept, host: "ws1", who: who{user: "bob"}, reason: "why", until: until},
 			workflows.ExceptRequest{Host: "ws1", User: "bob", Reason: "why", Expires: until}, "excepted ws1 until 2026-04-01T00:00:00Z in"},
-		{"skip-host", controlOptions{action: actionSkipHost, host: "ws1", user: "bob", reason: "why"},
+		{"skip-host", controlOptions{action: actionSkipHost, host: "ws1", who: who{user: "bob"}, reason: "why"},
 			workflows.SkipHostRequest{Host: "ws1", User: "bob", Reason: "why"}, "skipped ws1 in"},
 	}
 	for _, tt := range tests {

@@ -44,6 +44,14 @@ func TestPolicyCommands(t *testing.T) {
 	if err := os.WriteFile(gate, []byte(`{"rollout_id":"r1","filed_by":"alice","gate":"lab","action":"approve","user":"alice","now":"2008-10-23T18:00:00Z"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Typed names, as on a dev server with --insecure-dev-identity.
+	typed := filepath.Join(dir, "typed")
+	if err := os.MkdirAll(typed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(typed, "identity.json"), []byte(insecureIdentity), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		stdin    string
@@ -51,8 +59,9 @@ func TestPolicyCommands(t *testing.T) {
 		wantCode int
 		want     []string
 	}{
-		{"eval prints a refusal with its code and exits 1", "", []string{"policy", "eval", "gates", "--input", gate}, 1, []string{`"code": "four_eyes"`, `"revision": "`}},
-		{"eval takes stdin and --now", `{"filed_by":"alice","gate":"lab","action":"approve","user":"bob"}`, []string{"policy", "eval", "gates", "--input", "-", "--now", "2008-10-23T18:00:00Z"}, 0, []string{`"allow": true`, `"group": "security-team"`}},
+		{"eval prints a refusal with its code and exits 1", "", []string{"--policy-dir", typed, "policy", "eval", "gates", "--input", gate}, 1, []string{`"code": "four_eyes"`, `"revision": "`}},
+		{"eval takes stdin and --now", `{"filed_by":"alice","gate":"lab","action":"approve","user":"bob"}`, []string{"--policy-dir", typed, "policy", "eval", "gates", "--input", "-", "--now", "2008-10-23T18:00:00Z"}, 0, []string{`"allow": true`, `"group": "security-team"`}},
+		{"a typed name decides nothing by default", `{"filed_by":"alice","gate":"lab","action":"approve","user":"bob"}`, []string{"policy", "eval", "gates", "--input", "-", "--now", "2008-10-23T18:00:00Z"}, 1, []string{`"code": "token_missing"`, `"person": null`}},
 		{"eval refuses an input without now", `{"user":"bob"}`, []string{"policy", "eval", "gates", "--input", "-"}, 2, []string{`needs "now"`}},
 		{"eval refuses an unknown decision", `{}`, []string{"policy", "eval", "nope", "--input", "-", "--now", "2008-10-23T18:00:00Z"}, 2, []string{"unknown decision"}},
 		{"test runs the embedded tests with coverage", "", []string{"policy", "test", "--min-coverage", "90"}, 0, []string{"0 failed; line coverage"}},

@@ -288,7 +288,7 @@ func renderProgress(p workflows.Progress, now time.Time) string {
 			}
 			line := fmt.Sprintf("    %s %-10s %-5s %s", r.At.UTC().Format("15:04:05"), r.Kind, verdict, r.Subject)
 			if r.User != "" {
-				line += " by " + r.User
+				line += " by " + personLabel(r.User, r.Person)
 			}
 			if r.Reason != "" {
 				line += ": " + r.Reason

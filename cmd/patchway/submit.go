@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
 	"github.com/patchway/patchway/workflows"
 )
@@ -23,12 +24,11 @@ type submitOptions struct {
 	ioStreams
 	conn      clientFlags
 	inventory string
-	as        string
+	id        identityFlags
 	tuning    workflows.Tuning
 
 	// Set by Complete.
-	file  string
-	filer string
+	file string
 }
 
 func newSubmitCmd(_ *globalFlags) *cobra.Command {
@@ -39,32 +39,31 @@ func newSubmitCmd(_ *globalFlags) *cobra.Command {
 		Long: "File a rollout: load the HCL file and its inventory, check them (errors are printed with\n" +
 			"file:line:col and the rollout is not started), then start the rollout's workflow. The rollout id\n" +
 			"is the workflow id, so a rollout already running is refused with its current status.\n" +
-			"The filer (--as, default the OS user) is recorded and cannot approve the rollout's own gates.",
+			"Who files is proven by your sign-in (patchway login): the rollout records the verified person,\n" +
+			"who cannot approve its own gates.",
 		Args: cobra.ExactArgs(1),
 		RunE: runOptions(o),
 	}
 	o.conn.register(cmd.Flags())
 	cmd.Flags().StringVar(&o.inventory, "inventory", "", "inventory file to use instead of the rollout's own inventory attribute")
-	cmd.Flags().StringVar(&o.as, "as", "", "who files the rollout, as recorded (default: the OS user)")
+	o.id.register(cmd.Flags())
 	cmd.Flags().DurationVar(&o.tuning.BootTimeout, "boot-timeout", 0, "how long a host may take to come back from its reboot before it counts unreachable (0: 30m)")
 	cmd.Flags().DurationVar(&o.tuning.RetryInterval, "retry-interval", 0, "pause between the rounds that retry unreachable hosts and laptops until the deadline (0: 4h)")
 	return cmd
 }
 
-// Complete takes the file and who files it (--as, else the OS user).
+// Complete takes the file.
 func (o *submitOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.ioStreams = streamsOf(cmd)
 	o.file = args[0]
-	filer, err := operator(o.as)
-	if err != nil {
-		return err
-	}
-	o.filer = filer
 	return nil
 }
 
-// Validate refuses negative tuning.
+// Validate refuses negative tuning and a bare --as.
 func (o *submitOptions) Validate() error {
+	if err := o.id.validate(); err != nil {
+		return err
+	}
 	if o.tuning.BootTimeout < 0 || o.tuning.RetryInterval < 0 {
 		return errors.New("--boot-timeout and --retry-interval must not be negative")
 	}
@@ -91,10 +90,19 @@ func (o *submitOptions) Run(ctx context.Context) error {
 	if diags.HasErrors() || src == nil {
 		return exitError{code: 1}
 	}
-	in := workflows.NewRolloutInput(src, o.filer, time.Now(), o.tuning)
-
 	ctx, cancel := context.WithTimeout(ctx, submitTimeout)
 	defer cancel()
+	w, err := o.id.forAction(ctx, contract.ActionAudience(src.Rollout.ID, contract.ActionSubmit, ""))
+	if err != nil {
+		return err
+	}
+	filer := w.user
+	if w.token != "" {
+		filer = subjectOf(w.token) // the rollout replaces it by the verified subject
+	}
+	in := workflows.NewRolloutInput(src, filer, time.Now(), o.tuning)
+	in.FilerToken = w.token
+
 	c, err := o.conn.dial(ctx, cliLogger())
 	if err != nil {
 		return err
@@ -120,10 +128,53 @@ func submit(ctx context.Context, c client.Client, out, errOut io.Writer, in work
 		}
 		return exitError{code: 1}
 	}
+	filer, err := awaitFiler(ctx, c, in.Rollout.ID)
+	if err != nil {
+		fmt.Fprintf(errOut, "rollout %s was refused: %v\n", in.Rollout.ID, err)
+		return exitError{code: 1}
+	}
 	fmt.Fprintf(out, "filed rollout %s (%s, %s) by %s: %s, %d stages, %d waves\n",
-		in.Rollout.ID, in.Rollout.Patch.KB, in.Rollout.Patch.Severity, in.Rollout.FiledBy,
+		in.Rollout.ID, in.Rollout.Patch.KB, in.Rollout.Patch.Severity, filer,
 		workflows.PlannedHosts(in), len(in.Rollout.Stages), len(in.Rollout.Waves))
 	fmt.Fprintf(out, "  workflow %s run %s on task queue %s\n", run.GetID(), run.GetRunID(), workflows.TaskQueue)
 	fmt.Fprintf(out, "  watch it:  patchway status %s --watch\n", in.Rollout.ID)
 	return nil
+}
+
+// filerWait bounds how long submit waits for the rollout to prove who
+// filed it (a worker must be running).
+const filerWait = 30 * time.Second
+
+// awaitFiler waits until the rollout's gates policy has proven who filed
+// it and returns the person as the record names them; a refusal (the
+// rollout then fails before touching any host) is the error. Without a
+// worker to decide within filerWait, it says the proof is pending.
+func awaitFiler(ctx context.Context, c client.Client, id string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, filerWait)
+	defer cancel()
+	for {
+		p, err := workflows.GetProgress(ctx, c, id)
+		if err == nil {
+			if p.Status == workflows.StatusFailed {
+				return "", errors.New(p.Failure)
+			}
+			for _, r := range p.Decisions {
+				if r.Kind == contract.ActionSubmit {
+					label := personLabel(r.User, r.Person)
+					if r.Person != nil && r.Person.Verified {
+						label += " (verified by " + r.Person.Issuer + ")"
+					}
+					return label, nil
+				}
+			}
+			if p.Status != "" && len(p.Steps) > 0 {
+				return "(a rollout filed before filers were proven)", nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "(not proven yet: no worker decided within " + filerWait.String() + ")", nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

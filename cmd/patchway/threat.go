@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/threat"
 	"github.com/patchway/patchway/workflows"
@@ -53,7 +54,7 @@ type threatImportOptions struct {
 	ioStreams
 	global *globalFlags
 	conn   clientFlags
-	as     string
+	id     identityFlags
 	// running: tell the running rollouts whose CVEs the catalogue newly
 	// lists.
 	running bool
@@ -81,7 +82,7 @@ func newThreatImportCmd(g *globalFlags) *cobra.Command {
 		RunE: runOptions(o),
 	}
 	o.conn.register(cmd.Flags())
-	cmd.Flags().StringVar(&o.as, "as", "", "who tells the running rollouts, as recorded in them (default: the OS user)")
+	o.id.register(cmd.Flags())
 	cmd.Flags().BoolVar(&o.running, "running", true, "tell the running rollouts whose CVEs the catalogue newly lists (false: only write the policy data)")
 	return cmd
 }
@@ -95,6 +96,9 @@ func (o *threatImportOptions) Complete(cmd *cobra.Command, args []string) error 
 
 // Validate needs a policy directory to write into.
 func (o *threatImportOptions) Validate() error {
+	if err := o.id.validate(); err != nil {
+		return err
+	}
 	if o.global.policyDir == "" {
 		return errors.New("threat import writes the catalogue into a policy directory: give --policy-dir DIR (or PATCHWAY_POLICY_DIR), the directory the worker loads")
 	}
@@ -164,10 +168,6 @@ func (o *threatImportOptions) Run(ctx context.Context) error {
 // whether the operator may). A rollout the policy already found listed
 // is left alone, so importing the same catalogue again tells no one twice.
 func (o *threatImportOptions) tellRunning(ctx context.Context, kev threat.KEV, revision string) error {
-	user, err := operator(o.as)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, updateTimeout)
 	defer cancel()
 	c, err := o.conn.dial(ctx, cliLogger())
@@ -191,7 +191,11 @@ func (o *threatImportOptions) tellRunning(ctx context.Context, kev threat.KEV, r
 		if len(listed) == 0 || p.Deadline.IsZero() {
 			continue
 		}
-		req := workflows.ThreatRequest{User: user, KEV: listed, PolicyRevision: revision,
+		w, err := o.id.forAction(ctx, contract.ActionAudience(id, workflows.UpdateThreat, ""))
+		if err != nil {
+			return err
+		}
+		req := workflows.ThreatRequest{User: w.user, Token: w.token, KEV: listed, PolicyRevision: revision,
 			Reason: fmt.Sprintf("CISA KEV catalogue %s lists %s", kev.CatalogVersion, strings.Join(listed, ", "))}
 		rec, err := workflows.SendUpdate(ctx, c, id, workflows.UpdateThreat, req)
 		if err != nil {

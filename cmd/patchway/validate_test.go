@@ -95,7 +95,7 @@ func TestSubmitRefusesEveryInvalidFileWithItsSourceLine(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join("..", "..", "rollout", "testdata", "invalid", "*.hcl"))
 	for _, path := range files {
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			code, _, stderr := run(t, "submit", path, "--as", "alice", "--address", "127.0.0.1:1")
+			code, _, stderr := run(t, "submit", path, "--insecure-dev-identity", "--as", "alice", "--address", "127.0.0.1:1")
 			if code != 1 || !strings.Contains(stderr, "Error: ") || !strings.Contains(stderr, "^") ||
 				strings.Contains(stderr, "source code not available") {
 				t.Errorf("exit %d, stderr lacks the error with its line and caret:\n%s", code, stderr)

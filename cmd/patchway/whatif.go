@@ -82,6 +82,9 @@ func (o *policyWhatIfOptions) Run(ctx context.Context) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	candidate, err := policies.Load(ctx, o.global.policyDir)
+	if err == nil {
+		err = decisionlog.PrepareCandidate(ctx, candidate)
+	}
 	if err != nil {
 		return fmt.Errorf("candidate policy: %w", err)
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/oidc"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/scan"
 	"github.com/patchway/patchway/workflows"
@@ -39,6 +42,12 @@ type workerConfig struct {
 	Identity string
 	// PolicyStats, when set, records every policy decision's latency.
 	PolicyStats *policies.Stats
+	// PolicyData is run-time data put over the bundle's (policies'
+	// SetData): what `patchway dev` says of its own identity provider.
+	PolicyData map[string]any
+	// KeyRefresh is how often the identity provider's keys are fetched
+	// again (0: every 5 minutes).
+	KeyRefresh time.Duration
 }
 
 // defaultStopTimeout lets a host's install finish on a graceful stop; a
@@ -57,6 +66,12 @@ func newWorker(ctx context.Context, c client.Client, cfg workerConfig) (worker.W
 	if cfg.PolicyStats != nil {
 		engine = engine.WithStats(cfg.PolicyStats)
 	}
+	for _, k := range slices.Sorted(maps.Keys(cfg.PolicyData)) {
+		if err := engine.SetData(ctx, k, cfg.PolicyData[k]); err != nil {
+			return nil, nil, err
+		}
+	}
+	startKeyRefresh(ctx, engine, cfg.KeyRefresh, cfg.Logger)
 	stop := cfg.StopTimeout
 	if stop <= 0 {
 		stop = defaultStopTimeout
@@ -83,6 +98,23 @@ func newWorker(ctx context.Context, c client.Client, cfg workerConfig) (worker.W
 		Reports:  activities.ReportActivities{Policy: engine},
 	})
 	return w, engine, nil
+}
+
+// startKeyRefresh keeps the keys of the identity provider the policy
+// data trusts (data.oidc.issuer) in data.oidc_keys: fetched once now, so
+// the first action finds them, then every `every` in the background
+// until ctx ends. The oidc policy judges how old they may be.
+func startKeyRefresh(ctx context.Context, engine *policies.Engine, every time.Duration, logger *slog.Logger) {
+	r := &oidc.KeyRefresher{
+		Issuer: func() string { return engine.DataString(ctx, "oidc/issuer") },
+		Every:  every,
+		Logger: logger,
+		Set: func(ctx context.Context, k oidc.Keys) error {
+			return engine.SetData(ctx, "oidc_keys", k)
+		},
+	}
+	r.RefreshLogged(ctx)
+	go r.Run(ctx)
 }
 
 // defaultPolicyReload is how often a worker reads its policy directory
@@ -129,6 +161,7 @@ type workerOptions struct {
 	cpuProfile  string
 	statsPath   string
 	reload      time.Duration
+	keyRefresh  time.Duration
 	// level is logLevel parsed by Complete.
 	level slog.Level
 }
@@ -155,6 +188,7 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", cpuProfileUsage)
 	cmd.Flags().DurationVar(&o.reload, "policy-reload", defaultPolicyReload, "how often to read --policy-dir again and apply a changed bundle (0: only on SIGHUP); a bundle that does not load is logged and the one in force keeps deciding")
+	cmd.Flags().DurationVar(&o.keyRefresh, "oidc-refresh", 5*time.Minute, "how often to fetch the identity provider's keys again (0: 5m) (the provider data.oidc.issuer names); the oidc policy refuses tokens once the keys are older than data.oidc.max_key_age_seconds")
 	cmd.Flags().StringVar(&o.statsPath, "policy-stats", "", "record every policy decision's latency and write counts and p50/p99 as JSON to this file on a graceful stop")
 	return cmd
 }
@@ -175,6 +209,9 @@ func (o *workerOptions) Validate() error {
 	}
 	if o.stopTimeout < 0 {
 		return fmt.Errorf("--stop-timeout %s: must not be negative", o.stopTimeout)
+	}
+	if o.keyRefresh < 0 {
+		return fmt.Errorf("--oidc-refresh %s: must not be negative (0: every 5 minutes)", o.keyRefresh)
 	}
 	if o.reload < 0 {
 		return fmt.Errorf("--policy-reload %s: must not be negative (0 reloads only on SIGHUP)", o.reload)
@@ -208,6 +245,7 @@ func (o *workerOptions) serve(ctx context.Context) error {
 		StopTimeout:             o.stopTimeout,
 		Logger:                  logger,
 		PolicyStats:             stats,
+		KeyRefresh:              o.keyRefresh,
 	})
 	if err != nil {
 		return err

@@ -26,6 +26,11 @@ var forbidden = map[string][]string{
 	// decisionlog reads history and rebuilds inputs; it never acts on a
 	// host or runs a workflow.
 	"decisionlog": {"github.com/masterzen/", module + "activities", module + "scan", module + "report"},
+	// oidc is a client of an identity provider: it verifies and decides
+	// nothing, so it needs no policy; devidp is a provider, of no part
+	// of Patchway.
+	"oidc":   {module, "github.com/open-policy-agent/"},
+	"devidp": {module},
 }
 
 // TestPackagesImportOnlyWhatTheirPlaceAllows runs go list -deps on each

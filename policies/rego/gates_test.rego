@@ -6,6 +6,7 @@ base := {"rollout_id": "r1", "filed_by": "alice", "gate": "lab", "action": "appr
 
 decide(over) := d if {
 	d := gates.decision with input as object.union(base, over)
+		with data.oidc.insecure_dev_identity as true
 }
 
 codes(d) := {v.code | some v in d.violations}
@@ -61,13 +62,29 @@ test_override_does_not_lift_four_eyes if {
 
 test_empty_user_is_refused_even_without_filer if {
 	d := gates.decision with input as {"gate": "lab", "action": "approve", "now": "2026-11-23T10:00:00Z"}
+		with data.oidc.insecure_dev_identity as true
 	not d.allow
-	{v.code | some v in d.violations} == {"four_eyes", "not_in_group"}
+	{v.code | some v in d.violations} == {"user_missing"}
+	d.person == null
+}
+
+test_a_typed_name_decides_nothing_without_the_insecure_dev_identity if {
+	d := gates.decision with input as object.union(base, {"user": "bob"})
+	not d.allow
+	codes(d) == {"token_missing"}
+	d.person == null
+}
+
+test_an_insecure_dev_identity_is_marked_unverified if {
+	d := decide({})
+	d.allow
+	d.person == {"subject": "bob", "name": "bob", "groups": ["change-board", "security-team"], "verified": false}
 }
 
 control(action, user, over) := d if {
 	ctl := {"rollout_id": "r1", "filed_by": "alice", "gate": "r1", "action": action, "user": user, "now": "2026-11-23T10:00:00Z"}
 	d := gates.decision with input as object.union(ctl, over)
+		with data.oidc.insecure_dev_identity as true
 }
 
 test_the_filer_may_pull_the_pause_brake if {
@@ -117,4 +134,14 @@ test_four_eyes_can_be_lifted_per_action_in_data if {
 test_an_action_missing_from_data_is_refused if {
 	d := control("skip_host", "bob", {}) with data.gates.actions as {"approve": {}, "reject": {}}
 	codes(d) == {"unknown_action"}
+}
+
+test_an_emergency_is_approved_by_the_emergency_group_never_the_filer if {
+	d := decide({"user": "dave", "gate": "emergency", "emergency": true})
+	d.allow
+	d.rule == "approve_emergency"
+	d.group == "security-leads"
+	codes(decide({"user": "carol", "gate": "emergency", "emergency": true})) == {"not_in_group"}
+	codes(decide({"user": "alice", "gate": "emergency", "emergency": true})) == {"four_eyes"}
+	decide({"user": "dave", "gate": "emergency", "emergency": true, "action": "reject"}).rule == "reject_emergency"
 }

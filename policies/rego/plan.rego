@@ -2,9 +2,12 @@
 # title: Plan
 # description: |
 #   Which stages a severity requires (lab and production-like for every
-#   severity unless an emergency break-glass is approved by the named
-#   group), soak minimums, per-step maximums, and soak times that must fit
-#   the SLA.
+#   severity unless an emergency break-glass was approved at the rollout's
+#   emergency gate: who may approve it is the gates policy's
+#   approve_emergency rule, and input.emergency_approval is the person it
+#   proved), soak minimums, per-step maximums, and soak times that must fit
+#   the SLA. A plan preview (input.emergency_pending) assumes the approval
+#   the filed rollout will wait for.
 package patchway.plan
 
 import data.patchway.lib
@@ -29,13 +32,23 @@ stage_for[req] := s if {
 
 emergency := object.get(input.rollout, "emergency", null)
 
-emergency_group := data.plan.emergency_group
+emergency_group := data.gates.emergency_group
 
 emergency_approved if {
-	approver := emergency.approved_by
-	approver in data.groups[emergency_group]
-	approver != object.get(input.rollout, "filed_by", "")
+	is_object(emergency)
+	is_object(input.emergency_approval)
 }
+
+emergency_approved if {
+	is_object(emergency)
+	input.emergency_pending == true
+}
+
+# approved_by says who approved the break-glass, or that a preview
+# assumes the approval.
+approved_by := sprintf("%s (%s)", [input.emergency_approval.name, emergency_group]) if {
+	is_object(input.emergency_approval)
+} else := sprintf("a member of %s at the emergency gate, once approved", [emergency_group])
 
 # skip_stages names a stage of the rollout, or a required stage by its
 # name or one of its aliases, whether the rollout files it or not.
@@ -80,7 +93,7 @@ violations contains {"code": "missing_stage", "msg": msg} if {
 violations contains {"code": "emergency_not_approved", "msg": msg} if {
 	is_object(emergency)
 	not emergency_approved
-	msg := sprintf("emergency break-glass %q needs approval by a member of %s other than the filer (approved_by: %q)", [object.get(emergency, "reason", ""), emergency_group, object.get(emergency, "approved_by", "")])
+	msg := sprintf("emergency break-glass %q is not approved: a member of %s other than the filer approves it at the rollout's emergency gate (patchway approve ROLLOUT emergency)", [object.get(emergency, "reason", ""), emergency_group])
 }
 
 min_soak(req) := round(data.plan.min_soak_hours[severity][req] * lib.hour_ns) if {
@@ -178,11 +191,11 @@ violations contains {"code": "soak_exceeds_sla", "msg": msg} if {
 	msg := sprintf("stage soaks %s = %s exceed the %s left before the %s deadline %s (SLA %s); shorten the soaks or file an emergency", [concat(" + ", terms), lib.duration(total_soak), lib.duration(available), severity, time.format(sla.deadline), lib.duration(sla.sla_ns)])
 }
 
-reasons contains sprintf("%s stage skipped by emergency break-glass approved by %s (%s)", [req, emergency.approved_by, emergency_group]) if {
+reasons contains sprintf("%s stage skipped by emergency break-glass approved by %s", [req, approved_by]) if {
 	some req in skipped
 }
 
-reasons contains sprintf("stage %s skipped by emergency break-glass approved by %s (%s)", [name, emergency.approved_by, emergency_group]) if {
+reasons contains sprintf("stage %s skipped by emergency break-glass approved by %s", [name, approved_by]) if {
 	some name in skipped_steps
 	not lower(name) in {lower(req) | some req in skipped}
 }

@@ -24,6 +24,14 @@ decide(r) := d if {
 	d := plan.decision with input as {"rollout": r, "now": now}
 }
 
+# dave, of security-leads, approved the emergency at its gate (the gates
+# policy proved him).
+dave := {"subject": "dave", "name": "dave", "groups": ["security-leads"], "verified": true}
+
+approved(r) := d if {
+	d := plan.decision with input as {"rollout": r, "now": now, "emergency_approval": dave}
+}
+
 codes(d) := {v.code | some v in d.violations}
 
 test_lab_and_prodlike_with_enough_soak_is_allowed if {
@@ -67,23 +75,30 @@ test_step_maximum_is_enforced if {
 	d.violations[0].msg == "stage lab soaks 13h, over the lab maximum of 12h for a critical patch"
 }
 
-test_emergency_approved_by_the_named_group_skips_stages if {
-	r := object.union(rollout("critical", [prodlike(2 * h)]), {"emergency": {"reason": "worm", "approved_by": "dave", "skip_stages": ["lab"]}})
-	d := decide(r)
+test_emergency_approved_at_its_gate_skips_stages if {
+	r := object.union(rollout("critical", [prodlike(2 * h)]), {"emergency": {"reason": "worm", "skip_stages": ["lab"]}})
+	d := approved(r)
 	d.allow
 	d.skipped_stages == ["lab"]
 	d.reasons[0] == "lab stage skipped by emergency break-glass approved by dave (security-leads)"
 }
 
-test_emergency_not_approved_by_the_group_is_refused if {
-	r := object.union(rollout("critical", [prodlike(2 * h)]), {"emergency": {"reason": "worm", "approved_by": "erin", "skip_stages": ["lab"]}})
+test_emergency_nobody_approved_is_refused if {
+	r := object.union(rollout("critical", [prodlike(2 * h)]), {"emergency": {"reason": "worm", "skip_stages": ["lab"]}})
 	d := decide(r)
 	codes(d) == {"missing_stage", "emergency_not_approved"}
 }
 
-test_emergency_approved_by_the_filer_is_refused if {
-	r := object.union(rollout("critical", [prodlike(2 * h)]), {"filed_by": "dave", "emergency": {"reason": "worm", "approved_by": "dave", "skip_stages": ["lab"]}})
-	codes(decide(r)) == {"missing_stage", "emergency_not_approved"}
+test_a_preview_assumes_the_approval_the_rollout_will_wait_for if {
+	r := object.union(rollout("critical", [prodlike(2 * h)]), {"emergency": {"reason": "worm", "skip_stages": ["lab"]}})
+	d := plan.decision with input as {"rollout": r, "now": now, "emergency_pending": true}
+	d.allow
+	d.reasons[0] == "lab stage skipped by emergency break-glass approved by a member of security-leads at the emergency gate, once approved"
+}
+
+test_an_approval_without_an_emergency_skips_nothing if {
+	d := approved(rollout("critical", [prodlike(2 * h)]))
+	codes(d) == {"missing_stage"}
 }
 
 test_unknown_severity_requires_every_stage if {
@@ -101,8 +116,8 @@ test_stage_without_a_minimum_in_data_needs_no_soak if {
 test_emergency_skips_a_stage_the_rollout_files if {
 	# The README's example: a worm, prodlike skipped though filed; its
 	# soak no longer counts against the SLA nor its minimum.
-	r := object.union(rollout("critical", [lab(2 * h), prodlike(30 * h)]), {"emergency": {"reason": "worm", "approved_by": "dave", "skip_stages": ["prodlike"]}})
-	d := decide(r)
+	r := object.union(rollout("critical", [lab(2 * h), prodlike(30 * h)]), {"emergency": {"reason": "worm", "skip_stages": ["prodlike"]}})
+	d := approved(r)
 	d.allow
 	d.skipped_stages == ["prodlike"]
 	d.skipped_steps == ["production-like"]
@@ -111,8 +126,8 @@ test_emergency_skips_a_stage_the_rollout_files if {
 }
 
 test_emergency_skips_a_stage_by_its_own_name if {
-	r := object.union(rollout("critical", [lab(2 * h), prodlike(4 * h), {"name": "Pilot", "soak": 0}]), {"emergency": {"reason": "worm", "approved_by": "dave", "skip_stages": ["production-like", "pilot"]}})
-	d := decide(r)
+	r := object.union(rollout("critical", [lab(2 * h), prodlike(4 * h), {"name": "Pilot", "soak": 0}]), {"emergency": {"reason": "worm", "skip_stages": ["production-like", "pilot"]}})
+	d := approved(r)
 	d.allow
 	d.skipped_stages == ["prodlike"]
 	d.skipped_steps == ["Pilot", "production-like"]
@@ -120,15 +135,15 @@ test_emergency_skips_a_stage_by_its_own_name if {
 }
 
 test_skip_of_a_filed_stage_without_approval_runs_it_and_is_refused if {
-	r := object.union(rollout("critical", [lab(2 * h), prodlike(4 * h)]), {"emergency": {"reason": "worm", "approved_by": "erin", "skip_stages": ["lab"]}})
+	r := object.union(rollout("critical", [lab(2 * h), prodlike(4 * h)]), {"emergency": {"reason": "worm", "skip_stages": ["lab"]}})
 	d := decide(r)
 	codes(d) == {"emergency_not_approved"}
 	d.skipped_steps == []
 }
 
 test_skip_of_an_unknown_stage_is_refused_naming_the_stages if {
-	r := object.union(rollout("critical", [lab(2 * h), prodlike(4 * h)]), {"emergency": {"reason": "worm", "approved_by": "dave", "skip_stages": ["canary"]}})
-	d := decide(r)
+	r := object.union(rollout("critical", [lab(2 * h), prodlike(4 * h)]), {"emergency": {"reason": "worm", "skip_stages": ["canary"]}})
+	d := approved(r)
 	codes(d) == {"unknown_skip_stage"}
 	d.violations[0].msg == `skip_stages names "canary", which is neither a stage of the rollout (["lab", "production-like"]) nor a required stage (["lab", "prodlike"])`
 }
