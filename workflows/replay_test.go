@@ -15,6 +15,7 @@ import (
 	"github.com/patchway/patchway/devserver"
 	"github.com/patchway/patchway/internal/fixture"
 	"github.com/patchway/patchway/policies"
+	"github.com/patchway/patchway/rollout"
 )
 
 // record re-records the histories in testdata from a real run against the
@@ -72,10 +73,12 @@ func TestRecordHistories(t *testing.T) {
 	defer c.Close()
 
 	// The real policies, with the plan policy's minimum soaks lowered so
-	// that the recording takes seconds, not days.
+	// that the recording takes seconds, not days, and the people typed
+	// names (an insecure dev identity: the workflow's path is the same as
+	// with tokens, which the policy verifies in its local activity).
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "recording.json"),
-		[]byte(`{"plan": {"min_soak_hours": {"important": {"lab": 0, "prodlike": 0}}}}`), 0o600); err != nil {
+		[]byte(`{"plan": {"min_soak_hours": {"important": {"lab": 0, "prodlike": 0}}}, "oidc": {"insecure_dev_identity": true}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	engine, err := policies.Load(ctx, dir)
@@ -97,20 +100,24 @@ func TestRecordHistories(t *testing.T) {
 		in.Rollout.Stages[i].Soak = time.Second
 	}
 	in.Tuning = Tuning{BatchSize: 4}
+	// An emergency that skips prodlike: the rollout first waits at its
+	// emergency gate.
+	in.Rollout.Emergency = &rollout.EmergencyRequest{Reason: "worm in the wild", SkipStages: []string{"prodlike"}}
 	run, err := c.ExecuteWorkflow(ctx, StartOptions(in), RolloutWorkflowName, in)
 	if err != nil {
 		t.Fatalf("start rollout: %v", err)
 	}
 	// Steer it as people would: a refused approval by the filer, then
-	// approvals by a member of the group at each gate.
-	for gate := range 2 {
+	// approvals by a member of the group at each gate (the emergency
+	// group's dave at the emergency gate).
+	for gate, approver := range []string{"dave", "bob"} {
 		waitFor(ctx, t, c, run.GetID(), func(p Progress) bool { return p.WaitingGate != "" })
 		if gate == 0 {
 			if err := sendUpdate(ctx, c, run.GetID(), UpdateApprove, GateRequest{User: "alice"}); err == nil {
 				t.Fatal("the filer's approval was accepted")
 			}
 		}
-		if err := sendUpdate(ctx, c, run.GetID(), UpdateApprove, GateRequest{User: "bob", Reason: "clean"}); err != nil {
+		if err := sendUpdate(ctx, c, run.GetID(), UpdateApprove, GateRequest{User: approver, Reason: "clean"}); err != nil {
 			t.Fatalf("approve: %v", err)
 		}
 	}
