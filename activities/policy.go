@@ -156,6 +156,18 @@ func (p *PolicyActivities) DecideEscalation(ctx context.Context, in contract.Dec
 		Records: rec.Records()}, nil
 }
 
+// ForecastSLA asks the forecast policy when the rollout will be done at
+// the rate observed so far. An evaluation error forecasts nothing.
+func (p *PolicyActivities) ForecastSLA(ctx context.Context, in contract.ForecastInput) (contract.Forecast, error) {
+	ctx, rec := policies.WithRecorder(ctx)
+	d, _ := p.Engine.Forecast(ctx, in)
+	if cerr := ctx.Err(); cerr != nil {
+		return contract.Forecast{}, fmt.Errorf("forecast: %w", cerr)
+	}
+	d.Records = rec.Records()
+	return d, nil
+}
+
 func joinErrors(errs ...error) string {
 	var s string
 	for _, err := range errs {

@@ -36,6 +36,7 @@ type PolicyDecisions interface {
 	DecideReboot(context.Context, contract.DecideRebootInput) (contract.RebootDecision, error)
 	DecideWave(context.Context, contract.DecideWaveInput) (contract.WaveDecision, error)
 	DecideEscalation(context.Context, contract.DecideEscalationInput) (contract.EscalationDecision, error)
+	ForecastSLA(context.Context, contract.ForecastInput) (contract.Forecast, error)
 }
 
 // Deps are the implementations Register serves. A nil one is not
@@ -78,6 +79,7 @@ func Register(r Registry, d Deps) {
 		reg(contract.DecideRebootName, p.DecideReboot)
 		reg(contract.DecideWaveName, p.DecideWave)
 		reg(contract.DecideEscalationName, p.DecideEscalation)
+		reg(contract.ForecastSLAName, p.ForecastSLA)
 	}
 	if d.Notifier != nil {
 		reg(contract.NotifyName, d.Notifier.Notify)

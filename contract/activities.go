@@ -37,6 +37,7 @@ const (
 	DecideRebootName     = "DecideReboot"
 	DecideWaveName       = "DecideWave"
 	DecideEscalationName = "DecideEscalation"
+	ForecastSLAName      = "ForecastSLA"
 
 	// Notification and reporting.
 	NotifyName      = "Notify"
@@ -455,5 +456,52 @@ type EscalationDecision struct {
 	Accelerations []string `json:"accelerations,omitempty"`
 	// Records are the policy decisions behind this one (DecisionRecord);
 	// the workflow keeps them in history only.
+	Records []DecisionRecord `json:"records,omitempty"`
+}
+
+// ForecastInput asks the forecast policy when the rollout will be done:
+// the steps still ahead with what each has left, as the workflow sees
+// them now. Now is the workflow's time.
+type ForecastInput struct {
+	RolloutID string         `json:"rollout_id"`
+	Severity  string         `json:"severity"`
+	Deadline  time.Time      `json:"deadline"`
+	Steps     []ForecastStep `json:"steps"`
+	Now       time.Time      `json:"now"`
+}
+
+// ForecastStep is one stage or wave: its hosts, how many are still to
+// prove (Remaining: pending or in progress), when its first batch
+// started (zero: not yet) and its last one ended (zero while it runs),
+// and how many it has proven (Done); the soak still ahead of it; whether a person's gate is still
+// ahead of it (GatePending) or it waits at one now (Waiting); and, for a
+// wave waiting for its window, when the window opens.
+type ForecastStep struct {
+	Name        string        `json:"name"`
+	Kind        string        `json:"kind"`
+	Status      string        `json:"status"`
+	Hosts       int           `json:"hosts"`
+	Remaining   int           `json:"remaining"`
+	Done        int           `json:"done"`
+	StartedAt   time.Time     `json:"started_at,omitzero"`
+	EndedAt     time.Time     `json:"ended_at,omitzero"`
+	SoakLeft    time.Duration `json:"soak_left,omitempty"`
+	GatePending bool          `json:"gate_pending,omitempty"`
+	Waiting     bool          `json:"waiting,omitempty"`
+	WindowOpens time.Time     `json:"window_opens,omitzero"`
+}
+
+// Forecast is the forecast policy's answer: when the rollout completes at
+// the rate observed so far, whether that is after the deadline, by how
+// much (Margin, negative when late), the rate it used and why.
+type Forecast struct {
+	rollout.Decision
+	At           time.Time     `json:"at"`
+	Completion   time.Time     `json:"completion"`
+	Breach       bool          `json:"breach"`
+	Margin       time.Duration `json:"margin"`
+	HostsPerHour float64       `json:"hosts_per_hour"`
+	Reasons      []string      `json:"reasons,omitempty"`
+	// Records are the policy decisions behind this one; history only.
 	Records []DecisionRecord `json:"records,omitempty"`
 }

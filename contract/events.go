@@ -11,13 +11,16 @@ type EventKind string
 
 // The events a rollout notifies.
 const (
-	EventAdvisory         EventKind = "advisory"
-	EventGateWaiting      EventKind = "gate_waiting"
-	EventGateDecided      EventKind = "gate_decided"
-	EventWaveHalted       EventKind = "wave_halted"
-	EventSLAMilestone     EventKind = "sla_milestone"
-	EventSLABreached      EventKind = "sla_breached"
-	EventRolloutCompleted EventKind = "rollout_completed"
+	EventAdvisory     EventKind = "advisory"
+	EventGateWaiting  EventKind = "gate_waiting"
+	EventGateDecided  EventKind = "gate_decided"
+	EventWaveHalted   EventKind = "wave_halted"
+	EventSLAMilestone EventKind = "sla_milestone"
+	EventSLABreached  EventKind = "sla_breached"
+	// EventSLAForecastBreach: the forecast policy finds the rollout will
+	// finish after its deadline, before the breach.
+	EventSLAForecastBreach EventKind = "sla_forecast_breach"
+	EventRolloutCompleted  EventKind = "rollout_completed"
 	// EventScanDrift: a compliance scan found hosts compliant at its
 	// previous scan and no longer compliant. RolloutID holds the scan's
 	// "scan/<id>"; the fields name the scan id, KBs and counts.
@@ -88,6 +91,8 @@ type ReportInput struct {
 	// Unverified lists the actions people took with a typed, unverified
 	// identity (a dev server's --insecure-dev-identity), one line each.
 	Unverified []string `json:"unverified,omitempty"`
+	// Forecast sums up the SLA forecasts (nil: none was made).
+	Forecast *ReportForecast `json:"forecast,omitempty"`
 	// Packed holds Hosts and Verdicts gzipped (then both are nil) when
 	// their JSON is over InlineLimit: 10,000 hosts with their verdicts
 	// are several megabytes, over the server's 2 MB payload limit.
@@ -142,6 +147,9 @@ type Report struct {
 	// Unverified lists the actions taken with an unverified (typed)
 	// identity: who they name proves nothing.
 	Unverified []string `json:"unverified,omitempty"`
+	// Forecast is what the SLA forecasts said and, in a final report, how
+	// far the first was off the actual end.
+	Forecast *ReportForecast `json:"forecast,omitempty"`
 	// Hosts is every host's line, sorted by name, when the list is small;
 	// nil when it is in HostsGzip.
 	Hosts []HostReport `json:"hosts,omitempty"`
@@ -180,4 +188,17 @@ type Breakdown struct {
 	Hosts             int                       `json:"hosts"`
 	Totals            map[rollout.HostState]int `json:"totals"`
 	CompliancePercent float64                   `json:"compliance_percent"`
+}
+
+// ReportForecast sums up a rollout's SLA forecasts: the first, the latest
+// and the first that found it late. OffBy (final reports only) is the
+// actual end less the first forecast's completion: positive when the
+// rollout ended later than first forecast.
+type ReportForecast struct {
+	First       Forecast   `json:"first"`
+	Last        Forecast   `json:"last"`
+	FirstBreach *time.Time `json:"first_breach,omitempty"`
+	// Ended is when the rollout ended (zero while it runs).
+	Ended time.Time     `json:"ended,omitzero"`
+	OffBy time.Duration `json:"off_by,omitempty"`
 }

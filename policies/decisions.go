@@ -574,3 +574,17 @@ func (e *Engine) finish(d rollout.Decision, err error) rollout.Decision {
 	}
 	return d
 }
+
+// Forecast asks the forecast policy when the rollout will be done. On an
+// evaluation error nothing is forecast (Breach false) and the error is
+// in the decision: a forecast only ever adds a warning.
+func (e *Engine) Forecast(ctx context.Context, in contract.ForecastInput) (contract.Forecast, error) {
+	var d contract.Forecast
+	err := e.evalInto(ctx, DecisionForecast, in, in.Now, &d)
+	if err != nil {
+		d = contract.Forecast{}
+	}
+	d.Decision = e.finish(d.Decision, err)
+	d.At = in.Now
+	return d, err
+}

@@ -64,6 +64,9 @@ const (
 	DecisionIdentity = "identity"
 	// DecisionRollback: the state of a host after a rollback.
 	DecisionRollback = "rollback"
+	// DecisionForecast: when the rollout will be done, and whether that
+	// is after its deadline.
+	DecisionForecast = "forecast"
 )
 
 // Decisions lists every decision the engine prepares; a bundle must define
@@ -71,7 +74,7 @@ const (
 var Decisions = []string{
 	DecisionCompliance, DecisionReboot, DecisionSLA, DecisionPlan,
 	DecisionGates, DecisionWaves, DecisionEscalation, DecisionTransport, DecisionApplicability,
-	DecisionExceptions, DecisionIdentity, DecisionRollback,
+	DecisionExceptions, DecisionIdentity, DecisionRollback, DecisionForecast,
 }
 
 // requiredRule is the rule every decision package must define.

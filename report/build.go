@@ -61,6 +61,7 @@ func Build(ctx context.Context, policy ExceptionPolicy, in contract.ReportInput)
 		Unowned:           unowned(hosts),
 		Baseline:          in.Baseline,
 		Unverified:        in.Unverified,
+		Forecast:          in.Forecast,
 		Hosts:             hosts,
 	}, nil
 }

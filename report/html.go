@@ -197,9 +197,10 @@ func renderHTML(w io.Writer, rep contract.Report, o Options) error {
 }
 
 var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"f1":    func(x float64) string { return fmt.Sprintf("%.1f", x) },
-	"add":   func(d, x int) int { return x + d },
-	"title": func(s string) string { return strings.ToUpper(s[:1]) + s[1:] },
+	"f1":       func(x float64) string { return fmt.Sprintf("%.1f", x) },
+	"add":      func(d, x int) int { return x + d },
+	"title":    func(s string) string { return strings.ToUpper(s[:1]) + s[1:] },
+	"forecast": forecastLine,
 }).Parse(reportHTML))
 
 // reportHTML is one self-contained page: inline CSS, inline SVG, no

@@ -42,6 +42,9 @@ func renderMarkdown(w io.Writer, rep contract.Report, o Options) error {
 			fmt.Fprintf(&b, "| %s | %d | %d | %s | %s |\n", md(bd.Value), bd.Hosts, bd.Totals[rollout.StateCompliant], contract.PercentText(bd.CompliancePercent), md(otherStates(bd.Totals)))
 		}
 	}
+	if f := rep.Forecast; f != nil {
+		fmt.Fprintf(&b, "\n## SLA forecast\n\n%s\n", md(forecastLine(f)))
+	}
 	if len(rep.Unverified) > 0 {
 		fmt.Fprintf(&b, "\n## Unverified identity (%d)\n\nThese actions were taken with a typed name, not a verified token: who they name proves nothing.\n\n", len(rep.Unverified))
 		for _, u := range rep.Unverified {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/rollout"
@@ -142,6 +143,27 @@ func hostLines(h contract.HostReport) []string {
 func orDash(s string) string {
 	if strings.TrimSpace(s) == "" {
 		return "-"
+	}
+	return s
+}
+
+// forecastLine says what the SLA forecasts said: the first, the first
+// that found the rollout late, the last, and, in a final report, how far
+// the first was off the actual end.
+func forecastLine(f *contract.ReportForecast) string {
+	stamp := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04Z") }
+	s := fmt.Sprintf("SLA FORECAST: first (at %s) said complete by %s; last (at %s) said %s",
+		stamp(f.First.At), stamp(f.First.Completion), stamp(f.Last.At), stamp(f.Last.Completion))
+	if f.FirstBreach != nil {
+		s += fmt.Sprintf("; a breach was first forecast at %s", stamp(*f.FirstBreach))
+	}
+	if !f.Ended.IsZero() {
+		off := f.OffBy
+		dir := "later"
+		if off < 0 {
+			off, dir = -off, "earlier"
+		}
+		s += fmt.Sprintf("; ended %s: %s %s than first forecast", stamp(f.Ended), off.Round(time.Minute), dir)
 	}
 	return s
 }

@@ -53,6 +53,9 @@ func renderTable(w io.Writer, rep contract.Report, o Options) error {
 			return err
 		}
 	}
+	if f := rep.Forecast; f != nil {
+		b.WriteString("\n" + forecastLine(f) + "\n")
+	}
 	if len(rep.Unverified) > 0 {
 		fmt.Fprintf(&b, "\nUNVERIFIED IDENTITY (%d actions taken with a typed name, not a verified token)\n", len(rep.Unverified))
 		for _, u := range rep.Unverified {

@@ -46,6 +46,10 @@ type Milestone struct {
 	At        time.Time `json:"at"`
 	// Breach is true from the deadline on.
 	Breach bool `json:"breach,omitempty"`
+	// Forecast: not a point of the clock but the forecast policy's
+	// finding that the rollout will finish after its deadline, escalated
+	// before the breach it predicts (AtPercent is the SLA elapsed then).
+	Forecast bool `json:"forecast,omitempty"`
 }
 
 // Step kinds.

@@ -298,6 +298,9 @@ type Progress struct {
 	Exceptions []Exception `json:"exceptions,omitempty"`
 	// Baseline is what the preflight scan found (partial while it runs).
 	Baseline *contract.Baseline `json:"baseline,omitempty"`
+	// Forecast is the forecast policy's latest answer: when the rollout
+	// completes at the rate observed so far, and whether that is late.
+	Forecast *contract.Forecast `json:"forecast,omitempty"`
 	// Failure is why the workflow failed (StatusFailed), set by clients.
 	Failure string `json:"failure,omitempty"`
 }

@@ -76,6 +76,14 @@ func (r *run) detailsSummary(p Progress, now time.Time) string {
 			fmt.Fprintf(&b, ", **breached %s ago** at %s", roughDuration(-left), now.UTC().Format("15:04 MST"))
 		}
 	}
+	if f := p.Forecast; f != nil && !r.st.Completed && !p.Breached {
+		fmt.Fprintf(&b, ". Forecast: completes about %s", f.Completion.UTC().Format("2006-01-02 15:04 MST"))
+		if f.Breach {
+			fmt.Fprintf(&b, ", **%s after the deadline**", roughDuration(-f.Margin))
+		} else {
+			fmt.Fprintf(&b, ", %s before the deadline", roughDuration(f.Margin))
+		}
+	}
 	return b.String() + "."
 }
 

@@ -202,7 +202,9 @@ func (r *run) runBatches(ctx workflow.Context, s *stepState, plan batchPlan) err
 		sel.Select(ctx)
 		pending--
 		if plan.op == OpPatch {
+			s.LastBatchAt = workflow.Now(ctx)
 			r.judge(ctx, s)
+			r.forecastSLA(ctx)
 		}
 		r.refresh(ctx)
 	}
@@ -258,6 +260,9 @@ func (r *run) startBatch(ctx workflow.Context, sel workflow.Selector, s *stepSta
 	}
 	s.Batches++
 	r.batchesThisRun++
+	if s.FirstBatchAt.IsZero() && plan.op == OpPatch {
+		s.FirstBatchAt = workflow.Now(ctx)
+	}
 	id := fmt.Sprintf("%s/%s/%d", WorkflowID(r.in.Rollout.ID), strings.ReplaceAll(s.Name, " ", "-"), in.Batch)
 	switch plan.op {
 	case OpUninstall:

@@ -735,6 +735,7 @@ func (r *run) finish(ctx workflow.Context) (contract.Report, error) {
 	if err != nil {
 		return contract.Report{}, err
 	}
+	ended(in.Forecast, workflow.Now(ctx))
 	var report contract.Report
 	if err := workflow.ExecuteActivity(withReportOptions(ctx), contract.BuildReportName, in).Get(ctx, &report); err != nil {
 		return report, fmt.Errorf("build compliance report: %w", err)
@@ -765,7 +766,8 @@ func (r *run) finish(ctx workflow.Context) (contract.Report, error) {
 // host no stage or wave selects is counted in OutsideSteps, never as
 // pending (before the plan, every host is still pending).
 func (r *run) reportInput(now time.Time) (contract.ReportInput, error) {
-	in := contract.ReportInput{Rollout: r.in.Rollout, GeneratedAt: now, Baseline: r.st.Baseline.summary(), Unverified: slices.Clone(r.st.Unverified)}
+	in := contract.ReportInput{Rollout: r.in.Rollout, GeneratedAt: now, Baseline: r.st.Baseline.summary(), Unverified: slices.Clone(r.st.Unverified),
+		Forecast: r.forecastSummary()}
 	for i, h := range r.in.Hosts {
 		rec := r.st.Hosts[i]
 		if r.st.Steps != nil && rec.Step < 0 {

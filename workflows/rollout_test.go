@@ -43,13 +43,23 @@ type harness struct {
 
 func newHarness(t *testing.T, in RolloutInput) *harness {
 	t.Helper()
+	e, err := testEngine()
+	if err != nil {
+		t.Fatalf("load policies: %v", err)
+	}
+	return newHarnessWithEngine(t, in, e)
+}
+
+// newHarnessWithEngine is newHarness with the policies of engine.
+func newHarnessWithEngine(t *testing.T, in RolloutInput, engine *policies.Engine) *harness {
+	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	suite.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel}))))
 	env := suite.NewTestWorkflowEnvironment()
 	env.SetStartTime(testStart)
 	env.SetTestTimeout(time.Minute)
 	Register(env)
-	engine := registerPolicies(t, env)
+	registerEngine(env, engine)
 	return &harness{t: t, env: env, engine: engine, fleet: newTestFleet(env, env.Now), in: in, results: map[string]error{}}
 }
 

@@ -80,6 +80,11 @@ func (r *run) escalate(ctx workflow.Context, m rollout.Milestone) {
 		Reason: reason, Violations: dec.Violations, Revision: dec.Revision})
 
 	kind, title := contract.EventSLAMilestone, fmt.Sprintf("%s: %g%% of the SLA elapsed", r.in.Rollout.Patch.KB, m.AtPercent)
+	if f := r.st.Forecast; m.Forecast && f != nil {
+		kind = contract.EventSLAForecastBreach
+		title = fmt.Sprintf("%s: SLA breach forecast: completes about %s, %s after the deadline", r.in.Rollout.Patch.KB,
+			f.Completion.UTC().Format("2006-01-02 15:04Z"), roughDuration(-f.Margin))
+	}
 	if m.Breach {
 		kind, title = contract.EventSLABreached, fmt.Sprintf("%s: SLA breached (%s)", r.in.Rollout.Patch.KB, milestoneName(m, r.st.Risk.Deadline))
 		if late := m.At.Sub(r.st.Risk.Deadline); late > 0 {
@@ -90,6 +95,9 @@ func (r *run) escalate(ctx workflow.Context, m rollout.Milestone) {
 		r.in.Rollout.ID, p.Status, cmp.Or(p.Stage, "its start"), p.HostsDone, p.HostsTotal, in.Deadline.UTC().Format(time.RFC3339))
 	if p.WaitingGate != "" {
 		text += fmt.Sprintf(" Gate %s waits for approval.", p.WaitingGate)
+	}
+	if f := r.st.Forecast; m.Forecast && f != nil {
+		text += " Forecast: " + strings.Join(f.Reasons, "; ") + "."
 	}
 	r.notify(ctx, kind, title, text, dec.Contacts, dec.Channels,
 		contract.Field{Name: "milestone_percent", Value: fmt.Sprintf("%g", m.AtPercent)},
@@ -102,6 +110,9 @@ func (r *run) escalate(ctx workflow.Context, m rollout.Milestone) {
 // 75%" before the deadline, "SLA breach + 4h" after it (a percent of a
 // six-minute SLA four hours on would read 4100 %).
 func milestoneName(m rollout.Milestone, deadline time.Time) string {
+	if m.Forecast {
+		return fmt.Sprintf("SLA breach forecast at %g%%", m.AtPercent)
+	}
 	if m.Breach && m.At.After(deadline) {
 		return fmt.Sprintf("SLA breach + %s", roughDuration(m.At.Sub(deadline)))
 	}

@@ -55,6 +55,11 @@ type RolloutCarry struct {
 	// EmergencyApproval is who approved the break-glass there.
 	EmergencyWaiting  bool             `json:"emergency_waiting,omitempty"`
 	EmergencyApproval *contract.Person `json:"emergency_approval,omitempty"`
+	// Forecast is the forecast policy's latest answer; FirstBreachForecast
+	// the first that found the rollout late (and escalated).
+	Forecast            *contract.Forecast `json:"forecast,omitempty"`
+	FirstForecast       *contract.Forecast `json:"first_forecast,omitempty"`
+	FirstBreachForecast *contract.Forecast `json:"first_breach_forecast,omitempty"`
 }
 
 // baselineState is the preflight scan as it stands: the hosts still to
@@ -121,6 +126,11 @@ type stepState struct {
 	Done    bool          `json:"done,omitempty"`
 	// Wave limits from the wave policy.
 	Limits *contract.WaveDecision `json:"limits,omitempty"`
+	// FirstBatchAt and LastBatchAt are when the step's first batch
+	// started and its last one ended: the time its hosts took, for the
+	// forecast's observed rate.
+	FirstBatchAt time.Time `json:"first_batch_at,omitzero"`
+	LastBatchAt  time.Time `json:"last_batch_at,omitzero"`
 }
 
 // hostRecord is what the rollout knows about one host.
@@ -315,6 +325,7 @@ func (r *run) progress() Progress {
 		Decisions:  slices.Clone(r.st.Records),
 		Exceptions: slices.Clone(r.st.Excepted),
 		Baseline:   r.st.Baseline.summary(),
+		Forecast:   r.st.Forecast,
 	}
 	if r.st.Risk != nil {
 		p.Deadline = r.st.Risk.Deadline

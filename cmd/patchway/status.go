@@ -262,6 +262,14 @@ func renderProgress(p workflows.Progress, now time.Time) string {
 		}
 	}
 	b.WriteString("\n")
+	if f := p.Forecast; f != nil && !p.Breached && p.Status != workflows.StatusCompleted {
+		verdict := fmt.Sprintf("%s before the deadline", roundDuration(f.Margin))
+		if f.Breach {
+			verdict = fmt.Sprintf("%s AFTER the deadline (breach forecast)", roundDuration(-f.Margin))
+		}
+		fmt.Fprintf(&b, "  forecast: completes about %s, %s, at %.1f hosts/h (as of %s)\n",
+			f.Completion.UTC().Format("2006-01-02 15:04Z"), verdict, f.HostsPerHour, f.At.UTC().Format("15:04Z"))
+	}
 	if p.Failure != "" {
 		fmt.Fprintf(&b, "  failed: %s\n", p.Failure)
 	}
@@ -269,7 +277,7 @@ func renderProgress(p workflows.Progress, now time.Time) string {
 		fmt.Fprintf(&b, "  preflight: %s\n", p.Baseline.Summary())
 	}
 	if p.WaitingGate != "" {
-		fmt.Fprintf(&b, "  waiting for approval at %q: patchway approve %s %s --as <approver>\n", p.WaitingGate, p.RolloutID, p.WaitingGate)
+		fmt.Fprintf(&b, "  waiting for approval at %q: patchway approve %s %s (signed in as an approver)\n", p.WaitingGate, p.RolloutID, p.WaitingGate)
 	}
 	nameWidth := 4
 	for _, s := range p.Steps {

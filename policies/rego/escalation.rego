@@ -1,10 +1,14 @@
 # METADATA
 # title: Escalation
 # description: |
-#   At a milestone of the SLA clock or after the breach: who is notified on
-#   which channel (the rollout's ladder, else data.escalation.default_ladder)
-#   and which accelerations are allowed (skip remaining soak, raise
-#   parallelism, reboot outside the window).
+#   At a milestone of the SLA clock or after the breach, or when the
+#   forecast policy finds the rollout will finish late (milestone.forecast):
+#   who is notified on which channel (the rollout's ladder, else
+#   data.escalation.default_ladder; a forecast falls back to the default
+#   ladder's forecast step when the rollout's has none) and which
+#   accelerations are allowed (skip remaining soak, raise parallelism,
+#   reboot outside the window; data.escalation.forecast_accelerations for
+#   a forecast).
 package patchway.escalation
 
 import data.patchway.lib
@@ -21,16 +25,25 @@ deadline := lib.ts(input.deadline)
 
 milestone_at := lib.ts(milestone.at)
 
-# A step matches its percentage, a breach step matches the breach, and an
+is_forecast if milestone.forecast == true
+
+# A step matches its percentage, a breach step matches the breach, an
 # after-breach step matches the milestone at deadline + after_breach
-# (within a minute).
+# (within a minute), and a forecast step matches a forecast.
 matches(step) if {
+	is_forecast
+	object.get(step, "forecast", false) == true
+}
+
+matches(step) if {
+	not is_forecast
 	object.get(step, "after_breach", 0) == 0
 	object.get(step, "at_percent", 0) > 0
 	step.at_percent == milestone.at_percent
 }
 
 matches(step) if {
+	not is_forecast
 	object.get(step, "after_breach", 0) == 0
 	object.get(step, "at_percent", 0) == 0
 	step.breach == true
@@ -39,11 +52,18 @@ matches(step) if {
 }
 
 matches(step) if {
+	not is_forecast
 	object.get(step, "after_breach", 0) > 0
 	abs((milestone_at - deadline) - step.after_breach) < lib.minute_ns
 }
 
-steps := [s | some s in ladder; matches(s)]
+ladder_steps := [s | some s in ladder; matches(s)]
+
+steps := ladder_steps if {
+	count(ladder_steps) > 0
+} else := [s | some s in data.escalation.default_ladder; matches(s)] if {
+	is_forecast
+} else := []
 
 contacts := sort({c | some s in steps; some c in lib.list(s, "contacts")})
 
@@ -56,7 +76,10 @@ acceleration_table := data.escalation.accelerations[severity] if {
 # The accelerations of the highest threshold the milestone has reached.
 reached := [to_number(k) | some k, _ in acceleration_table; to_number(k) <= milestone.at_percent]
 
-accelerations := acceleration_table[format_int(max(reached), 10)] if count(reached) > 0
+accelerations := acceleration_table[format_int(max(reached), 10)] if {
+	not is_forecast
+	count(reached) > 0
+} else := forecast_accelerations if is_forecast
 
 else := []
 
@@ -75,6 +98,12 @@ breach_text := " (deadline breached)" if milestone.breach == true
 else := ""
 
 reasons contains sprintf("no escalation step matches the %v%% milestone", [milestone.at_percent]) if count(steps) == 0
+
+forecast_accelerations := data.escalation.forecast_accelerations[severity] if {
+	data.escalation.forecast_accelerations[severity]
+} else := data.escalation.forecast_accelerations["default"]
+
+reasons contains "the forecast finds the rollout completes after its deadline" if is_forecast
 
 reasons contains sprintf("waiting in stage %s", [input.stage]) if object.get(input, "stage", "") != ""
 
