@@ -34,7 +34,7 @@ type Person struct {
 	// Groups is the token's groups claim.
 	Groups []string
 	// Permissions is the token's permissions claim, in Temporal's JWT
-	// claim-mapper format "namespace:role", e.g. "default:writer".
+	// claim-mapper format "namespace:role", e.g. "default:write".
 	Permissions []string
 }
 
@@ -95,14 +95,14 @@ func DemoPeople() []Person {
 		{Subject: "bob", Name: "Bob Nguyen", Groups: []string{"security-team", "change-board", "infrastructure-leads", "identity-team"}},
 		{Subject: "carol", Name: "Carol Diaz", Groups: []string{"security-team"}},
 		{Subject: "dave", Name: "Dave Okafor", Groups: []string{"security-leads"}},
-		{Subject: "eve", Name: "Eve Laurent", Groups: []string{"auditors"}, Permissions: []string{"default:reader"}},
+		{Subject: "eve", Name: "Eve Laurent", Groups: []string{"auditors"}, Permissions: []string{"default:read"}},
 	}
 	for k := range people {
 		p := &people[k]
 		p.Email = p.Subject + "@patchway.example"
 		p.Password = p.Subject
 		if p.Permissions == nil {
-			p.Permissions = []string{"default:writer"}
+			p.Permissions = []string{"default:write"}
 		}
 	}
 	return people

@@ -255,7 +255,7 @@ func TestDeviceFlowWithOAuth2(t *testing.T) {
 	if g := strs(c["groups"]); !slices.Equal(g, []string{"security-team", "security-leads"}) {
 		t.Errorf("groups %v", g)
 	}
-	if p := strs(c["permissions"]); !slices.Equal(p, []string{"default:writer"}) {
+	if p := strs(c["permissions"]); !slices.Equal(p, []string{"default:write"}) {
 		t.Errorf("permissions %v", p)
 	}
 	if num(c, "exp")-num(c, "iat") != 3600 || num(c, "nbf") != num(c, "iat") {
@@ -474,7 +474,7 @@ func TestVerificationPage(t *testing.T) {
 		if a.status != 200 {
 			t.Fatalf("poll: %d %v", a.status, a.body)
 		}
-		if c := verified(t, i, a.str("access_token")); !slices.Equal(strs(c["permissions"]), []string{"default:reader"}) {
+		if c := verified(t, i, a.str("access_token")); !slices.Equal(strs(c["permissions"]), []string{"default:read"}) {
 			t.Errorf("eve's permissions %v", c["permissions"])
 		}
 		wantError(t, poll(t, i, d.str("device_code")), 400, "invalid_grant", "already used")
@@ -661,9 +661,9 @@ func TestDemoPeople(t *testing.T) {
 		t.Fatalf("%d people", len(people))
 	}
 	for _, p := range people {
-		want := []string{"default:writer"}
+		want := []string{"default:write"}
 		if p.Subject == "eve" {
-			want = []string{"default:reader"}
+			want = []string{"default:read"}
 		}
 		if p.Password != p.Subject || p.Email != p.Subject+"@patchway.example" || !slices.Equal(p.Permissions, want) || p.Name == "" {
 			t.Errorf("%+v", p)

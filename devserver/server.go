@@ -99,6 +99,8 @@ type Options struct {
 	// Logger receives the server's warnings and errors (the server is
 	// chatty below that); nil discards them.
 	Logger *slog.Logger
+	// Auth, when set, makes the frontend authenticate every call.
+	Auth *Auth
 }
 
 // Server is a running embedded Temporal server and Web UI.
@@ -120,7 +122,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	opts = withDefaults(opts)
 	// frontend, frontend HTTP, UI on IP; history, matching, worker on
 	// loopback.
-	ports, err := freePorts(opts.IP, opts.IP, opts.IP, loopback, loopback, loopback)
+	ports, err := freePorts(opts.IP, opts.IP, opts.IP, loopback, loopback, loopback, loopback)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +151,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	s.logLevel.Set(slog.LevelWarn)
 	svcPorts := servicePorts{
 		frontend: frontendPort, frontendHTTP: ports[2],
-		history: ports[3], matching: ports[4], worker: ports[5],
+		history: ports[3], matching: ports[4], worker: ports[5], internalFrontend: ports[6],
 	}
 
 	sqlConf, err := s.prepareDatabase()
@@ -237,7 +239,7 @@ func withDefaults(o Options) Options {
 }
 
 type servicePorts struct {
-	frontend, frontendHTTP, history, matching, worker int
+	frontend, frontendHTTP, history, matching, worker, internalFrontend int
 }
 
 // prepareDatabase builds the SQLite persistence config, creates the schema
@@ -341,29 +343,44 @@ func (s *Server) serverOptions(sqlConf *config.SQL, p servicePorts) []temporal.S
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
 		dynamicconfig.NamespaceCacheRefreshInterval.Key():                namespaceRefresh,
 	}
-	return []temporal.ServerOption{
+	hosts := map[primitives.ServiceName]static.Hosts{
+		primitives.FrontendService: static.SingleLocalHost(frontendHost),
+		primitives.HistoryService:  local(p.history),
+		primitives.MatchingService: local(p.matching),
+		primitives.WorkerService:   local(p.worker),
+	}
+	services := temporal.DefaultServices
+	var authOpts []temporal.ServerOption
+	if a := s.opts.Auth; a != nil {
+		conf.Global.Authorization = a.authorization()
+		conf.Services[internalFrontend] = service(loopback, p.internalFrontend)
+		conf.PublicClient.HostPort = ""
+		hosts[primitives.InternalFrontendService] = local(p.internalFrontend)
+		services = append(append([]string(nil), services...), internalFrontend)
+		authOpts = a.serverOptions(s.opts.Logger, s.logLevel)
+	}
+	return append([]temporal.ServerOption{
 		temporal.WithConfig(&conf),
-		temporal.ForServices(temporal.DefaultServices),
-		temporal.WithStaticHosts(map[primitives.ServiceName]static.Hosts{
-			primitives.FrontendService: static.SingleLocalHost(frontendHost),
-			primitives.HistoryService:  local(p.history),
-			primitives.MatchingService: local(p.matching),
-			primitives.WorkerService:   local(p.worker),
-		}),
+		temporal.ForServices(services),
+		temporal.WithStaticHosts(hosts),
 		temporal.WithLogger(serverLogger{log: s.opts.Logger, minLevel: s.logLevel}),
 		temporal.WithDynamicConfigClient(dyn),
-	}
+	}, authOpts...)
 }
 
 // ensureNamespace brings an existing namespace up to date: the retention,
 // and every search attribute the options name (a SQLite file created by an
 // older Patchway lacks the newer ones).
 func (s *Server) ensureNamespace(ctx context.Context) error {
-	c, err := client.DialContext(ctx, client.Options{
+	co := client.Options{
 		HostPort:  s.frontendAddr,
 		Namespace: s.opts.Namespace,
 		Logger:    sdklog.NewStructuredLogger(slog.New(minLevelHandler{Handler: s.opts.Logger.Handler(), min: s.logLevel})),
-	})
+	}
+	if a := s.opts.Auth; a != nil {
+		a.clientOptions(&co)
+	}
+	c, err := client.DialContext(ctx, co)
 	if err != nil {
 		return fmt.Errorf("connect to the embedded server: %w", err)
 	}
@@ -383,7 +400,11 @@ func (s *Server) ensureNamespace(ctx context.Context) error {
 }
 
 func (s *Server) startUI(ctx context.Context, port int) error {
-	ui := uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
+	var mw []uiserveroptions.ServerOption
+	if a := s.opts.Auth; a != nil {
+		mw = append(mw, uiserveroptions.WithAPIMiddleware(a.uiMiddleware()))
+	}
+	ui := uiserver.NewServer(append(mw, uiserveroptions.WithConfigProvider(&uiconfig.Config{
 		Host:                s.opts.IP,
 		Port:                port,
 		TemporalGRPCAddress: s.frontendAddr,
@@ -392,7 +413,7 @@ func (s *Server) startUI(ctx context.Context, port int) error {
 		CORS:                uiconfig.CORS{CookieInsecure: true},
 		HideLogs:            true,
 		DisableNewsFetch:    true,
-	}))
+	}))...)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 // Session is a person's sign-in, as `patchway login` keeps it: the login
@@ -222,4 +223,20 @@ func unverifiedPayload(token string, out any) error {
 		return fmt.Errorf("not a JSON Web Token: %w", err)
 	}
 	return nil
+}
+
+// ServiceToken returns a source of a service's token by the client
+// credentials grant (a worker's identity, the Web UI's): fetched when
+// first asked for and again shortly before it expires
+// (golang.org/x/oauth2/clientcredentials caches it).
+func (p *Provider) ServiceToken(ctx context.Context, clientID, secret string) func(context.Context) (string, error) {
+	cfg := clientcredentials.Config{ClientID: clientID, ClientSecret: secret, TokenURL: p.TokenEndpoint, AuthStyle: oauth2.AuthStyleInHeader}
+	ts := cfg.TokenSource(context.WithValue(ctx, oauth2.HTTPClient, p.client))
+	return func(context.Context) (string, error) {
+		t, err := ts.Token()
+		if err != nil {
+			return "", fmt.Errorf("service token of %s from %s: %w", clientID, p.Issuer, describe(err))
+		}
+		return t.AccessToken, nil
+	}
 }

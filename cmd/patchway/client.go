@@ -101,6 +101,9 @@ func (f *clientFlags) options(logger *slog.Logger) (client.Options, error) {
 		return client.Options{}, err
 	}
 	opts.ConnectionOptions.TLS = tlsConf
+	// An explicit --tls=false holds with an API key too (the SDK would
+	// turn TLS on for one): a dev server on loopback speaks plain gRPC.
+	opts.ConnectionOptions.TLSDisabled = tlsConf == nil && f.tlsExplicitlyOff()
 	return opts, nil
 }
 
@@ -109,12 +112,7 @@ func (f *clientFlags) options(logger *slog.Logger) (client.Options, error) {
 // over plain text would be readable on the wire), unless TEMPORAL_TLS or
 // --tls explicitly says false.
 func (f *clientFlags) tlsConfig() (*tls.Config, error) {
-	explicitOff := f.fs.Changed("tls") && !f.tls
-	if v, ok := os.LookupEnv("TEMPORAL_TLS"); ok && !f.fs.Changed("tls") {
-		if b, err := strconv.ParseBool(v); err == nil && !b {
-			explicitOff = true
-		}
-	}
+	explicitOff := f.tlsExplicitlyOff()
 	wanted := f.tls || f.tlsCertPath != "" || f.tlsKeyPath != "" || f.tlsCAPath != "" ||
 		f.tlsServerName != "" || f.apiKey != ""
 	if !wanted || explicitOff {
@@ -143,6 +141,19 @@ func (f *clientFlags) tlsConfig() (*tls.Config, error) {
 		conf.RootCAs = pool
 	}
 	return conf, nil
+}
+
+// tlsExplicitlyOff: --tls=false, or TEMPORAL_TLS false without --tls.
+func (f *clientFlags) tlsExplicitlyOff() bool {
+	if f.fs.Changed("tls") {
+		return !f.tls
+	}
+	if v, ok := os.LookupEnv("TEMPORAL_TLS"); ok {
+		if b, err := strconv.ParseBool(v); err == nil && !b {
+			return true
+		}
+	}
+	return false
 }
 
 // dial connects to Temporal with the SDK logging through logger.

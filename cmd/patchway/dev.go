@@ -23,6 +23,7 @@ import (
 	"github.com/patchway/patchway/activities"
 	"github.com/patchway/patchway/devidp"
 	"github.com/patchway/patchway/devserver"
+	"github.com/patchway/patchway/oidc"
 	"github.com/patchway/patchway/workflows"
 )
 
@@ -72,6 +73,8 @@ type devOptions struct {
 	insecureIdentity bool
 	// idpPort is the local identity provider's port (0: any free one).
 	idpPort int
+	// auth makes the Temporal frontend authenticate every call (--auth).
+	auth bool
 }
 
 func newDevCmd(g *globalFlags) *cobra.Command {
@@ -99,6 +102,7 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 	f.BoolVar(&o.inbox, "inbox", true, "print here the notifications of every channel with no PATCHWAY_CHANNEL_<NAME>_* settings (--inbox=false: such channels fail as they would in production)")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", cpuProfileUsage)
 	f.BoolVar(&o.insecureIdentity, "insecure-dev-identity", false, "also accept a typed name (--as with --insecure-dev-identity) instead of a token; every such action is recorded and reported unverified")
+	f.BoolVar(&o.auth, "auth", false, "make the Temporal frontend authenticate every call with a token of the local provider (Temporal's JWT claim mapper and default authorizer); the Web UI reads as a reader, the worker acts as a writer")
 	f.IntVar(&o.idpPort, "idp-port", devIDPPort, "port of the local OpenID Connect issuer for the demo's people")
 	return cmd
 }
@@ -131,7 +135,13 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 		stateDir = ""
 	}
 	started := time.Now()
+	idp, auth, workerToken, err := startDevIdentity(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer idp.Close()
 	srv, err := devserver.Start(ctx, devserver.Options{
+		Auth:             auth,
 		StateDir:         stateDir,
 		Namespace:        o.namespace,
 		IP:               o.ip,
@@ -150,20 +160,21 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 		}
 	}()
 
-	c, err := client.DialContext(ctx, client.Options{
+	co := client.Options{
 		HostPort:  srv.FrontendAddress(),
 		Namespace: srv.Namespace(),
 		Logger:    sdklog.NewStructuredLogger(logger),
-	})
+	}
+	if workerToken != nil {
+		// The worker's own service identity (client credentials).
+		co.Credentials = client.NewAPIKeyDynamicCredentials(workerToken)
+		co.ConnectionOptions.TLSDisabled = true
+	}
+	c, err := client.DialContext(ctx, co)
 	if err != nil {
 		return fmt.Errorf("connect to the dev server: %w", err)
 	}
 	defer c.Close()
-	idp, err := devidp.Start(devidp.Options{Addr: net.JoinHostPort(devserver.DefaultIP, strconv.Itoa(o.idpPort))})
-	if err != nil {
-		return fmt.Errorf("start the local identity provider: %w", err)
-	}
-	defer idp.Close()
 	var creds activities.CredentialResolver = &activities.EnvCredentials{}
 	var fleet *runningFleet
 	if o.scenario != "" {
@@ -204,10 +215,47 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 		}
 	}
 
-	printDevBanner(out, srv, fleet, revision, inbox, devIdentity{issuer: idp.URL(), insecure: o.insecureIdentity, noWorker: o.noWorker}, time.Since(started))
+	printDevBanner(out, srv, fleet, revision, inbox, devIdentity{issuer: idp.URL(), insecure: o.insecureIdentity, noWorker: o.noWorker, auth: auth != nil}, time.Since(started))
 	<-ctx.Done()
 	fmt.Fprintln(out, "\nstopping: worker, then server and Web UI...")
 	return nil
+}
+
+// startDevIdentity starts the local identity provider and, with --auth,
+// the service identities of the dev server's own calls, the Web UI's and
+// the worker's: confidential clients with secrets made here and never
+// shown, whose tokens carry the Temporal roles Temporal's claim mapper
+// reads (temporal-system:admin, default:read, default:write).
+func startDevIdentity(ctx context.Context, o devOptions) (*devidp.Issuer, *devserver.Auth, func(context.Context) (string, error), error) {
+	opts := devidp.Options{Addr: net.JoinHostPort(devserver.DefaultIP, strconv.Itoa(o.idpPort))}
+	secrets := map[string]string{}
+	if o.auth {
+		for _, c := range []struct {
+			id, perm string
+		}{{"patchway-dev-system", "temporal-system:admin"}, {"patchway-dev-ui", o.namespace + ":read"}, {"patchway-dev-worker", o.namespace + ":write"}} {
+			secret, err := randomPassword()
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			secrets[c.id] = secret
+			opts.Clients = append(opts.Clients, devidp.Client{ID: c.id, Secret: secret, Subject: c.id, Permissions: []string{c.perm}})
+		}
+	}
+	idp, err := devidp.Start(opts)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("start the local identity provider: %w", err)
+	}
+	if !o.auth {
+		return idp, nil, nil, nil
+	}
+	p, err := oidc.Discover(ctx, nil, idp.URL())
+	if err != nil {
+		_ = idp.Close()
+		return nil, nil, nil, err
+	}
+	token := func(id string) func(context.Context) (string, error) { return p.ServiceToken(ctx, id, secrets[id]) }
+	auth := &devserver.Auth{JWKSURL: p.JWKSURI, SystemToken: token("patchway-dev-system"), UIToken: token("patchway-dev-ui")}
+	return idp, auth, token("patchway-dev-worker"), nil
 }
 
 // devIDPPort is the local identity provider's default port, next to the
@@ -227,8 +275,8 @@ func devPolicyData(issuer string, insecure bool) map[string]any {
 
 // devIdentity is what the banner says of the local identity provider.
 type devIdentity struct {
-	issuer             string
-	insecure, noWorker bool
+	issuer                   string
+	insecure, noWorker, auth bool
 }
 
 // print says who can sign in and how.
@@ -239,6 +287,9 @@ func (d devIdentity) print(out io.Writer) {
 	}
 	fmt.Fprintf(out, "  identity provider  %s (OpenID Connect on loopback; people %s, dev only: each one's password is the name)\n",
 		d.issuer, strings.Join(names, ", "))
+	if d.auth {
+		fmt.Fprintln(out, "  frontend auth      on: every call needs a token of the provider with a Temporal role (TEMPORAL_API_KEY=<your login token> TEMPORAL_TLS=false)")
+	}
 	if d.insecure {
 		fmt.Fprintln(out, "  insecure identity  on: --insecure-dev-identity --as NAME is accepted, and recorded and reported unverified")
 	}

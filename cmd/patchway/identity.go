@@ -151,6 +151,9 @@ type loginOptions struct {
 	clientID string
 	session  string
 	scopes   []string
+	// printToken prints the saved session's login token and signs in
+	// nobody (--print-token).
+	printToken bool
 }
 
 func newLoginCmd(_ *globalFlags) *cobra.Command {
@@ -169,6 +172,7 @@ func newLoginCmd(_ *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&o.issuer, "issuer", os.Getenv(envIssuer), "the identity provider's issuer URL (env "+envIssuer+")")
 	cmd.Flags().StringVar(&o.clientID, "client-id", defaultClientID, "the OAuth client id registered for the Patchway CLI")
 	cmd.Flags().StringVar(&o.session, "session", "", "where to keep the session (default: the user config directory)")
+	cmd.Flags().BoolVar(&o.printToken, "print-token", false, "print the saved session's login token (for TEMPORAL_API_KEY against a frontend that authenticates, as `patchway dev --auth`) and exit")
 	cmd.Flags().StringSliceVar(&o.scopes, "scope", []string{"openid", "profile", "email", "groups"}, "scopes to ask for")
 	return cmd
 }
@@ -186,6 +190,9 @@ func (o *loginOptions) Complete(cmd *cobra.Command, _ []string) error {
 }
 
 func (o *loginOptions) Validate() error {
+	if o.printToken {
+		return nil
+	}
 	if o.issuer == "" {
 		return errors.New("name the identity provider: --issuer URL or " + envIssuer + " (patchway dev prints its own)")
 	}
@@ -196,6 +203,20 @@ func (o *loginOptions) Validate() error {
 const loginTimeout = 15 * time.Minute
 
 func (o *loginOptions) Run(ctx context.Context) error {
+	if o.printToken {
+		s, err := oidc.LoadSession(o.session)
+		if errors.Is(err, os.ErrNotExist) {
+			return errors.New("you are not signed in: run `patchway login`")
+		}
+		if err != nil {
+			return err
+		}
+		if !s.Expiry.IsZero() && time.Now().After(s.Expiry) {
+			return fmt.Errorf("your sign-in at %s expired at %s: run `patchway login` again", s.Issuer, s.Expiry.Local().Format(time.RFC3339))
+		}
+		fmt.Fprintln(o.Out, s.AccessToken)
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
 	defer cancel()
 	p, err := oidc.Discover(ctx, nil, o.issuer)
