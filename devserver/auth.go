@@ -2,6 +2,9 @@ package devserver
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"log/slog"
 	"net/http"
 	"time"
@@ -22,10 +25,16 @@ import (
 // caller's roles from its permissions claim ("namespace:role", e.g.
 // "default:write"); Temporal's default authorizer allows what the role
 // allows. A call without a token, or with one the keys do not verify, is
-// refused. The server's own system workers reach the history and
-// matching services through an internal frontend on loopback, which does
-// not authenticate.
+// refused. The frontend speaks TLS only, with the certificate given, so
+// no token crosses the wire in clear. The server's own system workers
+// reach the history and matching services through an internal frontend
+// on loopback, which does not authenticate.
 type Auth struct {
+	// CertPEM and KeyPEM are the frontend's certificate and key; CAPEM
+	// the CA that signed it and CAFile where that CA is written, for the
+	// server's own clients and the Web UI.
+	CertPEM, KeyPEM, CAPEM []byte
+	CAFile                 string
 	// JWKSURL is the identity provider's key set.
 	JWKSURL string
 	// SystemToken is a token with the temporal-system:admin role, for the
@@ -58,10 +67,26 @@ func (a *Auth) serverOptions(logger *slog.Logger, lvl *slog.LevelVar) []temporal
 }
 
 // clientOptions give an SDK client of the embedded server the system
-// token (no TLS: the frontend is on loopback).
+// token, over TLS to the frontend's CA.
 func (a *Auth) clientOptions(o *client.Options) {
 	o.Credentials = client.NewAPIKeyDynamicCredentials(a.SystemToken)
-	o.ConnectionOptions.TLSDisabled = true
+	o.ConnectionOptions.TLS = a.ClientTLS()
+}
+
+// ClientTLS is a client's TLS configuration for the frontend: its CA.
+func (a *Auth) ClientTLS() *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(a.CAPEM)
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+}
+
+// serverTLS is the frontend's TLS in Temporal's configuration (base64
+// PEM).
+func (a *Auth) serverTLS() config.GroupTLS {
+	var g config.GroupTLS
+	g.Server.CertData = base64.StdEncoding.EncodeToString(a.CertPEM)
+	g.Server.KeyData = base64.StdEncoding.EncodeToString(a.KeyPEM)
+	return g
 }
 
 // uiMiddleware has the Web UI's calls to the frontend carry UIToken.

@@ -353,6 +353,7 @@ func (s *Server) serverOptions(sqlConf *config.SQL, p servicePorts) []temporal.S
 	var authOpts []temporal.ServerOption
 	if a := s.opts.Auth; a != nil {
 		conf.Global.Authorization = a.authorization()
+		conf.Global.TLS.Frontend = a.serverTLS()
 		conf.Services[internalFrontend] = service(loopback, p.internalFrontend)
 		conf.PublicClient.HostPort = ""
 		hosts[primitives.InternalFrontendService] = local(p.internalFrontend)
@@ -404,7 +405,12 @@ func (s *Server) startUI(ctx context.Context, port int) error {
 	if a := s.opts.Auth; a != nil {
 		mw = append(mw, uiserveroptions.WithAPIMiddleware(a.uiMiddleware()))
 	}
+	var uiTLS uiconfig.TLS
+	if a := s.opts.Auth; a != nil {
+		uiTLS = uiconfig.TLS{CaFile: a.CAFile, EnableHostVerification: true}
+	}
 	ui := uiserver.NewServer(append(mw, uiserveroptions.WithConfigProvider(&uiconfig.Config{
+		TLS:                 uiTLS,
 		Host:                s.opts.IP,
 		Port:                port,
 		TemporalGRPCAddress: s.frontendAddr,

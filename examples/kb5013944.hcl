@@ -14,7 +14,7 @@
 #   PATCHWAY_DEMO_ROLLOUT=kb5013944 make demo
 # or, by hand:
 #   patchway dev
-#   patchway submit examples/kb5013944.hcl --inventory ~/.local/state/patchway/fleet/inventory.hcl --as alice
+#   patchway submit examples/kb5013944.hcl --inventory ~/.local/state/patchway/fleet/inventory.hcl   (signed in: patchway login)
 rollout "kb5013944" {
   filed_by  = "alice.martin"
   inventory = "inventory-modern.hcl"

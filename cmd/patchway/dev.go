@@ -23,6 +23,7 @@ import (
 	"github.com/patchway/patchway/activities"
 	"github.com/patchway/patchway/devidp"
 	"github.com/patchway/patchway/devserver"
+	"github.com/patchway/patchway/internal/devcert"
 	"github.com/patchway/patchway/oidc"
 	"github.com/patchway/patchway/workflows"
 )
@@ -168,7 +169,7 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 	if workerToken != nil {
 		// The worker's own service identity (client credentials).
 		co.Credentials = client.NewAPIKeyDynamicCredentials(workerToken)
-		co.ConnectionOptions.TLSDisabled = true
+		co.ConnectionOptions.TLS = auth.ClientTLS()
 	}
 	c, err := client.DialContext(ctx, co)
 	if err != nil {
@@ -215,7 +216,11 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 		}
 	}
 
-	printDevBanner(out, srv, fleet, revision, inbox, devIdentity{issuer: idp.URL(), insecure: o.insecureIdentity, noWorker: o.noWorker, auth: auth != nil}, time.Since(started))
+	id := devIdentity{issuer: idp.URL(), insecure: o.insecureIdentity, noWorker: o.noWorker}
+	if auth != nil {
+		id.caFile = auth.CAFile
+	}
+	printDevBanner(out, srv, fleet, revision, inbox, id, time.Since(started))
 	<-ctx.Done()
 	fmt.Fprintln(out, "\nstopping: worker, then server and Web UI...")
 	return nil
@@ -254,8 +259,41 @@ func startDevIdentity(ctx context.Context, o devOptions) (*devidp.Issuer, *devse
 		return nil, nil, nil, err
 	}
 	token := func(id string) func(context.Context) (string, error) { return p.ServiceToken(ctx, id, secrets[id]) }
-	auth := &devserver.Auth{JWKSURL: p.JWKSURI, SystemToken: token("patchway-dev-system"), UIToken: token("patchway-dev-ui")}
+	pair, err := devcert.New("Patchway dev frontend CA", "Patchway dev frontend")
+	if err != nil {
+		_ = idp.Close()
+		return nil, nil, nil, fmt.Errorf("frontend certificate: %w", err)
+	}
+	caFile, err := writeDevCA(ctx, o, pair.CAPEM)
+	if err != nil {
+		_ = idp.Close()
+		return nil, nil, nil, err
+	}
+	auth := &devserver.Auth{JWKSURL: p.JWKSURI, SystemToken: token("patchway-dev-system"), UIToken: token("patchway-dev-ui"),
+		CertPEM: pair.CertPEM, KeyPEM: pair.KeyPEM, CAPEM: pair.CAPEM, CAFile: caFile}
 	return idp, auth, token("patchway-dev-worker"), nil
+}
+
+// writeDevCA writes the frontend's CA where clients can name it
+// (TEMPORAL_TLS_CA): STATE-DIR/frontend-ca.pem, or a temporary directory
+// removed at exit in memory mode.
+func writeDevCA(ctx context.Context, o devOptions, caPEM []byte) (string, error) {
+	dir := o.stateDir
+	if o.inMemory || dir == "" {
+		tmp, err := os.MkdirTemp("", "patchway-dev-")
+		if err != nil {
+			return "", fmt.Errorf("frontend CA directory: %w", err)
+		}
+		context.AfterFunc(ctx, func() { _ = os.RemoveAll(tmp) })
+		dir = tmp
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("frontend CA directory: %w", err)
+	}
+	path := filepath.Join(dir, "frontend-ca.pem")
+	if err := os.WriteFile(path, caPEM, 0o644); err != nil {
+		return "", fmt.Errorf("write the frontend CA: %w", err)
+	}
+	return path, nil
 }
 
 // devIDPPort is the local identity provider's default port, next to the
@@ -275,8 +313,10 @@ func devPolicyData(issuer string, insecure bool) map[string]any {
 
 // devIdentity is what the banner says of the local identity provider.
 type devIdentity struct {
-	issuer                   string
-	insecure, noWorker, auth bool
+	issuer             string
+	insecure, noWorker bool
+	// caFile is the frontend's CA when it authenticates (--auth).
+	caFile string
 }
 
 // print says who can sign in and how.
@@ -287,8 +327,9 @@ func (d devIdentity) print(out io.Writer) {
 	}
 	fmt.Fprintf(out, "  identity provider  %s (OpenID Connect on loopback; people %s, dev only: each one's password is the name)\n",
 		d.issuer, strings.Join(names, ", "))
-	if d.auth {
-		fmt.Fprintln(out, "  frontend auth      on: every call needs a token of the provider with a Temporal role (TEMPORAL_API_KEY=<your login token> TEMPORAL_TLS=false)")
+	if d.caFile != "" {
+		fmt.Fprintf(out, "  frontend auth      on, over TLS: every call needs a token of the provider with a Temporal role\n")
+		fmt.Fprintf(out, "                     export TEMPORAL_TLS_CA=%s TEMPORAL_API_KEY=$(patchway login --print-token)\n", d.caFile)
 	}
 	if d.insecure {
 		fmt.Fprintln(out, "  insecure identity  on: --insecure-dev-identity --as NAME is accepted, and recorded and reported unverified")

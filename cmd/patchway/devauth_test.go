@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -43,10 +46,16 @@ func signIn(t *testing.T, ctx context.Context, issuer, user string) string {
 	return s.AccessToken
 }
 
-func authedClient(t *testing.T, addr, token string) client.Client {
+func authedClient(t *testing.T, addr, caFile, token string) client.Client {
 	t.Helper()
 	o := client.Options{HostPort: addr, Logger: testSDKLogger(io.Discard)}
-	o.ConnectionOptions.TLSDisabled = true
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	o.ConnectionOptions.TLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 	if token != "" {
 		o.Credentials = client.NewAPIKeyStaticCredentials(token)
 	}
@@ -79,8 +88,9 @@ func TestDevAuthRefusesTheFrontendToAnyoneWithoutAToken(t *testing.T) {
 	}()
 	frontend := regexp.MustCompile(`Temporal frontend  (127\.0\.0\.1:\d+)`)
 	issuerRe := regexp.MustCompile(`identity provider  (http://127\.0\.0\.1:\d+)`)
-	var addr, issuer string
-	for deadline := time.Now().Add(time.Minute); (addr == "" || issuer == "") && time.Now().Before(deadline); {
+	caRe := regexp.MustCompile(`TEMPORAL_TLS_CA=(\S+)`)
+	var addr, issuer, ca string
+	for deadline := time.Now().Add(time.Minute); (addr == "" || issuer == "" || ca == "") && time.Now().Before(deadline); {
 		select {
 		case err := <-done:
 			t.Fatalf("dev exited before it was ready: %v\n%s", err, out.String())
@@ -92,8 +102,11 @@ func TestDevAuthRefusesTheFrontendToAnyoneWithoutAToken(t *testing.T) {
 		if m := issuerRe.FindStringSubmatch(out.String()); m != nil {
 			issuer = m[1]
 		}
+		if m := caRe.FindStringSubmatch(out.String()); m != nil {
+			ca = m[1]
+		}
 	}
-	if addr == "" || issuer == "" || !strings.Contains(out.String(), "frontend auth      on") {
+	if addr == "" || issuer == "" || ca == "" || !strings.Contains(out.String(), "frontend auth      on, over TLS") {
 		t.Fatalf("dev did not print its frontend, provider and auth:\n%s", out.String())
 	}
 	list := func(c client.Client) error {
@@ -107,13 +120,13 @@ func TestDevAuthRefusesTheFrontendToAnyoneWithoutAToken(t *testing.T) {
 		}
 		return err
 	}
-	if err := list(authedClient(t, addr, "")); !denied(err) {
+	if err := list(authedClient(t, addr, ca, "")); !denied(err) {
 		t.Errorf("list without a token: %v, want permission denied", err)
 	}
-	if err := list(authedClient(t, addr, "not.a.token")); !denied(err) {
+	if err := list(authedClient(t, addr, ca, "not.a.token")); !denied(err) {
 		t.Errorf("list with a forged token: %v, want permission denied", err)
 	}
-	eve := authedClient(t, addr, signIn(t, ctx, issuer, "eve"))
+	eve := authedClient(t, addr, ca, signIn(t, ctx, issuer, "eve"))
 	if err := list(eve); err != nil {
 		t.Errorf("eve (reader) lists: %v", err)
 	}
@@ -121,12 +134,15 @@ func TestDevAuthRefusesTheFrontendToAnyoneWithoutAToken(t *testing.T) {
 		t.Errorf("eve (reader) starts a workflow: %v, want permission denied", err)
 	}
 	bobToken := signIn(t, ctx, issuer, "bob")
-	bob := authedClient(t, addr, bobToken)
+	bob := authedClient(t, addr, ca, bobToken)
 	// Patchway's own CLI: refused without a token, let through with one.
-	if _, err := execute("status", "no-such-rollout", "--address", addr); err == nil || !strings.Contains(err.Error(), "unauthorized") {
+	if _, err := execute("status", "no-such-rollout", "--address", addr, "--tls-ca-path", ca); err == nil || !strings.Contains(err.Error(), "unauthorized") {
 		t.Errorf("status without a token: %v", err)
 	}
-	if _, err := execute("status", "no-such-rollout", "--address", addr, "--api-key", bobToken, "--tls=false"); err == nil || strings.Contains(err.Error(), "unauthorized") {
+	if _, err := execute("status", "no-such-rollout", "--address", addr, "--tls=false", "--api-key", bobToken); err == nil || strings.Contains(err.Error(), "not found") {
+		t.Errorf("status in clear text to a TLS frontend: %v, want refused", err)
+	}
+	if _, err := execute("status", "no-such-rollout", "--address", addr, "--api-key", bobToken, "--tls-ca-path", ca); err == nil || strings.Contains(err.Error(), "unauthorized") {
 		t.Errorf("status with bob's token: %v, want not found, not unauthorized", err)
 	}
 	if err := start(bob); err != nil {

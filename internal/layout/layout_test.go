@@ -29,8 +29,9 @@ var forbidden = map[string][]string{
 	// oidc is a client of an identity provider: it verifies and decides
 	// nothing, so it needs no policy; devidp is a provider, of no part
 	// of Patchway.
-	"oidc":   {module, "github.com/open-policy-agent/"},
-	"devidp": {module},
+	"oidc":             {module, "github.com/open-policy-agent/"},
+	"devidp":           {module},
+	"internal/devcert": {module},
 }
 
 // TestPackagesImportOnlyWhatTheirPlaceAllows runs go list -deps on each
