@@ -21,7 +21,8 @@
 # cut to 20 seconds and the domain controllers' night window lifted, and runs
 # with scripts/demo-policy/ over the default policies: a critical SLA of
 # 0.2 h (6 minutes once the worm tightens it, so the 50 % escalation comes
-# about 3 minutes in), no minimum soak, and bob in the approval groups the
+# about 3 minutes in), no minimum soak, 18 seconds (not 4 hours) for the SLA
+# forecast to allow each gate still ahead, and bob in the approval groups the
 # example names; and a host that does not come back from its reboot counts
 # unreachable after 1 minute instead of 30. Nothing else differs from a
 # production run. When a wave halts (the demo fleet's faults make one do),

@@ -61,9 +61,21 @@ ladder_steps := [s | some s in ladder; matches(s)]
 
 steps := ladder_steps if {
 	count(ladder_steps) > 0
-} else := [s | some s in data.escalation.default_ladder; matches(s)] if {
+} else := forecast_fallback if {
 	is_forecast
 } else := []
+
+# A rollout whose ladder has no forecast step hears of a breach forecast
+# from the default ladder's forecast step, on its own ladder's first
+# channels when it declares a ladder (the default ladder's channels may
+# be none of the rollout's).
+forecast_fallback := [object.union(s, {"channels": lib.list(own[0], "channels")}) |
+	some s in data.escalation.default_ladder
+	matches(s)
+] if {
+	own := lib.list(input.rollout, "escalation")
+	count(own) > 0
+} else := [s | some s in data.escalation.default_ladder; matches(s)]
 
 contacts := sort({c | some s in steps; some c in lib.list(s, "contacts")})
 

@@ -59,10 +59,16 @@ forecast_milestone := {"forecast": true, "at_percent": 31.5, "at": now}
 
 test_a_breach_forecast_is_escalated_to_the_default_ladders_forecast_step if {
 	d := escalation.decision with input as {
-		"rollout": {"patch": {"severity": "critical"}, "escalation": [{"at_percent": 50, "contacts": ["x@corp"]}]},
+		"rollout": {
+			"patch": {"severity": "critical"},
+			"escalation": [{"at_percent": 50, "contacts": ["x@corp"], "channels": ["chat"]}],
+			"channels": [{"name": "chat", "type": "slack"}],
+		},
 		"milestone": forecast_milestone, "deadline": "2026-12-08T00:00:00Z", "now": now,
 	}
+	d.allow
 	d.contacts == ["security-team", "site-owners"]
+	d.channels == ["chat"]
 	d.accelerations == ["raise_parallelism"]
 	"the forecast finds the rollout completes after its deadline" in d.reasons
 }
