@@ -73,18 +73,7 @@ func TestDevRunsServerAndWorkerAndStopsCleanlyOnCancel(t *testing.T) {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	defer c.Close()
-	pollers := 0
-	for deadline := time.Now().Add(30 * time.Second); pollers == 0 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		resp, err := c.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
-			Namespace:     "default",
-			TaskQueue:     &taskqueuepb.TaskQueue{Name: workflows.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
-			TaskQueueType: enumspb.TASK_QUEUE_TYPE_WORKFLOW,
-		})
-		if err == nil {
-			pollers = len(resp.GetPollers())
-		}
-	}
-	if pollers == 0 {
+	if pollers := waitForPollers(ctx, c); pollers == 0 {
 		t.Errorf("no worker polls task queue %s", workflows.TaskQueue)
 	}
 
@@ -97,4 +86,21 @@ func TestDevRunsServerAndWorkerAndStopsCleanlyOnCancel(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("dev did not stop within a minute of Ctrl-C")
 	}
+}
+
+// waitForPollers waits up to 30 s for a worker to poll Patchway's task
+// queue in namespace default and returns how many do.
+func waitForPollers(ctx context.Context, c client.Client) int {
+	pollers := 0
+	for deadline := time.Now().Add(30 * time.Second); pollers == 0 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := c.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+			Namespace:     "default",
+			TaskQueue:     &taskqueuepb.TaskQueue{Name: workflows.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
+			TaskQueueType: enumspb.TASK_QUEUE_TYPE_WORKFLOW,
+		})
+		if err == nil {
+			pollers = len(resp.GetPollers())
+		}
+	}
+	return pollers
 }

@@ -14,14 +14,11 @@ import (
 	"testing"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
-	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/patchway/patchway/oidc"
-	"github.com/patchway/patchway/workflows"
 )
 
 // signIn signs user in at issuer by the device flow, submitting the
@@ -148,17 +145,7 @@ func TestDevAuthRefusesTheFrontendToAnyoneWithoutAToken(t *testing.T) {
 	if err := start(bob); err != nil {
 		t.Errorf("bob (writer) starts a workflow: %v", err)
 	}
-	pollers := 0
-	for deadline := time.Now().Add(30 * time.Second); pollers == 0 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		resp, err := bob.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
-			Namespace: "default", TaskQueue: &taskqueuepb.TaskQueue{Name: workflows.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
-			TaskQueueType: enumspb.TASK_QUEUE_TYPE_WORKFLOW,
-		})
-		if err == nil {
-			pollers = len(resp.GetPollers())
-		}
-	}
-	if pollers == 0 {
+	if pollers := waitForPollers(ctx, bob); pollers == 0 {
 		t.Error("the worker does not poll: its service identity was refused")
 	}
 	cancel()
