@@ -97,6 +97,7 @@ func TestValidatorsRejectBadRequestsBeforeTheyReachHistory(t *testing.T) {
 		{"approve while no gate waits", UpdateApprove, GateRequest{User: "bob"}, "not waiting at a gate"},
 		{"reject without a reason", UpdateReject, GateRequest{User: "bob"}, "needs a reason"},
 		{"pause without a token or a user", UpdatePause, ControlRequest{Reason: "x"}, "an identity token is required"},
+		{"pause with a token too large to be one", UpdatePause, ControlRequest{Reason: "x", Token: strings.Repeat("a", 20000)}, "over the 16384 an identity token may be"},
 		{"resume when neither paused nor halted", UpdateResume, ControlRequest{User: "bob", Reason: "x"}, "neither paused nor halted"},
 		{"except an unknown host", UpdateExcept, ExceptRequest{Host: "NOPE", User: "bob", Reason: "x", Expires: testStart.Add(time.Hour)}, "not in rollout"},
 		{"except with an expiry in the past", UpdateExcept, ExceptRequest{Host: "WS-EMEA-0001", User: "bob", Reason: "x", Expires: testStart}, "not in the future"},

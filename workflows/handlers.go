@@ -317,12 +317,19 @@ func (r *run) skipHost(ctx workflow.Context, req SkipHostRequest) (Record, error
 	return rec, nil
 }
 
+// maxTokenBytes bounds an identity token: real ones are a few kilobytes,
+// and a larger one is refused before it reaches history or the policy.
+const maxTokenBytes = 16 << 10
+
 // validateWho refuses a request that names nobody: neither a token (the
 // policy verifies it) nor a typed name (which only a dev server's
-// insecure identity accepts).
+// insecure identity accepts), and a token too large to be one.
 func validateWho(user, token string) error {
 	if token == "" && strings.TrimSpace(user) == "" {
 		return errors.New("an identity token is required (patchway login)")
+	}
+	if len(token) > maxTokenBytes {
+		return fmt.Errorf("the identity token is %d bytes, over the %d an identity token may be", len(token), maxTokenBytes)
 	}
 	return nil
 }

@@ -148,6 +148,10 @@ func (r *run) verifyFiler(ctx workflow.Context) error {
 	if r.st.Risk != nil || r.st.Filer != nil || workflow.GetVersion(ctx, changeVerifiedFiler, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return nil
 	}
+	if err := validateWho(r.in.Rollout.FiledBy, r.in.FilerToken); err != nil {
+		r.in.FilerToken = ""
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("submit %s refused: %v", r.in.Rollout.ID, err), contract.Refused, nil)
+	}
 	rec, err := r.authorize(ctx, contract.AuthorizeGateInput{Action: contract.ActionSubmit, Gate: r.in.Rollout.ID,
 		User: r.in.Rollout.FiledBy, Token: r.in.FilerToken, Reason: "filed " + r.in.Rollout.Patch.KB})
 	r.in.FilerToken = ""
