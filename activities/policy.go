@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/patchway/patchway/contract"
 
@@ -26,6 +27,8 @@ import (
 // and not its input, so the input travels there.
 type PolicyActivities struct {
 	Engine *policies.Engine
+	// shadows are the compiled shadow policies (ShadowDecide).
+	shadows shadowCache
 }
 
 // NewPolicyActivities wraps a loaded policy engine.
@@ -179,4 +182,80 @@ func joinErrors(errs ...error) string {
 		}
 	}
 	return s
+}
+
+// ShadowDecide asks a rollout's shadow policy about decisions the live
+// policy just took and returns where the two disagree; nothing acts on
+// its answer. A shadow that does not load on this worker is one
+// difference of kind error (the rollout goes on under the live policy,
+// which is all that decides). Shadow engines are compiled once per
+// revision and kept (a few at a time).
+func (p *PolicyActivities) ShadowDecide(ctx context.Context, in contract.ShadowInput) (contract.ShadowResult, error) {
+	out := contract.ShadowResult{Revision: in.Policy.Revision, Compared: len(in.Records) + len(in.Verdicts)}
+	s, err := p.shadows.get(ctx, p.Engine, in.Policy)
+	if err != nil {
+		out.Differences = []contract.PolicyDifference{{Kind: contract.DifferenceError, Subject: "shadow policy " + in.Policy.Dir,
+			Was: "loaded when submitted", Would: "not loaded here", Why: err.Error()}}
+		return out, nil
+	}
+	compare := func(rec contract.DecisionRecord, host string) error {
+		diffs, err := policies.Compare(ctx, s, rec.Path, rec.Input, rec.Result, host)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			diffs = []contract.PolicyDifference{{Kind: contract.DifferenceError, Path: rec.Path, Subject: rec.Path, Was: "decided", Would: "not compared", Why: err.Error()}}
+		}
+		out.Differences = append(out.Differences, diffs...)
+		return nil
+	}
+	for _, rec := range in.Records {
+		if err := compare(rec, ""); err != nil {
+			return out, fmt.Errorf("shadow decide: %w", err)
+		}
+	}
+	for _, v := range in.Verdicts {
+		rec, _, err := policies.RebuildCompliance(v.Target, v.Verdict)
+		if err != nil {
+			out.Compared-- // a verdict without its record (a failed host operation) has no decision to compare
+			continue
+		}
+		if err := compare(rec, v.Verdict.Host); err != nil {
+			return out, fmt.Errorf("shadow decide: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// shadowCache keeps the shadow engines of the rollouts this worker
+// serves, by revision, the most recent few.
+type shadowCache struct {
+	mu      sync.Mutex
+	engines map[string]*policies.Engine
+	order   []string
+}
+
+// maxShadowEngines bounds the compiled shadow policies a worker keeps.
+const maxShadowEngines = 4
+
+func (c *shadowCache) get(ctx context.Context, live *policies.Engine, sp contract.ShadowPolicy) (*policies.Engine, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.engines[sp.Revision]; ok && sp.Revision != "" {
+		return e, nil
+	}
+	e, err := live.Shadow(ctx, sp)
+	if err != nil {
+		return nil, err
+	}
+	if c.engines == nil {
+		c.engines = map[string]*policies.Engine{}
+	}
+	if len(c.order) >= maxShadowEngines {
+		delete(c.engines, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.engines[sp.Revision] = e
+	c.order = append(c.order, sp.Revision)
+	return e, nil
 }

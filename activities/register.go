@@ -37,6 +37,7 @@ type PolicyDecisions interface {
 	DecideWave(context.Context, contract.DecideWaveInput) (contract.WaveDecision, error)
 	DecideEscalation(context.Context, contract.DecideEscalationInput) (contract.EscalationDecision, error)
 	ForecastSLA(context.Context, contract.ForecastInput) (contract.Forecast, error)
+	ShadowDecide(context.Context, contract.ShadowInput) (contract.ShadowResult, error)
 }
 
 // Deps are the implementations Register serves. A nil one is not
@@ -76,6 +77,7 @@ func Register(r Registry, d Deps) {
 	if p := d.Policy; p != nil {
 		reg(contract.EvaluateRiskName, p.EvaluateRisk)
 		reg(contract.AuthorizeGateName, p.AuthorizeGate)
+		reg(contract.ShadowDecideName, p.ShadowDecide)
 		reg(contract.DecideRebootName, p.DecideReboot)
 		reg(contract.DecideWaveName, p.DecideWave)
 		reg(contract.DecideEscalationName, p.DecideEscalation)

@@ -38,6 +38,9 @@ const (
 	DecideWaveName       = "DecideWave"
 	DecideEscalationName = "DecideEscalation"
 	ForecastSLAName      = "ForecastSLA"
+	// ShadowDecideName asks a rollout's shadow policy about decisions
+	// the live one took; nothing acts on its answer.
+	ShadowDecideName = "ShadowDecide"
 
 	// Notification and reporting.
 	NotifyName      = "Notify"
@@ -215,6 +218,8 @@ const (
 	// ActionSubmit files a rollout: the filer is proven before anything
 	// else happens.
 	ActionSubmit = "submit"
+	// ActionScan starts a compliance scan or creates its schedule.
+	ActionScan = "scan"
 )
 
 // EvaluateRiskInput asks the sla and plan policies for the rollout's
@@ -329,6 +334,15 @@ type Person struct {
 	TokenSHA256 string   `json:"token_sha256,omitempty"`
 	// Expires is when the token expired (RFC 3339).
 	Expires string `json:"expires,omitempty"`
+}
+
+// Describe names the person as a sentence does: "alice (verified by
+// ISSUER)", or "alice (unverified)".
+func (p *Person) Describe() string {
+	if !p.Verified {
+		return p.Name + " (unverified)"
+	}
+	return p.Name + " (verified by " + p.Issuer + ")"
 }
 
 // GateDecision is the gates policy's answer; the violations say why not.

@@ -93,6 +93,8 @@ type ReportInput struct {
 	Unverified []string `json:"unverified,omitempty"`
 	// Forecast sums up the SLA forecasts (nil: none was made).
 	Forecast *ReportForecast `json:"forecast,omitempty"`
+	// Shadow is where the rollout's shadow policy disagreed (nil: none).
+	Shadow *ShadowSummary `json:"shadow,omitempty"`
 	// Packed holds Hosts and Verdicts gzipped (then both are nil) when
 	// their JSON is over InlineLimit: 10,000 hosts with their verdicts
 	// are several megabytes, over the server's 2 MB payload limit.
@@ -150,6 +152,9 @@ type Report struct {
 	// Forecast is what the SLA forecasts said and, in a final report, how
 	// far the first was off the actual end.
 	Forecast *ReportForecast `json:"forecast,omitempty"`
+	// Shadow is what the rollout's shadow policy, run beside the live one
+	// and never acted on, decided otherwise.
+	Shadow *ShadowSummary `json:"shadow,omitempty"`
 	// Hosts is every host's line, sorted by name, when the list is small;
 	// nil when it is in HostsGzip.
 	Hosts []HostReport `json:"hosts,omitempty"`

@@ -14,7 +14,6 @@ package decisionlog
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -27,7 +26,6 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/patchway/patchway/contract"
-	"github.com/patchway/patchway/hostscript"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 	"github.com/patchway/patchway/workflows"
@@ -408,43 +406,9 @@ func hostEntry(s *historypb.ActivityTaskScheduledEventAttributes, result *common
 	if err := dc.FromPayloads(s.GetInput(), &in); err != nil {
 		return hostDecision{}, false, fmt.Errorf("decode %s input: %w", s.GetActivityType().GetName(), err)
 	}
-	var scan *hostscript.ScanResult
-	if v.Judged.Facts.Reachable {
-		scan = &v.Evidence
-	}
-	input, hash, err := policies.InputRecord(policies.NewComplianceInput(in.Target, scan, v.Judged.Facts))
+	rec, exact, err := policies.RebuildCompliance(in.Target, v)
 	if err != nil {
 		return hostDecision{}, false, err
 	}
-	res, err := json.Marshal(complianceResult{
-		Allow: v.Decision.Allow, Violations: v.Decision.Violations, Revision: v.Decision.Revision, Error: v.Decision.Error,
-		State: string(v.State), Reasons: v.Reasons, SupersededBy: v.Judged.SupersededBy, Baseline: v.Baseline,
-		PreflightSettles: v.PreflightSettles, Install: v.Judged.Install,
-	})
-	if err != nil {
-		return hostDecision{}, false, errors.Join(errors.New("encode compliance result"), err)
-	}
-	return hostDecision{
-		host: v.Host,
-		record: contract.DecisionRecord{
-			Path: v.Judged.Path, Revision: v.Decision.Revision, Input: input, InputHash: v.Judged.InputHash,
-			Result: res, Time: v.Judged.Facts.Now,
-		},
-		inexact: hash != v.Judged.InputHash,
-	}, true, nil
-}
-
-// complianceResult is the compliance decision as the policy gave it,
-// from the verdict and its record.
-type complianceResult struct {
-	Allow            bool                `json:"allow"`
-	Violations       []rollout.Violation `json:"violations,omitempty"`
-	Revision         string              `json:"revision"`
-	Error            string              `json:"error,omitempty"`
-	State            string              `json:"state"`
-	Reasons          []string            `json:"reasons"`
-	SupersededBy     string              `json:"superseded_by,omitempty"`
-	Baseline         string              `json:"baseline,omitempty"`
-	PreflightSettles bool                `json:"preflight_settles,omitempty"`
-	Install          bool                `json:"install"`
+	return hostDecision{host: v.Host, record: rec, inexact: !exact}, true, nil
 }

@@ -56,7 +56,7 @@ func TestWhatIfFindsWhatTheCandidateDecidesOtherwise(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(changes) != 1 || changes[0].Kind != ChangeVerdict || changes[0].Was != "compliant" || changes[0].Would != string(rollout.StateUnreachable) ||
+	if len(changes) != 1 || changes[0].Kind != contract.DifferenceVerdict || changes[0].Was != "compliant" || changes[0].Would != string(rollout.StateUnreachable) ||
 		changes[0].Subject != "host "+hosts[0].Name {
 		t.Errorf("host recorded compliant, judged unreachable now: %+v", changes)
 	}
@@ -64,7 +64,7 @@ func TestWhatIfFindsWhatTheCandidateDecidesOtherwise(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(changes) != 1 || changes[0].Kind != ChangeRefusal || changes[0].Would != "refused" || changes[0].Subject != "approve lab by alice" {
+	if len(changes) != 1 || changes[0].Kind != contract.DifferenceRefusal || changes[0].Would != "refused" || changes[0].Subject != "approve lab by alice" {
 		t.Errorf("the filer's own approval recorded allowed: %+v", changes)
 	}
 
@@ -91,7 +91,7 @@ func TestWhatIfFindsWhatTheCandidateDecidesOtherwise(t *testing.T) {
 		t.Fatal(err)
 	}
 	changes, err = WhatIf(ctx, undecided, gate)
-	if err != nil || len(changes) != 1 || changes[0].Kind != ChangeError || changes[0].Why == "" {
+	if err != nil || len(changes) != 1 || changes[0].Kind != contract.DifferenceError || changes[0].Why == "" {
 		t.Errorf("a candidate that cannot decide: %+v, %v; want one error change with its reason", changes, err)
 	}
 }

@@ -419,12 +419,10 @@ func mergeData(dst, src map[string]any) {
 // files replacing same-named ones and extending the rest. withTests keeps
 // _test.rego files (for the tester); otherwise they are left out. Files are
 // ordered defaults first, then the user's additions, each sorted by name.
-func assemble(dir string, withTests bool) ([]bundleFile, error) {
+// overlay files (a shadow policy's, already read) come last and win.
+func assemble(dir string, withTests bool, overlay ...bundleFile) ([]bundleFile, error) {
 	keep := func(name string) bool {
-		if strings.HasSuffix(name, "_test.rego") {
-			return withTests
-		}
-		return strings.HasSuffix(name, ".rego") || strings.HasSuffix(name, ".json")
+		return isBundleFile(name) || withTests && strings.HasSuffix(name, "_test.rego")
 	}
 	byName := map[string]bundleFile{}
 	var defaults, extra []string
@@ -443,31 +441,46 @@ func assemble(dir string, withTests bool) ([]bundleFile, error) {
 		byName[ent.Name()] = bundleFile{name: ent.Name(), origin: "policies/rego/" + ent.Name(), content: b}
 		defaults = append(defaults, ent.Name())
 	}
-	if dir != "" {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			return nil, fmt.Errorf("read policy directory: %w", err)
+	user, err := dirFiles(dir, keep)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range append(user, overlay...) {
+		if _, replaced := byName[f.name]; !replaced {
+			extra = append(extra, f.name)
 		}
-		for _, ent := range entries {
-			if ent.IsDir() || !keep(ent.Name()) {
-				continue
-			}
-			path := filepath.Join(dir, ent.Name())
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return nil, fmt.Errorf("read policy file: %w", err)
-			}
-			if _, replaced := byName[ent.Name()]; !replaced {
-				extra = append(extra, ent.Name())
-			}
-			byName[ent.Name()] = bundleFile{name: ent.Name(), origin: path, content: b, user: true}
-		}
+		byName[f.name] = f
 	}
 	sort.Strings(defaults)
 	sort.Strings(extra)
 	files := make([]bundleFile, 0, len(byName))
 	for _, n := range append(defaults, extra...) {
 		files = append(files, byName[n])
+	}
+	return files, nil
+}
+
+// dirFiles reads the files of a policy directory that keep accepts ("":
+// none).
+func dirFiles(dir string, keep func(string) bool) ([]bundleFile, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read policy directory: %w", err)
+	}
+	var files []bundleFile
+	for _, ent := range entries {
+		if ent.IsDir() || !keep(ent.Name()) {
+			continue
+		}
+		path := filepath.Join(dir, ent.Name())
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read policy file: %w", err)
+		}
+		files = append(files, bundleFile{name: ent.Name(), origin: path, content: b, user: true})
 	}
 	return files, nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/hostscript"
+	"github.com/patchway/patchway/rollout"
 )
 
 // Recorder collects a record of every decision evaluated with its
@@ -168,4 +171,52 @@ func (e *Engine) RuleLocation(decision, rule string) string {
 		return ""
 	}
 	return fmt.Sprintf("%s:%d", filepath.Base(rules[0].Location.File), rules[0].Location.Row)
+}
+
+// RebuildCompliance rebuilds a host's compliance (or rollback) decision
+// from its verdict, which keeps the record compactly (contract.
+// ComplianceRecord): the input from the target, the evidence and the
+// recorded facts, with NewComplianceInput as the worker built it, and the
+// result from the verdict. exact tells whether the rebuilt input hashes
+// to the hash the worker recorded. The verdict must carry its record
+// (Judged).
+func RebuildCompliance(t contract.HostTarget, v contract.HostVerdict) (rec contract.DecisionRecord, exact bool, err error) {
+	if v.Judged == nil {
+		return rec, false, errors.New("the verdict keeps no compliance record")
+	}
+	var scan *hostscript.ScanResult
+	if v.Judged.Facts.Reachable {
+		scan = &v.Evidence
+	}
+	input, hash, err := InputRecord(NewComplianceInput(t, scan, v.Judged.Facts))
+	if err != nil {
+		return rec, false, err
+	}
+	res, err := json.Marshal(complianceResult{
+		Allow: v.Decision.Allow, Violations: v.Decision.Violations, Revision: v.Decision.Revision, Error: v.Decision.Error,
+		State: string(v.State), Reasons: v.Reasons, SupersededBy: v.Judged.SupersededBy, Baseline: v.Baseline,
+		PreflightSettles: v.PreflightSettles, Install: v.Judged.Install,
+	})
+	if err != nil {
+		return rec, false, errors.Join(errors.New("encode compliance result"), err)
+	}
+	return contract.DecisionRecord{
+		Path: v.Judged.Path, Revision: v.Decision.Revision, Input: input, InputHash: v.Judged.InputHash,
+		Result: res, Time: v.Judged.Facts.Now,
+	}, hash == v.Judged.InputHash, nil
+}
+
+// complianceResult is the compliance decision as the policy gave it,
+// from the verdict and its record.
+type complianceResult struct {
+	Allow            bool                `json:"allow"`
+	Violations       []rollout.Violation `json:"violations,omitempty"`
+	Revision         string              `json:"revision"`
+	Error            string              `json:"error,omitempty"`
+	State            string              `json:"state"`
+	Reasons          []string            `json:"reasons"`
+	SupersededBy     string              `json:"superseded_by,omitempty"`
+	Baseline         string              `json:"baseline,omitempty"`
+	PreflightSettles bool                `json:"preflight_settles,omitempty"`
+	Install          bool                `json:"install"`
 }

@@ -62,6 +62,7 @@ func Build(ctx context.Context, policy ExceptionPolicy, in contract.ReportInput)
 		Baseline:          in.Baseline,
 		Unverified:        in.Unverified,
 		Forecast:          in.Forecast,
+		Shadow:            in.Shadow,
 		Hosts:             hosts,
 	}, nil
 }

@@ -45,6 +45,12 @@ func renderMarkdown(w io.Writer, rep contract.Report, o Options) error {
 	if f := rep.Forecast; f != nil {
 		fmt.Fprintf(&b, "\n## SLA forecast\n\n%s\n", md(forecastLine(f)))
 	}
+	if s := rep.Shadow; s != nil {
+		fmt.Fprintf(&b, "\n## Shadow policy\n\n%s\n\n", md(s.String()))
+		for _, d := range s.Differences {
+			fmt.Fprintf(&b, "- %s\n", md(d.String()))
+		}
+	}
 	if len(rep.Unverified) > 0 {
 		fmt.Fprintf(&b, "\n## Unverified identity (%d)\n\nThese actions were taken with a typed name, not a verified token: who they name proves nothing.\n\n", len(rep.Unverified))
 		for _, u := range rep.Unverified {

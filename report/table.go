@@ -56,6 +56,12 @@ func renderTable(w io.Writer, rep contract.Report, o Options) error {
 	if f := rep.Forecast; f != nil {
 		b.WriteString("\n" + forecastLine(f) + "\n")
 	}
+	if s := rep.Shadow; s != nil {
+		b.WriteString("\nSHADOW POLICY " + oneLine(s.String()) + "\n")
+		for _, d := range s.Differences {
+			fmt.Fprintf(&b, "  %s\n", oneLine(d.String()))
+		}
+	}
 	if len(rep.Unverified) > 0 {
 		fmt.Fprintf(&b, "\nUNVERIFIED IDENTITY (%d actions taken with a typed name, not a verified token)\n", len(rep.Unverified))
 		for _, u := range rep.Unverified {

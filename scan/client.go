@@ -11,7 +11,9 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/workflows"
 )
 
@@ -57,9 +59,19 @@ func Start(ctx context.Context, c client.Client, in Input) (client.WorkflowRun, 
 func Await(ctx context.Context, c client.Client, workflowID, runID string) (Result, error) {
 	var res Result
 	if err := c.GetWorkflow(ctx, workflowID, runID).Get(ctx, &res); err != nil {
-		return res, fmt.Errorf("scan %s: %w", workflowID, err)
+		return res, fmt.Errorf("scan %s: %w", workflowID, refusedOr(err))
 	}
 	return res.Expanded()
+}
+
+// refusedOr is the gates policy's refusal alone when err is one (the
+// person reads the reasons, not the failure's wrapping), else err.
+func refusedOr(err error) error {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.Type() == contract.Refused {
+		return errors.New(app.Message())
+	}
+	return err
 }
 
 // Last returns the latest completed scan of a scan id: of its schedule's

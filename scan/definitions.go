@@ -115,6 +115,15 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // ErrBadID is the error of a scan id that is no usable workflow id.
 var ErrBadID = errors.New("use letters, digits, '.', '_' and '-'")
 
+// ValidateID refuses a scan id that cannot name a workflow and a
+// schedule, or be typed in a shell.
+func ValidateID(id string) error {
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("scan id %q: %w", id, ErrBadID)
+	}
+	return nil
+}
+
 // IDFor returns the scan id of a scan of patches: id when given, else the
 // KBs, lower case, joined by '-' ("kb958644-kb823980"). An id that cannot
 // name a workflow and a schedule, or be typed in a shell, is ErrBadID.

@@ -30,9 +30,17 @@ var testStart = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 const testLogLevel = slog.LevelError + 4
 
 // testEngine loads the embedded default policy bundle once per test
-// binary: VerifyPatch judges the hosts with the real compliance policy.
+// binary: VerifyPatch judges the hosts with the real compliance policy,
+// and the gates policy proves who requests a scan. Its people are typed
+// names, as on a dev server started with --insecure-dev-identity;
+// tokens are proven by cmd/patchway's identity tests.
 var testEngine = sync.OnceValues(func() (*policies.Engine, error) {
-	return policies.Load(context.Background(), "")
+	ctx := context.Background()
+	e, err := policies.Load(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	return e, e.SetData(ctx, "oidc/insecure_dev_identity", true)
 })
 
 // netapi is the file MS08-067 replaces on the test inventory's OS.
@@ -87,7 +95,7 @@ func (f *scanFleet) register(t testing.TB, r activities.Registry, now func() tim
 		t.Fatalf("load policies: %v", err)
 	}
 	acts := &activities.HostActivities{Runner: f, Policy: engine, Now: now}
-	activities.Register(r, activities.Deps{Hosts: acts, Notifier: f})
+	activities.Register(r, activities.Deps{Hosts: acts, Notifier: f, Policy: activities.NewPolicyActivities(engine)})
 }
 
 // set changes a host's state between scans.

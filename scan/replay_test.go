@@ -23,6 +23,10 @@ import (
 // against the embedded dev server: go test ./scan -run TestRecordHistories -record
 var record = flag.Bool("record", false, "record scan histories into testdata from a run against the embedded dev server")
 
+// recordTag names a new set of recorded histories (scan-TAG-*.history.json)
+// so the ones of earlier workflow versions stay and keep replaying.
+var recordTag = flag.String("record-tag", "", "with -record: name the new histories scan-TAG-*.history.json")
+
 // TestReplayRecordedHistories replays scan histories recorded from real
 // runs of a schedule: a change to the scan's workflow code that breaks
 // determinism for scheduled or running scans fails here.
@@ -97,6 +101,13 @@ func TestRecordHistories(t *testing.T) {
 	}
 	defer w.Stop()
 
+	// As patchway scan --every does: the requester proven once, the
+	// schedule keeping the grant.
+	g, err := Authorize(ctx, c, AuthorizeInput{ScanID: in.ScanID, User: in.RequestedBy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Grant = &g
 	h, _, err := Schedule(ctx, c, in, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +137,14 @@ func TestRecordHistories(t *testing.T) {
 	if second.Regressions != 1 || len(fleet.sent()) != 1 {
 		t.Fatalf("second scan: %d regressions, %d notifications; want WS-EMEA-0002's, notified once", second.Regressions, len(fleet.sent()))
 	}
-	fixture.WriteHistory(ctx, t, c, run.WorkflowID, run.FirstExecutionRunID, "scan-continued.history.json")
-	fixture.WriteHistory(ctx, t, c, run.WorkflowID, "", "scan-regression.history.json")
-	fixture.WriteHistory(ctx, t, c, run.WorkflowID+"/batch-0", "", "scan-batch.history.json")
+	prefix := "scan-"
+	if *recordTag != "" {
+		prefix += *recordTag + "-"
+	}
+	fixture.WriteHistory(ctx, t, c, run.WorkflowID, run.FirstExecutionRunID, prefix+"continued.history.json")
+	fixture.WriteHistory(ctx, t, c, run.WorkflowID, "", prefix+"regression.history.json")
+	fixture.WriteHistory(ctx, t, c, run.WorkflowID+"/batch-0", "", prefix+"batch.history.json")
+	if *recordTag != "" {
+		fixture.WriteHistory(ctx, t, c, g.Workflow, g.Run, prefix+"authorize.history.json")
+	}
 }

@@ -39,8 +39,15 @@ type Input struct {
 	Sites    []rollout.Site    `json:"sites,omitempty"`
 	Patches  []rollout.Patch   `json:"patches,omitempty"`
 	Channels []rollout.Channel `json:"channels,omitempty"`
-	// RequestedBy is who created the scan or its schedule, as recorded.
+	// RequestedBy is who created the scan or its schedule: the name the
+	// gates policy proved (a typed name only on a dev server started
+	// with --insecure-dev-identity).
 	RequestedBy string `json:"requested_by,omitempty"`
+	// Token is the requester's action token (a one-off scan): the scan
+	// proves it before any host and drops it. A schedule's runs carry
+	// Grant instead, the proof made when the schedule was created.
+	Token string `json:"token,omitempty"`
+	Grant *Grant `json:"grant,omitempty"`
 
 	// Tuning overrides the scale knobs; zero fields take the defaults.
 	Tuning Tuning `json:"tuning,omitzero"`
@@ -153,6 +160,10 @@ type Result struct {
 	// says why a channel did not (never fatal to the scan).
 	Notified     []string `json:"notified,omitempty"`
 	NotifyErrors []string `json:"notify_errors,omitempty"`
+
+	// Requester is who requested the scan, as the gates policy proved
+	// it (nil for a scan started before scans proved their requester).
+	Requester *Grant `json:"requester,omitempty"`
 }
 
 // Compact gzips the checks and the drift that are over

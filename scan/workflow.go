@@ -20,12 +20,15 @@ import (
 func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(ScanWorkflow, workflow.RegisterOptions{Name: WorkflowName})
 	r.RegisterWorkflowWithOptions(ScanBatchWorkflow, workflow.RegisterOptions{Name: BatchWorkflowName})
+	r.RegisterWorkflowWithOptions(AuthorizeWorkflow, workflow.RegisterOptions{Name: AuthorizeWorkflowName})
 }
 
 // ScanWorkflow re-verifies every host of an inventory against patches,
 // independently of any rollout, and reports drift since the previous scan
 // of the same scan id, so that the patch level is checked regularly:
 //
+//  0. who requested it is proven by the gates policy (proveRequester);
+//     a refusal fails the scan before any host;
 //  1. the previous scan's result is the baseline: a Temporal Schedule
 //     hands it over (GetLastCompletionResult); a one-off scan has none;
 //  2. every host x patch is judged by VerifyPatch (scan, then the
@@ -43,6 +46,11 @@ func ScanWorkflow(ctx workflow.Context, in Input) (Result, error) {
 	}
 	if err := in.Validate(); err != nil {
 		return Result{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.InvalidInput, nil)
+	}
+	if carry == nil {
+		if in, err = proveRequester(ctx, in); err != nil {
+			return Result{}, err
+		}
 	}
 	s := newScan(ctx, in, carry)
 	if err := workflow.SetQueryHandler(ctx, workflows.QueryProgress, func() (Progress, error) { return s.progress(), nil }); err != nil {
@@ -246,7 +254,7 @@ func (s *scan) result(ctx workflow.Context) Result {
 	np := len(s.in.Patches)
 	res := Result{
 		ScanID: s.in.ScanID, StartedAt: s.c.StartedAt, FinishedAt: workflow.Now(ctx).UTC(),
-		KBs: s.in.KBs(), Hosts: len(s.in.Hosts), Totals: s.totals(),
+		KBs: s.in.KBs(), Hosts: len(s.in.Hosts), Totals: s.totals(), Requester: s.in.Grant,
 	}
 	if p := s.c.Previous; p != nil {
 		res.PreviousAt = p.StartedAt

@@ -305,7 +305,7 @@ func TestScanContinuesAsNewWithItsBaseline(t *testing.T) {
 	in.Tuning = Tuning{BatchSize: 5, MaxPendingBatches: 2, MaxBatchesPerRun: 3}
 	env := newScanEnv(t)
 	fleet := newScanFleet(t, env, in.Hosts, testStart)
-	first := runScan(t, env, Input{ScanID: in.ScanID, Hosts: in.Hosts, Sites: in.Sites, Patches: in.Patches})
+	first := runScan(t, env, Input{ScanID: in.ScanID, Hosts: in.Hosts, Sites: in.Sites, Patches: in.Patches, RequestedBy: "bob"})
 	fleet.set("WS-AMER-0020", func(h *scanHost) { h.files[netapi] = "6.1.7600.16000" })
 
 	next, err := in.Pack()

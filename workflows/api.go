@@ -49,6 +49,9 @@ type RolloutInput struct {
 	// it who filed, and the rollout then names the verified subject in
 	// Rollout.FiledBy. The rollout drops it once verified.
 	FilerToken string `json:"filer_token,omitempty"`
+	// Shadow is a candidate policy run beside the live one (submit
+	// --shadow-policy DIR): asked about every decision, acted on never.
+	Shadow *contract.ShadowPolicy `json:"shadow_policy,omitempty"`
 
 	// Tuning overrides the scale knobs; zero fields take the defaults.
 	Tuning Tuning `json:"tuning,omitzero"`
@@ -301,6 +304,8 @@ type Progress struct {
 	// Forecast is the forecast policy's latest answer: when the rollout
 	// completes at the rate observed so far, and whether that is late.
 	Forecast *contract.Forecast `json:"forecast,omitempty"`
+	// Shadow is where the shadow policy disagreed so far (nil: none).
+	Shadow *contract.ShadowSummary `json:"shadow,omitempty"`
 	// Failure is why the workflow failed (StatusFailed), set by clients.
 	Failure string `json:"failure,omitempty"`
 }

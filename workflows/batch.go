@@ -56,6 +56,11 @@ type HostBatchInput struct {
 	MaxHostsPerRun int             `json:"max_hosts_per_run"`
 	// Done carries the outcomes of earlier runs across continue-as-new.
 	Done []HostOutcome `json:"done,omitempty"`
+	// Shadow is the rollout's shadow policy (nil: none), asked about
+	// each host's compliance; Shadowed carries its answers across
+	// continue-as-new.
+	Shadow   *contract.ShadowPolicy  `json:"shadow,omitempty"`
+	Shadowed *contract.ShadowSummary `json:"shadowed,omitempty"`
 }
 
 // BatchHost is one host of a batch, with its index in the rollout.
@@ -101,6 +106,8 @@ type HostBatchResult struct {
 	// policy's states, for a person reading the child in the Web UI
 	// (which shows a batch with failed hosts as Completed).
 	Summary string `json:"summary,omitempty"`
+	// Shadow is where the shadow policy judged a host otherwise.
+	Shadow *contract.ShadowSummary `json:"shadow,omitempty"`
 }
 
 // HostBatchWorkflow works one batch of hosts through PatchHost (or
@@ -118,10 +125,12 @@ func HostBatchWorkflow(ctx workflow.Context, in HostBatchInput) (HostBatchResult
 		}
 		b.sel.Select(ctx)
 	}
+	b.flushShadow(ctx)
 	if len(b.queue) > 0 && b.mustContinueAsNew(ctx) {
 		next := in
 		next.Hosts = b.queue
 		next.Done = b.done
+		next.Shadowed = b.shadowed
 		return HostBatchResult{}, workflow.NewContinueAsNewError(ctx, HostBatchWorkflowName, next)
 	}
 	for _, h := range b.queue {
@@ -130,7 +139,7 @@ func HostBatchWorkflow(ctx workflow.Context, in HostBatchInput) (HostBatchResult
 	}
 	summary := b.summary()
 	workflow.SetCurrentDetails(ctx, summary)
-	return HostBatchResult{Outcomes: b.done, Summary: summary}, nil
+	return HostBatchResult{Outcomes: b.done, Summary: summary, Shadow: b.shadowed}, nil
 }
 
 // summary is the batch's outcome so far, e.g. "8 of 10 hosts done:
@@ -177,13 +186,48 @@ type batch struct {
 	// policyHeld marks those the reboot policy held.
 	held       map[string][]string
 	policyHeld map[string]bool
+	// verdicts wait for the shadow policy (flushShadow); shadowed is its
+	// answers so far.
+	verdicts []contract.ShadowVerdict
+	shadowed *contract.ShadowSummary
+}
+
+// target is the host target of a batch host.
+func (b *batch) target(h BatchHost) contract.HostTarget {
+	return contract.HostTarget{RolloutID: b.in.RolloutID, Host: h.Host, DistributionPoint: h.DistributionPoint, Patch: b.in.Patch}
+}
+
+// judged keeps a verdict for the shadow policy, if the rollout has one
+// and the verdict carries its compliance decision.
+func (b *batch) judged(h BatchHost, v contract.HostVerdict) {
+	if b.in.Shadow != nil && v.Judged != nil {
+		b.verdicts = append(b.verdicts, contract.ShadowVerdict{Target: b.target(h), Verdict: v})
+	}
+}
+
+// shadowChunk bounds the verdicts of one ShadowDecide call.
+const shadowChunk = 100
+
+// flushShadow asks the shadow policy about the verdicts kept so far.
+func (b *batch) flushShadow(ctx workflow.Context) {
+	if b.in.Shadow == nil {
+		return
+	}
+	if b.shadowed == nil {
+		b.shadowed = &contract.ShadowSummary{Dir: b.in.Shadow.Dir, Revision: b.in.Shadow.Revision}
+	}
+	for len(b.verdicts) > 0 {
+		n := min(shadowChunk, len(b.verdicts))
+		b.shadowed.AddResult(shadowDecide(ctx, b.in.Shadow, nil, b.verdicts[:n]))
+		b.verdicts = b.verdicts[n:]
+	}
 }
 
 func newBatch(in HostBatchInput) *batch {
 	b := &batch{
 		in: in, queue: slices.Clone(in.Hosts), done: slices.Clone(in.Done),
 		running: map[string]BatchHost{}, perSite: map[string]int{}, held: map[string][]string{},
-		policyHeld: map[string]bool{},
+		policyHeld: map[string]bool{}, shadowed: in.Shadowed,
 	}
 	for _, o := range in.Done {
 		if slices.Contains(b.in.FailureStates, o.State) {
@@ -327,7 +371,7 @@ func (b *batch) decideReboot(ctx workflow.Context, candidates []BatchHost, slots
 		in.InFlight = append(in.InFlight, b.running[name].Host)
 	}
 	var dec contract.RebootDecision
-	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.DecideRebootName, in).Get(ctx, &dec); err != nil {
+	if err := workflow.ExecuteLocalActivity(WithPolicyOptions(ctx), contract.DecideRebootName, in).Get(ctx, &dec); err != nil {
 		held := make([]contract.HeldHost, 0, len(candidates))
 		for _, h := range candidates {
 			held = append(held, contract.HeldHost{Host: h.Host.Name, Violations: []rollout.Violation{{Code: "policy_error", Msg: err.Error()}}})
@@ -343,7 +387,7 @@ func (b *batch) start(ctx workflow.Context, h BatchHost, reboot bool) {
 	b.started++
 	b.running[h.Host.Name] = h
 	b.perSite[h.Host.Site]++
-	target := contract.HostTarget{RolloutID: b.in.RolloutID, Host: h.Host, DistributionPoint: h.DistributionPoint, Patch: b.in.Patch}
+	target := b.target(h)
 	var f workflow.Future
 	switch b.in.Op {
 	case OpScan:
@@ -380,6 +424,7 @@ func (b *batch) outcome(ctx workflow.Context, f workflow.Future, h BatchHost) Ho
 			o.Baseline = string(o.State)
 			return o
 		}
+		b.judged(h, v)
 		o.State, o.Reasons, o.Proof, o.Baseline, o.Settles = v.State, v.Reasons, v.Proof, v.Baseline, v.PreflightSettles
 		if o.State == "" {
 			o.State = rollout.StateUnknown
@@ -392,6 +437,7 @@ func (b *batch) outcome(ctx workflow.Context, f workflow.Future, h BatchHost) Ho
 			o.State, o.Reasons = stateForError(err), []string{"rollback: " + errorReason(err)}
 			return o
 		}
+		b.judged(h, res.Verdict)
 		o.State, o.Reasons, o.Proof = res.Verdict.State, res.Verdict.Reasons, res.Verdict.Proof
 		if o.State == "" {
 			// Recorded before rollbacks were verified: the uninstall
@@ -405,6 +451,7 @@ func (b *batch) outcome(ctx workflow.Context, f workflow.Future, h BatchHost) Ho
 		o.State, o.Reasons = stateForError(err), []string{errorReason(err)}
 		return o
 	}
+	b.judged(h, res.Verdict)
 	o.State, o.Reasons, o.InstalledAt, o.Proof = res.Verdict.State, res.Verdict.Reasons, res.InstalledAt, res.Verdict.Proof
 	o.Installed = slices.Contains(res.Steps, "install")
 	if o.State == "" {

@@ -132,9 +132,10 @@ func (r *run) judge(ctx workflow.Context, s *stepState) contract.WaveDecision {
 		}
 	}
 	var dec contract.WaveDecision
-	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.DecideWaveName, in).Get(ctx, &dec); err != nil {
+	if err := workflow.ExecuteLocalActivity(WithPolicyOptions(ctx), contract.DecideWaveName, in).Get(ctx, &dec); err != nil {
 		dec = contract.WaveDecision{Decision: rollout.Decision{Error: err.Error()}, Halt: true}
 	}
+	r.shadow(ctx, dec.Records)
 	dec.Records = nil // in the marker only, as the risk decision's
 	s.Limits = &dec
 	s.Halt = dec.Halt
@@ -161,7 +162,7 @@ func (r *run) haltRefused(ctx workflow.Context, s *stepState, dec contract.WaveD
 	if !s.Halted {
 		s.Halted = true
 		s.HaltCount++
-		reason := refusal("start", s.Name, dec.Decision)
+		reason := RefusalMessage("start", s.Name, dec.Decision)
 		r.notify(ctx, contract.EventWaveHalted, fmt.Sprintf("%s halted by the wave policy", s.Name), reason, nil, nil,
 			contract.Field{Name: "step", Value: s.Name})
 	}
@@ -229,7 +230,7 @@ func (r *run) startBatch(ctx workflow.Context, sel workflow.Selector, s *stepSta
 		RolloutID: r.in.Rollout.ID, Step: s.Name, Batch: s.Batches, Op: plan.op, Patch: r.in.Rollout.Patch,
 		Parallel: plan.parallel, SiteLimit: plan.siteLimit, MaxFailures: -1, StartBy: plan.startBy,
 		BootTimeout: r.tune.BootTimeout, MaxHostsPerRun: r.tune.MaxHostsPerRun,
-		Deadline: r.st.Risk.Deadline, Accelerations: r.st.Accel,
+		Deadline: r.st.Risk.Deadline, Accelerations: r.st.Accel, Shadow: r.in.Shadow,
 	}
 	if s.Kind == KindWave {
 		in.Window = r.in.Rollout.Waves[s.Index].Window
@@ -305,6 +306,9 @@ func failedBatch(in HostBatchInput, err error) HostBatchResult {
 // to the front of the queue, except those the reboot policy held, which
 // wait for the retry rounds; exceptions granted meanwhile stand.
 func (r *run) merge(s *stepState, op string, res HostBatchResult) {
+	if res.Shadow != nil {
+		r.shadowSummary().Merge(res.Shadow)
+	}
 	if op == OpScan {
 		r.mergeBaseline(s, res)
 		return

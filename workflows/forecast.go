@@ -27,9 +27,10 @@ func (r *run) forecastSLA(ctx workflow.Context) {
 	in := contract.ForecastInput{RolloutID: r.in.Rollout.ID, Severity: string(r.in.Rollout.Patch.Severity),
 		Deadline: r.st.Risk.Deadline, Steps: r.forecastSteps(now), Now: now}
 	var f contract.Forecast
-	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.ForecastSLAName, in).Get(ctx, &f); err != nil || f.Error != "" {
+	if err := workflow.ExecuteLocalActivity(WithPolicyOptions(ctx), contract.ForecastSLAName, in).Get(ctx, &f); err != nil || f.Error != "" {
 		return
 	}
+	r.shadow(ctx, f.Records)
 	f.Records = nil // in the marker only
 	r.st.Forecast = &f
 	if r.st.FirstForecast == nil {

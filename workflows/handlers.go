@@ -371,9 +371,10 @@ func (r *run) authorize(ctx workflow.Context, in contract.AuthorizeGateInput) (R
 		user = ""
 	}
 	var dec contract.GateDecision
-	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.AuthorizeGateName, in).Get(ctx, &dec); err != nil {
+	if err := workflow.ExecuteLocalActivity(WithPolicyOptions(ctx), contract.AuthorizeGateName, in).Get(ctx, &dec); err != nil {
 		dec.Allow, dec.Error = false, err.Error()
 	}
+	r.shadow(ctx, dec.Records)
 	if dec.Person != nil {
 		user = dec.Person.Name
 	} else if !dec.Allow && user == "" {
@@ -387,7 +388,7 @@ func (r *run) authorize(ctx workflow.Context, in contract.AuthorizeGateInput) (R
 		r.st.Unverified = append(r.st.Unverified, fmt.Sprintf("%s %s %s by %s, unverified", rec.At.UTC().Format(time.RFC3339), action, subject, user))
 	}
 	if !dec.Allow {
-		return rec, temporal.NewNonRetryableApplicationError(refusal(action, subject, dec.Decision), contract.Refused, nil, dec.Violations)
+		return rec, temporal.NewNonRetryableApplicationError(RefusalMessage(action, subject, dec.Decision), contract.Refused, nil, dec.Violations)
 	}
 	return rec, nil
 }
@@ -399,8 +400,8 @@ func tokenHash(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// refusal is the sentence a refused person reads: the policy's reasons.
-func refusal(action, subject string, d rollout.Decision) string {
+// RefusalMessage is the sentence a refused person reads: the policy's reasons.
+func RefusalMessage(action, subject string, d rollout.Decision) string {
 	var msgs []string
 	for _, v := range d.Violations {
 		msgs = append(msgs, fmt.Sprintf("%s (%s)", v.Msg, v.Code))
@@ -500,9 +501,10 @@ func (r *run) threatUpdate(ctx workflow.Context, req ThreatRequest) (Record, err
 		in.SoakLeft = r.soakLeft(now)
 	}
 	var risk contract.RiskDecision
-	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.EvaluateRiskName, in).Get(ctx, &risk); err != nil {
+	if err := workflow.ExecuteLocalActivity(WithPolicyOptions(ctx), contract.EvaluateRiskName, in).Get(ctx, &risk); err != nil {
 		return rec, fmt.Errorf("decide the risk of rollout %s again: %w; its deadline stays %s", ro.ID, err, previous.UTC().Format(time.RFC3339))
 	}
+	r.shadow(ctx, risk.Records)
 	r.in.Rollout.Risk = ro.Risk
 	r.st.Risk.SLA, r.st.Risk.Deadline, r.st.Risk.Milestones = risk.SLA, risk.Deadline, risk.Milestones
 	r.st.Risk.Reasons, r.st.Risk.Revision = risk.Reasons, risk.Revision

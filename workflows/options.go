@@ -9,9 +9,9 @@ import (
 	"github.com/patchway/patchway/contract"
 )
 
-// withPolicyOptions runs policy decisions as local activities: in-process,
+// WithPolicyOptions runs policy decisions as local activities: in-process,
 // fast, and recorded in history as markers with their result.
-func withPolicyOptions(ctx workflow.Context) workflow.Context {
+func WithPolicyOptions(ctx workflow.Context) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: 10 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},

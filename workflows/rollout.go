@@ -216,11 +216,12 @@ func (r *run) evaluateRisk(ctx workflow.Context) error {
 	ro := r.in.Rollout
 	var risk contract.RiskDecision
 	in := contract.EvaluateRiskInput{Rollout: ro, HostCount: len(r.in.Hosts), Now: workflow.Now(ctx), EmergencyApproval: r.st.EmergencyApproval}
-	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.EvaluateRiskName, in).Get(ctx, &risk); err != nil {
+	if err := workflow.ExecuteLocalActivity(WithPolicyOptions(ctx), contract.EvaluateRiskName, in).Get(ctx, &risk); err != nil {
 		return fmt.Errorf("evaluate risk of rollout %s: %w", ro.ID, err)
 	}
 	// The decision records stay in the marker; the state, its queries and
 	// continue-as-new carry the decision alone.
+	r.shadow(ctx, risk.Records)
 	risk.Records = nil
 	r.st.Risk = &risk
 	r.record(Record{
@@ -229,7 +230,7 @@ func (r *run) evaluateRisk(ctx workflow.Context) error {
 		Violations: risk.Violations, Revision: risk.Revision,
 	})
 	if !risk.Allow {
-		return temporal.NewNonRetryableApplicationError(refusal("rollout", ro.ID, risk.Decision), contract.Refused, nil, risk.Violations)
+		return temporal.NewNonRetryableApplicationError(RefusalMessage("rollout", ro.ID, risk.Decision), contract.Refused, nil, risk.Violations)
 	}
 	steps, unplanned, err := planSteps(ro, r.in.Hosts)
 	if err != nil {
@@ -771,7 +772,7 @@ func (r *run) finish(ctx workflow.Context) (contract.Report, error) {
 // pending (before the plan, every host is still pending).
 func (r *run) reportInput(now time.Time) (contract.ReportInput, error) {
 	in := contract.ReportInput{Rollout: r.in.Rollout, GeneratedAt: now, Baseline: r.st.Baseline.summary(), Unverified: slices.Clone(r.st.Unverified),
-		Forecast: r.forecastSummary()}
+		Forecast: r.forecastSummary(), Shadow: r.st.Shadow}
 	for i, h := range r.in.Hosts {
 		rec := r.st.Hosts[i]
 		if r.st.Steps != nil && rec.Step < 0 {

@@ -60,10 +60,11 @@ func (r *run) escalate(ctx workflow.Context, m rollout.Milestone) {
 		HostsDone: p.HostsDone, HostsTotal: p.HostsTotal, Now: workflow.Now(ctx),
 	}
 	var dec contract.EscalationDecision
-	if err := workflow.ExecuteLocalActivity(withPolicyOptions(ctx), contract.DecideEscalationName, in).Get(ctx, &dec); err != nil {
+	if err := workflow.ExecuteLocalActivity(WithPolicyOptions(ctx), contract.DecideEscalationName, in).Get(ctx, &dec); err != nil {
 		// Fail loud, not silent: tell every channel the rollout declares.
 		dec.Allow, dec.Error = false, err.Error()
 	}
+	r.shadow(ctx, dec.Records)
 	for _, a := range dec.Accelerations {
 		if !slices.Contains(r.st.Accel, a) {
 			r.st.Accel = append(r.st.Accel, a)

@@ -60,6 +60,8 @@ type RolloutCarry struct {
 	Forecast            *contract.Forecast `json:"forecast,omitempty"`
 	FirstForecast       *contract.Forecast `json:"first_forecast,omitempty"`
 	FirstBreachForecast *contract.Forecast `json:"first_breach_forecast,omitempty"`
+	// Shadow is where the shadow policy disagreed (nil without one).
+	Shadow *contract.ShadowSummary `json:"shadow,omitempty"`
 }
 
 // baselineState is the preflight scan as it stands: the hosts still to
@@ -326,6 +328,7 @@ func (r *run) progress() Progress {
 		Exceptions: slices.Clone(r.st.Excepted),
 		Baseline:   r.st.Baseline.summary(),
 		Forecast:   r.st.Forecast,
+		Shadow:     r.st.Shadow,
 	}
 	if r.st.Risk != nil {
 		p.Deadline = r.st.Risk.Deadline

@@ -197,10 +197,10 @@ func (e *e2e) stopServer() {
 }
 
 // identityCommands are the commands whose --as needs
-// --insecure-dev-identity (scan and draft keep a plain label).
+// --insecure-dev-identity (draft keeps a plain label).
 var identityCommands = map[string]bool{
 	"submit": true, "approve": true, "reject": true, "pause": true, "resume": true, "abort": true,
-	"except": true, "skip-host": true, "threat": true,
+	"except": true, "skip-host": true, "threat": true, "scan": true,
 }
 
 // cliResult is one CLI run's outcome.

@@ -15,8 +15,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/decisionlog"
 	"github.com/patchway/patchway/policies"
+	"github.com/patchway/patchway/workflows"
 )
 
 // explainOptions are the flags and argument of patchway explain.
@@ -112,7 +114,41 @@ func (o *explainOptions) Run(ctx context.Context) error {
 	for i, e := range picked {
 		explainEntry(o.Out, engine, i+1, e)
 	}
+	// The shadow policy's disagreements are in the rollout's state.
+	if p, err := workflows.GetProgress(ctx, c, o.rolloutID); err == nil && p.Shadow != nil {
+		var diffs []contract.PolicyDifference
+		for _, d := range p.Shadow.Differences {
+			if o.wantsDifference(d) {
+				diffs = append(diffs, d)
+			}
+		}
+		fmt.Fprintf(o.Out, "\nshadow policy %s\n", p.Shadow)
+		if len(diffs) == 0 {
+			fmt.Fprintf(o.Out, "  it decided %s as the live policy did (of the differences listed)\n", what)
+		}
+		for _, d := range diffs {
+			fmt.Fprintf(o.Out, "  %s\n", d)
+		}
+	}
 	return nil
+}
+
+// wantsDifference selects the shadow differences of the subject asked
+// for, by the subject policies.Compare gives them: "host H", "ACTION
+// GATE by PERSON", "KIND WAVE".
+func (o *explainOptions) wantsDifference(d contract.PolicyDifference) bool {
+	f := strings.Fields(d.Subject)
+	isHost := len(f) == 2 && f[0] == "host"
+	switch decision := policies.DecisionOfPath(d.Path); {
+	case o.host != "":
+		return isHost && strings.EqualFold(f[1], o.host)
+	case o.gate != "":
+		return decision == policies.DecisionGates && len(f) > 1 && strings.EqualFold(f[1], o.gate)
+	case o.wave != "":
+		return decision == policies.DecisionWaves && len(f) > 1 && strings.EqualFold(f[len(f)-1], o.wave)
+	default:
+		return !isHost
+	}
 }
 
 // wants selects the decisions of the subject asked for; without one,
@@ -134,7 +170,7 @@ func (o *explainOptions) wants(e decisionlog.Entry) bool {
 // decisionInput holds the input fields explain names: the facts every
 // decision's input may have, and a host decision's scan.
 type decisionInput struct {
-	decisionlog.InputFacts
+	policies.InputFacts
 	Scan *struct {
 		OSBuild  string `json:"os_build"`
 		Hotfixes []struct {
@@ -196,9 +232,9 @@ func explainEntry(out io.Writer, engine *policies.Engine, n int, e decisionlog.E
 	case policies.DecisionSLA:
 		what, rule = "deadline "+res.Deadline.UTC().Format("2006-01-02 15:04 UTC"), "deadline"
 	case policies.DecisionPlan:
-		what = "plan " + decisionlog.Allows(res.Allow)
+		what = "plan " + policies.Allows(res.Allow)
 	case policies.DecisionGates:
-		what = fmt.Sprintf("%s %s by %s: %s", in.Action, in.Gate, in.User, decisionlog.Allows(res.Allow))
+		what = fmt.Sprintf("%s %s by %s: %s", in.Action, in.Gate, in.User, policies.Allows(res.Allow))
 		if res.Group != "" {
 			what += " (as " + res.Group + ")"
 		}

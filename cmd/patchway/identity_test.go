@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/patchway/patchway/devidp"
 	"github.com/patchway/patchway/fleetsim"
+	"github.com/patchway/patchway/scan"
 	"github.com/patchway/patchway/workflows"
 )
 
@@ -251,4 +253,61 @@ func TestE2EVerifiedIdentityRefusesImpersonationAndLeavesNoUsableToken(t *testin
 		t.Errorf("what-if with the policy in force finds changes (exit %d):\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	e.mustCLI(ctx, "abort", id, "--session", bob, "--reason", "test over")
+}
+
+// TestE2EVerifiedScanRequester: a scan, one-off or scheduled, is a
+// person's action like any other: the gates policy's scan rule proves the
+// token before any host, a person outside the group is refused with the
+// reason (and no schedule is created), and the result names the person
+// proven.
+func TestE2EVerifiedScanRequester(t *testing.T) {
+	idp, err := devidp.Start(devidp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = idp.Close() })
+	e := newE2E(t, e2eOptions{policyData: verifiedPolicy(idp.URL()), verifiedIdentity: true})
+	_, inv, _ := e.startScanFleet()
+	e.startWorker()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	carol := e.login(ctx, idp, "carol")
+	eve := e.login(ctx, idp, "eve") // an auditor: not in security-team
+	scanCmd := []string{"scan", "--patch", "KB958644", "--rollouts", filepath.Join("..", "..", "examples", "ms08-067.hcl"), "--inventory", inv}
+
+	for _, tt := range []struct{ name, want string }{
+		{"one-off", "scan adhoc refused"},
+		{"schedule", "scan nightly refused"},
+	} {
+		args := append(slices.Clone(scanCmd), "--id", "adhoc", "--session", eve)
+		if tt.name == "schedule" {
+			args = append(slices.Clone(scanCmd), "--id", "nightly", "--every", "24h", "--session", eve)
+		}
+		r := e.cli(ctx, args...)
+		if r.code == 0 || !strings.Contains(r.stderr, tt.want) || !strings.Contains(r.stderr, "security-team") {
+			t.Errorf("%s scan as eve: exit %d, want refused naming the group:\n%s%s", tt.name, r.code, r.stdout, r.stderr)
+		}
+		t.Logf("%s scan as eve: %s", tt.name, strings.TrimSpace(r.stderr))
+	}
+	if r := e.cli(ctx, "scan", "--id", "nightly", "--delete"); r.code == 0 {
+		t.Errorf("eve's refused schedule exists:\n%s", r.stdout)
+	}
+	if r := e.cli(ctx, append(slices.Clone(scanCmd), "--id", "adhoc", "--as", "carol")...); r.code == 0 || !strings.Contains(r.stderr, "--as proves nothing") {
+		t.Errorf("scan --as: exit %d\n%s", r.code, r.stderr)
+	}
+
+	verified := "requested by carol (verified by " + idp.URL() + ")"
+	out := e.mustCLI(ctx, append(slices.Clone(scanCmd), "--id", "adhoc", "--session", carol)...)
+	t.Logf("one-off scan as carol:\n%s", out)
+	if !strings.Contains(out, verified) {
+		t.Errorf("one-off scan does not name its proven requester:\n%s", out)
+	}
+	res := e.scanJSON(ctx, append(slices.Clone(scanCmd), "--id", "nightly", "--every", "24h", "--session", carol, "--wait", "--json"))
+	if g := res.Requester; g == nil || g.Person == nil || g.Person.Subject != "carol" || !g.Person.Verified || g.Workflow != scan.WorkflowID("nightly")+"/authorize" {
+		t.Errorf("scheduled scan's requester %+v; want carol, verified by the schedule's authorization", res.Requester)
+	}
+	if last := e.mustCLI(ctx, "scan", "--id", "nightly", "--last"); !strings.Contains(last, verified) {
+		t.Errorf("--last does not name the requester:\n%s", last)
+	}
+	e.mustCLI(ctx, "scan", "--id", "nightly", "--delete")
 }

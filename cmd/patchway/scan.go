@@ -28,7 +28,7 @@ type scanOptions struct {
 	every     string
 	id        string
 	channels  []string
-	as        string
+	ident     identityFlags
 	wait      bool
 	runNow    bool
 	asJSON    bool
@@ -65,7 +65,7 @@ func newScanCmd(_ *globalFlags) *cobra.Command {
 	f.StringVar(&o.every, "every", "", `run on a Temporal Schedule at this interval ("24h", "7d"; at least 1m)`)
 	f.StringVar(&o.id, "id", "", "scan id: names the schedule and relates each scan to the previous one (default: the KBs)")
 	f.StringArrayVar(&o.channels, "channel", nil, "channel that hears about regressions, by name (repeatable)")
-	f.StringVar(&o.as, "as", "", "who requests the scan, as recorded (default: the OS user)")
+	o.ident.register(f)
 	f.BoolVar(&o.wait, "wait", false, "wait for the scan and print its result (default: true for a one-off scan, false with --every)")
 	f.BoolVar(&o.runNow, "run-now", true, "with --every: also start one scan now")
 	f.BoolVar(&o.asJSON, "json", false, "print the result as JSON, every check and drift included")
@@ -89,6 +89,9 @@ func (o *scanOptions) Complete(cmd *cobra.Command, _ []string) error {
 // and the rollout files that define them, and --every an interval of at
 // least scan.MinInterval.
 func (o *scanOptions) Validate() error {
+	if err := o.ident.validate(); err != nil {
+		return err
+	}
 	if o.delete || o.last {
 		if o.id == "" {
 			return errors.New("--delete and --last need --id")
@@ -141,12 +144,18 @@ func (o *scanOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	who, err := o.ident.forAction(ctx, contract.ActionAudience(scan.WorkflowID(in.ScanID), contract.ActionScan, ""))
+	if err != nil {
+		return err
+	}
 	c, err := o.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	if o.interval == 0 {
+		// The scan proves the token before any host, and drops it.
+		in.Token, in.RequestedBy = who.token, who.user
 		return runScan(ctx, c, out, in, o.wait, o.asJSON)
 	}
 	// With --json, stdout holds the result alone.
@@ -154,6 +163,14 @@ func (o *scanOptions) Run(ctx context.Context) error {
 	if o.asJSON {
 		info = errOut
 	}
+	// A schedule's runs outlive any token: the person is proven once,
+	// now, and the schedule keeps the proof (scan.Grant).
+	g, err := scan.Authorize(ctx, c, scan.AuthorizeInput{ScanID: in.ScanID, User: who.user, Token: who.token})
+	if err != nil {
+		return err
+	}
+	in.Grant, in.RequestedBy = &g, g.Person.Name
+	fmt.Fprintf(info, "requested by %s\n", g)
 	return scheduleScan(ctx, c, out, info, in, o.interval, o.runNow, o.wait, o.asJSON)
 }
 
@@ -168,10 +185,6 @@ func (o *scanOptions) dial(ctx context.Context) (client.Client, error) {
 // lines; a KB or channel the rollout files do not define is an error
 // naming the files searched.
 func (o *scanOptions) input(errOut io.Writer) (scan.Input, error) {
-	requestedBy, err := operator(o.as)
-	if err != nil {
-		return scan.Input{}, err
-	}
 	defs, diags, err := scan.LoadDefinitions(o.rollouts)
 	if err != nil {
 		return scan.Input{}, err
@@ -205,7 +218,7 @@ func (o *scanOptions) input(errOut io.Writer) (scan.Input, error) {
 	if err != nil {
 		return scan.Input{}, fmt.Errorf("--id %q: %w", id, err)
 	}
-	in := scan.Input{ScanID: id, Hosts: inv.Hosts, Sites: inv.Sites, Patches: patches, Channels: channels, RequestedBy: requestedBy}
+	in := scan.Input{ScanID: id, Hosts: inv.Hosts, Sites: inv.Sites, Patches: patches, Channels: channels}
 	if err := in.Validate(); err != nil {
 		return scan.Input{}, err
 	}
@@ -315,6 +328,9 @@ func renderScan(res scan.Result) string {
 		if n := res.Totals[st]; n > 0 {
 			states = append(states, fmt.Sprintf("%s %d", st, n))
 		}
+	}
+	if res.Requester != nil {
+		fmt.Fprintf(&b, "  requested by %s\n", res.Requester)
 	}
 	fmt.Fprintf(&b, "  checks: %s\n", strings.Join(states, ", "))
 	fmt.Fprintf(&b, "  hosts compliant with every patch: %d of %d; unreachable: %d\n", res.HostsCompliant, res.Hosts, res.HostsUnreachable)

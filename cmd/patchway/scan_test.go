@@ -329,11 +329,15 @@ func BenchmarkScanOnTheEmbeddedServer(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The requester is a typed name, as on `patchway dev --insecure-dev-identity`.
+	if err := engine.SetData(ctx, "oidc/insecure_dev_identity", true); err != nil {
+		b.Fatal(err)
+	}
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
 	workflows.Register(w)
 	scan.Register(w)
 	hosts := &activities.HostActivities{Runner: benchRunner{boot: time.Now().Add(-72 * time.Hour)}, Policy: engine}
-	activities.Register(w, activities.Deps{Hosts: hosts})
+	activities.Register(w, activities.Deps{Hosts: hosts, Policy: activities.NewPolicyActivities(engine)})
 	if err := w.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -343,7 +347,7 @@ func BenchmarkScanOnTheEmbeddedServer(b *testing.B) {
 	if diags.HasErrors() {
 		b.Fatal(diags)
 	}
-	in := scan.Input{ScanID: "bench", Patches: []rollout.Patch{r.Patch}, Sites: []rollout.Site{{Name: "paris", Region: "emea", TimeZone: "Europe/Paris"}}}
+	in := scan.Input{ScanID: "bench", RequestedBy: "alice", Patches: []rollout.Patch{r.Patch}, Sites: []rollout.Site{{Name: "paris", Region: "emea", TimeZone: "Europe/Paris"}}}
 	for i := range n {
 		in.Hosts = append(in.Hosts, rollout.Host{Name: fmt.Sprintf("WS-%05d", i), Address: "127.0.0.1:5986", OS: "windows-xp-sp3",
 			Site: "paris", Region: "emea", Tier: rollout.TierProduction, Role: "workstation", Credential: "fleet"})

@@ -273,6 +273,9 @@ func renderProgress(p workflows.Progress, now time.Time) string {
 	if p.Failure != "" {
 		fmt.Fprintf(&b, "  failed: %s\n", p.Failure)
 	}
+	if p.Shadow != nil {
+		fmt.Fprintf(&b, "  shadow policy %s\n", p.Shadow)
+	}
 	if p.Baseline != nil {
 		fmt.Fprintf(&b, "  preflight: %s\n", p.Baseline.Summary())
 	}

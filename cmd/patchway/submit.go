@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/patchway/patchway/contract"
+	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
 	"github.com/patchway/patchway/workflows"
 )
@@ -26,6 +27,7 @@ type submitOptions struct {
 	inventory string
 	id        identityFlags
 	tuning    workflows.Tuning
+	shadow    string
 
 	// Set by Complete.
 	file string
@@ -48,6 +50,7 @@ func newSubmitCmd(_ *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&o.inventory, "inventory", "", "inventory file to use instead of the rollout's own inventory attribute")
 	o.id.register(cmd.Flags())
 	cmd.Flags().DurationVar(&o.tuning.BootTimeout, "boot-timeout", 0, "how long a host may take to come back from its reboot before it counts unreachable (0: 30m)")
+	cmd.Flags().StringVar(&o.shadow, "shadow-policy", "", "a candidate policy directory (as for --policy-dir) run beside the live policy: asked about every decision,\nnever acted on; where it decides otherwise shows in status, explain and the report")
 	cmd.Flags().DurationVar(&o.tuning.RetryInterval, "retry-interval", 0, "pause between the rounds that retry unreachable hosts and laptops until the deadline (0: 4h)")
 	return cmd
 }
@@ -92,6 +95,16 @@ func (o *submitOptions) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, submitTimeout)
 	defer cancel()
+	var shadow *contract.ShadowPolicy
+	if o.shadow != "" {
+		// Refused here, with file:line, as the worker would refuse it:
+		// a shadow that does not compile compares nothing.
+		sp, err := policies.ReadShadow(ctx, o.shadow)
+		if err != nil {
+			return err
+		}
+		shadow = &sp
+	}
 	w, err := o.id.forAction(ctx, contract.ActionAudience(src.Rollout.ID, contract.ActionSubmit, ""))
 	if err != nil {
 		return err
@@ -101,7 +114,7 @@ func (o *submitOptions) Run(ctx context.Context) error {
 		filer = subjectOf(w.token) // the rollout replaces it by the verified subject
 	}
 	in := workflows.NewRolloutInput(src, filer, time.Now(), o.tuning)
-	in.FilerToken = w.token
+	in.FilerToken, in.Shadow = w.token, shadow
 
 	c, err := o.conn.dial(ctx, cliLogger())
 	if err != nil {
@@ -137,6 +150,9 @@ func submit(ctx context.Context, c client.Client, out, errOut io.Writer, in work
 		in.Rollout.ID, in.Rollout.Patch.KB, in.Rollout.Patch.Severity, filer,
 		workflows.PlannedHosts(in), len(in.Rollout.Stages), len(in.Rollout.Waves))
 	fmt.Fprintf(out, "  workflow %s run %s on task queue %s\n", run.GetID(), run.GetRunID(), workflows.TaskQueue)
+	if sp := in.Shadow; sp != nil {
+		fmt.Fprintf(out, "  shadow policy %s (revision %s) runs beside the live one; nothing acts on it\n", sp.Dir, sp.Revision[:min(12, len(sp.Revision))])
+	}
 	fmt.Fprintf(out, "  watch it:  patchway status %s --watch\n", in.Rollout.ID)
 	return nil
 }
@@ -160,11 +176,10 @@ func awaitFiler(ctx context.Context, c client.Client, id string) (string, error)
 			}
 			for _, r := range p.Decisions {
 				if r.Kind == contract.ActionSubmit {
-					label := personLabel(r.User, r.Person)
-					if r.Person != nil && r.Person.Verified {
-						label += " (verified by " + r.Person.Issuer + ")"
+					if r.Person != nil {
+						return r.Person.Describe(), nil
 					}
-					return label, nil
+					return r.User, nil
 				}
 			}
 			if p.Status != "" && len(p.Steps) > 0 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/decisionlog"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/workflows"
@@ -83,7 +84,7 @@ func (o *policyWhatIfOptions) Run(ctx context.Context) error {
 	defer stop()
 	candidate, err := policies.Load(ctx, o.global.policyDir)
 	if err == nil {
-		err = decisionlog.PrepareCandidate(ctx, candidate)
+		err = policies.PrepareCandidate(ctx, candidate)
 	}
 	if err != nil {
 		return fmt.Errorf("candidate policy: %w", err)
@@ -164,8 +165,7 @@ const whatIfProgressEvery = 1000
 // kindSummary is ": 2 verdict, 1 deadline" in a fixed order.
 func kindSummary(kinds map[string]int) string {
 	s := ""
-	for _, k := range []string{decisionlog.ChangeDeadline, decisionlog.ChangeVerdict, decisionlog.ChangeRefusal,
-		decisionlog.ChangeHalt, decisionlog.ChangeEscalation, decisionlog.ChangeError} {
+	for _, k := range contract.DifferenceKinds {
 		if kinds[k] > 0 {
 			if s == "" {
 				s = ": "

@@ -97,6 +97,15 @@ test_pause_is_for_the_security_team_only if {
 	codes(control("pause", "mallory", {})) == {"not_in_group"}
 }
 
+# A scan names no filer: whoever of the security team asks may scan.
+test_a_scan_is_for_the_security_team_only if {
+	scan := {"rollout_id": "scan/nightly", "filed_by": "", "gate": "nightly"}
+	d := control("scan", "carol", scan)
+	d.allow
+	d.rule == "scan"
+	codes(control("scan", "eve", scan)) == {"not_in_group"}
+}
+
 test_the_filer_may_resume_her_own_pause_but_not_lift_a_halt if {
 	control("resume", "alice", {}).allow
 	d := control("resume", "alice", {"halted": true})
