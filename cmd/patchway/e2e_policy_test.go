@@ -185,3 +185,74 @@ func stepOf(p workflows.Progress, name string) workflows.StepProgress {
 func begun(s workflows.StepProgress) bool {
 	return s.Status != "" && s.Status != workflows.StepPending
 }
+
+// TestE2EShadowPolicyRecordsWhatItWouldHaveDecided: the rollout of run 2
+// above (the shipped failure_states halt its first wave) runs with a
+// shadow policy that counts no unreachable host as a failure and gives
+// critical patches 12 hours. The live policy decides everything (the wave
+// halts, the deadline stands); the shadow's disagreements (the halt, the
+// deadline) show in status, explain and the report, and every host's
+// compliance was asked of it without an error. A shadow that does not
+// compile is refused with file:line before anything is filed.
+func TestE2EShadowPolicyRecordsWhatItWouldHaveDecided(t *testing.T) {
+	e := newE2E(t, e2eOptions{policyData: "{" + policyBase + "}"})
+	_, inv := e.startFleetFrom(filepath.Join("testdata", "fleet-policy.hcl"), fleetsim.Options{RebootDowntime: 200 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	shadow := filepath.Join(e.dir, "shadow")
+	if err := os.MkdirAll(shadow, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, data string) {
+		if err := os.WriteFile(filepath.Join(shadow, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The candidate is a whole policy directory, as --policy-dir is: the
+	// live data, then the change.
+	write("e2e-identity.json", insecureIdentity)
+	write("e2e-overrides.json", `{`+policyBase+`, "waves": {"failure_states": ["failed", "not_effective"]}, "sla": {"hours": {"critical": 12}}}`)
+	write("broken.rego", "package patchway.broken\n\nallow if {\n")
+	rollout := e.policyRollout("na-shadow", "na")
+	r := e.cli(ctx, "submit", rollout, "--inventory", inv, "--as", "alice", "--shadow-policy", shadow)
+	if r.code == 0 || !strings.Contains(r.stderr, "broken.rego:") {
+		t.Fatalf("a shadow that does not compile: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("broken shadow refused: %s", strings.TrimSpace(r.stderr))
+	if err := os.Remove(filepath.Join(shadow, "broken.rego")); err != nil {
+		t.Fatal(err)
+	}
+
+	e.startWorker()
+	out := e.mustCLI(ctx, "submit", rollout, "--inventory", inv, "--as", "alice", "--boot-timeout", "3s", "--shadow-policy", shadow)
+	if !strings.Contains(out, "shadow policy "+shadow) {
+		t.Errorf("submit does not name the shadow:\n%s", out)
+	}
+	p := e.waitFor(ctx, "na-shadow", "the first wave to halt", 3*time.Minute, func(p workflows.Progress) bool {
+		return p.Status == workflows.StatusHalted || begun(stepOf(p, "file-servers"))
+	})
+	if p.Status != workflows.StatusHalted || begun(stepOf(p, "file-servers")) {
+		t.Fatalf("rollout %s; want the live policy's halt, whatever the shadow says", p.Status)
+	}
+	s := p.Shadow
+	if s == nil || s.ByKind[contract.DifferenceHalt] == 0 || s.ByKind[contract.DifferenceDeadline] != 1 || s.ByKind[contract.DifferenceError] != 0 {
+		t.Fatalf("shadow summary %v; want the halt and the deadline, no error", s)
+	}
+	if hosts := len(e.hostStates(ctx, "na-shadow")); s.Compared < hosts {
+		t.Errorf("the shadow was asked %d decisions for %d hosts; want every host's compliance among them", s.Compared, hosts)
+	}
+	status := e.mustCLI(ctx, "status", "na-shadow")
+	if !strings.Contains(status, "shadow policy "+shadow) {
+		t.Errorf("status does not show the shadow:\n%s", status)
+	}
+	explain := e.mustCLI(ctx, "explain", "na-shadow", "--wave", "workstations")
+	if !strings.Contains(explain, "halt ") || !strings.Contains(explain, "halts -> goes on") {
+		t.Errorf("explain --wave does not show the shadow's halt:\n%s", explain)
+	}
+	report := e.mustCLI(ctx, "report", "na-shadow")
+	if !strings.Contains(report, "SHADOW POLICY "+shadow) || !strings.Contains(report, "deadline sla KB958644") {
+		t.Errorf("report does not list the shadow's differences:\n%s", report)
+	}
+	t.Logf("explain --wave workstations:\n%s\nreport:\n%s", explain, report)
+	e.mustCLI(ctx, "abort", "na-shadow", "--as", "bob", "--reason", "e2e: shadow seen")
+}
