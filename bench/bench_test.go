@@ -71,7 +71,7 @@ func TestBenchmarkRunsEndToEndOnASmallFleet(t *testing.T) {
 		t.Fatalf("no column %s", name)
 		return 0
 	}
-	for _, name := range []string{"rollout wall", "baseline wall", "ratio", "events/host", "max history", "worker RSS", "server RSS", "fleet RSS", "decisions", "p50/decision", "p99/decision"} {
+	for _, name := range []string{"rollout wall", "baseline wall", "ratio", "events/host", "history/host", "records/host", "max history", "worker RSS", "server RSS", "fleet RSS", "decisions", "p50/decision", "p99/decision"} {
 		if v := cell(name); v <= 0 {
 			t.Errorf("%s = %v, want > 0", name, v)
 		}

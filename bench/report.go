@@ -55,9 +55,11 @@ func describeMachine(ctx context.Context) machine {
 // columns of the results table, in order; the test checks each is there.
 var columns = []string{
 	"N", "P", "rollout wall", "hosts/s", "baseline wall", "baseline hosts/s", "ratio",
-	"events/host", "max history", "executions", "worker RSS", "server RSS", "fleet RSS",
+	"events/host", "history/host", "records/host", "max history", "executions", "worker RSS", "server RSS", "fleet RSS",
 	"worker CPU", "server CPU", "fleet CPU", "baseline CPU", "baseline fleet CPU", "decisions", "decisions/s", "p50/decision", "p99/decision", "approval wait",
 }
+
+func kib(b float64) string { return fmt.Sprintf("%.1f KiB", b/1024) }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
@@ -81,7 +83,7 @@ func writeTable(w io.Writer, results []sizeResult) {
 		row := []string{
 			fmt.Sprint(r.N), fmt.Sprint(r.P), secs(r.RolloutWall), fmt.Sprintf("%.1f", n/r.RolloutWall.Seconds()),
 			secs(r.Baseline.Wall), fmt.Sprintf("%.1f", n/r.Baseline.Wall.Seconds()), fmt.Sprintf("%.2f", r.ratio()),
-			fmt.Sprintf("%.1f", float64(r.Events)/n), fmt.Sprint(r.MaxHistory), fmt.Sprint(r.Executions),
+			fmt.Sprintf("%.1f", float64(r.Events)/n), kib(float64(r.HistoryBytes) / n), kib(float64(r.RecordBytes) / n), fmt.Sprint(r.MaxHistory), fmt.Sprint(r.Executions),
 			mib(r.Worker.PeakRSS), mib(r.Server.PeakRSS), mib(fleetRSS),
 			secs(r.Worker.CPU), secs(r.Server.CPU), secs(r.Fleet.CPU), secs(r.Baseline.CPU), secs(r.Baseline.Fleet.CPU),
 			fmt.Sprint(r.Policy.Overall.Count), fmt.Sprintf("%.1f", float64(r.Policy.Overall.Count)/r.RolloutWall.Seconds()),
@@ -149,7 +151,7 @@ func writeReport(ctx context.Context, w io.Writer, cfg config, m machine, starte
 	fmt.Fprintln(w)
 	writeTable(w, results)
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "ratio = rollout wall / baseline wall (goal: at most 1.5 at N = 10,000). RSS is each process's peak (VmHWM); CPU is user + system time of the process over its life (baseline CPU: the benchmark process during the baseline; baseline fleet CPU: the baseline's own fresh fleet). The machine has %d cores: a phase whose processes' CPU adds up to cores × wall is CPU-bound.\n", m.Cores)
+	fmt.Fprintf(w, "ratio = rollout wall / baseline wall (goal: at most 1.5 at N = 10,000). history/host is the encoded size of every event of every execution of the rollout over N; records/host the part of it that is decision records (without them, history/host less records/host). RSS is each process's peak (VmHWM); CPU is user + system time of the process over its life (baseline CPU: the benchmark process during the baseline; baseline fleet CPU: the baseline's own fresh fleet). The machine has %d cores: a phase whose processes' CPU adds up to cores × wall is CPU-bound.\n", m.Cores)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "## Policy cost during the rollout (worker)")
 	fmt.Fprintln(w)

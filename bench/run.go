@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/patchway/patchway/decisionlog"
 	"github.com/patchway/patchway/fleetsim"
 	"github.com/patchway/patchway/policies"
 	"github.com/patchway/patchway/rollout"
@@ -45,10 +46,14 @@ type sizeResult struct {
 	Events     int64
 	MaxHistory int64
 	MaxHistID  string
-	Worker     usage
-	Server     usage
-	Fleet      usage
-	Policy     policies.StatsReport
+	// HistoryBytes is the encoded size of every event of those
+	// executions; RecordBytes the part that is decision records
+	// (decisionlog.HistoryBytes).
+	HistoryBytes, RecordBytes int64
+	Worker                    usage
+	Server                    usage
+	Fleet                     usage
+	Policy                    policies.StatsReport
 	// WorkerProfile and ServerProfile are the CPU profiles' paths.
 	WorkerProfile, ServerProfile string
 }
@@ -149,7 +154,7 @@ func runSize(ctx context.Context, cfg config, n int) (sizeResult, error) {
 	if err := checkCompleted(rctx, c, id, n); err != nil {
 		return res, err
 	}
-	if res.Executions, res.Events, res.MaxHistory, res.MaxHistID, err = historySizes(rctx, c, namespace, id); err != nil {
+	if res.Executions, res.Events, res.MaxHistory, res.MaxHistID, res.HistoryBytes, res.RecordBytes, err = historySizes(rctx, c, namespace, id); err != nil {
 		return res, err
 	}
 	fmt.Fprintf(cfg.log, "N=%d: rollout done in %s; stopping worker, server and fleet\n", n, res.RolloutWall.Round(time.Millisecond))
@@ -306,8 +311,9 @@ func checkCompleted(ctx context.Context, c client.Client, id string, n int) erro
 
 // historySizes lists every workflow execution of the rollout by its
 // RolloutId search attribute (the parent's runs and every batch child's)
-// once visibility shows them all closed, and sums their history lengths.
-func historySizes(ctx context.Context, c client.Client, namespace, id string) (executions int, events, maxLen int64, maxID string, err error) {
+// once visibility shows them all closed, and sums their history lengths
+// and sizes (with the part that is decision records).
+func historySizes(ctx context.Context, c client.Client, namespace, id string) (executions int, events, maxLen int64, maxID string, total, records int64, err error) {
 	type exec struct{ wf, run string }
 	var list []exec
 	deadline := time.Now().Add(time.Minute)
@@ -320,7 +326,7 @@ func historySizes(ctx context.Context, c client.Client, namespace, id string) (e
 				Namespace: namespace, Query: fmt.Sprintf("RolloutId = '%s'", id), NextPageToken: token, PageSize: 1000,
 			})
 			if err != nil {
-				return 0, 0, 0, "", fmt.Errorf("list the executions of %s: %w", id, err)
+				return 0, 0, 0, "", 0, 0, fmt.Errorf("list the executions of %s: %w", id, err)
 			}
 			for _, e := range resp.Executions {
 				list = append(list, exec{e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId()})
@@ -336,18 +342,23 @@ func historySizes(ctx context.Context, c client.Client, namespace, id string) (e
 			break
 		}
 		if time.Now().After(deadline) {
-			return 0, 0, 0, "", fmt.Errorf("visibility of %s did not settle within a minute (%d executions, %d open)", id, len(list), open)
+			return 0, 0, 0, "", 0, 0, fmt.Errorf("visibility of %s did not settle within a minute (%d executions, %d open)", id, len(list), open)
 		}
 		prev = len(list)
 		time.Sleep(500 * time.Millisecond)
 	}
 	if !slices.ContainsFunc(list, func(e exec) bool { return e.wf == workflows.WorkflowID(id) }) {
-		return 0, 0, 0, "", errors.New("the rollout workflow itself is not among the executions listed by RolloutId")
+		return 0, 0, 0, "", 0, 0, errors.New("the rollout workflow itself is not among the executions listed by RolloutId")
 	}
 	for _, e := range list {
+		n, rec, err := decisionlog.HistoryBytes(ctx, c, e.wf, e.run)
+		if err != nil {
+			return 0, 0, 0, "", 0, 0, err
+		}
+		total, records = total+int64(n), records+int64(rec)
 		d, err := c.DescribeWorkflowExecution(ctx, e.wf, e.run)
 		if err != nil {
-			return 0, 0, 0, "", fmt.Errorf("describe %s: %w", e.wf, err)
+			return 0, 0, 0, "", 0, 0, fmt.Errorf("describe %s: %w", e.wf, err)
 		}
 		l := d.GetWorkflowExecutionInfo().GetHistoryLength()
 		events += l
@@ -355,5 +366,5 @@ func historySizes(ctx context.Context, c client.Client, namespace, id string) (e
 			maxLen, maxID = l, e.wf
 		}
 	}
-	return len(list), events, maxLen, maxID, nil
+	return len(list), events, maxLen, maxID, total, records, nil
 }

@@ -24,6 +24,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/patchway/patchway/contract"
 	"github.com/patchway/patchway/policies"
@@ -411,4 +412,41 @@ func hostEntry(s *historypb.ActivityTaskScheduledEventAttributes, result *common
 		return hostDecision{}, false, err
 	}
 	return hostDecision{host: v.Host, record: rec, inexact: !exact}, true, nil
+}
+
+// HistoryBytes sums the encoded size of every event of one run's history,
+// and the part of it that is decision records (a local activity's
+// records and reboot_records, a verdict's judged): how much the decision
+// record costs in history.
+func HistoryBytes(ctx context.Context, c client.Client, workflowID, runID string) (total, records int, err error) {
+	recordBytes := func(ps *commonpb.Payloads) int {
+		n := 0
+		for _, p := range ps.GetPayloads() {
+			var top map[string]json.RawMessage
+			if json.Unmarshal(p.GetData(), &top) != nil {
+				continue
+			}
+			n += len(top["records"]) + len(top["reboot_records"]) + len(top["judged"])
+			var v map[string]json.RawMessage
+			if json.Unmarshal(top["verdict"], &v) == nil {
+				n += len(v["judged"])
+			}
+		}
+		return n
+	}
+	it := c.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return total, records, fmt.Errorf("history of %s run %s: %w", workflowID, runID, err)
+		}
+		total += proto.Size(ev)
+		if m := ev.GetMarkerRecordedEventAttributes(); m != nil {
+			records += recordBytes(m.GetDetails()["result"])
+		}
+		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil {
+			records += recordBytes(a.GetResult())
+		}
+	}
+	return total, records, nil
 }

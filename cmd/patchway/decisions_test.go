@@ -13,11 +13,9 @@ import (
 	"testing"
 	"time"
 
-	commonpb "go.temporal.io/api/common/v1"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/patchway/patchway/decisionlog"
 	"github.com/patchway/patchway/devserver"
 	"github.com/patchway/patchway/fleetsim"
 	"github.com/patchway/patchway/rollout"
@@ -323,41 +321,15 @@ func TestE2EDecisionsFollowEveryContinueAsNew(t *testing.T) {
 	t.Logf("decisions from %d rollout runs and %d workflows; %d batches ran several runs", rolloutRuns, len(runs), batchMulti)
 }
 
-// historyBytes sums the encoded size of every event of the runs, and the
-// bytes of the decision records in their payloads (records,
-// reboot_records, a verdict's judged).
+// historyBytes sums decisionlog.HistoryBytes over the runs.
 func historyBytes(ctx context.Context, t *testing.T, c client.Client, runs map[[2]string]bool) (total, records int) {
 	t.Helper()
-	recordBytes := func(ps *commonpb.Payloads) int {
-		n := 0
-		for _, p := range ps.GetPayloads() {
-			var top map[string]json.RawMessage
-			if json.Unmarshal(p.GetData(), &top) != nil {
-				continue
-			}
-			n += len(top["records"]) + len(top["reboot_records"]) + len(top["judged"])
-			var v map[string]json.RawMessage
-			if json.Unmarshal(top["verdict"], &v) == nil {
-				n += len(v["judged"])
-			}
-		}
-		return n
-	}
 	for run := range runs {
-		it := c.GetWorkflowHistory(ctx, run[0], run[1], false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for it.HasNext() {
-			ev, err := it.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			total += proto.Size(ev)
-			if m := ev.GetMarkerRecordedEventAttributes(); m != nil {
-				records += recordBytes(m.GetDetails()["result"])
-			}
-			if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil {
-				records += recordBytes(a.GetResult())
-			}
+		n, r, err := decisionlog.HistoryBytes(ctx, c, run[0], run[1])
+		if err != nil {
+			t.Fatal(err)
 		}
+		total, records = total+n, records+r
 	}
 	return total, records
 }
