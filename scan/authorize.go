@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -15,6 +16,37 @@ import (
 
 // AuthorizeWorkflowName proves who creates a scan's schedule.
 const AuthorizeWorkflowName = "ScanAuthorizeWorkflow"
+
+// SpendTokenWorkflowName marks an identity token used, across the
+// namespace: its workflow id is "token/" and the token's SHA-256, and a
+// second start of that id is refused by the server while the namespace
+// retains the first (days; an action token lives minutes).
+const SpendTokenWorkflowName = "SpendTokenWorkflow"
+
+// SpendTokenWorkflow does nothing: that it ran is the record.
+func SpendTokenWorkflow(workflow.Context) error { return nil }
+
+// spend marks token used, or refuses it when it already was: a scan's
+// token, unlike a rollout's, is not tied to one long-lived workflow that
+// could remember it, so the server's workflow id uniqueness does. The
+// reuse policy is the workflow's own choice, never a client's.
+func spend(ctx workflow.Context, scanID, token string) error {
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            "token/" + workflows.TokenHash(token),
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		StaticSummary:         "an identity token, spent by scan " + scanID,
+	})
+	f := workflow.ExecuteChildWorkflow(cctx, SpendTokenWorkflowName)
+	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+		if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("scan %s refused: this identity token was already used (token_replayed); sign in and ask again", scanID), contract.Refused, nil)
+		}
+		return fmt.Errorf("spend the identity token: %w", err)
+	}
+	return f.Get(ctx, nil)
+}
 
 // versionRequester is the workflow version from which a scan proves who
 // requested it before it touches a host.
@@ -75,6 +107,9 @@ func authorize(ctx workflow.Context, in AuthorizeInput) (*contract.Person, strin
 		User: in.User, Token: in.Token, Now: workflow.Now(ctx)}
 	if req.Token != "" {
 		req.User = ""
+		if err := spend(ctx, in.ScanID, req.Token); err != nil {
+			return nil, "", err
+		}
 	}
 	var dec contract.GateDecision
 	if err := workflow.ExecuteLocalActivity(workflows.WithPolicyOptions(ctx), contract.AuthorizeGateName, req).Get(ctx, &dec); err != nil {

@@ -21,6 +21,7 @@ func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(ScanWorkflow, workflow.RegisterOptions{Name: WorkflowName})
 	r.RegisterWorkflowWithOptions(ScanBatchWorkflow, workflow.RegisterOptions{Name: BatchWorkflowName})
 	r.RegisterWorkflowWithOptions(AuthorizeWorkflow, workflow.RegisterOptions{Name: AuthorizeWorkflowName})
+	r.RegisterWorkflowWithOptions(SpendTokenWorkflow, workflow.RegisterOptions{Name: SpendTokenWorkflowName})
 }
 
 // ScanWorkflow re-verifies every host of an inventory against patches,

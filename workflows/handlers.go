@@ -367,7 +367,7 @@ func (r *run) authorize(ctx workflow.Context, in contract.AuthorizeGateInput) (R
 	if in.Token != "" {
 		// Whatever the policy says, this token is spent: it is now in
 		// history, and a copy of it must prove nothing twice.
-		r.st.UsedTokens = append(r.st.UsedTokens, tokenHash(in.Token))
+		r.st.UsedTokens = append(r.st.UsedTokens, TokenHash(in.Token))
 		user = ""
 	}
 	var dec contract.GateDecision
@@ -393,9 +393,9 @@ func (r *run) authorize(ctx workflow.Context, in contract.AuthorizeGateInput) (R
 	return rec, nil
 }
 
-// tokenHash is the SHA-256 (hex) of a token, as the oidc policy writes
+// TokenHash is the SHA-256 (hex) of a token, as the oidc policy writes
 // it (crypto.sha256) and as UsedTokens keeps it.
-func tokenHash(token string) string {
+func TokenHash(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }

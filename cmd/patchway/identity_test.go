@@ -20,6 +20,7 @@ import (
 
 	"github.com/patchway/patchway/devidp"
 	"github.com/patchway/patchway/fleetsim"
+	"github.com/patchway/patchway/rollout"
 	"github.com/patchway/patchway/scan"
 	"github.com/patchway/patchway/workflows"
 )
@@ -310,4 +311,47 @@ func TestE2EVerifiedScanRequester(t *testing.T) {
 		t.Errorf("--last does not name the requester:\n%s", last)
 	}
 	e.mustCLI(ctx, "scan", "--id", "nightly", "--delete")
+
+	// The action tokens are in the histories (a scan's input, the
+	// schedule's authorization); sent again, each is refused as spent.
+	defs, diags, err := scan.LoadDefinitions([]string{filepath.Join("..", "..", "examples", "ms08-067.hcl")})
+	if err != nil || diags.HasErrors() {
+		t.Fatal(err, diags)
+	}
+	patches, err := defs.Patches([]string{"KB958644"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	invFile, diags := rollout.LoadInventory(inv)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	tokens, _ := e.historyTokens(ctx)
+	replayed := 0
+	for _, tok := range tokens {
+		aud := audienceOf(t, tok)
+		if len(aud) != 1 {
+			continue
+		}
+		switch aud[0] {
+		case "urn:patchway:scan/adhoc:scan":
+			run, err := scan.Start(ctx, e.client, scan.Input{ScanID: "adhoc", Hosts: invFile.Hosts, Sites: invFile.Sites, Patches: patches, Token: tok})
+			if err == nil {
+				_, err = scan.Await(ctx, e.client, run.GetID(), run.GetRunID())
+			}
+			if err == nil || !strings.Contains(err.Error(), "token_replayed") {
+				t.Errorf("a one-off scan's token sent again: %v; want it refused as spent", err)
+			}
+			replayed++
+		case "urn:patchway:scan/nightly:scan":
+			if _, err := scan.Authorize(ctx, e.client, scan.AuthorizeInput{ScanID: "nightly", Token: tok}); err == nil || !strings.Contains(err.Error(), "token_replayed") {
+				t.Errorf("a schedule's token sent again: %v; want it refused as spent", err)
+			}
+			replayed++
+		}
+	}
+	t.Logf("%d scan tokens found in history, each refused when sent again", replayed)
+	if replayed < 2 {
+		t.Errorf("%d scan tokens found in history to replay; want carol's one-off and her schedule's", replayed)
+	}
 }
