@@ -480,9 +480,9 @@ func (h *Host) boot() {
 	if late, ok := h.faults[FaultServicesLate]; ok {
 		h.readyAt = boot.Add(late.Delay)
 	}
-	if err := h.lis.open(); err != nil {
+	h.lis.reopen(func(err error) {
 		h.fleet.opts.Logger.Warn("fleetsim: host cannot listen again after its reboot; it stays unreachable", "host", h.spec.Name, "error", err)
-	}
+	})
 }
 
 // servicesReady reports whether the host's services answer (false for a

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // hostListener is a host's WinRM port. It is open while the host is up
@@ -58,6 +59,40 @@ func (l *hostListener) open() error {
 	}
 	l.serve(ln)
 	return nil
+}
+
+// reopenFor bounds how long a booted host retries a port that is taken
+// (longer than Linux's 60 s TIME_WAIT, which keeps a port a client
+// closed first unbindable), and reopenEvery is the pause between tries.
+const (
+	reopenFor   = 3 * time.Minute
+	reopenEvery = 50 * time.Millisecond
+)
+
+// reopen listens again at the host's address (a boot). The fleet's ports
+// are loopback ports in the ephemeral range, so while a host is down any
+// client's outgoing connection may be given its port as its own source
+// port, and listening fails until that connection closes (EADDRINUSE):
+// a simulator's accident, not a Windows behaviour, and at 10,000 hosts
+// it left a few hosts down for good and a rollout waiting for them. The
+// first try is now, as a boot is; the retries run apart, for at most
+// reopenFor, and give up with failed(err).
+func (l *hostListener) reopen(failed func(error)) {
+	err := l.open()
+	if err == nil {
+		return
+	}
+	l.fleet.wg.Add(1)
+	go l.fleet.guard("reopen of host "+l.name, func() {
+		defer l.fleet.wg.Done()
+		for deadline := time.Now().Add(reopenFor); time.Now().Before(deadline); {
+			time.Sleep(reopenEvery)
+			if err = l.open(); err == nil {
+				return
+			}
+		}
+		failed(err)
+	})()
 }
 
 // shut stops listening (the host went down); connections already open
