@@ -60,6 +60,9 @@ type Options struct {
 	Clients []Client
 	// PublicClientID is the CLI's public client id; default "patchway-cli".
 	PublicClientID string
+	// WebClientID is the console's public client id (authorization code
+	// with PKCE, redirect to loopback); default "patchway-console".
+	WebClientID string
 	// Audience is the aud of login and service tokens; default "patchway".
 	Audience string
 	// ActionAudiencePrefix: token exchange audiences must start with it;
@@ -126,6 +129,7 @@ type Issuer struct {
 	mu       sync.Mutex
 	byDevice map[string]*deviceGrant
 	byUser   map[string]*deviceGrant
+	byCode   map[string]*codeGrant
 }
 
 // Start listens on opts.Addr and serves the issuer until Close.
@@ -155,6 +159,7 @@ func Start(opts Options) (*Issuer, error) {
 		served:   make(chan struct{}),
 		byDevice: make(map[string]*deviceGrant),
 		byUser:   make(map[string]*deviceGrant),
+		byCode:   make(map[string]*codeGrant),
 	}
 	i.srv = &http.Server{
 		Handler:           i.routes(),
@@ -204,6 +209,7 @@ func (o Options) withDefaults() (Options, error) {
 	o.People = copyPeople(o.People)
 	o.Clients = copyClients(o.Clients)
 	o.PublicClientID = orDefault(o.PublicClientID, "patchway-cli")
+	o.WebClientID = orDefault(o.WebClientID, "patchway-console")
 	o.Audience = orDefault(o.Audience, "patchway")
 	o.ActionAudiencePrefix = orDefault(o.ActionAudiencePrefix, "urn:patchway:")
 	for _, d := range []struct {

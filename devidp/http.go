@@ -20,6 +20,8 @@ func (i *Issuer) routes() http.Handler {
 	// A page on another site must not approve or deny a code in the
 	// person's browser: refuse cross-origin form posts.
 	mux.Handle("POST /device", http.NewCrossOriginProtection().Handler(http.HandlerFunc(i.handleDeviceForm)))
+	mux.HandleFunc("GET /authorize", i.handleAuthorizePage)
+	mux.Handle("POST /authorize", http.NewCrossOriginProtection().Handler(http.HandlerFunc(i.handleAuthorizeForm)))
 	mux.HandleFunc("POST /token", i.handleToken)
 	return mux
 }
@@ -28,11 +30,13 @@ func (i *Issuer) routes() http.Handler {
 type discovery struct {
 	Issuer                      string   `json:"issuer"`
 	JWKSURI                     string   `json:"jwks_uri"`
+	AuthorizationEndpoint       string   `json:"authorization_endpoint"`
 	DeviceAuthorizationEndpoint string   `json:"device_authorization_endpoint"`
 	TokenEndpoint               string   `json:"token_endpoint"`
 	GrantTypes                  []string `json:"grant_types_supported"`
 	SigningAlgs                 []string `json:"id_token_signing_alg_values_supported"`
 	ResponseTypes               []string `json:"response_types_supported"`
+	CodeChallengeMethods        []string `json:"code_challenge_methods_supported"`
 	SubjectTypes                []string `json:"subject_types_supported"`
 	TokenAuthMethods            []string `json:"token_endpoint_auth_methods_supported"`
 	Claims                      []string `json:"claims_supported"`
@@ -43,6 +47,7 @@ const (
 	grantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
 	grantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
 	grantClientCredentials = "client_credentials"
+	grantAuthorizationCode = "authorization_code"
 	tokenTypeAccessToken   = "urn:ietf:params:oauth:token-type:access_token"
 	tokenTypeJWT           = "urn:ietf:params:oauth:token-type:jwt"
 )
@@ -52,11 +57,13 @@ func (i *Issuer) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, discovery{
 		Issuer:                      i.url,
 		JWKSURI:                     i.url + "/keys",
+		AuthorizationEndpoint:       i.url + "/authorize",
 		DeviceAuthorizationEndpoint: i.url + "/device/code",
 		TokenEndpoint:               i.url + "/token",
-		GrantTypes:                  []string{grantDeviceCode, grantTokenExchange, grantClientCredentials},
+		GrantTypes:                  []string{grantDeviceCode, grantAuthorizationCode, grantTokenExchange, grantClientCredentials},
 		SigningAlgs:                 []string{"ES256"},
-		ResponseTypes:               []string{"token"},
+		ResponseTypes:               []string{"code", "token"},
+		CodeChallengeMethods:        []string{"S256"},
 		SubjectTypes:                []string{"public"},
 		TokenAuthMethods:            []string{"none", "client_secret_basic", "client_secret_post"},
 		Claims:                      []string{"iss", "sub", "aud", "iat", "nbf", "exp", "jti", "name", "email", "preferred_username", "groups", "permissions"},

@@ -8,6 +8,16 @@ import (
 	"strings"
 )
 
+// pageStyle is the style of the issuer's pages.
+const pageStyle = `
+body { font-family: system-ui, sans-serif; max-width: 28rem; margin: 3rem auto; padding: 0 1rem; color: #1b1f24; }
+label { display: block; margin-top: 1rem; }
+input { width: 100%; padding: .4rem; font-size: 1rem; box-sizing: border-box; }
+button { margin-top: 1.2rem; padding: .5rem 1rem; font-size: 1rem; }
+.error { color: #a40e26; }
+.note { color: #57606a; font-size: .9rem; }
+`
+
 // pageTemplate is the verification page: the form, or the outcome of
 // submitting it. html/template escapes everything it is given.
 var pageTemplate = template.Must(template.New("device").Parse(`<!doctype html>
@@ -16,14 +26,7 @@ var pageTemplate = template.Must(template.New("device").Parse(`<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>patchway dev sign-in</title>
-<style>
-body { font-family: system-ui, sans-serif; max-width: 28rem; margin: 3rem auto; padding: 0 1rem; color: #1b1f24; }
-label { display: block; margin-top: 1rem; }
-input { width: 100%; padding: .4rem; font-size: 1rem; box-sizing: border-box; }
-button { margin-top: 1.2rem; padding: .5rem 1rem; font-size: 1rem; }
-.error { color: #a40e26; }
-.note { color: #57606a; font-size: .9rem; }
-</style>
+<style>` + pageStyle + `</style>
 </head>
 <body>
 <h1>patchway dev sign-in</h1>
@@ -116,19 +119,25 @@ func (i *Issuer) person(username string) (Person, bool) {
 	return Person{}, false
 }
 
-// render writes the page with headers that keep it out of caches and
-// frames and let it load nothing from elsewhere.
+// render writes the verification page.
 func (i *Issuer) render(w http.ResponseWriter, status int, p page) {
 	p.People = strings.Join(i.subjects(), ", ")
+	writePage(w, status, pageTemplate, p, "'self'")
+}
+
+// writePage writes a page with headers that keep it out of caches and
+// frames and let it load nothing from elsewhere; formAction is where its
+// form may post (and, for the sign-in of a web application, redirect).
+func writePage(w http.ResponseWriter, status int, t *template.Template, data any, formAction string) {
 	var buf bytes.Buffer
-	if err := pageTemplate.Execute(&buf, p); err != nil {
+	if err := t.Execute(&buf, data); err != nil {
 		http.Error(w, "render the sign-in page: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action "+formAction+"; frame-ancestors 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(status)

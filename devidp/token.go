@@ -40,6 +40,8 @@ func (i *Issuer) token(w http.ResponseWriter, r *http.Request) (tokenAnswer, *oa
 	switch grant := form.Get("grant_type"); grant {
 	case grantDeviceCode:
 		return i.deviceCodeGrant(form, c)
+	case grantAuthorizationCode:
+		return i.authorizationCodeGrant(form, c)
 	case grantTokenExchange:
 		return i.tokenExchange(form)
 	case grantClientCredentials:
@@ -47,7 +49,7 @@ func (i *Issuer) token(w http.ResponseWriter, r *http.Request) (tokenAnswer, *oa
 	case "":
 		return tokenAnswer{}, failf(http.StatusBadRequest, "invalid_request", "grant_type is required")
 	default:
-		return tokenAnswer{}, failf(http.StatusBadRequest, "unsupported_grant_type", "this issuer does not speak grant_type %q; it speaks %s", grant, strings.Join([]string{grantDeviceCode, grantTokenExchange, grantClientCredentials}, ", "))
+		return tokenAnswer{}, failf(http.StatusBadRequest, "unsupported_grant_type", "this issuer does not speak grant_type %q; it speaks %s", grant, strings.Join([]string{grantDeviceCode, grantAuthorizationCode, grantTokenExchange, grantClientCredentials}, ", "))
 	}
 }
 
@@ -81,7 +83,7 @@ func (i *Issuer) authenticate(r *http.Request, form url.Values) (caller, *oauthE
 	switch {
 	case id == "":
 		return caller{}, nil
-	case id == i.opts.PublicClientID:
+	case id == i.opts.PublicClientID || id == i.opts.WebClientID:
 		if secret != "" {
 			return caller{}, failf(http.StatusUnauthorized, "invalid_client", "the client %q is public and has no secret; send client_id alone", id)
 		}

@@ -240,3 +240,46 @@ func (p *Provider) ServiceToken(ctx context.Context, clientID, secret string) fu
 		return t.AccessToken, nil
 	}
 }
+
+// ErrNoBrowserFlow: the provider's discovery document names no
+// authorization endpoint, so a web application cannot sign people in.
+var ErrNoBrowserFlow = errors.New("the identity provider offers no authorization endpoint (authorization code grant); register the console as a web application there")
+
+// WebLogin is a browser sign-in by the authorization code grant with
+// PKCE (RFC 7636), for a web application whose callback is RedirectURI.
+type WebLogin struct {
+	Provider    *Provider
+	ClientID    string
+	RedirectURI string
+	Scopes      []string
+}
+
+func (l WebLogin) config() *oauth2.Config {
+	cfg := l.Provider.oauth(l.ClientID, l.Scopes)
+	cfg.RedirectURL = l.RedirectURI
+	cfg.Endpoint.AuthURL = l.Provider.AuthorizationEndpoint
+	return cfg
+}
+
+// NewVerifier is a fresh PKCE code verifier, to keep until the callback.
+func NewVerifier() string { return oauth2.GenerateVerifier() }
+
+// AuthURL is where to send the person's browser: the provider's sign-in,
+// which comes back to RedirectURI with a code and state.
+func (l WebLogin) AuthURL(state, verifier string) (string, error) {
+	if l.Provider.AuthorizationEndpoint == "" {
+		return "", ErrNoBrowserFlow
+	}
+	return l.config().AuthCodeURL(state, oauth2.S256ChallengeOption(verifier)), nil
+}
+
+// Redeem trades the callback's code, with the verifier kept since
+// AuthURL, for the person's session.
+func (l WebLogin) Redeem(ctx context.Context, code, verifier string) (Session, error) {
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, l.Provider.client)
+	tok, err := l.config().Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		return Session{}, fmt.Errorf("sign-in at %s: %w", l.Provider.Issuer, describe(err))
+	}
+	return Session{Issuer: l.Provider.Issuer, ClientID: l.ClientID, AccessToken: tok.AccessToken, Expiry: tok.Expiry}, nil
+}

@@ -30,6 +30,7 @@ type Provider struct {
 	Issuer                      string   `json:"issuer"`
 	JWKSURI                     string   `json:"jwks_uri"`
 	TokenEndpoint               string   `json:"token_endpoint"`
+	AuthorizationEndpoint       string   `json:"authorization_endpoint,omitempty"`
 	DeviceAuthorizationEndpoint string   `json:"device_authorization_endpoint,omitempty"`
 	GrantTypes                  []string `json:"grant_types_supported,omitempty"`
 
@@ -61,8 +62,11 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (*Provide
 			return nil, fmt.Errorf("discover OpenID provider %s: %w", issuer, err)
 		}
 	}
-	if p.DeviceAuthorizationEndpoint != "" {
-		if err := checkURL("device_authorization_endpoint", p.DeviceAuthorizationEndpoint); err != nil {
+	for name, u := range map[string]string{"device_authorization_endpoint": p.DeviceAuthorizationEndpoint, "authorization_endpoint": p.AuthorizationEndpoint} {
+		if u == "" {
+			continue
+		}
+		if err := checkURL(name, u); err != nil {
 			return nil, fmt.Errorf("discover OpenID provider %s: %w", issuer, err)
 		}
 	}
