@@ -55,7 +55,7 @@ func Build(ctx context.Context, policy ExceptionPolicy, in contract.ReportInput)
 		GeneratedAt:       in.GeneratedAt,
 		HostCount:         len(hosts),
 		OutsideSteps:      in.OutsideSteps,
-		CompliancePercent: compliance(totals, len(hosts)),
+		CompliancePercent: CompliancePercent(totals, len(hosts)),
 		Totals:            totals,
 		By:                breakdowns(hosts),
 		Unowned:           unowned(hosts),
@@ -142,9 +142,9 @@ func applyException(ctx context.Context, policy ExceptionPolicy, hr *contract.Ho
 	return nil
 }
 
-// compliance is compliant hosts over applicable ones, in percent
+// CompliancePercent is compliant hosts over applicable ones, in percent
 // (contract.Percent); 0 when none is applicable.
-func compliance(totals map[rollout.HostState]int, hosts int) float64 {
+func CompliancePercent(totals map[rollout.HostState]int, hosts int) float64 {
 	return contract.Percent(totals[rollout.StateCompliant], hosts-totals[rollout.StateNotApplicable])
 }
 
@@ -186,7 +186,7 @@ func breakdowns(hosts []contract.HostReport) []contract.Breakdown {
 		slices.Sort(values)
 		for _, v := range values {
 			b := groups[v]
-			b.CompliancePercent = compliance(b.Totals, b.Hosts)
+			b.CompliancePercent = CompliancePercent(b.Totals, b.Hosts)
 			out = append(out, *b)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -291,4 +292,70 @@ func FetchReport(ctx context.Context, c client.Client, rolloutID string) (Report
 		st.Provisional = fmt.Sprintf("rollout %s before its report", strings.ToLower(strings.TrimPrefix(status.String(), "WORKFLOW_EXECUTION_STATUS_")))
 	}
 	return st, nil
+}
+
+// Act is one person's gate or control action on a rollout, as a command
+// or the console sends it: the update, what it names, and who acts (an
+// action token bound to Audience, or on a dev server a typed User).
+type Act struct {
+	// Update is one of the Update* names.
+	Update string
+	// Gate names the gate of an approval or rejection; Host the host of
+	// an exception or a skip.
+	Gate, Host string
+	Reason     string
+	// Expires ends an exception.
+	Expires time.Time
+	// Rollback: an abort uninstalls the current wave's patch.
+	Rollback bool
+	// The risk facts a threat update adds.
+	Exploited, WormInTheWild, ExploitPublic bool
+	Token, User                             string
+}
+
+// Request is the update's argument.
+func (a Act) Request() any {
+	switch a.Update {
+	case UpdateApprove, UpdateReject:
+		return GateRequest{Gate: a.Gate, User: a.User, Token: a.Token, Reason: a.Reason}
+	case UpdateAbort:
+		return AbortRequest{User: a.User, Token: a.Token, Reason: a.Reason, Rollback: a.Rollback}
+	case UpdateExcept:
+		return ExceptRequest{Host: a.Host, User: a.User, Token: a.Token, Reason: a.Reason, Expires: a.Expires}
+	case UpdateSkipHost:
+		return SkipHostRequest{Host: a.Host, User: a.User, Token: a.Token, Reason: a.Reason}
+	case UpdateThreat:
+		return ThreatRequest{User: a.User, Token: a.Token, Reason: a.Reason, Exploited: a.Exploited, WormInTheWild: a.WormInTheWild, ExploitPublic: a.ExploitPublic}
+	}
+	return ControlRequest{User: a.User, Token: a.Token, Reason: a.Reason}
+}
+
+// Audience is the audience of the act's token: the rollout, the action
+// and the gate or host it names.
+func (a Act) Audience(rolloutID string) string {
+	target := a.Host
+	if a.Update == UpdateApprove || a.Update == UpdateReject {
+		target = a.Gate
+	}
+	return contract.ActionAudience(rolloutID, a.Update, target)
+}
+
+// ParseExpiry reads an exception's end: a duration from now (Go syntax or
+// whole days "7d", as durations are written in HCL) or an RFC 3339 time.
+func ParseExpiry(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err == nil && n > 0 {
+			return now.Add(time.Duration(n) * 24 * time.Hour), nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return time.Time{}, fmt.Errorf("--expires %q: want a positive duration (72h, 7d) or an RFC 3339 time", s)
+	}
+	return now.Add(d), nil
 }

@@ -5,14 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
-
-	"github.com/patchway/patchway/contract"
 
 	"github.com/patchway/patchway/workflows"
 )
@@ -201,7 +197,7 @@ func (o *controlOptions) Validate() error {
 	if !o.action.expires {
 		return nil
 	}
-	until, err := parseExpiry(o.expires, o.now)
+	until, err := workflows.ParseExpiry(o.expires, o.now)
 	if err != nil {
 		return err
 	}
@@ -209,43 +205,30 @@ func (o *controlOptions) Validate() error {
 	return nil
 }
 
-// request is the update's argument.
-func (o *controlOptions) request() any {
-	user, token := o.who.user, o.who.token
-	switch o.action.update {
-	case workflows.UpdateApprove, workflows.UpdateReject:
-		return workflows.GateRequest{Gate: o.gate, User: user, Token: token, Reason: o.reason}
-	case workflows.UpdateAbort:
-		return workflows.AbortRequest{User: user, Token: token, Reason: o.reason, Rollback: o.rollback}
-	case workflows.UpdateExcept:
-		return workflows.ExceptRequest{Host: o.host, User: user, Token: token, Reason: o.reason, Expires: o.until}
-	case workflows.UpdateSkipHost:
-		return workflows.SkipHostRequest{Host: o.host, User: user, Token: token, Reason: o.reason}
-	case workflows.UpdateThreat:
-		return workflows.ThreatRequest{User: user, Token: token, Reason: o.reason, Exploited: o.exploited, WormInTheWild: o.worm, ExploitPublic: o.exploitPublic}
-	}
-	return workflows.ControlRequest{User: user, Token: token, Reason: o.reason}
+// act is the action this command sends.
+func (o *controlOptions) act() workflows.Act {
+	return workflows.Act{Update: o.action.update, Gate: o.gate, Host: o.host, Reason: o.reason, Expires: o.until, Rollback: o.rollback,
+		Exploited: o.exploited, WormInTheWild: o.worm, ExploitPublic: o.exploitPublic, Token: o.who.token, User: o.who.user}
 }
+
+// request is the update's argument.
+func (o *controlOptions) request() any { return o.act().Request() }
 
 // audience is the audience of this action's token: the rollout, the
 // action and the gate or host it names. An approval or rejection names
 // its gate; without GATE, the one the rollout waits at now.
 func (o *controlOptions) audience(ctx context.Context, c client.Client) (string, error) {
-	target := o.host
-	if o.action.update == workflows.UpdateApprove || o.action.update == workflows.UpdateReject {
-		if o.gate == "" {
-			p, err := workflows.GetProgress(ctx, c, o.rolloutID)
-			if err != nil {
-				return "", err
-			}
-			if p.WaitingGate == "" {
-				return "", fmt.Errorf("rollout %s is not waiting at a gate (status %s)", o.rolloutID, p.Status)
-			}
-			o.gate = p.WaitingGate
+	if (o.action.update == workflows.UpdateApprove || o.action.update == workflows.UpdateReject) && o.gate == "" {
+		p, err := workflows.GetProgress(ctx, c, o.rolloutID)
+		if err != nil {
+			return "", err
 		}
-		target = o.gate
+		if p.WaitingGate == "" {
+			return "", fmt.Errorf("rollout %s is not waiting at a gate (status %s)", o.rolloutID, p.Status)
+		}
+		o.gate = p.WaitingGate
 	}
-	return contract.ActionAudience(o.rolloutID, o.action.update, target), nil
+	return o.act().Audience(o.rolloutID), nil
 }
 
 // done is what the decision line says was done ("USER done ROLLOUT").
@@ -325,26 +308,6 @@ func printRefusal(w io.Writer, rolloutID, name string, r workflows.Refusal) {
 	for _, v := range r.Violations {
 		fmt.Fprintf(w, "  %s: %s\n", v.Code, v.Msg)
 	}
-}
-
-// parseExpiry reads an exception's end: a duration from now (Go syntax or
-// whole days "7d", as durations are written in HCL) or an RFC 3339 time.
-func parseExpiry(s string, now time.Time) (time.Time, error) {
-	s = strings.TrimSpace(s)
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err == nil && n > 0 {
-			return now.Add(time.Duration(n) * 24 * time.Hour), nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return time.Time{}, fmt.Errorf("--expires %q: want a positive duration (72h, 7d) or an RFC 3339 time", s)
-	}
-	return now.Add(d), nil
 }
 
 func shortRevision(rev string) string {

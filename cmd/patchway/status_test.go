@@ -83,12 +83,12 @@ func TestParseExpiry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseExpiry(tt.in, now)
+			got, err := workflows.ParseExpiry(tt.in, now)
 			if (err != nil) != tt.wantErr {
-				t.Fatalf("parseExpiry(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
+				t.Fatalf("workflows.ParseExpiry(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
 			}
 			if !got.Equal(tt.want) {
-				t.Errorf("parseExpiry(%q) = %v, want %v", tt.in, got, tt.want)
+				t.Errorf("workflows.ParseExpiry(%q) = %v, want %v", tt.in, got, tt.want)
 			}
 		})
 	}
