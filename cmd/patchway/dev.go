@@ -21,10 +21,13 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/patchway/patchway/activities"
+	"github.com/patchway/patchway/console"
 	"github.com/patchway/patchway/devidp"
 	"github.com/patchway/patchway/devserver"
 	"github.com/patchway/patchway/internal/devcert"
 	"github.com/patchway/patchway/oidc"
+	"github.com/patchway/patchway/policies"
+	"github.com/patchway/patchway/report"
 	"github.com/patchway/patchway/workflows"
 )
 
@@ -74,6 +77,8 @@ type devOptions struct {
 	insecureIdentity bool
 	// idpPort is the local identity provider's port (0: any free one).
 	idpPort int
+	// consolePort is the web console's port (0: any free one, -1: none).
+	consolePort int
 	// auth makes the Temporal frontend authenticate every call (--auth).
 	auth bool
 }
@@ -104,6 +109,7 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", cpuProfileUsage)
 	f.BoolVar(&o.insecureIdentity, "insecure-dev-identity", false, "also accept a typed name (--as with --insecure-dev-identity) instead of a token; every such action is recorded and reported unverified")
 	f.BoolVar(&o.auth, "auth", false, "make the Temporal frontend authenticate every call with a token of the local provider (Temporal's JWT claim mapper and default authorizer); the Web UI reads as a reader, the worker acts as a writer")
+	f.IntVar(&o.consolePort, "console-port", devConsolePort, "port of the web console (patchway console) on 127.0.0.1 (0: any free port, -1: no console)")
 	f.IntVar(&o.idpPort, "idp-port", devIDPPort, "port of the local OpenID Connect issuer for the demo's people")
 	return cmd
 }
@@ -186,6 +192,7 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 	}
 	revision := ""
 	inbox := false
+	var exceptions report.ExceptionPolicy
 	if !o.noWorker {
 		var channels activities.ChannelResolver
 		if o.inbox {
@@ -211,6 +218,7 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 		}
 		defer w.Stop()
 		revision = engine.Revision()
+		exceptions = engine
 		if o.policyDir != "" {
 			go watchPolicies(ctx, engine, defaultPolicyReload, nil, logger)
 		}
@@ -220,7 +228,29 @@ func runDev(ctx context.Context, out, errOut io.Writer, o devOptions) error {
 	if auth != nil {
 		id.caFile = auth.CAFile
 	}
-	printDevBanner(out, srv, fleet, revision, inbox, id, time.Since(started))
+	consoleURL := ""
+	if o.consolePort >= 0 {
+		if exceptions == nil {
+			engine, err := policies.Load(ctx, o.policyDir)
+			if err != nil {
+				return err
+			}
+			exceptions = engine
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(devserver.DefaultIP, strconv.Itoa(o.consolePort)))
+		if err != nil {
+			return fmt.Errorf("console: %w (--console-port 0 picks a free port, -1 starts none)", err)
+		}
+		consoleURL = "http://" + ln.Addr().String()
+		copts := console.Options{Client: c, Namespace: srv.Namespace(), Address: srv.FrontendAddress(), WebUI: srv.UIAddress(),
+			Issuer: idp.URL(), Exceptions: exceptions, Logger: logger}
+		go func() {
+			if err := serveConsole(ctx, ln, copts, io.Discard); err != nil {
+				logger.Error("console stopped", "error", err)
+			}
+		}()
+	}
+	printDevBanner(out, srv, fleet, revision, inbox, id, consoleURL, time.Since(started))
 	<-ctx.Done()
 	fmt.Fprintln(out, "\nstopping: worker, then server and Web UI...")
 	return nil
@@ -388,11 +418,14 @@ func (fc firstCredentials) Resolve(ctx context.Context, name string) (activities
 	return activities.Credential{}, err
 }
 
-func printDevBanner(out io.Writer, srv *devserver.Server, fleet *runningFleet, policyRevision string, inbox bool, id devIdentity, took time.Duration) {
+func printDevBanner(out io.Writer, srv *devserver.Server, fleet *runningFleet, policyRevision string, inbox bool, id devIdentity, consoleURL string, took time.Duration) {
 	fmt.Fprintf(out, "Patchway dev environment ready in %s\n", took.Round(100*time.Millisecond))
 	fmt.Fprintf(out, "  Temporal frontend  %s (namespace %s)\n", srv.FrontendAddress(), srv.Namespace())
 	if srv.UIAddress() != "" {
 		fmt.Fprintf(out, "  Web UI             %s/namespaces/%s/workflows\n", srv.UIAddress(), srv.Namespace())
+	}
+	if consoleURL != "" {
+		fmt.Fprintf(out, "  console            %s (sign in as any demo person)\n", consoleURL)
 	}
 	if p := srv.DatabasePath(); p != "" {
 		fmt.Fprintf(out, "  state              %s (rollouts survive a restart)\n", p)

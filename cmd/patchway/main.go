@@ -49,6 +49,7 @@ func newRootCmd() *cobra.Command {
 		newExceptCmd(g),
 		newSkipHostCmd(g),
 		newReportCmd(g),
+		newConsoleCmd(g),
 		newPolicyCmd(g),
 		newScanCmd(g),
 		newThreatCmd(g),
