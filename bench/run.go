@@ -103,7 +103,7 @@ func runSize(ctx context.Context, cfg config, n int) (sizeResult, error) {
 
 	res.ServerProfile = filepath.Join(dir, "server.pprof")
 	server, m, err := ps.start(ctx, "server", dir, cfg.patchway, []string{"dev", "--no-worker", "--headless", "--in-memory",
-		"--scenario=", "--port", "0", "--cpuprofile", res.ServerProfile}, env, serverReady, 2*time.Minute)
+		"--scenario=", "--port", "0", "--console-port", "-1", "--cpuprofile", res.ServerProfile}, env, serverReady, 2*time.Minute)
 	if err != nil {
 		return res, err
 	}

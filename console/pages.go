@@ -39,8 +39,6 @@ type frame struct {
 	CanSignIn bool
 	Namespace string
 	Address   string
-	// Live: the page refreshes its live part.
-	Live bool
 }
 
 func (s *Server) frame(r *http.Request, title string) frame {
@@ -155,7 +153,6 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	page := listPage{frame: s.frame(r, "Rollouts")}
-	page.Live = true
 	if len(ids) > maxRollouts {
 		page.More, ids = len(ids)-maxRollouts, ids[:maxRollouts]
 	}
@@ -310,7 +307,6 @@ func (s *Server) showRollout(w http.ResponseWriter, r *http.Request, code int, f
 	q := r.URL.Query()
 	page := rolloutPage{frame: s.frame(r, "Rollout "+id), ID: id, P: p, Flash: fl, Provisional: provisional,
 		Filter: q.Get("state"), Search: strings.TrimSpace(q.Get("q")), Ended: p.Status.Ended()}
-	page.Live = !page.Ended
 	page.Left = s.timeLeft(p.Deadline, p.Breached, page.Ended)
 	page.CanAct = page.Person != "" && !page.Ended
 	if s.opts.Issuer == "" {

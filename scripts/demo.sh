@@ -13,6 +13,7 @@
 #    first gate alice tries to approve her own rollout and the gates policy
 #    refuses her (four-eyes, on her verified token); each time it waits at a
 #    gate, bob approves it with his, and the script says so.
+#    The console link dev prints shows the same rollout in a browser.
 # 4. One SLA escalation shows up, then the rollout completes; Ctrl-C (or the
 #    end) stops everything cleanly.
 #
@@ -84,6 +85,8 @@ for _ in $(seq 1 240); do
 done
 grep -q 'environment ready' "$DEMO/dev.out" || { echo "demo: patchway dev did not get ready within 2 minutes" >&2; exit 1; }
 sed -n '1,/^$/p' "$DEMO/dev.out"
+CONSOLE=$(sed -n 's/^  console *\(http[^ ]*\).*/\1/p' "$DEMO/dev.out" | head -n1)
+[ -n "$CONSOLE" ] && note "Open $CONSOLE and sign in (bob/bob) to see the rollout's waves, hosts and decisions and act on them."
 INVENTORY=$(sed -n 's/^  fleet inventory *//p' "$DEMO/dev.out" | head -n1)
 [ -n "$INVENTORY" ] || { echo "demo: patchway dev did not print the fleet inventory" >&2; exit 1; }
 ISSUER=$(sed -n 's/^  identity provider *\([^ ]*\).*/\1/p' "$DEMO/dev.out" | head -n1)

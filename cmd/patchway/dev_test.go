@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"regexp"
 	"sync"
 	"testing"
@@ -65,6 +66,15 @@ func TestDevRunsServerAndWorkerAndStopsCleanlyOnCancel(t *testing.T) {
 		if !bytes.Contains([]byte(out.String()), []byte(want)) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}
+	}
+
+	// The console dev started answers, and lists the (no) rollouts.
+	if m := regexp.MustCompile(`console            (http://127\.0\.0\.1:\d+)`).FindStringSubmatch(out.String()); m == nil {
+		t.Errorf("banner names no console:\n%s", out.String())
+	} else if resp, err := http.Get(m[1] + "/"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("dev's console at %s: %v %v", m[1], resp, err)
+	} else {
+		resp.Body.Close()
 	}
 
 	// The worker polls Patchway's task queue on the dev server.
