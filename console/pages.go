@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
@@ -25,6 +26,8 @@ import (
 // Bounds of what one page lists.
 const (
 	maxRollouts = 100
+	// listQueries bounds the progress queries the list runs at once.
+	listQueries = 8
 	maxHostRows = 500
 	// listSince is how far back the list shows ended rollouts.
 	listSince = 30 * 24 * time.Hour
@@ -156,14 +159,23 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	if len(ids) > maxRollouts {
 		page.More, ids = len(ids)-maxRollouts, ids[:maxRollouts]
 	}
-	for _, id := range ids {
-		p, err := workflows.GetProgress(ctx, c, id)
-		if err != nil {
-			page.Rows = append(page.Rows, listRow{ID: id, Error: err.Error()})
-			continue
-		}
-		page.Rows = append(page.Rows, s.listRow(p))
+	// One progress query per rollout, a few at a time.
+	page.Rows = make([]listRow, len(ids))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, listQueries)
+	for k, id := range ids {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			p, err := workflows.GetProgress(ctx, c, id)
+			if err != nil {
+				page.Rows[k] = listRow{ID: id, Error: err.Error()}
+				return
+			}
+			page.Rows[k] = s.listRow(p)
+		})
 	}
+	wg.Wait()
 	s.render(w, http.StatusOK, "list", page, r.URL.Query().Get("fragment"))
 }
 
