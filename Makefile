@@ -18,20 +18,23 @@ demo: build
 # test runs everything that exists: the independent WinRM clients the fleet tests drive, lint, the PowerShell parse, unit/integration/e2e tests, short fuzzing.
 test: testdeps lint psparse unit fuzz
 
-# testdeps installs the independent WinRM clients the fleet tests drive
-# (fleetsim/pywinrm_test.go, fleetsim/ansible_test.go): Debian's pywinrm
-# and Ansible (the ansible package, whose ansible.windows collection holds
-# win_ping), which import under /usr/bin/python3; about 30 s here. Only
-# root installs; anyone else is told what to install and those tests skip.
-# A failed install (no network) does not stop make test either.
-TESTDEPS_APT := python3-winrm ansible
+# testdeps installs what the tests drive from Debian when it is missing:
+# the independent WinRM clients of the fleet tests (fleetsim/pywinrm_test.go,
+# fleetsim/ansible_test.go: pywinrm, and Ansible, whose ansible.windows
+# collection holds win_ping) and Chromium for the browser tests of the Web
+# UI and the console (cmd/patchway/browser_test.go, console_test.go); about
+# 30 s each here. Only root installs; anyone else is told what to install
+# and those tests skip. A failed install (no network) does not stop make
+# test either.
+TESTDEPS_APT := python3-winrm ansible chromium
 
 testdeps:
-	@if /usr/bin/python3 -c 'import winrm, ansible_collections.ansible.windows' 2>/dev/null && command -v ansible >/dev/null; then exit 0; fi; \
-	if [ "$$(id -u)" != 0 ]; then echo "testdeps: not root: run apt-get install -y $(TESTDEPS_APT), or the pywinrm and Ansible fleet tests skip"; exit 0; fi; \
+	@if /usr/bin/python3 -c 'import winrm, ansible_collections.ansible.windows' 2>/dev/null && command -v ansible >/dev/null && \
+		{ command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "testdeps: not root: run apt-get install -y $(TESTDEPS_APT), or the fleet client and browser tests skip"; exit 0; fi; \
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get install -y -q $(TESTDEPS_APT) || { apt-get update -q && apt-get install -y -q $(TESTDEPS_APT); } || \
-	echo "testdeps: could not install $(TESTDEPS_APT); the pywinrm and Ansible fleet tests skip"
+	echo "testdeps: could not install $(TESTDEPS_APT); the fleet client and browser tests skip"
 
 unit:
 	$(GO) test -count=1 -timeout 30m $(PKGS)
