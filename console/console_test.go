@@ -100,7 +100,7 @@ func TestPagesEscapeWhatHostsSay(t *testing.T) {
 // a 404 page naming it.
 func TestAServerThatIsDownThenComesBack(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts the embedded Temporal server")
+		t.Skip("-short: this test starts the embedded Temporal server")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -179,16 +179,7 @@ func (i *Issuer) authorizationCodeGrant(form url.Values, c caller) (tokenAnswer,
 	case !equalSecret(g.challenge, base64.RawURLEncoding.EncodeToString(sum[:])):
 		return tokenAnswer{}, failf(http.StatusBadRequest, "invalid_grant", "the code_verifier does not match the code_challenge (PKCE)")
 	}
-	who := personIdentity(g.person)
-	access, err := i.mint(who, i.opts.Audience, i.opts.LoginTTL)
-	if err != nil {
-		return tokenAnswer{}, internal(err)
-	}
-	id, err := i.mint(who, c.id, i.opts.LoginTTL)
-	if err != nil {
-		return tokenAnswer{}, internal(err)
-	}
-	return tokenAnswer{AccessToken: access, IDToken: id, TokenType: "Bearer", ExpiresIn: wholeSeconds(i.opts.LoginTTL)}, nil
+	return i.loginTokens(g.person, c.id)
 }
 
 // authPage is what the sign-in page of the authorization request shows.
@@ -200,16 +191,7 @@ type authPage struct {
 	People   string
 }
 
-var authTemplate = template.Must(template.New("authorize").Parse(`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>patchway dev sign-in</title>
-<style>` + pageStyle + `</style>
-</head>
-<body>
-<h1>patchway dev sign-in</h1>
+var authTemplate = template.Must(template.New("authorize").Parse(pageHead + `
 {{if .Error}}<p class="error">{{.Error}}</p>{{end}}
 {{if .ShowForm}}
 <p>Sign in to the Patchway console.</p>

@@ -18,9 +18,8 @@ button { margin-top: 1.2rem; padding: .5rem 1rem; font-size: 1rem; }
 .note { color: #57606a; font-size: .9rem; }
 `
 
-// pageTemplate is the verification page: the form, or the outcome of
-// submitting it. html/template escapes everything it is given.
-var pageTemplate = template.Must(template.New("device").Parse(`<!doctype html>
+// pageHead opens every page of the issuer.
+const pageHead = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -29,7 +28,11 @@ var pageTemplate = template.Must(template.New("device").Parse(`<!doctype html>
 <style>` + pageStyle + `</style>
 </head>
 <body>
-<h1>patchway dev sign-in</h1>
+<h1>patchway dev sign-in</h1>`
+
+// pageTemplate is the verification page: the form, or the outcome of
+// submitting it. html/template escapes everything it is given.
+var pageTemplate = template.Must(template.New("device").Parse(pageHead + `
 {{if .Message}}<p>{{.Message}}</p>{{end}}
 {{if .Error}}<p class="error">{{.Error}}</p>{{end}}
 {{if .ShowForm}}

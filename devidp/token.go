@@ -112,12 +112,18 @@ func (i *Issuer) deviceCodeGrant(form url.Values, c caller) (tokenAnswer, *oauth
 	if e != nil {
 		return tokenAnswer{}, e
 	}
+	return i.loginTokens(p, c.id)
+}
+
+// loginTokens are a signed-in person's login token and id_token for the
+// client clientID: what a device code or an authorization code redeems.
+func (i *Issuer) loginTokens(p Person, clientID string) (tokenAnswer, *oauthError) {
 	who := personIdentity(p)
 	access, err := i.mint(who, i.opts.Audience, i.opts.LoginTTL)
 	if err != nil {
 		return tokenAnswer{}, internal(err)
 	}
-	id, err := i.mint(who, c.id, i.opts.LoginTTL)
+	id, err := i.mint(who, clientID, i.opts.LoginTTL)
 	if err != nil {
 		return tokenAnswer{}, internal(err)
 	}
